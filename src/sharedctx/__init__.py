@@ -1,0 +1,61 @@
+"""sharedctx: one shared context per pipeline session.
+
+Components of a pipeline put results, read each other's, let data expire, find
+entries by glob pattern or tag, get notified of changes and wait for each other,
+safely from many threads and asyncio tasks.
+
+    >>> from sharedctx import SharedContext
+    >>> with SharedContext("session-1", default_ttl=3600) as ctx:
+    ...     _ = ctx.set("analysis:mind:tim", {"score": 0.9}, source="mind:tim")
+    ...     ctx.get("analysis:mind:tim")
+    {'score': 0.9}
+"""
+
+from sharedctx._context import SharedContext
+from sharedctx._errors import (
+    BackendUnavailableError,
+    CapacityError,
+    ContextClosedError,
+    ContextError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    InvalidPatternError,
+    InvalidTTLError,
+    SchemaError,
+    SerializationError,
+    SessionExistsError,
+    SessionLostError,
+    ValueTooLargeError,
+    VersionConflictError,
+    WatchOverflowError,
+)
+from sharedctx._events import Watch
+from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KEEP_TTL",
+    "BackendUnavailableError",
+    "CapacityError",
+    "ContextClosedError",
+    "ContextEntry",
+    "ContextError",
+    "ContextEvent",
+    "ContextStats",
+    "EntryMetadata",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "InvalidPatternError",
+    "InvalidTTLError",
+    "SchemaError",
+    "SerializationError",
+    "SessionExistsError",
+    "SessionLostError",
+    "SharedContext",
+    "ValueTooLargeError",
+    "VersionConflictError",
+    "Watch",
+    "WatchOverflowError",
+    "__version__",
+]

@@ -1,0 +1,139 @@
+"""The exceptions sharedctx raises.
+
+Every error is a :class:`ContextError`. Errors about a bad argument are also
+``ValueError`` (or ``TypeError`` for a value that cannot be encoded), so code that
+catches the builtin Python expects keeps working. Messages name the key and what was
+wrong with it.
+
+::
+
+    ContextError
+    ├── InvalidArgumentError (ValueError)
+    │   ├── InvalidKeyError
+    │   ├── InvalidPatternError
+    │   └── InvalidTTLError
+    ├── ValueTooLargeError (ValueError)
+    ├── SchemaError (ValueError)
+    ├── SerializationError (TypeError)
+    ├── VersionConflictError
+    ├── CapacityError
+    ├── ContextClosedError
+    ├── WatchOverflowError
+    ├── SessionExistsError
+    ├── BackendUnavailableError
+    └── SessionLostError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BackendUnavailableError",
+    "CapacityError",
+    "ContextClosedError",
+    "ContextError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "InvalidPatternError",
+    "InvalidTTLError",
+    "SchemaError",
+    "SerializationError",
+    "SessionExistsError",
+    "SessionLostError",
+    "ValueTooLargeError",
+    "VersionConflictError",
+    "WatchOverflowError",
+]
+
+
+class ContextError(Exception):
+    """Base class of every error raised by sharedctx."""
+
+
+class InvalidArgumentError(ContextError, ValueError):
+    """An argument has the wrong type or value (a session id, a limit, a timeout...)."""
+
+
+class InvalidKeyError(InvalidArgumentError):
+    """A key or tag is not a non-empty ``str`` of at most 1024 characters."""
+
+
+class InvalidPatternError(InvalidArgumentError):
+    """A glob pattern is malformed: an unclosed ``[``, an empty ``[]``, a trailing ``\\``."""
+
+
+class InvalidTTLError(InvalidArgumentError):
+    """A TTL is not a finite number of seconds > 0, a ``timedelta``, or ``None``."""
+
+
+class ValueTooLargeError(ContextError, ValueError):
+    """A value's encoded size exceeds ``max_entry_bytes``. Nothing was stored."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"value for key {key!r} is {size} bytes encoded, over the limit of {limit} bytes"
+        )
+        self.key = key
+        self.size = size
+        self.limit = limit
+
+
+class SchemaError(ContextError, ValueError):
+    """A value does not fit the type or schema it was read or written with.
+
+    ``errors`` lists ``(path, message)`` pairs, where ``path`` is the dotted location
+    of the bad field inside the value (``""`` for the value itself).
+    """
+
+    def __init__(self, key: str, expected: str, errors: Sequence[tuple[str, str]]) -> None:
+        details = "; ".join(f"{path or '<value>'}: {message}" for path, message in errors)
+        super().__init__(f"value for key {key!r} does not fit {expected}: {details}")
+        self.key = key
+        self.expected = expected
+        self.errors = list(errors)
+
+
+class SerializationError(ContextError, TypeError):
+    """A value cannot be encoded (an unsupported type, an int out of 64-bit range)."""
+
+
+class VersionConflictError(ContextError):
+    """A conditional write (``if_version``) found another version. Nothing was stored.
+
+    ``actual`` is 0 when the key does not exist (or has expired).
+    """
+
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        super().__init__(f"key {key!r} is at version {actual}, not the expected version {expected}")
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class CapacityError(ContextError):
+    """The context is full and its eviction policy is ``"reject"``. Nothing was stored."""
+
+
+class ContextClosedError(ContextError):
+    """The context was closed or destroyed; it can no longer be used."""
+
+
+class WatchOverflowError(ContextError):
+    """A watch fell more than ``max_pending`` events behind and was closed."""
+
+
+class SessionExistsError(ContextError):
+    """``create_context`` was asked for a session that already exists."""
+
+
+class BackendUnavailableError(ContextError):
+    """The backend (a Redis server) cannot be reached. Nothing was changed."""
+
+
+class SessionLostError(ContextError):
+    """The backend lost the session's data (a Redis server restarted empty).
+
+    Raised once by the next call (and by each watch's next read); afterwards the
+    context goes on with the now empty session.
+    """

@@ -1,0 +1,320 @@
+"""Subscriptions, watches and the delivery of events to them.
+
+A store hands every change to an :class:`EventHub` while it holds its own lock, in
+revision order; the hub delivers afterwards, outside that lock, one event at a time
+and in that order, whichever thread wrote. So a callback may call the context (even
+write to it) or unsubscribe itself, and every matching subscriber sees every event
+exactly once, after the change is visible to readers.
+
+Subscriptions are indexed by the literal prefix of their pattern: for an event on a
+key, the hub looks up the key's prefixes of the lengths that occur among the
+subscriptions (a dict lookup each) and tests the full pattern only on those. A write
+that no subscription can match costs those lookups and creates no event at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import TracebackType
+from typing import Self
+
+from sharedctx._errors import ContextClosedError, WatchOverflowError
+from sharedctx._glob import Glob
+from sharedctx._types import ContextEvent
+
+__all__ = ["EventHub", "Subscription", "Watch"]
+
+_log = logging.getLogger("sharedctx")
+_ids = itertools.count(1)
+
+
+class Subscription:
+    """A pattern and the callback that receives the events matching it."""
+
+    __slots__ = ("active", "callback", "glob", "id", "start")
+
+    def __init__(self, glob: Glob, callback: Callable[[ContextEvent], object]) -> None:
+        self.id = f"sub-{next(_ids)}"
+        self.glob = glob
+        self.callback = callback
+        self.start = 0  # events up to this revision happened before the subscription
+        self.active = True
+
+
+class EventHub:
+    """Routes a context's events to its subscriptions (see the module docstring)."""
+
+    def __init__(self) -> None:
+        # Copy-on-write: writers read these without a lock; subscribe/unsubscribe
+        # replace them whole under ``_index_lock``.
+        self._by_prefix: dict[str, tuple[Subscription, ...]] = {}
+        self._prefix_lengths: tuple[int, ...] = ()
+        self._subscriptions: dict[str, Subscription] = {}
+        self._index_lock = threading.Lock()
+        self._pending: deque[ContextEvent] = deque()
+        self._delivering = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)
+
+    def wants(self, key: str) -> bool:
+        """Whether some subscription's literal prefix starts ``key`` (cheap, no glob test)."""
+        by_prefix = self._by_prefix
+        if not by_prefix:
+            return False
+        size = len(key)
+        for length in self._prefix_lengths:
+            if length > size:
+                return False
+            if key[:length] in by_prefix:
+                return True
+        return False
+
+    def add(self, subscription: Subscription, start: int) -> None:
+        """Register ``subscription`` for events after revision ``start``.
+
+        The caller must serialize this with :meth:`enqueue` (hold the store's lock).
+        """
+        subscription.start = start
+        with self._index_lock:
+            self._subscriptions[subscription.id] = subscription
+            self._reindex()
+
+    def remove(self, subscription_id: str) -> bool:
+        """Stop delivering to a subscription; False if it is not registered."""
+        with self._index_lock:
+            subscription = self._subscriptions.pop(subscription_id, None)
+            if subscription is None:
+                return False
+            subscription.active = False
+            self._reindex()
+            return True
+
+    def remove_all(self) -> list[Subscription]:
+        """Remove every subscription and return them."""
+        with self._index_lock:
+            removed = list(self._subscriptions.values())
+            for subscription in removed:
+                subscription.active = False
+            self._subscriptions.clear()
+            self._reindex()
+        return removed
+
+    def _reindex(self) -> None:
+        by_prefix: dict[str, list[Subscription]] = {}
+        for subscription in self._subscriptions.values():
+            by_prefix.setdefault(subscription.glob.prefix, []).append(subscription)
+        self._by_prefix = {prefix: tuple(subs) for prefix, subs in by_prefix.items()}
+        self._prefix_lengths = tuple(sorted({len(prefix) for prefix in by_prefix}))
+
+    def enqueue(self, event: ContextEvent) -> None:
+        """Queue an event; called by the store under its lock, in revision order."""
+        self._pending.append(event)
+
+    def deliver(self) -> None:
+        """Deliver queued events; called by the store after releasing its lock.
+
+        One thread delivers at a time. A thread that finds another delivering leaves
+        its events to that one, which re-checks the queue before it stops.
+        """
+        pending = self._pending
+        while pending:
+            if not self._delivering.acquire(blocking=False):
+                return
+            try:
+                while pending:
+                    self._dispatch(pending.popleft())
+            finally:
+                self._delivering.release()
+
+    def _dispatch(self, event: ContextEvent) -> None:
+        key = event.key
+        by_prefix = self._by_prefix
+        size = len(key)
+        for length in self._prefix_lengths:
+            if length > size:
+                break
+            for subscription in by_prefix.get(key[:length], ()):
+                if (
+                    subscription.active
+                    and event.revision > subscription.start
+                    and subscription.glob.match(key)
+                ):
+                    try:
+                        subscription.callback(event)
+                    except Exception:
+                        _log.exception(
+                            "sharedctx subscriber %s failed on %s of %r",
+                            subscription.id,
+                            event.action,
+                            key,
+                        )
+
+
+class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
+    """A bounded stream of the events matching a pattern (``SharedContext.watch``).
+
+    Iterate it (``for``/``async for``) or call ``get``/``aget``; it is also a context
+    manager (``with``/``async with``) that closes it. Iteration ends when the watch or
+    its context is closed. It buffers at most ``max_pending`` events; a watch that
+    falls further behind is closed, and once its buffer is read the next read raises
+    ``WatchOverflowError``. Writers never wait for a watch.
+    """
+
+    def __init__(self, pattern: str, max_pending: int, cancel: Callable[[], object]) -> None:
+        self.pattern = pattern
+        self.max_pending = max_pending
+        self._cancel = cancel
+        self._buffer: deque[ContextEvent] = deque()
+        self._condition = threading.Condition(threading.Lock())
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closed = False
+        self._error: Exception | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the watch was closed (it may still hold buffered events)."""
+        return self._closed
+
+    def push(self, event: ContextEvent) -> None:
+        """Buffer an event (the subscription callback); never blocks the writer."""
+        with self._condition:
+            if self._closed:
+                return
+            if len(self._buffer) >= self.max_pending:
+                self._error = WatchOverflowError(
+                    f"watch on {self.pattern!r} fell more than {self.max_pending} events "
+                    "behind and was closed"
+                )
+                self._shut()
+            else:
+                self._buffer.append(event)
+                self._wake()
+        if self._closed:
+            self._cancel()
+
+    def fail(self, error: Exception) -> None:
+        """Close the watch; its next read after the buffered events raises ``error``."""
+        with self._condition:
+            if self._error is None:
+                self._error = error
+            self._shut()
+        self._cancel()
+
+    def close(self) -> None:
+        """Stop the watch; iteration ends after nothing more. Idempotent."""
+        with self._condition:
+            self._buffer.clear()
+            self._shut()
+        self._cancel()
+
+    def _shut(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._condition.notify_all()
+        for loop, future in self._waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+        self._waiters.clear()
+
+    def _take(self) -> ContextEvent | None:
+        # Called with the condition held: the next event, an error, or None (wait).
+        if self._buffer:
+            return self._buffer.popleft()
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise ContextClosedError(f"watch on {self.pattern!r} is closed")
+        return None
+
+    def get(self, timeout: float | None = None) -> ContextEvent:
+        """The next event; wait at most ``timeout`` seconds (``TimeoutError``).
+
+        Raises ``ContextClosedError`` once the watch is closed and drained, and
+        ``WatchOverflowError`` if it was closed for falling behind.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while (event := self._take()) is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no event on {self.pattern!r} within {timeout} s")
+                self._condition.wait(remaining)
+            return event
+
+    async def aget(self, timeout: float | None = None) -> ContextEvent:
+        """Awaitable twin of :meth:`get`; never blocks the event loop."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            with self._condition:
+                event = self._take()
+                if event is not None:
+                    return event
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, future))
+            remaining = None if deadline is None else deadline - loop.time()
+            try:
+                await asyncio.wait_for(future, remaining)
+            except TimeoutError:
+                raise TimeoutError(f"no event on {self.pattern!r} within {timeout} s") from None
+            finally:
+                with self._condition:  # timed out or cancelled: forget the waiter
+                    if (loop, future) in self._waiters:
+                        self._waiters.remove((loop, future))
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> ContextEvent:
+        try:
+            return self.get()
+        except ContextClosedError:
+            raise StopIteration from None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> ContextEvent:
+        try:
+            return await self.aget()
+        except ContextClosedError:
+            raise StopAsyncIteration from None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._buffer)} pending"
+        return f"<Watch {self.pattern!r} {state}>"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

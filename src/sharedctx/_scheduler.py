@@ -1,0 +1,90 @@
+"""One timer thread for the whole process, shared by every context.
+
+Contexts use it to expire entries actively. The thread starts on first use, sleeps
+until the earliest timer is due (it never polls while nothing is due), is a daemon
+so it never keeps the process alive, and runs callbacks one at a time: a callback
+must be short. Timers are cancelled by their owner (``SharedContext.close()``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Timer", "call_at"]
+
+_log = logging.getLogger("sharedctx")
+
+
+class Timer:
+    """A scheduled callback; ``cancel()`` makes sure it will not run."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run the callback (no effect if it already ran)."""
+        self.cancelled = True
+
+
+class _Scheduler:
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._sequence = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` on the scheduler thread at ``time.monotonic()`` >= ``when``."""
+        timer = Timer(when, callback)
+        with self._condition:
+            heapq.heappush(self._heap, (when, next(self._sequence), timer))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sharedctx-scheduler", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is timer:
+                self._condition.notify()
+        return timer
+
+    def _run(self) -> None:
+        heap = self._heap
+        while True:
+            with self._condition:
+                while True:
+                    while heap and heap[0][2].cancelled:
+                        heapq.heappop(heap)
+                    if not heap:
+                        self._condition.wait()
+                        continue
+                    delay = heap[0][0] - time.monotonic()
+                    if delay <= 0:
+                        timer = heapq.heappop(heap)[2]
+                        break
+                    self._condition.wait(delay)
+            if timer.cancelled:
+                continue
+            try:
+                timer.callback()
+            except Exception:
+                _log.exception("sharedctx timer callback failed")
+
+    def _after_fork(self) -> None:
+        # The thread does not survive a fork; the child starts its own when needed.
+        self.__init__()  # type: ignore[misc]
+
+
+_scheduler = _Scheduler()
+os.register_at_fork(after_in_child=_scheduler._after_fork)
+
+call_at = _scheduler.call_at
