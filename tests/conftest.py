@@ -14,8 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,9 +45,41 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def ctx(clock: FakeClock) -> Iterator[SharedContext]:
+def clocked(clock: FakeClock) -> Iterator[SharedContext]:
+    """A memory context on a fake clock: for the rules that need time to move."""
     with SharedContext("test-session", clock=clock) as context:
         yield context
+
+
+ContextFactory = Callable[..., SharedContext]
+
+BACKENDS = ["memory"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_context(backend: str) -> Iterator[ContextFactory]:
+    """Make contexts on the backend under test; each is destroyed afterwards."""
+    made: list[SharedContext] = []
+
+    def make(session_id: str | None = None, **options: Any) -> SharedContext:
+        context = SharedContext(session_id or f"test-{uuid.uuid4().hex[:12]}", **options)
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        context.destroy()
+
+
+@pytest.fixture
+def ctx(make_context: ContextFactory) -> SharedContext:
+    """A context on each backend, with default options."""
+    return make_context()
 
 
 def _free_port() -> int:

@@ -28,7 +28,11 @@ def _enc_hook(obj: Any) -> Any:
     # pydantic models are encoded as their python-mode dump (datetimes stay datetimes).
     if hasattr(type(obj), "__pydantic_fields__"):
         return obj.model_dump()
-    raise NotImplementedError
+    raise TypeError(
+        f"values of type {type(obj).__module__}.{type(obj).__qualname__} are not supported "
+        "(use builtins, dataclasses, pydantic models, msgspec Structs, datetime, date, "
+        "UUID, Decimal or Enum)"
+    )
 
 
 _encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
@@ -59,15 +63,7 @@ def _reason(exc: BaseException) -> str:
         return "an int is outside the 64-bit range msgpack can hold"
     if isinstance(exc, RecursionError):
         return "the value is nested too deeply (or refers to itself)"
-    return (
-        str(exc)
-        .replace("Encoding objects of type", "values of type")
-        .replace(
-            "is unsupported",
-            "are not supported (use builtins, dataclasses, pydantic models,"
-            " msgspec Structs, datetime, date, UUID, Decimal or Enum)",
-        )
-    )
+    return str(exc)
 
 
 def _plain_copy(value: Any) -> Any:
@@ -116,10 +112,12 @@ def _convert_msgspec(key: str, value: Any, type_: Any) -> Any:
 
 @functools.lru_cache(maxsize=512)
 def _adapter(type_: Any) -> Any:
-    """A cached pydantic TypeAdapter for ``type_``, or None if pydantic cannot handle it."""
-    from pydantic import PydanticSchemaGenerationError, TypeAdapter
+    """A cached pydantic TypeAdapter for ``type_``, or None if pydantic cannot handle it
+    (msgspec Structs, or ``typing.TypedDict`` before Python 3.12): msgspec does those.
+    """
+    from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
 
     try:
         return TypeAdapter(type_)
-    except PydanticSchemaGenerationError:
+    except (PydanticSchemaGenerationError, PydanticUserError):
         return None

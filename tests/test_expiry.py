@@ -1,0 +1,188 @@
+"""TTLs: expired entries are never seen, and they expire by themselves."""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from sharedctx import KEEP_TTL, ContextEvent, InvalidTTLError, SharedContext
+
+from .conftest import ContextFactory, FakeClock
+
+
+def test_expired_entry_is_never_returned_by_any_read(
+    clocked: SharedContext, clock: FakeClock
+) -> None:
+    clocked.set("analysis:mind:tim", 1, ttl=10, tags=["mind"])
+    clocked.set("analysis:mind:forever", 2, ttl=None, tags=["mind"])
+    clock.advance(9.999)
+    assert clocked.get("analysis:mind:tim") == 1
+    clock.advance(0.001)
+    assert clocked.get("analysis:mind:tim") is None
+    assert clocked.get_entry("analysis:mind:tim") is None
+    assert not clocked.has("analysis:mind:tim")
+    assert "analysis:mind:tim" not in clocked
+    assert len(clocked) == 1
+    assert clocked.keys() == ["analysis:mind:forever"]
+    assert [e.key for e in clocked.find_by_pattern("analysis:*")] == ["analysis:mind:forever"]
+    assert [e.key for e in clocked.find_by_tag("mind")] == ["analysis:mind:forever"]
+    assert clocked.get_multiple(["analysis:mind:tim"]) == {}
+    assert clocked.stats().entries == 1
+
+
+def test_each_set_restarts_the_expiry(clocked: SharedContext, clock: FakeClock) -> None:
+    clocked.set("k", 1, ttl=10)
+    clock.advance(8)
+    clocked.set("k", 2, ttl=10)
+    clock.advance(8)
+    assert clocked.get("k") == 2
+
+
+def test_keep_ttl_keeps_the_current_expiry(clocked: SharedContext, clock: FakeClock) -> None:
+    first = clocked.set("k", 1, ttl=10)
+    clock.advance(8)
+    kept = clocked.set("k", 2, ttl=KEEP_TTL)
+    assert kept.expires_at == first.expires_at
+    assert kept.ttl == 10
+    clock.advance(2)
+    assert clocked.get("k") is None
+    assert clocked.set("new", 1, ttl=KEEP_TTL).expires_at is None  # nothing to keep
+
+
+def test_default_ttl_applies_when_set_gives_none(clock: FakeClock) -> None:
+    with SharedContext("s", default_ttl=timedelta(seconds=5), clock=clock) as ctx:
+        assert ctx.default_ttl == 5
+        assert ctx.set("default", 1).ttl == 5
+        assert ctx.set("forever", 1, ttl=None).ttl is None
+        clock.advance(5)
+        assert ctx.keys() == ["forever"]
+
+
+def test_an_expired_key_counts_as_absent_for_versions(
+    clocked: SharedContext, clock: FakeClock
+) -> None:
+    clocked.set("k", 1, ttl=1)
+    clocked.set("k", 2, ttl=1)
+    clock.advance(1)
+    assert clocked.set("k", 3, if_version=0).metadata.version == 1
+
+
+def test_purge_expired_removes_and_reports_expire_events(
+    clocked: SharedContext, clock: FakeClock
+) -> None:
+    events: list[ContextEvent] = []
+    clocked.subscribe("*", events.append)
+    clocked.set_multiple({"a": 1, "b": 2}, ttl=5)
+    clocked.set("c", 3, ttl=50)
+    clock.advance(5)
+    assert clocked.purge_expired() == 2
+    assert clocked.purge_expired() == 0
+    expired = [(event.action, event.key, event.entry.value) for event in events[3:]]
+    assert expired == [("expire", "a", 1), ("expire", "b", 2)]
+    assert clocked.stats().expired == 2
+
+
+def test_expiry_found_by_a_read_is_reported_as_expire_not_delete(
+    clocked: SharedContext, clock: FakeClock
+) -> None:
+    events: list[ContextEvent] = []
+    clocked.subscribe("*", events.append)
+    clocked.set("k", 1, ttl=1)
+    clock.advance(2)
+    assert clocked.get("k") is None
+    assert [event.action for event in events] == ["set", "expire"]
+    assert clocked.delete("k") is False
+
+
+def test_a_key_rewritten_with_a_later_ttl_does_not_expire_early(
+    clocked: SharedContext, clock: FakeClock
+) -> None:
+    clocked.set("k", 1, ttl=1)
+    clocked.set("k", 2, ttl=100)
+    clock.advance(50)
+    assert clocked.purge_expired() == 0
+    assert clocked.get("k") == 2
+
+
+def test_many_rewrites_do_not_grow_the_deadline_heap_without_bound(
+    clocked: SharedContext, clock: FakeClock
+) -> None:
+    for n in range(20_000):
+        clocked.set("k", n, ttl=10 + n)
+    store: Any = clocked._store
+    assert len(store._deadlines) <= 2 * len(clocked) + 1025
+
+
+@pytest.mark.parametrize(
+    "bad", [0, -1, math.nan, math.inf, True, "10", timedelta(0), timedelta(seconds=-1)]
+)
+def test_bad_ttls_raise_invalid_ttl_error(ctx: SharedContext, bad: object) -> None:
+    with pytest.raises(InvalidTTLError) as caught:
+        ctx.set("k", 1, ttl=bad)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(InvalidTTLError):
+        ctx.expire("k", bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTTLError):
+        ctx.update("k", lambda value: 1, ttl=bad)  # type: ignore[arg-type]
+    assert not ctx.has("k")
+
+
+def test_expiry_is_active_without_any_call_touching_the_key(
+    make_context: ContextFactory,
+) -> None:
+    ctx = make_context()
+    expired = threading.Event()
+    received: list[ContextEvent] = []
+
+    def on_event(event: ContextEvent) -> None:
+        if event.action == "expire":
+            received.append(event)
+            expired.set()
+
+    ctx.subscribe("*", on_event)
+    ctx.set("short", {"v": 1}, ttl=0.05)
+    # Nothing reads the context while we wait: only the shared timer can expire it.
+    assert expired.wait(timeout=5), "no expire event arrived"
+    assert received[0].key == "short"
+    assert received[0].entry.value == {"v": 1}
+
+
+def test_one_timer_thread_serves_every_context() -> None:
+    contexts = [SharedContext(f"s{n}") for n in range(20)]
+    before = len(threading.enumerate())
+    expired = threading.Semaphore(0)
+    for ctx in contexts:
+        ctx.subscribe("*", lambda event: event.action == "expire" and expired.release())
+        ctx.set("k", 1, ttl=0.02)
+    for _ in contexts:
+        assert expired.acquire(timeout=10)
+    schedulers = [t for t in threading.enumerate() if t.name == "sharedctx-scheduler"]
+    assert len(schedulers) == 1
+    assert schedulers[0].daemon
+    assert len(threading.enumerate()) <= before + 1
+    for ctx in contexts:
+        ctx.close()
+
+
+def test_close_cancels_the_expiry_timer() -> None:
+    ctx = SharedContext("s")
+    ctx.set("k", 1, ttl=30)
+    store: Any = ctx._store
+    timer = store._timer
+    assert timer is not None
+    assert not timer.cancelled
+    ctx.close()
+    assert timer.cancelled
+
+
+def test_with_an_injected_clock_expiry_waits_for_a_call(clock: FakeClock) -> None:
+    with SharedContext("s", clock=clock) as ctx:
+        ctx.set("k", 1, ttl=0.01)
+        store: Any = ctx._store
+        assert store._timer is None  # the fake clock is not the timer's clock
+        clock.advance(1)
+        assert ctx.purge_expired() == 1
