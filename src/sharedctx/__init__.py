@@ -30,6 +30,7 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "CapacityError",
     "ContextClosedError",
     "ContextEntry",
+    "ContextManager",
     "ContextError",
     "ContextEvent",
     "ContextStats",
@@ -58,4 +60,5 @@ __all__ = [
     "Watch",
     "WatchOverflowError",
     "__version__",
+    "context_manager",
 ]

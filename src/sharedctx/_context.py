@@ -746,6 +746,9 @@ class SharedContext:
             raise
         return watch
 
+    def _activity(self) -> int:
+        return self._store.activity()
+
     def _check_notifications(self) -> None:
         if not self._notifications:
             raise ContextError(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from sharedctx._errors import InvalidPatternError
 
-__all__ = ["Glob", "compile_glob"]
+__all__ = ["Glob", "compile_glob", "escape"]
 
 # A segment is the text between two stars: either plain characters (str) or, if it
 # holds ``?`` or a class, a compiled regex of fixed length with its length.
@@ -108,6 +108,14 @@ def compile_glob(pattern: str) -> Glob:
             i += 1
     close_segment()
     return Glob(pattern, "".join(literal) if prefix is None else prefix, segments, starred)
+
+
+def escape(text: str) -> str:
+    """A pattern that matches exactly ``text`` (its ``*?[]\\`` escaped)."""
+    return "".join("\\" + char if char in _SPECIAL else char for char in text)
+
+
+_SPECIAL = frozenset("*?[]\\")
 
 
 def _parse_class(pattern: str, i: int) -> tuple[str, int]:

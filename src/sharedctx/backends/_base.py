@@ -88,6 +88,9 @@ class Store(Protocol):
     def stats(self, subscriptions: int) -> ContextStats:
         """Counters as of now."""
 
+    def activity(self) -> int:
+        """A number that changes whenever a call reads or writes (for idle checks)."""
+
     def subscribe(self, subscription: Subscription) -> None:
         """Deliver to ``subscription`` every event after the current revision."""
 

@@ -78,6 +78,7 @@ class MemoryStore:
         self._deadlines: list[tuple[float, str]] = []
         self._revision = 0
         self._hits = self._misses = self._expired = self._evicted = 0
+        self._calls = 0  # every call that reads or writes; for idle detection
 
     # -- reads -------------------------------------------------------------------
 
@@ -312,6 +313,9 @@ class MemoryStore:
 
     # -- events and lifecycle ----------------------------------------------------
 
+    def activity(self) -> int:
+        return self._calls
+
     def subscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._check_open()
@@ -342,6 +346,7 @@ class MemoryStore:
         """Check the store is open and drop what is due; return the clock's time."""
         if self._closed:
             self._check_open()
+        self._calls += 1
         now = self._clock()
         deadlines = self._deadlines
         if deadlines and deadlines[0][0] <= now:

@@ -1,0 +1,189 @@
+"""``ContextManager``: one ``SharedContext`` per pipeline session, with a lifecycle.
+
+A manager never replaces a live context (``create_context`` raises
+``SessionExistsError``), creates exactly one context per id even when many threads
+ask at once, and can destroy sessions nobody has used for a while. It uses no
+global state: the module-level ``context_manager`` is only a convenience.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from sharedctx import _scheduler
+from sharedctx._checks import check_session_id, check_ttl
+from sharedctx._context import TTL, SharedContext
+from sharedctx._errors import ContextClosedError, SessionExistsError
+
+__all__ = ["ContextManager", "context_manager"]
+
+
+class _Session:
+    __slots__ = ("context", "idle_since", "last_activity")
+
+    def __init__(self, context: SharedContext, now: float) -> None:
+        self.context = context
+        self.last_activity = context._activity()
+        self.idle_since = now
+
+
+class ContextManager:
+    """Creates, finds and destroys the contexts of pipeline sessions (thread-safe).
+
+    The options are the defaults of every context it creates (``create_context``
+    may override them). With ``session_idle_ttl`` (seconds), a session whose context
+    nobody read or wrote through for that long is destroyed; it is checked every
+    half of that time, so a session goes between 1 and 1.5 times it after its last
+    use. ``close()`` destroys every session.
+    """
+
+    def __init__(
+        self,
+        *,
+        default_ttl: TTL = 3600,
+        max_entries: int | None = 10000,
+        max_entry_bytes: int = 102400,
+        notifications: bool = True,
+        session_idle_ttl: TTL = None,
+        **options: Any,
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "default_ttl": default_ttl,
+            "max_entries": max_entries,
+            "max_entry_bytes": max_entry_bytes,
+            "notifications": notifications,
+            **options,
+        }
+        idle = check_ttl(session_idle_ttl)
+        self._idle_ttl: float | None = idle if isinstance(idle, float) else None
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+        self._timer: _scheduler.Timer | None = None
+        self._closed = False
+
+    def create_context(self, session_id: str, **overrides: Any) -> SharedContext:
+        """Create the context of a new session; ``SessionExistsError`` if it exists."""
+        session_id = check_session_id(session_id)
+        with self._lock:
+            self._check_open()
+            if self._live(session_id) is not None:
+                raise SessionExistsError(
+                    f"session {session_id!r} already exists: use get_context or "
+                    "get_or_create, or destroy_context first"
+                )
+            return self._create(session_id, overrides)
+
+    def get_context(self, session_id: str) -> SharedContext | None:
+        """The session's context, or None if there is none (or it was closed)."""
+        with self._lock:
+            return self._live(session_id)
+
+    def get_or_create(self, session_id: str) -> SharedContext:
+        """The session's context, created with the defaults if needed (exactly once)."""
+        session_id = check_session_id(session_id)
+        with self._lock:
+            self._check_open()
+            context = self._live(session_id)  # not `or`: an empty context is falsy
+            return self._create(session_id, {}) if context is None else context
+
+    def destroy_context(self, session_id: str) -> bool:
+        """Destroy a session's context and data; False if there was none."""
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.context.destroy()
+        return True
+
+    def sessions(self) -> list[str]:
+        """The ids of the live sessions, sorted."""
+        with self._lock:
+            return sorted(sid for sid in list(self._sessions) if self._live(sid) is not None)
+
+    def close(self) -> None:
+        """Destroy every session and stop the idle check. Idempotent."""
+        with self._lock:
+            self._closed = True
+            sessions, self._sessions = list(self._sessions.values()), {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        for session in sessions:
+            session.context.destroy()
+
+    def __enter__(self) -> ContextManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ContextManager sessions={len(self._sessions)}>"
+
+    # -- internals (the caller holds the lock) ---------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ContextClosedError("this ContextManager is closed")
+
+    def _live(self, session_id: str) -> SharedContext | None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        if session.context.closed:  # closed by its user: forget it
+            del self._sessions[session_id]
+            return None
+        return session.context
+
+    def _create(self, session_id: str, overrides: dict[str, Any]) -> SharedContext:
+        context = SharedContext(session_id, **{**self._options, **overrides})
+        self._sessions[session_id] = _Session(context, time.monotonic())
+        if self._idle_ttl is not None and self._timer is None:
+            self._schedule_idle_check()
+        return context
+
+    def _schedule_idle_check(self) -> None:
+        assert self._idle_ttl is not None
+        self._timer = _scheduler.call_at(
+            time.monotonic() + self._idle_ttl / 2, _idle_check(weakref.ref(self))
+        )
+
+    def _destroy_idle(self) -> None:
+        now = time.monotonic()
+        idle: list[SharedContext] = []
+        with self._lock:
+            self._timer = None
+            if self._closed or self._idle_ttl is None:
+                return
+            for session_id, session in list(self._sessions.items()):
+                context = session.context
+                if context.closed:
+                    del self._sessions[session_id]
+                    continue
+                activity = context._activity()
+                if activity != session.last_activity:
+                    session.last_activity, session.idle_since = activity, now
+                elif now - session.idle_since >= self._idle_ttl:
+                    del self._sessions[session_id]
+                    idle.append(context)
+            if self._sessions:
+                self._schedule_idle_check()
+        for context in idle:
+            context.destroy()
+
+
+def _idle_check(manager: weakref.ref[ContextManager]) -> Callable[[], None]:
+    def check() -> None:
+        target = manager()
+        if target is not None:
+            target._destroy_idle()
+
+    return check
+
+
+context_manager = ContextManager()
+"""A process-wide default manager, for convenience; nothing depends on it."""

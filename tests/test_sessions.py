@@ -1,0 +1,116 @@
+"""ContextManager: one context per session, never replaced, idle sessions reclaimed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from sharedctx import (
+    ContextClosedError,
+    ContextManager,
+    SessionExistsError,
+    SharedContext,
+    context_manager,
+)
+
+
+@pytest.fixture
+def manager() -> ContextManager:
+    with ContextManager() as manager:
+        yield manager
+
+
+def test_create_get_destroy(manager: ContextManager) -> None:
+    ctx = manager.create_context("s1")
+    assert isinstance(ctx, SharedContext)
+    assert manager.get_context("s1") is ctx
+    assert manager.get_context("nope") is None
+    assert manager.sessions() == ["s1"]
+    assert manager.destroy_context("s1") is True
+    assert manager.destroy_context("s1") is False
+    assert ctx.closed
+    assert manager.sessions() == []
+
+
+def test_contexts_get_the_manager_defaults_and_overrides(manager: ContextManager) -> None:
+    ctx = manager.create_context("s1")
+    assert ctx.default_ttl == 3600
+    assert ctx._max_entries == 10000
+    other = manager.create_context("s2", default_ttl=5, max_entries=None)
+    assert other.default_ttl == 5
+    assert other._max_entries is None
+
+
+def test_create_context_never_replaces_a_live_session(manager: ContextManager) -> None:
+    ctx = manager.create_context("s1")
+    ctx.set("k", "precious")
+    with pytest.raises(SessionExistsError, match="s1"):
+        manager.create_context("s1")
+    assert manager.get_context("s1") is ctx
+    assert ctx.get("k") == "precious"
+
+
+def test_a_context_closed_by_its_user_is_forgotten(manager: ContextManager) -> None:
+    ctx = manager.create_context("s1")
+    ctx.close()
+    assert manager.get_context("s1") is None
+    assert manager.get_or_create("s1") is not ctx
+
+
+def test_get_or_create_makes_exactly_one_context_under_concurrency(
+    manager: ContextManager,
+) -> None:
+    results: list[SharedContext] = []
+    start = threading.Barrier(16)
+
+    def work() -> None:
+        start.wait()
+        results.append(manager.get_or_create("shared"))
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 16
+    assert len({id(ctx) for ctx in results}) == 1
+    assert manager.sessions() == ["shared"]
+
+
+def test_close_destroys_every_session() -> None:
+    manager = ContextManager()
+    contexts = [manager.create_context(f"s{n}") for n in range(3)]
+    manager.close()
+    manager.close()
+    assert all(ctx.closed for ctx in contexts)
+    with pytest.raises(ContextClosedError):
+        manager.get_or_create("s0")
+
+
+def test_bad_session_ids_and_options_are_rejected(manager: ContextManager) -> None:
+    with pytest.raises(ValueError, match="session_id"):
+        manager.create_context("")
+    with pytest.raises(ValueError, match="max_entries"):
+        manager.create_context("s", max_entries=-1)
+    assert manager.sessions() == []
+    with pytest.raises(ValueError, match="ttl"):
+        ContextManager(session_idle_ttl=0)
+
+
+def test_idle_sessions_are_destroyed_and_used_ones_kept() -> None:
+    with ContextManager(session_idle_ttl=0.2) as manager:
+        idle = manager.create_context("idle")
+        busy = manager.create_context("busy")
+        deadline = time.monotonic() + 10
+        while not idle.closed and time.monotonic() < deadline:
+            busy.set("heartbeat", time.monotonic())  # keeps "busy" in use
+            time.sleep(0.02)
+        assert idle.closed
+        assert not busy.closed
+        assert manager.sessions() == ["busy"]
+
+
+def test_the_default_manager_is_a_context_manager() -> None:
+    assert isinstance(context_manager, ContextManager)
