@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from sharedctx import SharedContext
+from sharedctx import ContextError, SharedContext
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -53,12 +53,12 @@ def clocked(clock: FakeClock) -> Iterator[SharedContext]:
 
 ContextFactory = Callable[..., SharedContext]
 
-BACKENDS = ["memory"]
-
-
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+    """The backend argument for SharedContext: "memory", or the test server's URL."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_server").url)
+    return "memory"
 
 
 @pytest.fixture
@@ -67,13 +67,17 @@ def make_context(backend: str) -> Iterator[ContextFactory]:
     made: list[SharedContext] = []
 
     def make(session_id: str | None = None, **options: Any) -> SharedContext:
-        context = SharedContext(session_id or f"test-{uuid.uuid4().hex[:12]}", **options)
+        session = session_id or f"test-{uuid.uuid4().hex[:12]}"
+        context = SharedContext(session, backend=backend, **options)
         made.append(context)
         return context
 
     yield make
     for context in made:
-        context.destroy()
+        try:
+            context.destroy()
+        except ContextError:  # a test may have stopped the server
+            context.close()
 
 
 @pytest.fixture

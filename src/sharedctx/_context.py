@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from sharedctx._checks import (
     check_key,
@@ -45,8 +45,12 @@ from sharedctx._errors import (
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
-from sharedctx.backends._base import AsyncStore, NonBlockingAsync, Store, TTLArg
-from sharedctx.backends.memory import Eviction, MemoryStore
+from sharedctx.backends import open_store
+from sharedctx.backends._base import AsyncStore, Store, TTLArg
+from sharedctx.backends.memory import Eviction
+
+if TYPE_CHECKING:
+    from sharedctx.backends.redis import RedisBackend
 
 __all__ = ["SharedContext"]
 
@@ -134,6 +138,10 @@ class SharedContext:
         clock: zero-argument callable giving monotonic seconds (default
             ``time.monotonic``). With another clock, entries expire when a call
             notices (or on ``purge_expired()``), not on a timer: that is for tests.
+            Memory backend only.
+        backend: ``"memory"`` (this process only), a ``redis://``/``rediss://``/
+            ``unix://`` URL, or a ``RedisBackend`` shared by several contexts. On
+            Redis the session is shared by every process that opens it.
     """
 
     def __init__(
@@ -146,6 +154,7 @@ class SharedContext:
         eviction: Eviction = "lru",
         notifications: bool = True,
         clock: Callable[[], float] | None = None,
+        backend: str | RedisBackend = "memory",
     ) -> None:
         self._session_id = check_session_id(session_id)
         default = check_ttl(default_ttl)
@@ -159,14 +168,16 @@ class SharedContext:
             raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
         self._notifications = bool(notifications)
         self._hub = EventHub()
-        self._store: Store = MemoryStore(
+        self._store: Store
+        self._astore: AsyncStore
+        self._store, self._astore, self._backend = open_store(
+            backend,
             self._session_id,
             self._hub,
             max_entries=self._max_entries,
             eviction=eviction,
             clock=clock,
         )
-        self._astore: AsyncStore = NonBlockingAsync(self._store)
         self._watches: set[Watch] = set()
         self._flights: dict[str, concurrent.futures.Future[ContextEntry | None]] = {}
         self._lock = threading.Lock()  # guards _watches, _flights and _closed
@@ -191,7 +202,7 @@ class SharedContext:
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
-        return f"<SharedContext {self._session_id!r} backend=memory{state}>"
+        return f"<SharedContext {self._session_id!r} backend={self._backend}{state}>"
 
     # -- reads ---------------------------------------------------------------------
 
@@ -763,10 +774,12 @@ class SharedContext:
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release this object's resources: subscriptions, watches, timers.
+        """Release this object's resources: subscriptions, watches, timers, and the
+        connections it opened.
 
-        The memory backend keeps the data in this object, so it is dropped too.
-        Idempotent; afterwards every other call raises ``ContextClosedError``.
+        The memory backend keeps the data in this object, so it is dropped too; on
+        Redis the data stays for the other processes. Idempotent; afterwards every
+        other call raises ``ContextClosedError``.
         """
         self._shut(self._store.close)
 

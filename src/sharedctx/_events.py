@@ -4,7 +4,8 @@ A store hands every change to an :class:`EventHub` while it holds its own lock, 
 revision order; the hub delivers afterwards, outside that lock, one event at a time
 and in that order, whichever thread wrote. So a callback may call the context (even
 write to it) or unsubscribe itself, and every matching subscriber sees every event
-exactly once, after the change is visible to readers.
+exactly once, after the change is visible to readers and before the call that made
+it returns (unless that call was made by a callback).
 
 Subscriptions are indexed by the literal prefix of their pattern: for an event on a
 key, the hub looks up the key's prefixes of the lengths that occur among the
@@ -35,14 +36,24 @@ _ids = itertools.count(1)
 
 
 class Subscription:
-    """A pattern and the callback that receives the events matching it."""
+    """A pattern and the callback that receives the events matching it.
 
-    __slots__ = ("active", "callback", "glob", "id", "start")
+    ``on_error`` hears of events that can no longer be delivered (a shared backend
+    lost them); without it they are logged.
+    """
 
-    def __init__(self, glob: Glob, callback: Callable[[ContextEvent], object]) -> None:
+    __slots__ = ("active", "callback", "glob", "id", "on_error", "start")
+
+    def __init__(
+        self,
+        glob: Glob,
+        callback: Callable[[ContextEvent], object],
+        on_error: Callable[[Exception], object] | None = None,
+    ) -> None:
         self.id = f"sub-{next(_ids)}"
         self.glob = glob
         self.callback = callback
+        self.on_error = on_error
         self.start = 0  # events up to this revision happened before the subscription
         self.active = True
 
@@ -57,8 +68,13 @@ class EventHub:
         self._prefix_lengths: tuple[int, ...] = ()
         self._subscriptions: dict[str, Subscription] = {}
         self._index_lock = threading.Lock()
-        self._pending: deque[ContextEvent] = deque()
+        self._pending: deque[tuple[int, ContextEvent]] = deque()
+        self._queued = 0  # number of events queued so far
+        self._done = 0  # number of the last event delivered
         self._delivering = threading.Lock()
+        self._deliverer: int | None = None  # the thread delivering, if any
+        self._finished = threading.Condition(threading.Lock())
+        self._waiters = 0
 
     def __len__(self) -> int:
         return len(self._subscriptions)
@@ -106,6 +122,14 @@ class EventHub:
             self._reindex()
         return removed
 
+    def fail_all(self, error: Exception) -> None:
+        """Tell every subscription that events were lost (``error`` says which)."""
+        for subscription in list(self._subscriptions.values()):
+            if subscription.on_error is not None:
+                subscription.on_error(error)
+            else:
+                _log.error("sharedctx subscriber %s: %s", subscription.id, error)
+
     def _reindex(self) -> None:
         by_prefix: dict[str, list[Subscription]] = {}
         for subscription in self._subscriptions.values():
@@ -115,23 +139,42 @@ class EventHub:
 
     def enqueue(self, event: ContextEvent) -> None:
         """Queue an event; called by the store under its lock, in revision order."""
-        self._pending.append(event)
+        self._queued += 1
+        self._pending.append((self._queued, event))
 
     def deliver(self) -> None:
         """Deliver queued events; called by the store after releasing its lock.
 
-        One thread delivers at a time. A thread that finds another delivering leaves
-        its events to that one, which re-checks the queue before it stops.
+        One thread delivers at a time. A caller that finds another thread delivering
+        waits until the events queued before its call are delivered, so that when a
+        write returns its subscribers have seen it; a callback that writes does not
+        wait (its event follows once the callback returns).
         """
         pending = self._pending
-        while pending:
-            if not self._delivering.acquire(blocking=False):
-                return
-            try:
-                while pending:
-                    self._dispatch(pending.popleft())
-            finally:
-                self._delivering.release()
+        target = self._queued
+        while self._done < target:  # events popped by another thread may be in flight
+            if self._delivering.acquire(blocking=False):
+                self._deliverer = threading.get_ident()
+                try:
+                    while pending:
+                        number, event = pending.popleft()
+                        self._dispatch(event)
+                        self._done = number
+                        if self._waiters:
+                            with self._finished:
+                                self._finished.notify_all()
+                finally:
+                    self._deliverer = None
+                    self._delivering.release()
+            elif self._deliverer == threading.get_ident():
+                return  # called from a callback: the delivery loop below us goes on
+            else:
+                with self._finished:
+                    self._waiters += 1
+                    self._finished.wait_for(
+                        lambda: self._done >= target or not self._delivering.locked(), 0.1
+                    )
+                    self._waiters -= 1
 
     def _dispatch(self, event: ContextEvent) -> None:
         key = event.key
@@ -171,7 +214,7 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
         self.pattern = pattern
         self.max_pending = max_pending
         self._cancel = cancel
-        self._buffer: deque[ContextEvent] = deque()
+        self._buffer: deque[ContextEvent | Exception] = deque()
         self._condition = threading.Condition(threading.Lock())
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._closed = False
@@ -198,6 +241,17 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
                 self._wake()
         if self._closed:
             self._cancel()
+
+    def on_error(self, error: Exception) -> None:
+        """Events were lost: an overflow closes the watch (``fail``); anything else
+        (``SessionLostError``) is raised once by the read that reaches it."""
+        if isinstance(error, WatchOverflowError):
+            self.fail(error)
+            return
+        with self._condition:
+            if not self._closed:
+                self._buffer.append(error)
+                self._wake()
 
     def fail(self, error: Exception) -> None:
         """Close the watch; its next read after the buffered events raises ``error``."""
@@ -227,7 +281,10 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
     def _take(self) -> ContextEvent | None:
         # Called with the condition held: the next event, an error, or None (wait).
         if self._buffer:
-            return self._buffer.popleft()
+            item = self._buffer.popleft()
+            if isinstance(item, Exception):
+                raise item
+            return item
         if self._error is not None:
             raise self._error
         if self._closed:
