@@ -11,6 +11,8 @@ safely from many threads and asyncio tasks.
     {'score': 0.9}
 """
 
+from typing import TYPE_CHECKING, Any
+
 from sharedctx._context import SharedContext
 from sharedctx._errors import (
     BackendUnavailableError,
@@ -30,13 +32,48 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._models import (
+    CheckpointDecision,
+    CheckpointStatus,
+    DNAProfile,
+    ExtractedData,
+    ManifestContent,
+    MindResult,
+    OrchestratorResult,
+    PipelineStatus,
+    SessionInfo,
+    SourceMetadata,
+    SynthesisResult,
+    TaskResult,
+    ValidationSummary,
+)
+from sharedctx._pipeline import PipelineContext, StandardKeys
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
+
+if TYPE_CHECKING:
+    from sharedctx.backends.redis import RedisBackend
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KEEP_TTL",
+    "CheckpointDecision",
+    "CheckpointStatus",
+    "DNAProfile",
+    "ExtractedData",
+    "ManifestContent",
+    "MindResult",
+    "OrchestratorResult",
+    "PipelineContext",
+    "PipelineStatus",
+    "RedisBackend",
+    "SessionInfo",
+    "SourceMetadata",
+    "StandardKeys",
+    "SynthesisResult",
+    "TaskResult",
+    "ValidationSummary",
     "BackendUnavailableError",
     "CapacityError",
     "ContextClosedError",
@@ -62,3 +99,16 @@ __all__ = [
     "__version__",
     "context_manager",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend imports redis-py, which the memory backend does not need.
+    if name == "RedisBackend":
+        try:
+            from sharedctx.backends.redis import RedisBackend
+        except ModuleNotFoundError as exc:
+            raise ImportError(
+                "RedisBackend needs redis-py: pip install 'sharedctx[redis]'"
+            ) from exc
+        return RedisBackend
+    raise AttributeError(f"module 'sharedctx' has no attribute {name!r}")

@@ -1,0 +1,320 @@
+"""``PipelineContext``: typed, validated accessors for each phase of the pipeline.
+
+Every accessor is one *slot*: a standard key (or, for per-id data such as mind
+results, a key pattern whose ``*`` is the id), a pydantic model, and the source and
+tags written with it. :func:`_single` and :func:`_per_id` turn a slot into its four
+methods (``set``/``get`` and their ``a``-prefixed twins), so the keys written are
+the keys in :class:`StandardKeys` by construction, and every write is validated
+(``SchemaError``, nothing stored) and every read returns a model instance
+(``SchemaError`` if what is stored does not fit).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from sharedctx._checks import check_key, check_timeout
+from sharedctx._codec import convert
+from sharedctx._context import SharedContext, _StoreCall
+from sharedctx._glob import escape
+from sharedctx._models import (
+    CheckpointDecision,
+    CheckpointStatus,
+    DNAProfile,
+    ExtractedData,
+    ManifestContent,
+    MindResult,
+    OrchestratorResult,
+    PipelineStatus,
+    SessionInfo,
+    SourceMetadata,
+    SynthesisResult,
+    TaskResult,
+    ValidationSummary,
+)
+from sharedctx._sessions import ContextManager, context_manager
+from sharedctx._types import ContextEntry
+
+__all__ = ["PipelineContext", "StandardKeys"]
+
+M = TypeVar("M")
+
+
+class StandardKeys:
+    """The keys (and, with ``*`` for an id, the key patterns) of the pipeline's data."""
+
+    EXTRACTED_DATA = "extraction:data"
+    SOURCE_METADATA = "extraction:metadata"
+    MIND_RESULTS = "analysis:mind:*"
+    ORCHESTRATOR_RESULT = "analysis:orchestrator"
+    DNA_PROFILE = "synthesis:dna"
+    SYNTHESIS_RESULT = "synthesis:result"
+    VALIDATION_RESULTS = "validation:task:*"
+    VALIDATION_SUMMARY = "validation:summary"
+    CHECKPOINT_STATUS = "checkpoint:*:status"
+    CHECKPOINT_DECISION = "checkpoint:*:decision"
+    MANIFEST_CONTENT = "generation:manifest"
+    SESSION_INFO = "session:info"
+    PIPELINE_STATUS = "pipeline:status"
+
+    @staticmethod
+    def for_id(pattern: str, id_: str) -> str:
+        """The key of ``id_`` under a per-id pattern: ``for_id(MIND_RESULTS, "tim")``."""
+        head, star, tail = pattern.partition("*")
+        if not star:
+            raise ValueError(f"{pattern!r} is not a per-id key pattern")
+        return f"{head}{check_key(id_, 'id')}{tail}"
+
+    @staticmethod
+    def id_of(pattern: str, key: str) -> str:
+        """The id in a key written under a per-id pattern (ids may contain ``:``)."""
+        head, _, tail = pattern.partition("*")
+        return key[len(head) : len(key) - len(tail)]
+
+
+class _Slot(NamedTuple):
+    pattern: str
+    model: Any
+    source: str  # may hold "{id}"
+    tags: tuple[str, ...]  # may hold "{id}"
+
+    def write(self, id_: str | None, value: Any) -> tuple[str, Any, str, tuple[str, ...]]:
+        """Key, validated value, source and tags of a write (``SchemaError`` if bad)."""
+        key = self.pattern if id_ is None else StandardKeys.for_id(self.pattern, id_)
+        checked = convert(key, value, self.model)
+        if id_ is None:
+            return key, checked, self.source, self.tags
+        tags = tuple(dict.fromkeys(tag.replace("{id}", id_) for tag in self.tags))
+        return key, checked, self.source.replace("{id}", id_), tags
+
+    def key(self, id_: str | None) -> str:
+        return self.pattern if id_ is None else StandardKeys.for_id(self.pattern, id_)
+
+
+class _Single(NamedTuple, Generic[M]):
+    set: Callable[[PipelineContext, M], ContextEntry]
+    aset: Callable[[PipelineContext, M], Awaitable[ContextEntry]]
+    get: Callable[[PipelineContext], M | None]
+    aget: Callable[[PipelineContext], Awaitable[M | None]]
+
+
+class _PerId(NamedTuple, Generic[M]):
+    set: Callable[[PipelineContext, str, M], ContextEntry]
+    aset: Callable[[PipelineContext, str, M], Awaitable[ContextEntry]]
+    get: Callable[[PipelineContext, str], M | None]
+    aget: Callable[[PipelineContext, str], Awaitable[M | None]]
+
+
+def _single(slot: _Slot, model: type[M]) -> _Single[M]:
+    """The accessors of a slot with one fixed key."""
+
+    def set_(self: PipelineContext, value: M) -> ContextEntry:
+        key, checked, source, tags = slot.write(None, value)
+        return self.context.set(key, checked, source=source, tags=tags)
+
+    async def aset(self: PipelineContext, value: M) -> ContextEntry:
+        key, checked, source, tags = slot.write(None, value)
+        return await self.context.aset(key, checked, source=source, tags=tags)
+
+    def get(self: PipelineContext) -> M | None:
+        return self.context.get(slot.pattern, type=model)
+
+    async def aget(self: PipelineContext) -> M | None:
+        return await self.context.aget(slot.pattern, type=model)
+
+    return _Single(set_, aset, get, aget)
+
+
+def _per_id(slot: _Slot, model: type[M]) -> _PerId[M]:
+    """The accessors of a slot with one key per id (a mind, a task, a checkpoint)."""
+
+    def set_(self: PipelineContext, id_: str, value: M) -> ContextEntry:
+        key, checked, source, tags = slot.write(id_, value)
+        return self.context.set(key, checked, source=source, tags=tags)
+
+    async def aset(self: PipelineContext, id_: str, value: M) -> ContextEntry:
+        key, checked, source, tags = slot.write(id_, value)
+        return await self.context.aset(key, checked, source=source, tags=tags)
+
+    def get(self: PipelineContext, id_: str) -> M | None:
+        return self.context.get(slot.key(id_), type=model)
+
+    async def aget(self: PipelineContext, id_: str) -> M | None:
+        return await self.context.aget(slot.key(id_), type=model)
+
+    return _PerId(set_, aset, get, aget)
+
+
+_K = StandardKeys
+_EXTRACTED = _Slot(
+    _K.EXTRACTED_DATA, list[ExtractedData], "extraction", ("phase:extraction", "data")
+)
+_METADATA = _Slot(
+    _K.SOURCE_METADATA, SourceMetadata, "extraction", ("phase:extraction", "metadata")
+)
+_MIND = _Slot(_K.MIND_RESULTS, MindResult, "mind:{id}", ("phase:analysis", "mind", "{id}"))
+_ORCHESTRATOR = _Slot(
+    _K.ORCHESTRATOR_RESULT, OrchestratorResult, "orchestrator", ("phase:analysis", "orchestrator")
+)
+_DNA = _Slot(_K.DNA_PROFILE, DNAProfile, "dna-synthesizer", ("phase:synthesis", "dna"))
+_SYNTHESIS = _Slot(_K.SYNTHESIS_RESULT, SynthesisResult, "synthesis", ("phase:synthesis", "result"))
+_TASK = _Slot(_K.VALIDATION_RESULTS, TaskResult, "validation", ("phase:validation", "{id}"))
+_SUMMARY = _Slot(
+    _K.VALIDATION_SUMMARY, ValidationSummary, "validation", ("phase:validation", "summary")
+)
+_STATUS = _Slot(_K.CHECKPOINT_STATUS, CheckpointStatus, "checkpoint", ("phase:checkpoint", "{id}"))
+_DECISION = _Slot(
+    _K.CHECKPOINT_DECISION, CheckpointDecision, "checkpoint", ("phase:checkpoint", "{id}")
+)
+_MANIFEST = _Slot(
+    _K.MANIFEST_CONTENT, ManifestContent, "generation", ("phase:generation", "manifest")
+)
+_SESSION = _Slot(_K.SESSION_INFO, SessionInfo, "session", ("session",))
+_PIPELINE = _Slot(_K.PIPELINE_STATUS, PipelineStatus, "pipeline", ())
+
+
+class PipelineContext:
+    """Typed access to one pipeline session's shared context.
+
+    Built from a session id (looked up or created in ``manager``) or from a
+    ``SharedContext`` to wrap. Each phase has ``set_...``/``get_...`` accessors (and
+    ``aset_...``/``aget_...`` twins): a write validates the value against the phase's
+    pydantic model and raises ``SchemaError`` without storing anything if it does not
+    fit; a read returns a model instance, None if absent, and raises ``SchemaError``
+    if what is stored does not fit. Writes record the phase's source and tags.
+    """
+
+    def __init__(
+        self,
+        session_id_or_context: str | SharedContext,
+        *,
+        manager: ContextManager = context_manager,
+    ) -> None:
+        if isinstance(session_id_or_context, SharedContext):
+            self.context = session_id_or_context
+        else:
+            self.context = manager.get_or_create(session_id_or_context)
+
+    @property
+    def session_id(self) -> str:
+        """The session's id."""
+        return self.context.session_id
+
+    def __repr__(self) -> str:
+        return f"<PipelineContext {self.session_id!r}>"
+
+    set_extracted_data, aset_extracted_data, get_extracted_data, aget_extracted_data = _single(
+        _EXTRACTED, list[ExtractedData]
+    )
+    set_source_metadata, aset_source_metadata, get_source_metadata, aget_source_metadata = _single(
+        _METADATA, SourceMetadata
+    )
+    set_mind_result, aset_mind_result, get_mind_result, aget_mind_result = _per_id(
+        _MIND, MindResult
+    )
+    (
+        set_orchestrator_result,
+        aset_orchestrator_result,
+        get_orchestrator_result,
+        aget_orchestrator_result,
+    ) = _single(_ORCHESTRATOR, OrchestratorResult)
+    set_dna_profile, aset_dna_profile, get_dna_profile, aget_dna_profile = _single(_DNA, DNAProfile)
+    set_synthesis_result, aset_synthesis_result, get_synthesis_result, aget_synthesis_result = (
+        _single(_SYNTHESIS, SynthesisResult)
+    )
+    add_validation_result, aadd_validation_result, get_validation_result, aget_validation_result = (
+        _per_id(_TASK, TaskResult)
+    )
+    (
+        set_validation_summary,
+        aset_validation_summary,
+        get_validation_summary,
+        aget_validation_summary,
+    ) = _single(_SUMMARY, ValidationSummary)
+    (
+        set_checkpoint_status,
+        aset_checkpoint_status,
+        get_checkpoint_status,
+        aget_checkpoint_status,
+    ) = _per_id(_STATUS, CheckpointStatus)
+    (
+        set_checkpoint_decision,
+        aset_checkpoint_decision,
+        get_checkpoint_decision,
+        aget_checkpoint_decision,
+    ) = _per_id(_DECISION, CheckpointDecision)
+    set_manifest_content, aset_manifest_content, get_manifest_content, aget_manifest_content = (
+        _single(_MANIFEST, ManifestContent)
+    )
+    set_session_info, aset_session_info, get_session_info, aget_session_info = _single(
+        _SESSION, SessionInfo
+    )
+    set_pipeline_status, aset_pipeline_status, get_pipeline_status, aget_pipeline_status = _single(
+        _PIPELINE, PipelineStatus
+    )
+
+    # -- collections ---------------------------------------------------------------
+
+    def get_all_mind_results(self) -> dict[str, MindResult]:
+        """Every mind's result, by mind id (ids may contain ``:``); {} if none."""
+        return _by_id(_MIND, self.context.find_by_pattern(_MIND.pattern))
+
+    async def aget_all_mind_results(self) -> dict[str, MindResult]:
+        """Awaitable twin of :meth:`get_all_mind_results`."""
+        return _by_id(_MIND, await self.context.afind_by_pattern(_MIND.pattern))
+
+    def get_validation_results(self) -> list[TaskResult]:
+        """Every validation task's result, sorted by task id; [] if none."""
+        return list(_by_id(_TASK, self.context.find_by_pattern(_TASK.pattern)).values())
+
+    async def aget_validation_results(self) -> list[TaskResult]:
+        """Awaitable twin of :meth:`get_validation_results`."""
+        found = await self.context.afind_by_pattern(_TASK.pattern)
+        return list(_by_id(_TASK, found).values())
+
+    def wait_for_mind_results(
+        self, mind_ids: Iterable[str], timeout: float | None = None
+    ) -> dict[str, MindResult]:
+        """Block until every mind in ``mind_ids`` has a result; return them by id.
+
+        Raises ``TimeoutError`` naming the missing minds when ``timeout`` passes.
+        """
+        return self.context._run(self._wait_for_minds(mind_ids, timeout))
+
+    async def await_for_mind_results(
+        self, mind_ids: Iterable[str], timeout: float | None = None
+    ) -> dict[str, MindResult]:
+        """Awaitable twin of :meth:`wait_for_mind_results`."""
+        return await self.context._arun(self._wait_for_minds(mind_ids, timeout))
+
+    def _wait_for_minds(
+        self, mind_ids: Iterable[str], timeout: float | None
+    ) -> Generator[Any, Any, dict[str, MindResult]]:
+        keys = {mind_id: _MIND.key(mind_id) for mind_id in mind_ids}
+        timeout = check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for key in keys.values():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                yield from self.context._wait_for(escape(key), 1, remaining)
+            except TimeoutError:
+                found = yield _StoreCall(("get_many", (list(keys.values()),)))
+                missing = sorted(mind for mind, key in keys.items() if key not in found)
+                raise TimeoutError(
+                    f"no result after {timeout} s from the minds {missing}"
+                ) from None
+        found = yield _StoreCall(("get_many", (list(keys.values()),)))
+        return {
+            mind_id: convert(key, found[key].value, MindResult)
+            for mind_id, key in keys.items()
+            if key in found
+        }
+
+
+def _by_id(slot: _Slot, entries: list[ContextEntry]) -> dict[str, Any]:
+    return {
+        StandardKeys.id_of(slot.pattern, entry.key): convert(entry.key, entry.value, slot.model)
+        for entry in entries
+    }

@@ -1,0 +1,323 @@
+"""PipelineContext: typed, validated accessors that write exactly the standard keys."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pydantic
+import pytest
+
+from sharedctx import (
+    CheckpointDecision,
+    CheckpointStatus,
+    ContextManager,
+    DNAProfile,
+    ExtractedData,
+    ManifestContent,
+    MindResult,
+    OrchestratorResult,
+    PipelineContext,
+    PipelineStatus,
+    SchemaError,
+    SessionInfo,
+    SharedContext,
+    SourceMetadata,
+    StandardKeys,
+    SynthesisResult,
+    TaskResult,
+    ValidationSummary,
+)
+from sharedctx._glob import compile_glob
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def mind(mind_id: str, openness: float = 0.5) -> MindResult:
+    return MindResult(
+        mind_id=mind_id,
+        traits={"openness": openness},
+        findings=["finding"],
+        confidence=0.9,
+        started_at=NOW,
+        finished_at=NOW + timedelta(milliseconds=5),
+        duration_ms=5,
+    )
+
+
+def task(task_id: str, passed: bool = True) -> TaskResult:
+    return TaskResult(task_id=task_id, name="check", passed=passed, score=1.0 if passed else 0.0)
+
+
+# (accessor suffix, per-id?, a valid value, the key it must be stored under)
+SINGLE = [
+    (
+        "extracted_data",
+        [ExtractedData(source_id="s1", kind="email", text="hello there", word_count=2)],
+        StandardKeys.EXTRACTED_DATA,
+    ),
+    (
+        "source_metadata",
+        SourceMetadata(source_count=1, total_words=2, kinds={"email": 1}, extractor="x"),
+        StandardKeys.SOURCE_METADATA,
+    ),
+    (
+        "orchestrator_result",
+        OrchestratorResult(mind_ids=["a"], traits={"t": 0.5}, agreement=1.0, conflicts=[]),
+        StandardKeys.ORCHESTRATOR_RESULT,
+    ),
+    (
+        "dna_profile",
+        DNAProfile(
+            persona="p", traits={"t": 0.5}, signature_phrases=[], vocabulary=[], style_markers={}
+        ),
+        StandardKeys.DNA_PROFILE,
+    ),
+    (
+        "synthesis_result",
+        SynthesisResult(summary="s", coverage=1.0),
+        StandardKeys.SYNTHESIS_RESULT,
+    ),
+    (
+        "validation_summary",
+        ValidationSummary(total=2, passed=2, failed=0, score=1, threshold=0.8, all_passed=True),
+        StandardKeys.VALIDATION_SUMMARY,
+    ),
+    (
+        "manifest_content",
+        ManifestContent(persona="p", sections={"profile": "# P"}),
+        StandardKeys.MANIFEST_CONTENT,
+    ),
+    (
+        "session_info",
+        SessionInfo(session_id="s", persona="p", started_at=NOW, seed=1, minds=["a"], options={}),
+        StandardKeys.SESSION_INFO,
+    ),
+    (
+        "pipeline_status",
+        PipelineStatus(phase="analysis", state="running", progress=0.5, message="minds"),
+        StandardKeys.PIPELINE_STATUS,
+    ),
+]
+PER_ID = [
+    ("set_mind_result", "get_mind_result", mind("tim"), StandardKeys.MIND_RESULTS),
+    (
+        "add_validation_result",
+        "get_validation_result",
+        task("EX-001"),
+        StandardKeys.VALIDATION_RESULTS,
+    ),
+    (
+        "set_checkpoint_status",
+        "get_checkpoint_status",
+        CheckpointStatus(checkpoint_id="cp-1", state="waiting", score=0.9, threshold=0.8),
+        StandardKeys.CHECKPOINT_STATUS,
+    ),
+    (
+        "set_checkpoint_decision",
+        "get_checkpoint_decision",
+        CheckpointDecision(checkpoint_id="cp-1", decision="approve", decided_by="auto"),
+        StandardKeys.CHECKPOINT_DECISION,
+    ),
+]
+
+
+@pytest.fixture
+def pipeline(ctx: SharedContext) -> PipelineContext:
+    return PipelineContext(ctx)
+
+
+@pytest.mark.parametrize(("name", "value", "key"), SINGLE, ids=[row[0] for row in SINGLE])
+def test_single_accessors_round_trip_under_the_standard_key(
+    pipeline: PipelineContext, name: str, value: Any, key: str
+) -> None:
+    assert getattr(pipeline, f"get_{name}")() is None
+    entry = getattr(pipeline, f"set_{name}")(value)
+    assert entry.key == key
+    assert getattr(pipeline, f"get_{name}")() == value
+    assert pipeline.context.get_entry(key) is not None
+
+
+@pytest.mark.parametrize(
+    ("setter", "getter", "value", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
+)
+def test_per_id_accessors_write_keys_that_the_standard_pattern_matches(
+    pipeline: PipelineContext, setter: str, getter: str, value: Any, pattern: str
+) -> None:
+    assert getattr(pipeline, getter)("x:1") is None
+    entry = getattr(pipeline, setter)("x:1", value)
+    assert compile_glob(pattern).match(entry.key)
+    assert entry.key == StandardKeys.for_id(pattern, "x:1")
+    assert getattr(pipeline, getter)("x:1") == value
+    assert [e.key for e in pipeline.context.find_by_pattern(pattern)] == [entry.key]
+
+
+async def test_async_accessors_round_trip(pipeline: PipelineContext) -> None:
+    status = PipelineStatus(phase="synthesis", state="done", progress=1.0, message="")
+    await pipeline.aset_pipeline_status(status)
+    assert await pipeline.aget_pipeline_status() == status
+    await pipeline.aset_mind_result("tim", mind("tim"))
+    assert await pipeline.aget_mind_result("tim") == mind("tim")
+    await pipeline.aadd_validation_result("EX-002", task("EX-002"))
+    assert await pipeline.aget_validation_results() == [task("EX-002")]
+    assert await pipeline.aget_all_mind_results() == {"tim": mind("tim")}
+
+
+def test_every_accessor_has_its_async_twin() -> None:
+    names = [name for name in dir(PipelineContext) if name.startswith(("get_", "set_", "add_"))]
+    assert len(names) >= 28
+    for name in names:
+        assert callable(getattr(PipelineContext, "a" + name)), name
+
+
+def test_writes_record_the_phase_source_and_tags(pipeline: PipelineContext) -> None:
+    entry = pipeline.set_mind_result("tim", mind("tim"))
+    assert entry.metadata.source == "mind:tim"
+    assert entry.metadata.tags == ("phase:analysis", "mind", "tim")
+    entry = pipeline.set_dna_profile(SINGLE[3][1])
+    assert (entry.metadata.source, entry.metadata.tags) == (
+        "dna-synthesizer",
+        ("phase:synthesis", "dna"),
+    )
+    entry = pipeline.add_validation_result("EX-001", task("EX-001"))
+    assert (entry.metadata.source, entry.metadata.tags) == (
+        "validation",
+        ("phase:validation", "EX-001"),
+    )
+    assert [e.key for e in pipeline.context.find_by_tag("mind")] == ["analysis:mind:tim"]
+
+
+def test_a_wrongly_typed_write_raises_schema_error_and_stores_nothing(
+    pipeline: PipelineContext,
+) -> None:
+    pipeline.set_pipeline_status(
+        PipelineStatus(phase="analysis", state="running", progress=0.2, message="")
+    )
+    bad_values = [
+        {"phase": "analysis", "state": "running", "progress": 1.5, "message": ""},
+        {"phase": "nowhere", "state": "running", "progress": 0.1, "message": ""},
+        "not a status",
+    ]
+    for bad in bad_values:
+        with pytest.raises(SchemaError) as caught:
+            pipeline.set_pipeline_status(bad)  # type: ignore[arg-type]
+        assert caught.value.key == "pipeline:status"
+    status = pipeline.get_pipeline_status()
+    assert status is not None
+    assert status.progress == 0.2
+    with pytest.raises(SchemaError, match="confidence"):
+        pipeline.set_mind_result("tim", {**mind("tim").model_dump(), "confidence": 7})  # type: ignore[arg-type]
+    assert pipeline.get_mind_result("tim") is None
+
+
+def test_a_model_mutated_after_construction_is_still_checked(pipeline: PipelineContext) -> None:
+    result = mind("tim")
+    result.confidence = 42.0  # pydantic does not check assignments by default
+    with pytest.raises(SchemaError, match="confidence"):
+        pipeline.set_mind_result("tim", result)
+    assert pipeline.get_mind_result("tim") is None
+
+
+def test_dicts_that_fit_the_model_are_accepted(pipeline: PipelineContext) -> None:
+    pipeline.set_checkpoint_decision(
+        "cp-1",
+        {"checkpoint_id": "cp-1", "decision": "revise", "decided_by": "ana", "notes": "x"},  # type: ignore[arg-type]
+    )
+    decision = pipeline.get_checkpoint_decision("cp-1")
+    assert isinstance(decision, CheckpointDecision)
+    assert decision.decision == "revise"
+
+
+def test_extra_fields_are_kept(pipeline: PipelineContext) -> None:
+    pipeline.set_mind_result("tim", MindResult(**mind("tim").model_dump(), model="v2"))
+    stored = pipeline.get_mind_result("tim")
+    assert stored is not None
+    assert stored.model_extra == {"model": "v2"}
+
+
+def test_a_read_of_data_that_does_not_fit_raises_schema_error(pipeline: PipelineContext) -> None:
+    pipeline.context.set(StandardKeys.for_id(StandardKeys.MIND_RESULTS, "tim"), {"mind_id": 5})
+    with pytest.raises(SchemaError) as caught:
+        pipeline.get_mind_result("tim")
+    assert caught.value.key == "analysis:mind:tim"
+    with pytest.raises(SchemaError):
+        pipeline.get_all_mind_results()
+
+
+def test_all_mind_results_are_keyed_by_id_even_with_colons(pipeline: PipelineContext) -> None:
+    assert pipeline.get_all_mind_results() == {}
+    for mind_id in ["b", "a:1", "ns:deep:id"]:
+        pipeline.set_mind_result(mind_id, mind(mind_id))
+    pipeline.context.set("analysis:orchestrator:x", 1)  # not a mind result
+    results = pipeline.get_all_mind_results()
+    assert sorted(results) == ["a:1", "b", "ns:deep:id"]
+    assert results["ns:deep:id"].mind_id == "ns:deep:id"
+
+
+def test_validation_results_are_sorted_by_task_id(pipeline: PipelineContext) -> None:
+    assert pipeline.get_validation_results() == []
+    for task_id in ["EX-003", "EX-001", "EX-002"]:
+        pipeline.add_validation_result(task_id, task(task_id))
+    assert [r.task_id for r in pipeline.get_validation_results()] == ["EX-001", "EX-002", "EX-003"]
+
+
+def test_bad_ids_are_rejected(pipeline: PipelineContext) -> None:
+    with pytest.raises(ValueError, match="id"):
+        pipeline.set_mind_result("", mind("x"))
+    with pytest.raises(ValueError, match="id"):
+        pipeline.get_mind_result(3)  # type: ignore[arg-type]
+
+
+def test_wait_for_mind_results_returns_when_every_mind_delivered(
+    pipeline: PipelineContext,
+) -> None:
+    pipeline.set_mind_result("a", mind("a"))
+
+    def deliver() -> None:
+        pipeline.set_mind_result("other", mind("other"))
+        pipeline.set_mind_result("b*", mind("b*"))  # glob characters in an id
+        pipeline.set_mind_result("c", mind("c"))
+
+    threading.Timer(0.05, deliver).start()
+    results = pipeline.wait_for_mind_results(["a", "b*", "c"], timeout=10)
+    assert sorted(results) == ["a", "b*", "c"]
+    assert results["b*"] == mind("b*")
+
+
+def test_wait_for_mind_results_timeout_names_the_missing_minds(
+    pipeline: PipelineContext,
+) -> None:
+    pipeline.set_mind_result("a", mind("a"))
+    with pytest.raises(TimeoutError, match=r"\['b', 'c'\]"):
+        pipeline.wait_for_mind_results(["a", "b", "c"], timeout=0.05)
+
+
+async def test_await_for_mind_results(pipeline: PipelineContext) -> None:
+    threading.Timer(0.05, lambda: pipeline.set_mind_result("late", mind("late"))).start()
+    results = await pipeline.await_for_mind_results(["late"], timeout=10)
+    assert results == {"late": mind("late")}
+
+
+def test_a_session_id_is_looked_up_or_created_in_the_manager() -> None:
+    with ContextManager() as manager:
+        first = PipelineContext("session-7", manager=manager)
+        second = PipelineContext("session-7", manager=manager)
+        assert first.context is second.context
+        assert manager.sessions() == ["session-7"]
+        assert first.session_id == "session-7"
+
+
+def test_standard_keys_match_what_the_pipeline_writes() -> None:
+    patterns = [value for name, value in vars(StandardKeys).items() if name.isupper()]
+    assert len(patterns) == 13
+    assert "validation:task:*" in patterns
+    assert StandardKeys.id_of(StandardKeys.CHECKPOINT_STATUS, "checkpoint:a:b:status") == "a:b"
+    with pytest.raises(ValueError, match="per-id"):
+        StandardKeys.for_id(StandardKeys.DNA_PROFILE, "x")
+
+
+def test_models_are_exported_and_strict(pipeline: PipelineContext) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        MindResult(mind_id="", traits={}, findings=[], confidence=0.5, started_at=NOW,
+                   finished_at=NOW, duration_ms=0)  # fmt: skip
