@@ -53,6 +53,7 @@ def clocked(clock: FakeClock) -> Iterator[SharedContext]:
 
 ContextFactory = Callable[..., SharedContext]
 
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest) -> str:
     """The backend argument for SharedContext: "memory", or the test server's URL."""
@@ -96,8 +97,9 @@ def _free_port() -> int:
 class RedisServer:
     """A redis-server process owned by the test session (it can be stopped and restarted)."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, *options: str) -> None:
         self.executable = executable
+        self.options = options
         self.port = _free_port()
         while self.port == 6379:
             self.port = _free_port()
@@ -118,6 +120,7 @@ class RedisServer:
                 "--appendonly", "no",
                 "--dir", str(self.directory),
                 "--protected-mode", "yes",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -129,7 +132,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):  # up (with a password)
                         return
             except OSError:
                 time.sleep(0.02)
@@ -141,9 +144,12 @@ class RedisServer:
             self.process.wait(10)
         self.process = None
 
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+
+def _redis_executable() -> str:
     executable = shutil.which("redis-server")
     if executable is None:
         message = (
@@ -153,10 +159,31 @@ def redis_server() -> Iterator[RedisServer]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(f"\n{'!' * 70}\n{message}\n{'!' * 70}")
-    server = RedisServer(executable)
+    return executable
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's shared redis-server."""
+    server = RedisServer(_redis_executable())
     server.start()
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
+        server.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[Callable[..., RedisServer]]:
+    """Start a redis-server of the test's own (one it may stop, restart or configure)."""
+    servers: list[RedisServer] = []
+
+    def start(*options: str) -> RedisServer:
+        server = RedisServer(_redis_executable(), *options)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

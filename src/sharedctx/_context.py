@@ -745,7 +745,7 @@ class SharedContext:
                 self._watches.discard(watch)
 
         watch = Watch(pattern, max_pending, cancel)
-        subscription = Subscription(glob, watch.push)
+        subscription = Subscription(glob, watch.push, watch.on_error)
         subscription_id = subscription.id
         with self._lock:
             self._check_open()

@@ -122,6 +122,12 @@ class EventHub:
             self._reindex()
         return removed
 
+    def restart(self) -> None:
+        """The session's revisions started again from 0 (a shared backend lost it)."""
+        with self._index_lock:
+            for subscription in self._subscriptions.values():
+                subscription.start = 0
+
     def fail_all(self, error: Exception) -> None:
         """Tell every subscription that events were lost (``error`` says which)."""
         for subscription in list(self._subscriptions.values()):

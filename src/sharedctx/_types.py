@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from sharedctx._codec import decode
+from sharedctx._errors import SerializationError
 
 __all__ = ["KEEP_TTL", "Action", "ContextEntry", "ContextEvent", "ContextStats", "EntryMetadata"]
 
@@ -73,7 +74,13 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
         """A new copy of the stored value."""
         plain = self._plain
         if plain is None:  # no plain form was kept: decode (None itself decodes fast too)
-            return decode(self._data)
+            try:
+                return decode(self._data)
+            except msgspec.DecodeError:
+                raise SerializationError(
+                    f"the stored value of key {self.key!r} is not msgpack written by "
+                    "sharedctx; it is left as it is and not decoded any other way"
+                ) from None
         kind = plain.__class__
         return kind(plain) if kind is dict or kind is list else plain
 

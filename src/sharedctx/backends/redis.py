@@ -282,6 +282,7 @@ class RedisStore:
         with self._delivery_lock:
             if self._delivered >= 0:
                 self._delivered = 0
+            self._hub.restart()
         self._hub.fail_all(self._lost_error())
         with self._backend.unavailable_as_error():
             self._backend.client.sadd(self._backend.registry, self.session_id)

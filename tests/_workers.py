@@ -1,0 +1,39 @@
+"""Functions run in separate OS processes by the multi-process tests (spawn-safe)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from sharedctx import SharedContext
+
+
+def increment(url: str, session: str, times: int) -> None:
+    """Add 1 to the session's counter `times` times with update()."""
+    with SharedContext(session, backend=url) as ctx:
+        for _ in range(times):
+            ctx.update("counter", lambda value: value + 1, default=0)
+
+
+def write_keys(url: str, session: str, prefix: str, count: int) -> None:
+    """Write `count` keys under `prefix`."""
+    with SharedContext(session, backend=url) as ctx:
+        for n in range(count):
+            ctx.set(f"{prefix}{n}", n)
+
+
+def hold_open(url: str, session: str, seconds: float) -> None:
+    """Keep a context of the session open (its expiry sweep runs) for a while."""
+    with SharedContext(session, backend=url):
+        time.sleep(seconds)
+
+
+def watch_events(url: str, session: str, count: int, timeout: float) -> None:
+    """Print the first `count` events as JSON lines: [revision, action, key]."""
+    with SharedContext(session, backend=url) as ctx, ctx.watch() as watch:
+        print("ready", flush=True)
+        for _ in range(count):
+            event = watch.get(timeout=timeout)
+            print(json.dumps([event.revision, event.action, event.key]), flush=True)
+    sys.stdout.flush()
