@@ -101,7 +101,8 @@ class RedisServer:
         self.executable = executable
         self.options = options
         self.port = _free_port()
-        while self.port == 6379:
+        # Never the default port; and low enough for a cluster bus port (port + 10000).
+        while self.port == 6379 or self.port > 55535:
             self.port = _free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="sharedctx-redis-"))
         self.process: subprocess.Popen[bytes] | None = None

@@ -18,7 +18,7 @@ import msgspec
 
 from sharedctx._errors import SchemaError, SerializationError, ValueTooLargeError
 
-__all__ = ["convert", "decode", "encode", "type_name"]
+__all__ = ["convert", "decode", "encode", "encode_plain", "type_name"]
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
 _STR = frozenset({str})
@@ -38,6 +38,11 @@ def _enc_hook(obj: Any) -> Any:
 _encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
 decode = msgspec.msgpack.Decoder().decode
 """Decode bytes written by :func:`encode` into builtin Python values."""
+
+
+def encode_plain(plain: Any) -> bytes:
+    """Encode a plain value (one that :func:`encode` returned as ``plain``)."""
+    return _encode(plain)
 
 
 def encode(key: str, value: Any, max_bytes: int) -> tuple[bytes, Any]:

@@ -221,7 +221,10 @@ class SharedContext:
         fit raises ``SchemaError`` naming the key and the bad field.
         """
         entry = self._store.get(check_key(key))
-        return default if entry is None else _value(entry, type)
+        if entry is None:
+            return default
+        value = entry.value
+        return value if type is None else convert(key, value, type)
 
     @overload
     async def aget(self, key: str, default: Any = None) -> Any: ...

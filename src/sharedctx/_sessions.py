@@ -18,6 +18,7 @@ from sharedctx import _scheduler
 from sharedctx._checks import check_session_id, check_ttl
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import ContextClosedError, SessionExistsError
+from sharedctx.backends import redis_backend
 
 __all__ = ["ContextManager", "context_manager"]
 
@@ -35,10 +36,11 @@ class ContextManager:
     """Creates, finds and destroys the contexts of pipeline sessions (thread-safe).
 
     The options are the defaults of every context it creates (``create_context``
-    may override them). With ``session_idle_ttl`` (seconds), a session whose context
-    nobody read or wrote through for that long is destroyed; it is checked every
-    half of that time, so a session goes between 1 and 1.5 times it after its last
-    use. ``close()`` destroys every session.
+    may override them); a ``backend`` URL gives all of them one shared
+    ``RedisBackend``, closed by ``close()``. With ``session_idle_ttl`` (seconds), a
+    session whose context nobody read or wrote through for that long is destroyed;
+    it is checked every half of that time, so a session goes between 1 and 1.5
+    times it after its last use. ``close()`` destroys every session.
     """
 
     def __init__(
@@ -49,13 +51,19 @@ class ContextManager:
         max_entry_bytes: int = 102400,
         notifications: bool = True,
         session_idle_ttl: TTL = None,
+        backend: Any = "memory",
         **options: Any,
     ) -> None:
+        # A Redis URL becomes one RedisBackend (one connection pool) for all sessions.
+        self._owned_backend = None
+        if isinstance(backend, str) and backend != "memory":
+            backend = self._owned_backend = redis_backend(backend)
         self._options: dict[str, Any] = {
             "default_ttl": default_ttl,
             "max_entries": max_entries,
             "max_entry_bytes": max_entry_bytes,
             "notifications": notifications,
+            "backend": backend,
             **options,
         }
         idle = check_ttl(session_idle_ttl)
@@ -114,6 +122,8 @@ class ContextManager:
                 self._timer = None
         for session in sessions:
             session.context.destroy()
+        if self._owned_backend is not None:
+            self._owned_backend.close()
 
     def __enter__(self) -> ContextManager:
         return self

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from sharedctx._codec import decode
+from sharedctx._codec import decode, encode_plain
 from sharedctx._errors import SerializationError
 
 __all__ = ["KEEP_TTL", "Action", "ContextEntry", "ContextEvent", "ContextStats", "EntryMetadata"]
@@ -62,7 +62,7 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     """Seconds the entry lives after its last write (or ``expire``); None: forever."""
     metadata: EntryMetadata
     """Source, version and tags."""
-    _data: bytes
+    _data: bytes | None  # None when _plain holds the value (memory backend)
     _plain: Any
     _created: float
     _updated: float
@@ -75,7 +75,7 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
         plain = self._plain
         if plain is None:  # no plain form was kept: decode (None itself decodes fast too)
             try:
-                return decode(self._data)
+                return decode(self._data)  # type: ignore[arg-type]
             except msgspec.DecodeError:
                 raise SerializationError(
                     f"the stored value of key {self.key!r} is not msgpack written by "
@@ -87,7 +87,8 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     @property
     def size(self) -> int:
         """Encoded size of the value in bytes (what ``max_entry_bytes`` limits)."""
-        return len(self._data)
+        data = self._data
+        return len(data if data is not None else encode_plain(self._plain))
 
     @property
     def created_at(self) -> datetime:

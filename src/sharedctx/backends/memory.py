@@ -8,10 +8,13 @@ updates (never while encoding, decoding or running callbacks):
 - ``_index``: a ``SortedList`` of keys, so a pattern with a literal prefix reads only
   the keys in that prefix's range: O(log n + k);
 - ``_tags``: tag -> set of keys;
-- ``_deadlines``: a heap of ``(deadline, key)``; stale items (a key re-written with
-  another deadline) are skipped when popped, and the heap is rebuilt when they pile
-  up. Every call first removes the entries that are due, so no read ever sees an
-  expired entry; one shared timer (``_scheduler``) does the same when nothing calls.
+- ``_deadlines``: a heap of ``(deadline, key)`` holding, for every key with a TTL,
+  at least one item no later than its deadline. A write that moves a deadline later
+  (the common case: each write restarts the TTL) pushes nothing; the item is pushed
+  again with the new deadline when it comes up. Stale items are skipped when
+  popped, and the heap is rebuilt if they ever pile up. Every call first removes
+  the entries that are due, so no read ever sees an expired entry; one shared
+  timer (``_scheduler``) does the same when nothing calls.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ from sharedctx._errors import CapacityError, ContextClosedError, VersionConflict
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import (
+    KEEP_TTL,
     Action,
     ContextEntry,
     ContextEvent,
     ContextStats,
     EntryMetadata,
-    KeepTTL,
 )
 from sharedctx.backends._base import Item, TTLArg
 
@@ -83,8 +86,13 @@ class MemoryStore:
     # -- reads -------------------------------------------------------------------
 
     def get(self, key: str) -> ContextEntry | None:
+        # The hot path: _begin() inlined (it counts as activity through hits/misses).
         with self._lock:
-            self._begin()
+            if self._closed:
+                self._check_open()
+            deadlines = self._deadlines
+            if deadlines and deadlines[0][0] <= self._clock():
+                self._purge_due(self._clock())
             entry = self._entries.get(key)
             if entry is None:
                 self._misses += 1
@@ -188,7 +196,12 @@ class MemoryStore:
     ) -> ContextEntry:
         try:
             with self._lock:
-                now = self._begin()
+                if self._closed:
+                    self._check_open()
+                now = self._clock()
+                deadlines = self._deadlines
+                if deadlines and deadlines[0][0] <= now:
+                    self._purge_due(now)
                 old = self._entries.get(key)
                 if if_version is not None:
                     version = 0 if old is None else old.metadata.version
@@ -231,7 +244,9 @@ class MemoryStore:
         wall: float,
     ) -> ContextEntry:
         # The one place an entry is written; the caller holds the lock and has made room.
-        if isinstance(ttl, KeepTTL):
+        if plain is not None:
+            data = None  # type: ignore[assignment]  # the plain copy is the snapshot
+        if ttl is KEEP_TTL:
             if old is None:
                 ttl = expires = deadline = None
             else:
@@ -265,9 +280,13 @@ class MemoryStore:
         self._entries[key] = entry
         if old is not None and self._touch_on_write:
             self._entries.move_to_end(key)
-        if deadline is not None and (old is None or deadline != old._deadline):
+        if deadline is not None and (
+            old is None or old._deadline is None or deadline < old._deadline
+        ):
             self._add_deadline(deadline, key)
-        self._changed("set", entry)
+        self._revision += 1
+        if self._hub._by_prefix:  # _changed("set", entry), inlined for the hot path
+            self._enqueue("set", entry)
         return entry
 
     def delete(self, key: str) -> bool:
@@ -290,7 +309,8 @@ class MemoryStore:
                 self._entries[key] = replace(
                     entry, ttl=ttl, _expires=time.time() + ttl, _deadline=deadline
                 )
-                self._add_deadline(deadline, key)
+                if entry._deadline is None or deadline < entry._deadline:
+                    self._add_deadline(deadline, key)
         self._hub.deliver()
         return entry is not None
 
@@ -314,7 +334,8 @@ class MemoryStore:
     # -- events and lifecycle ----------------------------------------------------
 
     def activity(self) -> int:
-        return self._calls
+        # get and write count through hits, misses and the revision; the rest in _calls.
+        return self._calls + self._hits + self._misses + self._revision
 
     def subscribe(self, subscription: Subscription) -> None:
         with self._lock:
@@ -357,11 +378,15 @@ class MemoryStore:
         deadlines, entries = self._deadlines, self._entries
         purged = 0
         while deadlines and deadlines[0][0] <= now:
-            deadline, key = heapq.heappop(deadlines)
+            _, key = heapq.heappop(deadlines)
             entry = entries.get(key)
-            if entry is not None and entry._deadline == deadline:
+            if entry is None or entry._deadline is None:
+                continue  # stale: the key is gone or lives forever now
+            if entry._deadline <= now:
                 self._remove(entry, "expire")
                 purged += 1
+            else:  # its deadline moved later: come back then
+                heapq.heappush(deadlines, (entry._deadline, key))
         return purged
 
     def _add_deadline(self, deadline: float, key: str) -> None:
@@ -426,6 +451,9 @@ class MemoryStore:
 
     def _changed(self, action: Action, entry: ContextEntry) -> None:
         self._revision += 1
+        self._enqueue(action, entry)
+
+    def _enqueue(self, action: Action, entry: ContextEntry) -> None:
         if self._hub.wants(entry.key):
             self._hub.enqueue(
                 ContextEvent(action, entry.key, entry, self.session_id, self._revision)
