@@ -453,11 +453,14 @@ def test_values_are_msgpack_and_a_planted_pickle_is_never_loaded(
     session = new_session()
     with SharedContext(session, backend=url) as ctx:
         ctx.set("k", {"a": [1, 2]})
-        values_key = RedisBackend(url).keys(session)[1]
-        assert admin.hget(values_key, "k") == b"\x81\xa1a\x92\x01\x02"  # msgpack
+        entries_key = RedisBackend(url).keys(session)[1]
+        blob = admin.hget(entries_key, "k")
+        assert blob is not None
+        assert blob.endswith(b"\x81\xa1a\x92\x01\x02")  # the value, in msgpack
         marker = tmp_path / "pwned"
         payload = pickle.dumps(_Exploit(str(marker)))
-        admin.hset(values_key, "k", payload)
+        metadata = blob[: 8 + int(blob[:8])]
+        admin.hset(entries_key, "k", metadata + payload)  # a planted value
         with pytest.raises(SerializationError, match="not msgpack"):
             ctx.get("k")
         assert not marker.exists()

@@ -326,7 +326,7 @@ class SharedContext:
         ``VersionConflictError``. Raises ``ValueTooLargeError``,
         ``SerializationError`` or ``CapacityError`` without storing anything.
         """
-        return self._store.write(*self._prepare_set(key, value, ttl, source, tags, if_version))
+        return self._write(self._store.write, key, value, ttl, source, tags, if_version)
 
     async def aset(
         self,
@@ -339,26 +339,27 @@ class SharedContext:
         if_version: int | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`set`."""
-        return await self._astore.write(
-            *self._prepare_set(key, value, ttl, source, tags, if_version)
-        )
+        return await self._write(self._astore.write, key, value, ttl, source, tags, if_version)
 
-    def _prepare_set(
+    def _write(
         self,
+        write: Callable[..., T],
         key: str,
         value: Any,
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
         if_version: int | None,
-    ) -> tuple[str, bytes, Any, TTLArg, str, tuple[str, ...], int | None]:
+    ) -> T:
+        """Check and encode a set, then call ``write`` (the store's, or its async twin's,
+        whose coroutine the caller awaits)."""
         key = check_key(key)
         data, plain = encode(key, value, self._max_entry_bytes)
-        return (
+        return write(
             key,
             data,
             plain,
-            self._ttl(ttl),
+            self._default_ttl if ttl is _DEFAULT else check_ttl(ttl, allow_keep=True),
             "unknown" if source is None else check_source(source),
             () if tags is None else check_tags(tags),
             None if if_version is None else check_version(if_version),
@@ -379,7 +380,7 @@ class SharedContext:
 
         Options as for :meth:`set`. If any value is rejected nothing is stored.
         """
-        return self._store.write_many(*self._prepare_set_multiple(mapping, ttl, source, tags))
+        return self._write_many(self._store.write_many, mapping, ttl, source, tags)
 
     async def aset_multiple(
         self,
@@ -390,17 +391,17 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`set_multiple`."""
-        return await self._astore.write_many(
-            *self._prepare_set_multiple(mapping, ttl, source, tags)
-        )
+        return await self._write_many(self._astore.write_many, mapping, ttl, source, tags)
 
-    def _prepare_set_multiple(
+    def _write_many(
         self,
+        write_many: Callable[..., T],
         mapping: Mapping[str, Any],
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> tuple[list[tuple[str, bytes, Any]], TTLArg, str, tuple[str, ...]]:
+    ) -> T:
+        """Check and encode a set_multiple, then call ``write_many`` (as ``_write``)."""
         if not isinstance(mapping, Mapping):
             raise InvalidArgumentError(
                 f"set_multiple takes a mapping of keys to values, not {type(mapping).__name__}"
@@ -409,7 +410,7 @@ class SharedContext:
         for key, value in mapping.items():
             key = check_key(key)
             items.append((key, *encode(key, value, self._max_entry_bytes)))
-        return (
+        return write_many(
             items,
             self._ttl(ttl),
             "unknown" if source is None else check_source(source),
@@ -503,7 +504,7 @@ class SharedContext:
             current = default if entry is None else entry.value
             value = yield _UserCall((partial(fn, current),))
             data, plain = encode(key, value, self._max_entry_bytes)
-            version = 0 if entry is None else entry.metadata.version
+            version = 0 if entry is None else entry._version
             try:
                 written: ContextEntry = yield _StoreCall(
                     ("write", (key, data, plain, ttl_arg, source, tag_tuple, version))

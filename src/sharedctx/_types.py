@@ -1,8 +1,8 @@
 """The values sharedctx hands out: entries, their metadata, change events and stats.
 
-All of them are immutable. An entry keeps its value encoded; ``entry.value`` decodes
-a new, independent copy on every access, so no reader, subscriber or watcher can
-change what another one sees.
+All of them are immutable. An entry keeps its value encoded (or, for an immutable
+scalar, as it is); ``entry.value`` decodes a new, independent copy on every access,
+so no reader, subscriber or watcher can change what another one sees.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     """The entry's key."""
     ttl: float | None
     """Seconds the entry lives after its last write (or ``expire``); None: forever."""
-    metadata: EntryMetadata
-    """Source, version and tags."""
+    _source: str  # the metadata's fields, kept here: one object less per entry
+    _version: int
+    _tags: tuple[str, ...]
     _data: bytes | None  # None when _plain holds the value (memory backend)
     _plain: Any
     _created: float
@@ -73,16 +74,20 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     def value(self) -> Any:
         """A new copy of the stored value."""
         plain = self._plain
-        if plain is None:  # no plain form was kept: decode (None itself decodes fast too)
-            try:
-                return decode(self._data)  # type: ignore[arg-type]
-            except msgspec.DecodeError:
-                raise SerializationError(
-                    f"the stored value of key {self.key!r} is not msgpack written by "
-                    "sharedctx; it is left as it is and not decoded any other way"
-                ) from None
-        kind = plain.__class__
-        return kind(plain) if kind is dict or kind is list else plain
+        if plain is not None:  # an immutable scalar, kept as it is
+            return plain
+        try:
+            return decode(self._data)  # type: ignore[arg-type]
+        except msgspec.DecodeError:
+            raise SerializationError(
+                f"the stored value of key {self.key!r} is not msgpack written by "
+                "sharedctx; it is left as it is and not decoded any other way"
+            ) from None
+
+    @property
+    def metadata(self) -> EntryMetadata:
+        """Source, version and tags."""
+        return EntryMetadata(self._source, self._version, self._tags)
 
     @property
     def size(self) -> int:
@@ -108,8 +113,8 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     def __repr__(self) -> str:
         return (
             f"ContextEntry(key={self.key!r}, value={self.value!r}, "
-            f"version={self.metadata.version}, source={self.metadata.source!r}, "
-            f"tags={self.metadata.tags!r}, ttl={self.ttl!r})"
+            f"version={self._version}, source={self._source!r}, "
+            f"tags={self._tags!r}, ttl={self.ttl!r})"
         )
 
 

@@ -35,16 +35,16 @@ from sharedctx._errors import CapacityError, ContextClosedError, VersionConflict
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import (
-    KEEP_TTL,
     Action,
     ContextEntry,
     ContextEvent,
     ContextStats,
-    EntryMetadata,
 )
 from sharedctx.backends._base import Item, TTLArg
 
 __all__ = ["Eviction", "MemoryStore"]
+
+_wall = time.time
 
 Eviction = Literal["lru", "oldest", "reject"]
 
@@ -63,6 +63,7 @@ class MemoryStore:
     ) -> None:
         self.session_id = session_id
         self._hub = hub
+        self._pending = hub._pending  # events waiting for delivery
         self._max_entries = max_entries
         self._eviction = eviction
         bounded = max_entries is not None
@@ -100,7 +101,7 @@ class MemoryStore:
                 self._hits += 1
                 if self._touch_on_read:
                     self._entries.move_to_end(key)
-        if self._hub._pending:
+        if self._pending:
             self._hub.deliver()
         return entry
 
@@ -195,7 +196,7 @@ class MemoryStore:
         if_version: int | None,
     ) -> ContextEntry:
         try:
-            with self._lock:
+            with self._lock:  # _begin() inlined: this is the hot path of set
                 if self._closed:
                     self._check_open()
                 now = self._clock()
@@ -204,14 +205,14 @@ class MemoryStore:
                     self._purge_due(now)
                 old = self._entries.get(key)
                 if if_version is not None:
-                    version = 0 if old is None else old.metadata.version
+                    version = 0 if old is None else old._version
                     if version != if_version:
                         raise VersionConflictError(key, if_version, version)
                 if old is None:
                     self._make_room(1, ())
-                return self._put(key, old, data, plain, ttl, source, tags, now, time.time())
+                return self._put(key, old, data, plain, ttl, source, tags, now, _wall())
         finally:
-            if self._hub._pending:
+            if self._pending:
                 self._hub.deliver()
 
     def write_many(
@@ -246,40 +247,42 @@ class MemoryStore:
         # The one place an entry is written; the caller holds the lock and has made room.
         if plain is not None:
             data = None  # type: ignore[assignment]  # the plain copy is the snapshot
-        if ttl is KEEP_TTL:
-            if old is None:
-                ttl = expires = deadline = None
-            else:
-                ttl, expires, deadline = old.ttl, old._expires, old._deadline
+        expires: float | None
+        deadline: float | None
+        if ttl.__class__ is float:  # the usual case first
+            expires, deadline = wall + ttl, now + ttl
         elif ttl is None:
             expires = deadline = None
-        else:
-            expires, deadline = wall + ttl, now + ttl
+        elif old is None:  # KEEP_TTL of a new key: nothing to keep
+            ttl = expires = deadline = None
+        else:  # KEEP_TTL
+            ttl, expires, deadline = old.ttl, old._expires, old._deadline
         if old is None:
             if source is None:
                 source = "unknown"
             if tags is None:
                 tags = ()
-            metadata = EntryMetadata(source, 1, tags)
-            entry = ContextEntry(key, ttl, metadata, data, plain, wall, wall, expires, deadline)
+            entry = ContextEntry(
+                key, ttl, source, 1, tags, data, plain, wall, wall, expires, deadline
+            )
             self._index.add(key)
             self._tag(key, tags)
         else:
-            old_metadata = old.metadata
             if source is None:
-                source = old_metadata.source
+                source = old._source
             if tags is None:
-                tags = old_metadata.tags
-            elif tags != old_metadata.tags:
-                self._untag(key, old_metadata.tags)
+                tags = old._tags
+            elif tags != old._tags:
+                self._untag(key, old._tags)
                 self._tag(key, tags)
-            metadata = EntryMetadata(source, old_metadata.version + 1, tags)
             entry = ContextEntry(
-                key, ttl, metadata, data, plain, old._created, wall, expires, deadline
-            )
-        self._entries[key] = entry
+                key, ttl, source, old._version + 1, tags, data, plain, old._created, wall,
+                expires, deadline,
+            )  # fmt: skip
+        entries = self._entries
+        entries[key] = entry
         if old is not None and self._touch_on_write:
-            self._entries.move_to_end(key)
+            entries.move_to_end(key)
         if deadline is not None and (
             old is None or old._deadline is None or deadline < old._deadline
         ):
@@ -442,7 +445,7 @@ class MemoryStore:
         key = entry.key
         del self._entries[key]
         self._index.remove(key)
-        self._untag(key, entry.metadata.tags)
+        self._untag(key, entry._tags)
         if action == "expire":
             self._expired += 1
         elif action == "evict":

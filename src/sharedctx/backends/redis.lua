@@ -1,22 +1,27 @@
 -- sharedctx: every operation on one session, atomically, in one script call.
 --
--- KEYS: 1 meta (hash: epoch, rev, tick, hits, misses, expired, evicted)
---       2 values (hash key -> encoded value)     3 metadata (hash key -> packed metadata)
---       4 index (zset, score 0: keys, for prefix ranges)
---       5 deadlines (zset key -> expiry, ms of the server's clock)
---       6 recency (zset key -> tick of last use, for eviction)
---       7 tags (zset, score 0: members "%08d" .. #tag .. tag .. key)
---       8 events (stream; entry id "<revision>-0")
+-- KEYS: 1 "<namespace>:{<session>}:meta" (hash: epoch, rev, tick, expired, evicted).
+-- The session's other keys are that name with another last part; they share its
+-- hash tag, so they live in its cluster slot:
+--   entries (hash key -> blob: "%08d" length of the metadata, metadata, value)
+--   index (zset, score 0: keys, for prefix ranges)
+--   deadlines (zset key -> expiry, ms of the server's clock)
+--   recency (zset key -> tick of last use, for eviction)
+--   tags (zset, score 0: members "%08d" .. #tag .. tag .. key)
+--   events (stream; entry id "<revision>-0", fields a (action), k (key), e (blob))
 -- ARGV: 1 operation, 2 the client's epoch ("" if it has none), 3 the revision after
 --       which the caller wants the events back (-1: none), 4 stream cap,
 --       5 max entries (-1: none), 6 eviction ("lru", "oldest", "reject"), 7.. arguments.
 -- Reply: {status, epoch, events, result...}; status "ok", "lost" (the session's data is
--- gone since the client last saw it: nothing was done), "conflict" or "full".
--- Metadata is cmsgpack {version, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}
--- with -1 for "no ttl".
+-- gone since the client last saw it: nothing was done), "conflict", "full" or
+-- "changed". Metadata is cmsgpack {version, created_ms, updated_ms, ttl_ms, expires_ms,
+-- source, tags}, with -1 for "no ttl".
 
-local META, VALUES, METADATA, INDEX, DEADLINES, RECENCY, TAGS, EVENTS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local META = KEYS[1]
+local base = string.sub(META, 1, -5)  -- without "meta"
+local ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS =
+  base .. "entries", base .. "index", base .. "deadlines", base .. "recency",
+  base .. "tags", base .. "events"
 local op, client_epoch, since, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local max_entries, eviction = tonumber(ARGV[5]), ARGV[6]
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
@@ -37,52 +42,51 @@ local function tag_member(tag, key)
   return string.format("%08d", #tag) .. tag .. key
 end
 
-local function emit(action, key, value, packed)
-  local rev = redis.call("HINCRBY", META, "rev", 1)
-  redis.call("XADD", EVENTS, "MAXLEN", "~", cap, rev .. "-0",
-    "a", action, "k", key, "v", value, "m", packed)
-  return rev
+local function metadata(blob)
+  return cmsgpack.unpack(string.sub(blob, 9, 8 + tonumber(string.sub(blob, 1, 8))))
 end
 
-local function remove(key, action)
-  local value = redis.call("HGET", VALUES, key)
-  local packed = redis.call("HGET", METADATA, key)
-  redis.call("HDEL", VALUES, key)
-  redis.call("HDEL", METADATA, key)
+local function emit(action, key, blob)
+  local rev = redis.call("HINCRBY", META, "rev", 1)
+  redis.call("XADD", EVENTS, "MAXLEN", "~", cap, rev .. "-0", "a", action, "k", key, "e", blob)
+end
+
+local function remove(key, blob, meta, action)
+  redis.call("HDEL", ENTRIES, key)
   redis.call("ZREM", INDEX, key)
   redis.call("ZREM", DEADLINES, key)
   redis.call("ZREM", RECENCY, key)
-  for _, tag in ipairs(cmsgpack.unpack(packed)[7]) do
+  for _, tag in ipairs(meta[7]) do
     redis.call("ZREM", TAGS, tag_member(tag, key))
   end
-  if action == "expire" then
-    redis.call("HINCRBY", META, "expired", 1)
-  elseif action == "evict" then
-    redis.call("HINCRBY", META, "evicted", 1)
+  if action == "expire" or action == "evict" then
+    redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
-  emit(action, key, value, packed)
+  emit(action, key, blob)
+end
+
+-- The live blob and metadata of key, or nil (an expired entry is removed here).
+local function live(key)
+  local blob = redis.call("HGET", ENTRIES, key)
+  if not blob then
+    return nil
+  end
+  local meta = metadata(blob)
+  if meta[5] >= 0 and meta[5] <= now then
+    remove(key, blob, meta, "expire")
+    return nil
+  end
+  return blob, meta
 end
 
 local function purge_due(limit)
-  local due = redis.call("ZRANGEBYSCORE", DEADLINES, "-inf", now, "LIMIT", 0, limit)
-  for _, key in ipairs(due) do
-    remove(key, "expire")
+  local purged = 0
+  for _, key in ipairs(redis.call("ZRANGEBYSCORE", DEADLINES, "-inf", now, "LIMIT", 0, limit)) do
+    if not live(key) then
+      purged = purged + 1
+    end
   end
-  return #due
-end
-
--- The live value and packed metadata of key, or nil (an expired entry is removed).
-local function live(key)
-  local deadline = redis.call("ZSCORE", DEADLINES, key)
-  if deadline and tonumber(deadline) <= now then
-    remove(key, "expire")
-    return nil
-  end
-  local value = redis.call("HGET", VALUES, key)
-  if not value then
-    return nil
-  end
-  return value, redis.call("HGET", METADATA, key)
+  return purged
 end
 
 local function touch(key)
@@ -92,16 +96,11 @@ local function touch(key)
 end
 
 local function read(key)
-  local value, packed = live(key)
-  if value then
-    redis.call("HINCRBY", META, "hits", 1)
-    if eviction == "lru" then
-      touch(key)
-    end
-  else
-    redis.call("HINCRBY", META, "misses", 1)
+  local blob = live(key)
+  if blob and eviction == "lru" then
+    touch(key)
   end
-  return value, packed
+  return blob
 end
 
 -- Make room for `fresh` new keys, never evicting the `kept` keys in the set `keep`;
@@ -110,10 +109,10 @@ local function make_room(fresh, keep, kept)
   if max_entries < 0 or fresh == 0 then
     return true
   end
-  if redis.call("HLEN", VALUES) + fresh > max_entries then
+  if redis.call("HLEN", ENTRIES) + fresh > max_entries then
     purge_due(-1)
   end
-  local overflow = redis.call("HLEN", VALUES) + fresh - max_entries
+  local overflow = redis.call("HLEN", ENTRIES) + fresh - max_entries
   if overflow <= 0 then
     return true
   end
@@ -127,14 +126,14 @@ local function make_room(fresh, keep, kept)
     end
   end
   for _, key in ipairs(victims) do
-    remove(key, "evict")
+    local blob = redis.call("HGET", ENTRIES, key)
+    remove(key, blob, metadata(blob), "evict")
   end
   return true
 end
 
--- Store one value; `old` is its live packed metadata or nil. Returns the new metadata.
-local function put(key, value, old_packed, ttl, source, tags)
-  local old = old_packed and cmsgpack.unpack(old_packed)
+-- Store one value over the live metadata `old` (or nil). Returns the new metadata.
+local function put(key, value, old, ttl, source, tags)
   local version, created, expires = 1, now, -1
   if old then
     version, created = old[1] + 1, old[2]
@@ -163,14 +162,14 @@ local function put(key, value, old_packed, ttl, source, tags)
   end
   if expires >= 0 then
     redis.call("ZADD", DEADLINES, expires, key)
-  else
+  elseif old and old[5] >= 0 then
     redis.call("ZREM", DEADLINES, key)
   end
   local packed = cmsgpack.pack({version, created, now, ttl, expires, source, tags})
-  redis.call("HSET", VALUES, key, value)
-  redis.call("HSET", METADATA, key, packed)
+  local blob = string.format("%08d", #packed) .. packed .. value
+  redis.call("HSET", ENTRIES, key, blob)
   touch(key)
-  emit("set", key, value, packed)
+  emit("set", key, blob)
   return packed
 end
 
@@ -186,14 +185,14 @@ local function read_tags(at)
   return tags, at + 1 + #tags
 end
 
-local function entries(keys)
+-- {key, blob, key, blob...} of the live ones among keys.
+local function entries(keys, reading)
   local found = {}
   for _, key in ipairs(keys) do
-    local value, packed = live(key)
-    if value then
+    local blob = reading and read(key) or live(key)
+    if blob then
       found[#found + 1] = key
-      found[#found + 1] = value
-      found[#found + 1] = packed
+      found[#found + 1] = blob
     end
   end
   return found
@@ -209,49 +208,40 @@ local function live_keys(lo, hi)
   return keys
 end
 
+local function count()
+  return redis.call("HLEN", ENTRIES) - redis.call("ZCOUNT", DEADLINES, "-inf", now)
+end
+
 local function reply(status, ...)
   local events = {}
-  if since >= 0 then
-    local rev = tonumber(redis.call("HGET", META, "rev"))
-    if rev > since then
-      events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+")
-    end
+  if since >= 0 and tonumber(redis.call("HGET", META, "rev")) > since then
+    events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+")
   end
   return {status, epoch, events, ...}
 end
 
-purge_due(100)
 local a = ARGV
 
 if op == "get" then
-  local value, packed = read(a[7])
-  if value then
-    return reply("ok", value, packed)
-  end
-  return reply("ok")
+  return reply("ok", read(a[7]) or "")
 elseif op == "get_many" then
-  local found = {}
+  local keys = {}
   for i = 7, #a do
-    local value, packed = read(a[i])
-    if value then
-      found[#found + 1] = a[i]
-      found[#found + 1] = value
-      found[#found + 1] = packed
-    end
+    keys[#keys + 1] = a[i]
   end
-  return reply("ok", found)
+  return reply("ok", entries(keys, true))
 elseif op == "contains" then
   return reply("ok", live(a[7]) and 1 or 0)
 elseif op == "write" then  -- key, value, ttl, if_version, source, tags...
   local key, value, ttl, if_version, source = a[7], a[8], tonumber(a[9]), tonumber(a[10]), a[11]
   local tags = read_tags(12)
   local _, old = live(key)
-  local version = old and cmsgpack.unpack(old)[1] or 0
+  local version = old and old[1] or 0
   if if_version >= 0 and if_version ~= version then
     return reply("conflict", version)
   end
   if not old and not make_room(1, {[key] = true}, 1) then
-    return reply("full", redis.call("HLEN", VALUES))
+    return reply("full", redis.call("HLEN", ENTRIES))
   end
   return reply("ok", put(key, value, old, ttl, source, tags))
 elseif op == "write_many" then  -- ttl, source, tags..., then key/value pairs
@@ -260,34 +250,36 @@ elseif op == "write_many" then  -- ttl, source, tags..., then key/value pairs
   local keep, old, fresh = {}, {}, 0
   for i = at, #a, 2 do
     keep[a[i]] = true
-    local _, packed = live(a[i])
-    old[a[i]] = packed
-    if not packed then
+    local _, meta = live(a[i])
+    old[a[i]] = meta
+    if not meta then
       fresh = fresh + 1
     end
   end
   if not make_room(fresh, keep, (#a - at + 1) / 2) then
-    return reply("full", redis.call("HLEN", VALUES))
+    return reply("full", redis.call("HLEN", ENTRIES))
   end
   local written = {}
   for i = at, #a, 2 do
-    written[#written + 1] = put(a[i], a[i + 1], old[a[i]], ttl, source, tags)
-    old[a[i]] = written[#written]
+    local packed = put(a[i], a[i + 1], old[a[i]], ttl, source, tags)
+    written[#written + 1] = packed
+    old[a[i]] = cmsgpack.unpack(packed)
   end
   return reply("ok", written)
 elseif op == "delete" then
-  if live(a[7]) then
-    remove(a[7], "delete")
+  local blob, meta = live(a[7])
+  if blob then
+    remove(a[7], blob, meta, "delete")
     return reply("ok", 1)
   end
   return reply("ok", 0)
 elseif op == "expire" then  -- key, ttl (-1: none)
   local key, ttl = a[7], tonumber(a[8])
-  local _, packed = live(key)
-  if not packed then
+  local blob, meta = live(key)
+  if not blob then
     return reply("ok", 0)
   end
-  local meta = cmsgpack.unpack(packed)
+  local value = string.sub(blob, 9 + tonumber(string.sub(blob, 1, 8)))
   meta[4], meta[5] = ttl, -1
   if ttl >= 0 then
     meta[5] = now + ttl
@@ -295,12 +287,13 @@ elseif op == "expire" then  -- key, ttl (-1: none)
   else
     redis.call("ZREM", DEADLINES, key)
   end
-  redis.call("HSET", METADATA, key, cmsgpack.pack(meta))
+  local packed = cmsgpack.pack(meta)
+  redis.call("HSET", ENTRIES, key, string.format("%08d", #packed) .. packed .. value)
   return reply("ok", 1)
 elseif op == "keys" then  -- lo, hi: the index range of the pattern's prefix
   return reply("ok", live_keys(a[7], a[8]), redis.call("HGET", META, "rev"))
 elseif op == "find_range" then
-  return reply("ok", entries(live_keys(a[7], a[8])))
+  return reply("ok", entries(live_keys(a[7], a[8]), false))
 elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since rev
   if redis.call("HGET", META, "rev") ~= a[7] then
     return reply("changed")
@@ -309,27 +302,27 @@ elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since
   for i = 8, #a do
     keys[#keys + 1] = a[i]
   end
-  return reply("ok", entries(keys))
+  return reply("ok", entries(keys, false))
 elseif op == "find_tag" then
   local prefix = string.format("%08d", #a[7]) .. a[7]
   local keys = {}
   for _, member in ipairs(redis.call("ZRANGEBYLEX", TAGS, "[" .. prefix, "[" .. prefix .. "\255")) do
     keys[#keys + 1] = string.sub(member, #prefix + 1)
   end
-  return reply("ok", entries(keys))
+  return reply("ok", entries(keys, false))
 elseif op == "count" then
-  return reply("ok", redis.call("HLEN", VALUES) - redis.call("ZCOUNT", DEADLINES, "-inf", now))
+  return reply("ok", count())
 elseif op == "purge" then
   return reply("ok", purge_due(-1))
 elseif op == "clear" then
   local keys = redis.call("ZRANGE", INDEX, 0, -1)
   for _, key in ipairs(keys) do
-    remove(key, "delete")
+    local blob = redis.call("HGET", ENTRIES, key)
+    remove(key, blob, metadata(blob), "delete")
   end
   return reply("ok", #keys)
 elseif op == "stats" then
-  local count = redis.call("HLEN", VALUES) - redis.call("ZCOUNT", DEADLINES, "-inf", now)
-  return reply("ok", count, redis.call("HMGET", META, "hits", "misses", "expired", "evicted", "rev"))
+  return reply("ok", count(), redis.call("HMGET", META, "expired", "evicted", "rev"))
 elseif op == "revision" then
   return reply("ok", redis.call("HGET", META, "rev"))
 end

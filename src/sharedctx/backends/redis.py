@@ -43,7 +43,7 @@ from sharedctx._errors import (
 )
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
-from sharedctx._types import ContextEntry, ContextEvent, ContextStats, EntryMetadata, KeepTTL
+from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends._base import Item, TTLArg
 
 __all__ = ["RedisBackend", "RedisStore"]
@@ -51,7 +51,7 @@ __all__ = ["RedisBackend", "RedisStore"]
 _log = logging.getLogger("sharedctx")
 _SCRIPT = (resources.files("sharedctx.backends") / "redis.lua").read_text(encoding="utf-8")
 _KEEP = b"\0keep"
-_SUFFIXES = ("meta", "values", "metadata", "index", "deadlines", "recency", "tags", "events")
+_SUFFIXES = ("meta", "entries", "index", "deadlines", "recency", "tags", "events")
 _SCHEMES = ("redis", "rediss", "unix")
 _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _FIND_ATTEMPTS = 3
@@ -133,10 +133,10 @@ class RedisBackend:
                 found = self._async[loop] = (client, client.register_script(_SCRIPT))
         return found
 
-    def keys(self, session_id: str) -> list[str]:
+    def keys(self, session_id: str) -> list[bytes]:
         """The Redis keys of a session, in the order the script takes them."""
         base = f"{self.namespace}:{{{_escape_session(session_id)}}}:"
-        return [base + suffix for suffix in _SUFFIXES]
+        return [(base + suffix).encode() for suffix in _SUFFIXES]
 
     def sessions(self) -> list[str]:
         """The ids of the sessions registered in this namespace, sorted."""
@@ -147,6 +147,10 @@ class RedisBackend:
     def unavailable_as_error(self) -> _Unavailable:
         """A context manager turning connection failures into BackendUnavailableError."""
         return _Unavailable(self)
+
+    def unavailable(self, error: BaseException) -> BackendUnavailableError:
+        """The error for a connection failure (the URL's password redacted)."""
+        return BackendUnavailableError(f"Redis at {redact(self.url)} is unavailable: {error}")
 
     def close(self) -> None:
         """Close this process's connections (sync now; asyncio ones on their loops)."""
@@ -180,10 +184,8 @@ class _Unavailable:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if kind is not None and issubclass(kind, _UNAVAILABLE):
-            raise BackendUnavailableError(
-                f"Redis at {redact(self.backend.url)} is unavailable: {exc}"
-            ) from None
+        if exc is not None and isinstance(exc, _UNAVAILABLE):
+            raise self.backend.unavailable(exc) from None
 
 
 # What an operation's reply turns into: (store, arguments, status, result) -> value.
@@ -208,11 +210,14 @@ class RedisStore:
         self._owns_backend = owns_backend
         self._hub = hub
         self._keys = backend.keys(session_id)
+        self._meta = self._keys[:1]  # the script finds the others from the first
         self._settings = [
-            backend.stream_max_len,
-            -1 if max_entries is None else max_entries,
-            eviction,
+            b"%d" % backend.stream_max_len,
+            b"%d" % (-1 if max_entries is None else max_entries),
+            eviction.encode(),
         ]
+        self._max_entries = max_entries
+        self._hits = self._misses = 0  # this object's reads (the rest is session-wide)
         self._epoch = ""
         self._delivered = -1  # last revision handed to the hub (-1: nobody listens)
         self._delivery_lock = threading.Lock()
@@ -235,17 +240,21 @@ class RedisStore:
 
     def _call(self, operation: str, arguments: Sequence[Any], *, user: bool = True) -> Any:
         self._begin(user)
-        with self._backend.unavailable_as_error():
-            reply = self._backend.script(keys=self._keys, args=self._argv(operation, arguments))
+        try:
+            reply = self._backend.script(keys=self._meta, args=self._argv(operation, arguments))
+        except _UNAVAILABLE as exc:
+            raise self._backend.unavailable(exc) from None
         return self._settle(reply, user)
 
     async def _acall(self, operation: str, arguments: Sequence[Any]) -> Any:
         self._begin(True)
         client, script = self._backend.async_client()
-        with self._backend.unavailable_as_error():
+        try:
             reply = await script(
-                keys=self._keys, args=self._argv(operation, arguments), client=client
+                keys=self._meta, args=self._argv(operation, arguments), client=client
             )
+        except _UNAVAILABLE as exc:
+            raise self._backend.unavailable(exc) from None
         return self._settle(reply, True)
 
     def _begin(self, user: bool) -> None:
@@ -534,7 +543,9 @@ def _entry(key: str, value: bytes, packed: bytes) -> ContextEntry:
     return ContextEntry(
         key,
         None if ttl < 0 else ttl / 1000,
-        EntryMetadata(source, version, tuple(tags)),
+        source,
+        version,
+        tuple(tags),
         value,
         None,
         created / 1000,
@@ -543,16 +554,38 @@ def _entry(key: str, value: bytes, packed: bytes) -> ContextEntry:
     )
 
 
+def _unblob(key: str, blob: bytes) -> ContextEntry:
+    """An entry from a stored blob: 8 digits of metadata length, metadata, value."""
+    size = int(blob[:8])
+    return _entry(key, blob[8 + size :], blob[8 : 8 + size])
+
+
 def _entries(flat: list[bytes]) -> list[ContextEntry]:
-    return [_entry(flat[i].decode(), flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+    return [_unblob(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
 def _event(session_id: str, revision: int, fields: Any) -> ContextEvent:
     if isinstance(fields, list):
         fields = dict(zip(fields[::2], fields[1::2], strict=True))
     key = fields[b"k"].decode()
-    entry = _entry(key, fields[b"v"], fields[b"m"])
+    entry = _unblob(key, fields[b"e"])
     return ContextEvent(fields[b"a"].decode(), key, entry, session_id, revision)
+
+
+def _read(store: RedisStore, args: tuple[Any, ...], status: bytes, result: list[Any]) -> Any:
+    blob = result[0]
+    if blob:
+        store._hits += 1
+        return _unblob(args[0], blob)
+    store._misses += 1
+    return None
+
+
+def _read_many(store: RedisStore, args: tuple[Any, ...], status: bytes, result: list[Any]) -> Any:
+    found = {entry.key: entry for entry in _entries(result[0])}
+    store._hits += len(found)
+    store._misses += len(args[0]) - len(found)
+    return found
 
 
 def _write_arguments(
@@ -579,7 +612,7 @@ def _write_many_arguments(
 def _full(store: RedisStore, result: list[Any], new_keys: int) -> CapacityError:
     return CapacityError(
         f"context {store.session_id!r} holds {int(result[0])} of at most "
-        f"{store._settings[1]} entries: no room for {new_keys} new key(s)"
+        f"{store._max_entries} entries: no room for {new_keys} new key(s)"
     )
 
 
@@ -607,8 +640,8 @@ def _written_many(
 
 def _stats(store: RedisStore, args: tuple[Any, ...], status: bytes, result: list[Any]) -> Any:
     count, counters = result
-    hits, misses, expired, evicted, revision = (int(value or 0) for value in counters)
-    return ContextStats(count, hits, misses, expired, evicted, args[0], revision)
+    expired, evicted, revision = (int(value or 0) for value in counters)
+    return ContextStats(count, store._hits, store._misses, expired, evicted, args[0], revision)
 
 
 class _Operation(NamedTuple):
@@ -632,16 +665,8 @@ def _none(*args: Any) -> Sequence[Any]:
 
 
 _OPERATIONS: dict[str, _Operation] = {
-    "get": _Operation(
-        "get",
-        lambda key: (key,),
-        lambda store, args, status, result: _entry(args[0], *result) if result else None,
-    ),
-    "get_many": _Operation(
-        "get_many",
-        tuple,
-        lambda store, args, status, result: {e.key: e for e in _entries(result[0])},
-    ),
+    "get": _Operation("get", lambda key: (key,), _read),
+    "get_many": _Operation("get_many", tuple, _read_many),
     "contains": _Operation("contains", lambda key: (key,), _flag),
     "write": _Operation("write", _write_arguments, _written),
     "write_many": _Operation("write_many", _write_many_arguments, _written_many),
