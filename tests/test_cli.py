@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +119,19 @@ def test_passwords_never_appear_in_errors() -> None:
     assert done.returncode == 2
     assert "hunter2" not in done.stderr
     assert "***" in done.stderr
+
+
+def test_bench_runs_from_the_checkout(tmp_path: Path) -> None:
+    done = sharedctx("bench", "--quick", "--only", "memory", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "bytes per entry" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["memory_bytes"]) == {
+        "dict+lock",
+        "cachetools+lock",
+        "reference",
+        "sharedctx",
+    }
 
 
 @pytest.mark.redis

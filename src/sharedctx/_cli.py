@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
+import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.set_defaults(run=_watch)
 
     bench = commands.add_parser("bench", help="run the benchmarks (needs a source checkout)")
-    bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to benchmarks/run.py")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, fewer samples")
+    bench.add_argument("--out", help="where to write results.json and benchmark.png")
+    bench.add_argument("--only", nargs="+", metavar="WORKLOAD", help="run only these")
     bench.set_defaults(run=_bench)
     return parser
 
@@ -200,14 +202,12 @@ def _watch(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench(args: argparse.Namespace, console: Console) -> int:
-    script = _benchmark_script()
-    spec = importlib.util.spec_from_file_location("sharedctx_benchmarks", script)
-    if spec is None or spec.loader is None:
-        raise InvalidArgumentError(f"cannot load {script}")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(script.parent))
-    spec.loader.exec_module(module)
-    return int(module.main(args.options))
+    # run_path, not a bare exec_module: the benchmarks' dataclasses need their module.
+    module = runpy.run_path(str(_benchmark_script()), run_name="sharedctx_benchmarks")
+    options = ["--quick"] if args.quick else []
+    options += ["--out", args.out] if args.out else []
+    options += ["--only", *args.only] if args.only else []
+    return int(module["main"](options))
 
 
 def _benchmark_script() -> Path:
