@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -186,3 +188,12 @@ def test_with_an_injected_clock_expiry_waits_for_a_call(clock: FakeClock) -> Non
         assert store._timer is None  # the fake clock is not the timer's clock
         clock.advance(1)
         assert ctx.purge_expired() == 1
+
+
+def test_a_context_dropped_without_close_is_freed_despite_its_timer() -> None:
+    ctx = SharedContext("dropped")
+    ctx.set("k", 1, ttl=30)  # schedules the shared timer
+    store = weakref.ref(ctx._store)
+    del ctx
+    gc.collect()
+    assert store() is None  # the timer held the store weakly

@@ -19,7 +19,7 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,24 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     sessions.add_argument("--json", action="store_true", help="print JSON")
     sessions.set_defaults(run=_sessions)
 
-    inspect = commands.add_parser("inspect", help="show a session's entries")
-    inspect.add_argument("session")
-    inspect.add_argument("pattern", nargs="?", default="*", help="glob pattern (default *)")
-    _backend_option(inspect)
+    inspect = _session_command(commands, "inspect", "show a session's entries", _inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON (with the values)")
-    inspect.set_defaults(run=_inspect)
-
-    watch = commands.add_parser("watch", help="tail a session's events until Ctrl-C")
-    watch.add_argument("session")
-    watch.add_argument("pattern", nargs="?", default="*", help="glob pattern (default *)")
-    _backend_option(watch)
-    watch.set_defaults(run=_watch)
+    _session_command(commands, "watch", "tail a session's events until Ctrl-C", _watch)
 
     bench = commands.add_parser("bench", help="run the benchmarks (needs a source checkout)")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, fewer samples")
     bench.add_argument("--out", help="where to write results.json and benchmark.png")
     bench.add_argument("--only", nargs="+", metavar="WORKLOAD", help="run only these")
     bench.set_defaults(run=_bench)
+    return parser
+
+
+def _session_command(
+    commands: Any, name: str, help: str, run: Callable[..., int]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help)
+    parser.add_argument("session")
+    parser.add_argument("pattern", nargs="?", default="*", help="glob pattern (default *)")
+    _backend_option(parser)
+    parser.set_defaults(run=run)
     return parser
 
 

@@ -197,28 +197,19 @@ async def _pipeline(
     await pipeline.aset_validation_summary(validation)
 
     await status("checkpoint", "waiting", 0.8, "waiting for the checkpoint decision")
-    await pipeline.aset_checkpoint_status(
-        "cp-1",
-        CheckpointStatus(
-            checkpoint_id="cp-1",
-            state="waiting",
-            score=validation.score,
-            threshold=validation.threshold,
-        ),
+    checkpoint = CheckpointStatus(
+        checkpoint_id="cp-1",
+        state="waiting",
+        score=validation.score,
+        threshold=validation.threshold,
     )
+    await pipeline.aset_checkpoint_status("cp-1", checkpoint)
     decision = _persona.auto_decision(validation, "cp-1")
     if options.interactive:
         decision = await _ask(console, view, decision)
     await pipeline.aset_checkpoint_decision("cp-1", decision)
-    await pipeline.aset_checkpoint_status(
-        "cp-1",
-        CheckpointStatus(
-            checkpoint_id="cp-1",
-            state="decided",
-            score=validation.score,
-            threshold=validation.threshold,
-        ),
-    )
+    decided = checkpoint.model_copy(update={"state": "decided", "updated_at": datetime.now(UTC)})
+    await pipeline.aset_checkpoint_status("cp-1", decided)
 
     await status("generation", "running", 0.9, "writing the manifest")
     await pipeline.aset_manifest_content(

@@ -14,9 +14,10 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
-__all__ = ["Timer", "call_at"]
+__all__ = ["Timer", "call_at", "call_method_at"]
 
 _log = logging.getLogger("sharedctx")
 
@@ -88,3 +89,16 @@ _scheduler = _Scheduler()
 os.register_at_fork(after_in_child=_scheduler._after_fork)
 
 call_at = _scheduler.call_at
+
+
+def call_method_at(when: float, method: Callable[[], object]) -> Timer:
+    """Like :func:`call_at` for a bound method, holding its object weakly: an object
+    dropped without being closed is freed, and its timer then does nothing."""
+    reference = weakref.WeakMethod(method)
+
+    def call() -> None:
+        target = reference()
+        if target is not None:
+            target()
+
+    return call_at(when, call)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
-from collections.abc import Callable
 from typing import Any
 
 from sharedctx import _scheduler
@@ -158,8 +156,8 @@ class ContextManager:
 
     def _schedule_idle_check(self) -> None:
         assert self._idle_ttl is not None
-        self._timer = _scheduler.call_at(
-            time.monotonic() + self._idle_ttl / 2, _idle_check(weakref.ref(self))
+        self._timer = _scheduler.call_method_at(
+            time.monotonic() + self._idle_ttl / 2, self._destroy_idle
         )
 
     def _destroy_idle(self) -> None:
@@ -184,15 +182,6 @@ class ContextManager:
                 self._schedule_idle_check()
         for context in idle:
             context.destroy()
-
-
-def _idle_check(manager: weakref.ref[ContextManager]) -> Callable[[], None]:
-    def check() -> None:
-        target = manager()
-        if target is not None:
-            target._destroy_idle()
-
-    return check
 
 
 context_manager = ContextManager()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
@@ -408,7 +407,7 @@ class MemoryStore:
     def _schedule(self, deadline: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = _scheduler.call_at(deadline, _expire_soon(weakref.ref(self)))
+        self._timer = _scheduler.call_method_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         with self._lock:
@@ -485,13 +484,3 @@ def _while_prefixed(keys: Iterable[str], prefix: str) -> Iterable[str]:
         if not key.startswith(prefix):
             return
         yield key
-
-
-def _expire_soon(store: weakref.ref[MemoryStore]) -> Callable[[], None]:
-    # The timer holds the store weakly: a context dropped without close() is freed.
-    def fire() -> None:
-        target = store()
-        if target is not None:
-            target._on_timer()
-
-    return fire
