@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -198,3 +200,39 @@ def test_watch_tails_events_until_interrupted(redis_server: RedisServer) -> None
     finally:
         watcher.kill()
         SharedContext("tail-me", backend=redis_server.url).destroy()
+
+
+def test_interactive_demo_asks_for_the_checkpoint_decision_on_a_terminal() -> None:
+    controller, terminal = pty.openpty()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "sharedctx", "demo", "--interactive", "--pace", "0"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**ENV, "TERM": "dumb"},
+        close_fds=True,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while text not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([controller], [], [], 1)
+            if ready:
+                seen += os.read(controller, 4096)
+
+    try:
+        read_until(b"Decision")
+        os.write(controller, b"reject\n")
+        read_until(b"Notes")
+        os.write(controller, b"too early\n")
+        read_until(b"wall time")
+        assert demo.wait(30) == 0
+    finally:
+        demo.kill()
+        os.close(controller)
+    assert b"automatic proposal approve" in seen
+    assert b"decision: reject" in seen
