@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,17 @@ def test_idle_sessions_are_destroyed_and_used_ones_kept() -> None:
 
 def test_the_default_manager_is_a_context_manager() -> None:
     assert isinstance(context_manager, ContextManager)
+
+
+@pytest.mark.redis
+def test_a_manager_on_redis_shares_one_backend_across_its_sessions(redis_server: Any) -> None:
+    manager = ContextManager(backend=redis_server.url)
+    first = manager.create_context("m-1")
+    second = manager.get_or_create("m-2")
+    assert first._store._backend is second._store._backend  # type: ignore[attr-defined]
+    first.set("k", 1)
+    with SharedContext("m-1", backend=redis_server.url) as elsewhere:
+        assert elsewhere.get("k") == 1  # the data is on the server, for every process
+    manager.close()
+    assert first.closed
+    assert second.closed
