@@ -85,6 +85,27 @@ def test_a_batch_larger_than_the_limit_is_refused_whole(make_context: ContextFac
     assert ctx.keys() == ["keep"]
 
 
+def test_a_batch_of_existing_and_new_keys_over_the_limit_is_refused(
+    make_context: ContextFactory,
+) -> None:
+    ctx = make_context(max_entries=2)
+    ctx.set_multiple({"a": 1, "b": 2})
+    with pytest.raises(CapacityError):
+        ctx.set_multiple({"a": 10, "b": 20, "c": 3})  # 3 keys can never fit in 2
+    assert ctx.get_multiple(["a", "b", "c"]) == {"a": 1, "b": 2}
+
+
+def test_keys_written_without_a_limit_can_still_be_evicted(make_context: ContextFactory) -> None:
+    session = f"mixed-{id(object())}"
+    unlimited = make_context(session)
+    for n in range(5):
+        unlimited.set(f"k{n}", n)
+    limited = make_context(session, max_entries=3)
+    limited.set("new", 1)
+    assert len(limited) <= 3
+    assert limited.has("new")
+
+
 def test_live_entries_never_exceed_max_entries(make_context: ContextFactory) -> None:
     ctx = make_context(max_entries=10)
     for n in range(200):

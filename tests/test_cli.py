@@ -161,6 +161,11 @@ def test_inspect_of_an_unknown_session_fails_cleanly(redis_server: RedisServer) 
     done = sharedctx("inspect", "no-such-session", "--backend", redis_server.url)
     assert done.returncode == 2
     assert "no session 'no-such-session'" in done.stderr
+    no_db = redis_server.url.rsplit("/", 1)[0] + "/99"
+    done = sharedctx("sessions", "--backend", no_db)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.redis

@@ -110,10 +110,12 @@ def test_get_or_set_returns_the_stored_value_without_calling(ctx: SharedContext)
 
 def test_a_failing_factory_stores_nothing_and_waiters_see_the_error(ctx: SharedContext) -> None:
     started = threading.Event()
+    calls: list[int] = []
 
     def factory() -> int:
+        calls.append(1)
         started.set()
-        time.sleep(0.2)
+        time.sleep(0.3)  # the others join its flight meanwhile
         raise RuntimeError("factory failed")
 
     def work(n: int) -> str:
@@ -127,6 +129,7 @@ def test_a_failing_factory_stores_nothing_and_waiters_see_the_error(ctx: SharedC
 
     results = _run_threads(work, count=4)
     assert results == ["factory failed"] * 4
+    assert len(calls) == 1  # the waiters got the leader's error, not their own
     assert not ctx.has("k")
     assert ctx._flights == {}
     assert ctx.get_or_set("k", lambda: "second try") == "second try"

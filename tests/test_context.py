@@ -267,9 +267,15 @@ def test_patterns_treat_regex_metacharacters_as_text(ctx: SharedContext) -> None
 
 
 def test_malformed_patterns_raise(ctx: SharedContext) -> None:
-    for call in (ctx.find_by_pattern, ctx.keys, ctx.watch):
-        with pytest.raises(InvalidPatternError):
-            call("analysis:[mind")
+    for call in (
+        ctx.find_by_pattern,
+        ctx.keys,
+        ctx.watch,
+        lambda pattern: ctx.subscribe(pattern, print),
+    ):
+        for bad in ("analysis:[mind", ["a*"], None, 5):
+            with pytest.raises(InvalidPatternError):
+                call(bad)
 
 
 def test_find_by_tag_returns_entries_sorted_by_key(ctx: SharedContext) -> None:

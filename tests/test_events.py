@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -247,3 +248,26 @@ def test_events_from_many_threads_arrive_complete_and_in_revision_order(
             key = f"t{n}:{i}"
             last = [event for event in events if event.key == key][-1]
             assert last.entry.value == ctx.get(key)
+
+
+def test_callbacks_writing_to_each_others_context_do_not_deadlock(
+    make_context: ContextFactory,
+) -> None:
+    first, second = make_context(), make_context()
+    first.subscribe("x*", lambda event: second.set("y" + event.key, 1))
+    second.subscribe("x*", lambda event: first.set("y" + event.key, 1))
+
+    def write(ctx: SharedContext) -> None:
+        for n in range(100):
+            ctx.set(f"x{n}", n)
+
+    writers = [threading.Thread(target=write, args=(ctx,)) for ctx in (first, second)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    assert not any(writer.is_alive() for writer in writers)
+    deadline = time.monotonic() + 10  # the echoes are delivered after their writes
+    while (len(first.keys("y*")), len(second.keys("y*"))) != (100, 100):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

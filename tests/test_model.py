@@ -70,12 +70,12 @@ class StoreMachine(RuleBasedStateMachine):
         self.model[key] = Item(value, (old.version if old else 0) + 1, deadline, tags, source)
         self.touch(key)
 
-    def room_for(self, new_keys: set[str]) -> bool:
-        fresh = [key for key in new_keys if key not in self.model]
+    def room_for(self, batch: set[str]) -> bool:
+        fresh = [key for key in batch if key not in self.model]
         overflow = len(self.model) + len(fresh) - MAX_ENTRIES
-        if len(fresh) > MAX_ENTRIES:
+        if len(batch) > MAX_ENTRIES:
             return False
-        victims = [key for key in self.model if key not in new_keys][: max(overflow, 0)]
+        victims = [key for key in self.model if key not in batch][: max(overflow, 0)]
         for key in victims:
             del self.model[key]
         return True
@@ -96,11 +96,14 @@ class StoreMachine(RuleBasedStateMachine):
         self.write(key, value, ttl, tuple(tags), "s")
         assert entry.metadata.version == self.model[key].version
 
-    @rule(values=st.dictionaries(KEYS, VALUES, max_size=4), ttl=TTLS)
+    @rule(values=st.dictionaries(KEYS, VALUES, max_size=7), ttl=TTLS)
     def set_multiple(self, values: dict[str, Any], ttl: int | None) -> None:
         self.purge()
+        if not self.room_for(set(values)):
+            with pytest.raises(CapacityError):
+                self.ctx.set_multiple(values, ttl=ttl, tags=["m"])
+            return
         self.ctx.set_multiple(values, ttl=ttl, tags=["m"])
-        assert self.room_for(set(values))
         for key, value in values.items():
             self.write(key, value, ttl, ("m",), "unknown")
 

@@ -501,9 +501,33 @@ def test_wrong_password_and_bad_urls_are_clear_errors(
     private_redis: Callable[..., RedisServer],
 ) -> None:
     server = private_redis("--requirepass", "right")
-    with pytest.raises(ContextError):
+    with pytest.raises(ContextError, match="refused") as caught:
         SharedContext("s", backend=f"redis://:wrong@127.0.0.1:{server.port}/0")
+    assert not isinstance(caught.value, BackendUnavailableError)
+    assert "wrong" not in str(caught.value)
+    with pytest.raises(ContextError, match="refused"):
+        SharedContext("s", backend=f"redis://:right@127.0.0.1:{server.port}/99")  # no such db
+    backend = RedisBackend(f"redis://127.0.0.1:{server.port}/0?password=right")
+    assert "right" not in repr(backend)
+    backend.close()
     with pytest.raises(ValueError, match="redis://"):
         SharedContext("s", backend="http://localhost")
     with pytest.raises(ContextError, match="clock"):
         SharedContext("s", backend=server.url.replace("//", "//:right@"), clock=time.monotonic)
+
+
+def test_clear_reports_an_entry_that_had_expired_as_expired(url: str) -> None:
+    backend = RedisBackend(url, purge_interval=3600)  # no sweep in between
+    with SharedContext(new_session(), backend=backend) as ctx:
+        events: list[ContextEvent] = []
+        ctx.subscribe("*", events.append)
+        ctx.set("short", 1, ttl=0.05)
+        ctx.set("long", 2)
+        time.sleep(0.15)
+        assert ctx.clear() == 1
+        assert sorted((e.action, e.key) for e in events[2:]) == [
+            ("delete", "long"),
+            ("expire", "short"),
+        ]
+        ctx.destroy()
+    backend.close()

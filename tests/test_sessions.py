@@ -98,6 +98,10 @@ def test_bad_session_ids_and_options_are_rejected(manager: ContextManager) -> No
     assert manager.sessions() == []
     with pytest.raises(ValueError, match="ttl"):
         ContextManager(session_idle_ttl=0)
+    with pytest.raises(ValueError, match="max_entries"):
+        ContextManager(max_entries=-5)  # at once, not at the first create_context
+    with pytest.raises(ValueError, match="ttl"):
+        ContextManager(default_ttl="x")  # type: ignore[arg-type]
 
 
 def test_idle_sessions_are_destroyed_and_used_ones_kept() -> None:

@@ -571,6 +571,11 @@ class SharedContext:
                     continue  # the leader was interrupted: try again
                 return entry.value
             try:
+                # A leader that finished just before we took the lock has stored it.
+                entry = yield _StoreCall(("get", (key,)))
+                if entry is not None:
+                    self._land(key, flight, result=entry)
+                    return entry.value
                 value = yield _UserCall((factory,))
                 data, plain = encode(key, value, self._max_entry_bytes)
                 try:

@@ -35,6 +35,13 @@ _log = logging.getLogger("sharedctx")
 _ids = itertools.count(1)
 
 
+class _Depth(threading.local):
+    depth = 0  # > 0 while this thread runs subscription callbacks
+
+
+_in_callback = _Depth()
+
+
 class Subscription:
     """A pattern and the callback that receives the events matching it.
 
@@ -153,34 +160,43 @@ class EventHub:
 
         One thread delivers at a time. A caller that finds another thread delivering
         waits until the events queued before its call are delivered, so that when a
-        write returns its subscribers have seen it; a callback that writes does not
-        wait (its event follows once the callback returns).
+        write returns its subscribers have seen it. A write made by a callback (of
+        any context) does not wait: its event follows once the delivering thread
+        gets to it, and two callbacks writing to each other's context cannot
+        deadlock.
         """
         pending = self._pending
         target = self._queued
         while self._done < target:  # events popped by another thread may be in flight
             if self._delivering.acquire(blocking=False):
                 self._deliverer = threading.get_ident()
+                _in_callback.depth += 1
                 try:
                     while pending:
                         number, event = pending.popleft()
                         self._dispatch(event)
                         self._done = number
                         if self._waiters:
-                            with self._finished:
-                                self._finished.notify_all()
+                            self._notify()
                 finally:
+                    _in_callback.depth -= 1
                     self._deliverer = None
                     self._delivering.release()
-            elif self._deliverer == threading.get_ident():
-                return  # called from a callback: the delivery loop below us goes on
+                if self._waiters:  # one of them may have queued after our last look
+                    self._notify()
+            elif _in_callback.depth:
+                return  # called from a callback: the thread delivering goes on
             else:
                 with self._finished:
                     self._waiters += 1
                     self._finished.wait_for(
-                        lambda: self._done >= target or not self._delivering.locked(), 0.1
+                        lambda: self._done >= target or not self._delivering.locked(), 1.0
                     )
                     self._waiters -= 1
+
+    def _notify(self) -> None:
+        with self._finished:
+            self._finished.notify_all()
 
     def _dispatch(self, event: ContextEvent) -> None:
         key = event.key

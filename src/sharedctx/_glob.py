@@ -58,11 +58,15 @@ class Glob:
         return f"Glob({self.pattern!r})"
 
 
-@functools.lru_cache(maxsize=1024)
 def compile_glob(pattern: str) -> Glob:
     """Parse ``pattern`` (cached); raise ``InvalidPatternError`` if it is malformed."""
-    if not isinstance(pattern, str):
+    if not isinstance(pattern, str):  # before the cache, which needs a hashable pattern
         raise InvalidPatternError(f"a pattern must be a str, not {type(pattern).__name__}")
+    return _compile(pattern)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str) -> Glob:
     segments: list[_Segment] = []
     parts: list[str] = []  # regex source of the current segment
     literal: list[str] = []  # its plain text, while it has no wildcard

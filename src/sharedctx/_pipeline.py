@@ -18,6 +18,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from sharedctx._checks import check_key, check_timeout
 from sharedctx._codec import convert
 from sharedctx._context import SharedContext, _StoreCall
+from sharedctx._errors import InvalidArgumentError
 from sharedctx._glob import escape
 from sharedctx._models import (
     CheckpointDecision,
@@ -64,7 +65,7 @@ class StandardKeys:
         """The key of ``id_`` under a per-id pattern: ``for_id(MIND_RESULTS, "tim")``."""
         head, star, tail = pattern.partition("*")
         if not star:
-            raise ValueError(f"{pattern!r} is not a per-id key pattern")
+            raise InvalidArgumentError(f"{pattern!r} is not a per-id key pattern")
         return f"{head}{check_key(id_, 'id')}{tail}"
 
     @staticmethod

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from sharedctx import _scheduler
-from sharedctx._checks import check_session_id, check_ttl
+from sharedctx._checks import check_positive_int, check_session_id, check_ttl
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import ContextClosedError, SessionExistsError
 from sharedctx.backends import redis_backend
@@ -52,6 +52,10 @@ class ContextManager:
         backend: Any = "memory",
         **options: Any,
     ) -> None:
+        # Bad defaults fail here, not at the first create_context.
+        check_ttl(default_ttl)
+        check_positive_int(max_entries, "max_entries", allow_none=True)
+        check_positive_int(max_entry_bytes, "max_entry_bytes")
         # A Redis URL becomes one RedisBackend (one connection pool) for all sessions.
         self._owned_backend = None
         if isinstance(backend, str) and backend != "memory":

@@ -426,7 +426,7 @@ class MemoryStore:
         overflow = len(self._entries) + new_keys - limit
         if overflow <= 0:
             return
-        if self._eviction == "reject" or new_keys > limit:
+        if self._eviction == "reject" or len(keep) > limit or new_keys > limit:
             raise CapacityError(
                 f"context {self.session_id!r} holds {len(self._entries)} of at most "
                 f"{limit} entries: no room for {new_keys} new key(s)"

@@ -116,14 +116,31 @@ local function make_room(fresh, keep, kept)
   if overflow <= 0 then
     return true
   end
-  if eviction == "reject" or fresh > max_entries then
+  if eviction == "reject" or fresh > max_entries or kept > max_entries then
     return false
   end
-  local victims = {}
-  for _, key in ipairs(redis.call("ZRANGE", RECENCY, 0, overflow + kept - 1)) do
-    if not keep[key] and #victims < overflow then
-      victims[#victims + 1] = key
+  local victims, chosen = {}, {}
+  local function choose(candidates)
+    for _, key in ipairs(candidates) do
+      if #victims < overflow and not keep[key] and not chosen[key] then
+        victims[#victims + 1] = key
+        chosen[key] = true
+      end
     end
+  end
+  choose(redis.call("ZRANGE", RECENCY, 0, overflow + kept - 1))
+  if #victims < overflow then
+    -- Keys written by a context without max_entries have no recency: they count as
+    -- least recent, in key order.
+    local tracked = redis.call("ZCARD", RECENCY)
+    if tracked < redis.call("HLEN", ENTRIES) then
+      for _, key in ipairs(redis.call("ZRANGE", INDEX, 0, -1)) do
+        if not redis.call("ZSCORE", RECENCY, key) then
+          choose({key})
+        end
+      end
+    end
+    choose(redis.call("ZRANGE", RECENCY, 0, -1))
   end
   for _, key in ipairs(victims) do
     local blob = redis.call("HGET", ENTRIES, key)
@@ -315,12 +332,15 @@ elseif op == "count" then
 elseif op == "purge" then
   return reply("ok", purge_due(-1))
 elseif op == "clear" then
-  local keys = redis.call("ZRANGE", INDEX, 0, -1)
-  for _, key in ipairs(keys) do
-    local blob = redis.call("HGET", ENTRIES, key)
-    remove(key, blob, metadata(blob), "delete")
+  local removed = 0
+  for _, key in ipairs(redis.call("ZRANGE", INDEX, 0, -1)) do
+    local blob, meta = live(key)  -- an expired entry goes as an expire event
+    if blob then
+      remove(key, blob, meta, "delete")
+      removed = removed + 1
+    end
   end
-  return reply("ok", #keys)
+  return reply("ok", removed)
 elseif op == "stats" then
   return reply("ok", count(), redis.call("HMGET", META, "expired", "evicted", "rev"))
 elseif op == "revision" then

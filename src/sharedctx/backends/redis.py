@@ -36,6 +36,7 @@ from sharedctx._errors import (
     BackendUnavailableError,
     CapacityError,
     ContextClosedError,
+    ContextError,
     InvalidArgumentError,
     SessionLostError,
     VersionConflictError,
@@ -58,13 +59,17 @@ _FIND_ATTEMPTS = 3
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and reprs)."""
+    """``url`` with any password (``:pw@``, or ``?password=``) replaced by ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:" if parts.username else ":"
-    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = f"{parts.username}:" if parts.username else ":"
+        parts = parts._replace(netloc=f"{user}***@{netloc}")
+    query = [
+        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
+    ]
+    return urlunsplit(parts._replace(query="&".join(query)))
 
 
 def _escape_session(session_id: str) -> str:
@@ -145,12 +150,17 @@ class RedisBackend:
         return sorted(member.decode() for member in members)
 
     def unavailable_as_error(self) -> _Unavailable:
-        """A context manager turning connection failures into BackendUnavailableError."""
+        """A context manager turning Redis errors into sharedctx's (see ``failure``)."""
         return _Unavailable(self)
 
-    def unavailable(self, error: BaseException) -> BackendUnavailableError:
-        """The error for a connection failure (the URL's password redacted)."""
-        return BackendUnavailableError(f"Redis at {redact(self.url)} is unavailable: {error}")
+    def failure(self, error: BaseException) -> ContextError:
+        """The error for a failed call: ``BackendUnavailableError`` if the server could
+        not be reached, else a ``ContextError`` saying what it refused (a wrong
+        password, a database that does not exist...). The password is redacted."""
+        refused = isinstance(error, redis.exceptions.AuthenticationError)
+        if isinstance(error, _UNAVAILABLE) and not refused:
+            return BackendUnavailableError(f"Redis at {redact(self.url)} is unavailable: {error}")
+        return ContextError(f"Redis at {redact(self.url)} refused the call: {error}")
 
     def close(self) -> None:
         """Close this process's connections (sync now; asyncio ones on their loops)."""
@@ -184,8 +194,8 @@ class _Unavailable:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc is not None and isinstance(exc, _UNAVAILABLE):
-            raise self.backend.unavailable(exc) from None
+        if isinstance(exc, redis.exceptions.RedisError):
+            raise self.backend.failure(exc) from None
 
 
 # What an operation's reply turns into: (store, arguments, status, result) -> value.
@@ -242,8 +252,8 @@ class RedisStore:
         self._begin(user)
         try:
             reply = self._backend.script(keys=self._meta, args=self._argv(operation, arguments))
-        except _UNAVAILABLE as exc:
-            raise self._backend.unavailable(exc) from None
+        except redis.exceptions.RedisError as exc:
+            raise self._backend.failure(exc) from None
         return self._settle(reply, user)
 
     async def _acall(self, operation: str, arguments: Sequence[Any]) -> Any:
@@ -253,8 +263,8 @@ class RedisStore:
             reply = await script(
                 keys=self._meta, args=self._argv(operation, arguments), client=client
             )
-        except _UNAVAILABLE as exc:
-            raise self._backend.unavailable(exc) from None
+        except redis.exceptions.RedisError as exc:
+            raise self._backend.failure(exc) from None
         return self._settle(reply, True)
 
     def _begin(self, user: bool) -> None:
