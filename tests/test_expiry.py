@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import threading
+import time
 import weakref
 from datetime import timedelta
 from typing import Any
@@ -165,7 +166,9 @@ def test_one_timer_thread_serves_every_context() -> None:
     schedulers = [t for t in threading.enumerate() if t.name == "sharedctx-scheduler"]
     assert len(schedulers) == 1
     assert schedulers[0].daemon
-    assert len(threading.enumerate()) <= before + 1
+    pool = [t for t in threading.enumerate() if t.name.startswith("sharedctx-events")]
+    assert len(pool) <= 4  # the shared pool that delivers expire events
+    assert len(threading.enumerate()) <= before + 1 + len(pool)
     for ctx in contexts:
         ctx.close()
 
@@ -197,3 +200,19 @@ def test_a_context_dropped_without_close_is_freed_despite_its_timer() -> None:
     del ctx
     gc.collect()
     assert store() is None  # the timer held the store weakly
+
+
+def test_a_slow_subscriber_does_not_hold_up_another_contexts_expiry() -> None:
+    slow, fast = SharedContext("slow"), SharedContext("fast")
+    release, fast_expired = threading.Event(), threading.Event()
+    slow.subscribe("*", lambda event: event.action == "expire" and release.wait(10))
+    fast.subscribe("*", lambda event: event.action == "expire" and fast_expired.set())
+    try:
+        slow.set("k", 1, ttl=0.01)
+        time.sleep(0.1)  # slow's subscriber now blocks, for up to 10 s
+        fast.set("k", 1, ttl=0.01)
+        assert fast_expired.wait(5)  # the timer thread was not stuck in slow's callback
+    finally:
+        release.set()
+        slow.close()
+        fast.close()

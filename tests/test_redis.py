@@ -7,6 +7,8 @@ processes (multiprocessing with spawn, or `python -m`).
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import logging
 import multiprocessing
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -531,3 +534,67 @@ def test_clear_reports_an_entry_that_had_expired_as_expired(url: str) -> None:
         ]
         ctx.destroy()
     backend.close()
+
+
+def test_one_follower_thread_serves_every_context_of_a_backend(url: str) -> None:
+    def followers() -> int:
+        return sum(t.name == "sharedctx-redis-follower" for t in threading.enumerate())
+
+    backend = RedisBackend(url)
+    try:
+        before = followers()
+        contexts = [SharedContext(new_session(), backend=backend) for _ in range(20)]
+        for ctx in contexts[:5]:
+            ctx.watch()
+        assert followers() - before <= 1  # one for the backend, not one per context
+        assert backend.follower._thread is not None
+        dropped = weakref.ref(contexts.pop()._store)
+        gc.collect()
+        assert dropped() is None  # the follower holds contexts weakly
+        for ctx in contexts:
+            ctx.destroy()
+    finally:
+        backend.close()
+
+
+def test_destroy_leaves_nothing_behind(url: str, admin: redis.Redis) -> None:
+    backend = RedisBackend(url, purge_interval=0.01)  # sweeps race with destroy
+    try:
+        for _ in range(30):
+            session = new_session()
+            ctx = SharedContext(session, backend=backend)
+            ctx.set("k", 1, ttl=60)
+            ctx.destroy()
+            assert not any(admin.exists(name) for name in backend.keys(session))
+            assert not admin.sismember(backend.registry, session)
+    finally:
+        backend.close()
+
+
+async def test_await_for_does_not_block_the_event_loop_on_a_busy_server(
+    private_redis: Callable[..., RedisServer],
+) -> None:
+    server = private_redis("--enable-debug-command", "yes")
+    ctx = SharedContext(new_session(), backend=server.url)
+    admin = redis.Redis.from_url(server.url)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    busy = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "0.5"))
+    busy.start()
+    await asyncio.sleep(0.05)  # the server is asleep now
+    before = ticks
+    with pytest.raises(TimeoutError):
+        await ctx.await_for("nothing:*", timeout=0.1)  # its round trips wait on the server
+    assert ticks - before >= 5  # meanwhile the loop went on ticking
+    ticking.cancel()
+    await asyncio.to_thread(busy.join)
+    ctx.destroy()
+    admin.close()

@@ -80,7 +80,7 @@ def test_get_or_create_makes_exactly_one_context_under_concurrency(
     assert manager.sessions() == ["shared"]
 
 
-def test_close_destroys_every_session() -> None:
+def test_close_closes_every_session() -> None:
     manager = ContextManager()
     contexts = [manager.create_context(f"s{n}") for n in range(3)]
     manager.close()
@@ -104,7 +104,7 @@ def test_bad_session_ids_and_options_are_rejected(manager: ContextManager) -> No
         ContextManager(default_ttl="x")  # type: ignore[arg-type]
 
 
-def test_idle_sessions_are_destroyed_and_used_ones_kept() -> None:
+def test_idle_sessions_are_closed_and_used_ones_kept() -> None:
     with ContextManager(session_idle_ttl=0.2) as manager:
         idle = manager.create_context("idle")
         busy = manager.create_context("busy")
@@ -133,3 +133,20 @@ def test_a_manager_on_redis_shares_one_backend_across_its_sessions(redis_server:
     manager.close()
     assert first.closed
     assert second.closed
+    with SharedContext("m-1", backend=redis_server.url) as elsewhere:
+        assert elsewhere.get("k") == 1  # closing is local: other processes keep the data
+        elsewhere.destroy()
+
+
+@pytest.mark.redis
+def test_an_idle_redis_session_is_closed_here_and_kept_for_others(redis_server: Any) -> None:
+    with ContextManager(backend=redis_server.url, session_idle_ttl=0.2) as manager:
+        idle = manager.create_context("idle-shared")
+        idle.set("k", "kept")
+        deadline = time.monotonic() + 10
+        while not idle.closed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert idle.closed
+        with SharedContext("idle-shared", backend=redis_server.url) as other:
+            assert other.get("k") == "kept"
+            other.destroy()

@@ -637,7 +637,7 @@ class SharedContext:
         deadline = None if timeout is None else time.monotonic() + timeout
         signal = _Signal()
         subscription = Subscription(glob, signal.set)
-        self._store.subscribe(subscription)
+        yield _StoreCall(("subscribe", (subscription,)))  # awaited on the async path
         try:
             while True:
                 signal.clear()

@@ -2,8 +2,11 @@
 
 Contexts use it to expire entries actively. The thread starts on first use, sleeps
 until the earliest timer is due (it never polls while nothing is due), is a daemon
-so it never keeps the process alive, and runs callbacks one at a time: a callback
-must be short. Timers are cancelled by their owner (``SharedContext.close()``).
+so it never keeps the process alive, and runs timer callbacks one at a time: they
+must be short. Subscription callbacks are user code that may be slow, so a timer
+hands their delivery to a small shared pool of threads (:func:`run_soon`) rather
+than run them itself: one slow subscriber cannot delay another context's expiry.
+Timers are cancelled by their owner (``SharedContext.close()``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["Timer", "call_at", "call_method_at"]
+__all__ = ["Timer", "call_at", "call_method_at", "run_soon"]
 
 _log = logging.getLogger("sharedctx")
 
@@ -102,3 +106,32 @@ def call_method_at(when: float, method: Callable[[], object]) -> Timer:
             target()
 
     return call_at(when, call)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def run_soon(function: Callable[[], object]) -> None:
+    """Run ``function`` on the shared pool of threads that deliver events."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sharedctx-events")
+        pool = _pool
+    pool.submit(_logged, function)
+
+
+def _logged(function: Callable[[], object]) -> None:
+    try:
+        function()
+    except Exception:
+        _log.exception("sharedctx event delivery failed")
+
+
+def _reset_pool() -> None:
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_reset_pool)

@@ -2,7 +2,7 @@
 
 A manager never replaces a live context (``create_context`` raises
 ``SessionExistsError``), creates exactly one context per id even when many threads
-ask at once, and can destroy sessions nobody has used for a while. It uses no
+ask at once, and can close sessions nobody has used for a while. It uses no
 global state: the module-level ``context_manager`` is only a convenience.
 """
 
@@ -36,9 +36,13 @@ class ContextManager:
     The options are the defaults of every context it creates (``create_context``
     may override them); a ``backend`` URL gives all of them one shared
     ``RedisBackend``, closed by ``close()``. With ``session_idle_ttl`` (seconds), a
-    session whose context nobody read or wrote through for that long is destroyed;
+    session whose context nobody used through this manager for that long is closed;
     it is checked every half of that time, so a session goes between 1 and 1.5
-    times it after its last use. ``close()`` destroys every session.
+    times it after its last use. ``close()`` closes every session's context.
+
+    Closing drops a memory session's data (it lives in the context object); on a
+    shared backend the data stays for the other processes (their entries expire by
+    their TTL). ``destroy_context`` deletes a session's data for everyone.
     """
 
     def __init__(
@@ -115,7 +119,7 @@ class ContextManager:
             return sorted(sid for sid in list(self._sessions) if self._live(sid) is not None)
 
     def close(self) -> None:
-        """Destroy every session and stop the idle check. Idempotent."""
+        """Close every session's context and stop the idle check. Idempotent."""
         with self._lock:
             self._closed = True
             sessions, self._sessions = list(self._sessions.values()), {}
@@ -123,7 +127,7 @@ class ContextManager:
                 self._timer.cancel()
                 self._timer = None
         for session in sessions:
-            session.context.destroy()
+            session.context.close()
         if self._owned_backend is not None:
             self._owned_backend.close()
 
@@ -161,10 +165,10 @@ class ContextManager:
     def _schedule_idle_check(self) -> None:
         assert self._idle_ttl is not None
         self._timer = _scheduler.call_method_at(
-            time.monotonic() + self._idle_ttl / 2, self._destroy_idle
+            time.monotonic() + self._idle_ttl / 2, self._close_idle
         )
 
-    def _destroy_idle(self) -> None:
+    def _close_idle(self) -> None:
         now = time.monotonic()
         idle: list[SharedContext] = []
         with self._lock:
@@ -185,7 +189,7 @@ class ContextManager:
             if self._sessions:
                 self._schedule_idle_check()
         for context in idle:
-            context.destroy()
+            context.close()
 
 
 context_manager = ContextManager()

@@ -417,7 +417,8 @@ class MemoryStore:
             self._purge_due(self._clock())
             if self._deadlines:
                 self._schedule(self._deadlines[0][0])
-        self._hub.deliver()
+        if self._pending:  # subscribers may be slow: not on the timer thread
+            _scheduler.run_soon(self._hub.deliver)
 
     def _make_room(self, new_keys: int, keep: set[str] | tuple[()]) -> None:
         limit = self._max_entries

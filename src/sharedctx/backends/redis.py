@@ -127,6 +127,7 @@ class RedisBackend:
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.registry = f"{namespace}:sessions"
+        self.follower = _Follower(self)
 
     def async_client(self) -> tuple[redis.asyncio.Redis, Any]:
         """The asyncio client and script of the running event loop (one per loop)."""
@@ -164,6 +165,7 @@ class RedisBackend:
 
     def close(self) -> None:
         """Close this process's connections (sync now; asyncio ones on their loops)."""
+        self.follower.stop()
         self.client.close()
         with self._lock:
             clients, self._async = list(self._async.items()), weakref.WeakKeyDictionary()
@@ -196,6 +198,10 @@ class _Unavailable:
     ) -> None:
         if isinstance(exc, redis.exceptions.RedisError):
             raise self.backend.failure(exc) from None
+
+
+class _Retry(Exception):
+    """A call met a loss of the session that this context had already handled."""
 
 
 # What an operation's reply turns into: (store, arguments, status, result) -> value.
@@ -232,15 +238,14 @@ class RedisStore:
         self._delivered = -1  # last revision handed to the hub (-1: nobody listens)
         self._delivery_lock = threading.Lock()
         self._lost = False  # lost, seen by the sweep: the next call raises it
+        self._register = False  # the session must be registered again (it was lost)
+        self._epoch_lock = threading.Lock()
+        self._sweeping = threading.Lock()
         self._calls = 0
         self._closed = False
-        self._wake = threading.Event()
         with backend.unavailable_as_error():
             backend.client.sadd(backend.registry, session_id)
-        self._thread = threading.Thread(
-            target=self._follow, name=f"sharedctx-redis-{session_id[:32]}", daemon=True
-        )
-        self._thread.start()
+        backend.follower.add(self)
 
     # -- calling the script ------------------------------------------------------------
 
@@ -249,23 +254,31 @@ class RedisStore:
         return [operation, self._epoch, since, *self._settings, *arguments]
 
     def _call(self, operation: str, arguments: Sequence[Any], *, user: bool = True) -> Any:
-        self._begin(user)
-        try:
-            reply = self._backend.script(keys=self._meta, args=self._argv(operation, arguments))
-        except redis.exceptions.RedisError as exc:
-            raise self._backend.failure(exc) from None
-        return self._settle(reply, user)
+        while True:
+            self._begin(user)
+            try:
+                reply = self._backend.script(keys=self._meta, args=self._argv(operation, arguments))
+            except redis.exceptions.RedisError as exc:
+                raise self._backend.failure(exc) from None
+            try:
+                return self._settle(reply, user)
+            except _Retry:
+                continue  # sent with the epoch before a loss this context handled
 
     async def _acall(self, operation: str, arguments: Sequence[Any]) -> Any:
-        self._begin(True)
         client, script = self._backend.async_client()
-        try:
-            reply = await script(
-                keys=self._meta, args=self._argv(operation, arguments), client=client
-            )
-        except redis.exceptions.RedisError as exc:
-            raise self._backend.failure(exc) from None
-        return self._settle(reply, True)
+        while True:
+            self._begin(True)
+            try:
+                reply = await script(
+                    keys=self._meta, args=self._argv(operation, arguments), client=client
+                )
+            except redis.exceptions.RedisError as exc:
+                raise self._backend.failure(exc) from None
+            try:
+                return self._settle(reply, True)
+            except _Retry:
+                continue
 
     def _begin(self, user: bool) -> None:
         if self._closed:
@@ -280,8 +293,14 @@ class RedisStore:
         status, epoch, events, *result = reply
         epoch = epoch.decode()
         if status == b"lost":
-            self._on_lost(epoch)
+            with self._epoch_lock:
+                known = epoch == self._epoch  # another call of ours met the loss first
+                if not known:
+                    self._on_lost(epoch)
+            if known:
+                raise _Retry
             if user:
+                self._lost = False
                 raise self._lost_error()
             self._lost = True
             return status, result
@@ -298,13 +317,12 @@ class RedisStore:
 
     def _on_lost(self, epoch: str) -> None:
         self._epoch = epoch
+        self._register = True  # the next sweep adds the session to the registry again
         with self._delivery_lock:
             if self._delivered >= 0:
                 self._delivered = 0
             self._hub.restart()
         self._hub.fail_all(self._lost_error())
-        with self._backend.unavailable_as_error():
-            self._backend.client.sadd(self._backend.registry, self.session_id)
 
     def _run(self, name: str, *arguments: Any) -> Any:
         operation = _OPERATIONS[name]
@@ -377,33 +395,40 @@ class RedisStore:
         return self._calls
 
     def subscribe(self, subscription: Subscription) -> None:
-        revision: int = self._run("revision")
+        self._listen(subscription, self._run("revision"))
+
+    def _listen(self, subscription: Subscription, revision: int) -> None:
         with self._delivery_lock:
             if self._delivered < 0 or not len(self._hub):
                 self._delivered = revision  # nobody listened: start from now
             self._hub.add(subscription, revision)
-        self._wake.set()
+        self._backend.follower.wake()
 
     def unsubscribe(self, subscription_id: str) -> bool:
         return self._hub.remove(subscription_id)
 
     def close(self) -> None:
         self._closed = True
-        self._wake.set()
+        self._backend.follower.remove(self)
         self._hub.remove_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join(self._backend.socket_timeout + 1)
         if self._owns_backend:
             self._backend.close()
 
     def destroy(self) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        self._closed = True  # first, so that no sweep recreates the session meanwhile
+        self._backend.follower.remove(self)
+        with self._sweeping:  # and wait for one that is under way
+            pass
+        try:
             with self._backend.unavailable_as_error():
                 pipe = self._backend.client.pipeline(transaction=False)
                 pipe.delete(*self._keys)
                 pipe.srem(self._backend.registry, self.session_id)
                 pipe.execute()
-        self.close()
+        finally:
+            self.close()
 
     # -- finding by pattern ------------------------------------------------------------
 
@@ -453,32 +478,118 @@ class RedisStore:
                 self._hub.enqueue(_event(self.session_id, revision, fields))
         self._hub.deliver()
 
-    def _follow(self) -> None:
-        """The context's thread: read the stream while anyone listens; sweep expiry."""
-        backend = self._backend
-        next_purge = time.monotonic()
-        while not self._closed:
-            try:
-                if time.monotonic() >= next_purge:
-                    next_purge = time.monotonic() + backend.purge_interval
-                    self._call("purge", (), user=False)
-                if len(self._hub) and self._delivered >= 0:
-                    block = max(1, int((next_purge - time.monotonic()) * 1000))
-                    stream: Any = {self._keys[-1]: f"{self._delivered}-0"}
-                    with backend.unavailable_as_error():
-                        found: Any = backend.client.xread(stream, count=1000, block=block)
-                    for _, events in found or ():
-                        self._advance(events)
-                else:
-                    self._wake.wait(max(0.0, next_purge - time.monotonic()))
-                    self._wake.clear()
-            except BackendUnavailableError:
-                self._wake.wait(min(1.0, backend.purge_interval))  # retry after a pause
-            except ContextClosedError:
+    def sweep(self) -> None:
+        """Remove what expired (emitting ``expire`` events); called by the follower."""
+        with self._sweeping:
+            if self._closed:
                 return
+            if self._register:
+                self._register = False
+                with self._backend.unavailable_as_error():
+                    self._backend.client.sadd(self._backend.registry, self.session_id)
+            self._call("purge", (), user=False)
+
+    def stream(self) -> tuple[bytes, int] | None:
+        """The event stream's key and the last revision delivered, while anyone listens."""
+        if self._closed or not len(self._hub) or self._delivered < 0:
+            return None
+        return self._keys[-1], self._delivered
+
+
+class _Follower:
+    """One thread per RedisBackend for all of its open sessions: every
+    ``purge_interval`` it sweeps each session's expired entries; in between it reads,
+    with one blocking ``XREAD``, the event streams of the sessions someone listens to.
+
+    It holds the stores weakly: a context dropped without ``close()`` is freed. The
+    thread stops when no session is left, and starts again with the next one.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Stop for good (the backend is closing its connections)."""
+        self._stopped = True
+        self._wake.set()
+
+    def add(self, store: RedisStore) -> None:
+        with self._lock:
+            self._stores.add(store)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sharedctx-redis-follower", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def remove(self, store: RedisStore) -> None:
+        with self._lock:
+            self._stores.discard(store)
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        backend = self._backend
+        next_sweep = time.monotonic()
+        while True:
+            with self._lock:
+                stores = list(self._stores)
+                if not stores or self._stopped:
+                    self._thread = None
+                    return
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + backend.purge_interval
+                unavailable = _sweep_all(stores)
+            streams = {key: (store, last) for store in stores if (found := store.stream())
+                       for key, last in [found]}  # fmt: skip
+            del stores  # no strong reference while waiting
+            self._wake.clear()
+            pause = max(0.0, next_sweep - time.monotonic())
+            if unavailable:
+                self._wake.wait(min(pause, 1.0))
+            elif streams:
+                self._read(streams, pause)
+            else:
+                self._wake.wait(pause)
+
+    def _read(self, streams: dict[bytes, tuple[RedisStore, int]], pause: float) -> None:
+        ids: Any = {key: f"{last}-0" for key, (_, last) in streams.items()}
+        try:
+            found: Any = self._backend.client.xread(
+                ids, count=1000, block=max(1, min(int(pause * 1000), 250))
+            )
+        except Exception:  # the server went away, or the backend closed the connection
+            if not self._stopped:
+                self._wake.wait(min(pause, 1.0))
+            return
+        for key, events in found or ():
+            store = streams[key][0]
+            try:
+                store._advance(events)
             except Exception:
-                _log.exception("sharedctx: following session %r failed", self.session_id)
-                self._wake.wait(1.0)
+                _log.exception("sharedctx: delivering events of %r failed", store.session_id)
+
+
+def _sweep_all(stores: list[RedisStore]) -> bool:
+    """Sweep every store; whether the server was unavailable."""
+    for store in stores:
+        try:
+            store.sweep()
+        except BackendUnavailableError:
+            return True
+        except ContextClosedError:
+            continue
+        except Exception:
+            _log.exception("sharedctx: sweeping session %r failed", store.session_id)
+    return False
 
 
 class RedisAsync:
@@ -489,6 +600,9 @@ class RedisAsync:
 
     async def find(self, glob: Glob) -> list[ContextEntry]:
         return await _adrive(self._store._find(glob), self._store._acall)  # type: ignore[no-any-return]
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        self._store._listen(subscription, await self._store._arun("revision"))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name not in _OPERATIONS:
