@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sharedctx import (
+    ContextClosedError,
     ContextEvent,
     InvalidKeyError,
     SchemaError,
@@ -274,3 +275,15 @@ async def test_async_iteration_ends_when_the_context_closes(make_context: Contex
     ctx.close()
     await asyncio.wait_for(consumer, 5)
     assert seen == ["a"]
+
+
+async def test_aclose_closes_the_context_without_blocking(make_context: ContextFactory) -> None:
+    ctx = make_context()
+    await ctx.aset("k", 1)
+    watch = ctx.watch()
+    await ctx.aclose()
+    await ctx.aclose()  # idempotent
+    assert ctx.closed
+    assert watch.closed
+    with pytest.raises(ContextClosedError):
+        await ctx.aget("k")

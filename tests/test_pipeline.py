@@ -164,11 +164,14 @@ async def test_async_accessors_round_trip(pipeline: PipelineContext) -> None:
     assert await pipeline.aget_all_mind_results() == {"tim": mind("tim")}
 
 
-def test_every_accessor_has_its_async_twin() -> None:
+def test_every_accessor_has_its_async_twin_a_name_and_a_docstring() -> None:
     names = [name for name in dir(PipelineContext) if name.startswith(("get_", "set_", "add_"))]
     assert len(names) >= 28
     for name in names:
-        assert callable(getattr(PipelineContext, "a" + name)), name
+        for accessor in (getattr(PipelineContext, name), getattr(PipelineContext, "a" + name)):
+            assert accessor.__name__ in (name, "a" + name)
+            assert accessor.__doc__
+    assert "list[ExtractedData]" in (PipelineContext.set_extracted_data.__doc__ or "")
 
 
 def test_writes_record_the_phase_source_and_tags(pipeline: PipelineContext) -> None:

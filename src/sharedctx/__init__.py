@@ -13,7 +13,7 @@ safely from many threads and asyncio tasks.
 
 from typing import TYPE_CHECKING, Any
 
-from sharedctx._context import SharedContext
+from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import (
     BackendUnavailableError,
     CapacityError,
@@ -50,6 +50,7 @@ from sharedctx._models import (
 from sharedctx._pipeline import PipelineContext, StandardKeys
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
+from sharedctx.backends.memory import Eviction
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -61,6 +62,7 @@ __all__ = [
     "CheckpointDecision",
     "CheckpointStatus",
     "DNAProfile",
+    "Eviction",
     "ExtractedData",
     "ManifestContent",
     "MindResult",
@@ -71,6 +73,7 @@ __all__ = [
     "SessionInfo",
     "SourceMetadata",
     "StandardKeys",
+    "TTL",
     "SynthesisResult",
     "TaskResult",
     "ValidationSummary",

@@ -52,7 +52,7 @@ from sharedctx.backends.memory import Eviction
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
 
-__all__ = ["SharedContext"]
+__all__ = ["TTL", "SharedContext"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -796,15 +796,26 @@ class SharedContext:
         """Remove the session's data for everyone, then close. Idempotent."""
         self._shut(self._store.destroy)
 
+    async def aclose(self) -> None:
+        """Awaitable twin of :meth:`close`; it also closes the asyncio connection that
+        this event loop used (Redis). Use it in asyncio code."""
+        if self._mark_closed():
+            await self._astore.close()
+
     def _shut(self, release: Callable[[], None]) -> None:
+        if self._mark_closed():
+            release()
+
+    def _mark_closed(self) -> bool:
+        """Mark the context closed and end its watches; False if it already was."""
         with self._lock:
             if self._closed:
-                return
+                return False
             self._closed = True
             watches = list(self._watches)
         for watch in watches:
             watch.close()
-        release()
+        return True
 
     def __enter__(self) -> Self:
         return self

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, get_args
 
 from sharedctx._checks import check_key, check_timeout
 from sharedctx._codec import convert
@@ -76,10 +76,13 @@ class StandardKeys:
 
 
 class _Slot(NamedTuple):
+    name: str  # of the accessors: set_<name>, get_<name>...
+    noun: str  # what is stored, for their docstrings
     pattern: str
     model: Any
     source: str  # may hold "{id}"
     tags: tuple[str, ...]  # may hold "{id}"
+    verb: str = "set"
 
     def write(self, id_: str | None, value: Any) -> tuple[str, Any, str, tuple[str, ...]]:
         """Key, validated value, source and tags of a write (``SchemaError`` if bad)."""
@@ -125,6 +128,7 @@ def _single(slot: _Slot, model: type[M]) -> _Single[M]:
     async def aget(self: PipelineContext) -> M | None:
         return await self.context.aget(slot.pattern, type=model)
 
+    _document(slot, set_, aset, get, aget)
     return _Single(set_, aset, get, aget)
 
 
@@ -145,35 +149,64 @@ def _per_id(slot: _Slot, model: type[M]) -> _PerId[M]:
     async def aget(self: PipelineContext, id_: str) -> M | None:
         return await self.context.aget(slot.key(id_), type=model)
 
+    _document(slot, set_, aset, get, aget)
     return _PerId(set_, aset, get, aget)
 
 
+def _document(slot: _Slot, *accessors: Callable[..., Any]) -> None:
+    """Give a slot's four accessors (write, its twin, read, its twin) names and docs."""
+    model = repr(slot.model).replace("sharedctx._models.", "")  # list[ExtractedData]
+    if not get_args(slot.model):
+        model = slot.model.__name__
+    where = f"``{slot.pattern}``" + (" (``*`` is the id)" if "*" in slot.pattern else "")
+    write, read = f"{slot.verb}_{slot.name}", f"get_{slot.name}"
+    docs = {
+        write: (
+            f"Validate {slot.noun} as ``{model}`` and store it under {where}, with source "
+            f"``{slot.source}`` and tags {slot.tags!r}; return the stored entry. Raises "
+            "``SchemaError`` if it does not fit, and stores nothing then."
+        ),
+        read: (
+            f"{slot.noun[0].upper()}{slot.noun[1:]}, stored under {where}, as ``{model}``; "
+            "None if absent. Raises ``SchemaError`` if what is stored does not fit."
+        ),
+    }
+    names = (write, "a" + write, read, "a" + read)
+    for function, name in zip(accessors, names, strict=True):
+        function.__name__ = name
+        function.__qualname__ = f"PipelineContext.{name}"
+        function.__doc__ = docs.get(name, f"Awaitable twin of :meth:`{name[1:]}`.")
+
+
 _K = StandardKeys
-_EXTRACTED = _Slot(
-    _K.EXTRACTED_DATA, list[ExtractedData], "extraction", ("phase:extraction", "data")
-)
-_METADATA = _Slot(
-    _K.SOURCE_METADATA, SourceMetadata, "extraction", ("phase:extraction", "metadata")
-)
-_MIND = _Slot(_K.MIND_RESULTS, MindResult, "mind:{id}", ("phase:analysis", "mind", "{id}"))
-_ORCHESTRATOR = _Slot(
-    _K.ORCHESTRATOR_RESULT, OrchestratorResult, "orchestrator", ("phase:analysis", "orchestrator")
-)
-_DNA = _Slot(_K.DNA_PROFILE, DNAProfile, "dna-synthesizer", ("phase:synthesis", "dna"))
-_SYNTHESIS = _Slot(_K.SYNTHESIS_RESULT, SynthesisResult, "synthesis", ("phase:synthesis", "result"))
-_TASK = _Slot(_K.VALIDATION_RESULTS, TaskResult, "validation", ("phase:validation", "{id}"))
-_SUMMARY = _Slot(
-    _K.VALIDATION_SUMMARY, ValidationSummary, "validation", ("phase:validation", "summary")
-)
-_STATUS = _Slot(_K.CHECKPOINT_STATUS, CheckpointStatus, "checkpoint", ("phase:checkpoint", "{id}"))
-_DECISION = _Slot(
-    _K.CHECKPOINT_DECISION, CheckpointDecision, "checkpoint", ("phase:checkpoint", "{id}")
-)
-_MANIFEST = _Slot(
-    _K.MANIFEST_CONTENT, ManifestContent, "generation", ("phase:generation", "manifest")
-)
-_SESSION = _Slot(_K.SESSION_INFO, SessionInfo, "session", ("session",))
-_PIPELINE = _Slot(_K.PIPELINE_STATUS, PipelineStatus, "pipeline", ())
+# fmt: off
+_EXTRACTED = _Slot("extracted_data", "the extracted sources", _K.EXTRACTED_DATA,
+                   list[ExtractedData], "extraction", ("phase:extraction", "data"))
+_METADATA = _Slot("source_metadata", "the sources' metadata", _K.SOURCE_METADATA,
+                  SourceMetadata, "extraction", ("phase:extraction", "metadata"))
+_MIND = _Slot("mind_result", "a mind's result", _K.MIND_RESULTS,
+              MindResult, "mind:{id}", ("phase:analysis", "mind", "{id}"))
+_ORCHESTRATOR = _Slot("orchestrator_result", "the orchestrator's result", _K.ORCHESTRATOR_RESULT,
+                      OrchestratorResult, "orchestrator", ("phase:analysis", "orchestrator"))
+_DNA = _Slot("dna_profile", "the DNA profile", _K.DNA_PROFILE,
+             DNAProfile, "dna-synthesizer", ("phase:synthesis", "dna"))
+_SYNTHESIS = _Slot("synthesis_result", "the synthesis result", _K.SYNTHESIS_RESULT,
+                   SynthesisResult, "synthesis", ("phase:synthesis", "result"))
+_TASK = _Slot("validation_result", "a validation task's result", _K.VALIDATION_RESULTS,
+              TaskResult, "validation", ("phase:validation", "{id}"), verb="add")
+_SUMMARY = _Slot("validation_summary", "the validation summary", _K.VALIDATION_SUMMARY,
+                 ValidationSummary, "validation", ("phase:validation", "summary"))
+_STATUS = _Slot("checkpoint_status", "a checkpoint's status", _K.CHECKPOINT_STATUS,
+                CheckpointStatus, "checkpoint", ("phase:checkpoint", "{id}"))
+_DECISION = _Slot("checkpoint_decision", "a checkpoint's decision", _K.CHECKPOINT_DECISION,
+                  CheckpointDecision, "checkpoint", ("phase:checkpoint", "{id}"))
+_MANIFEST = _Slot("manifest_content", "the manifest", _K.MANIFEST_CONTENT,
+                  ManifestContent, "generation", ("phase:generation", "manifest"))
+_SESSION = _Slot("session_info", "the session's information", _K.SESSION_INFO,
+                 SessionInfo, "session", ("session",))
+_PIPELINE = _Slot("pipeline_status", "the pipeline's status", _K.PIPELINE_STATUS,
+                  PipelineStatus, "pipeline", ())
+# fmt: on
 
 
 class PipelineContext:

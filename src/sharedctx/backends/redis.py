@@ -604,6 +604,12 @@ class RedisAsync:
     async def subscribe(self, subscription: Subscription) -> None:
         self._store._listen(subscription, await self._store._arun("revision"))
 
+    async def close(self) -> None:
+        store = self._store
+        if store._owns_backend:
+            await store._backend.aclose()  # this loop's connection, awaited
+        store.close()
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name not in _OPERATIONS:
             raise AttributeError(name)
