@@ -236,7 +236,10 @@ class SharedContext:
     async def aget(self, key: str, default: Any = None, *, type: Any = None) -> Any:
         """Awaitable twin of :meth:`get`."""
         entry = await self._astore.get(check_key(key))
-        return default if entry is None else _value(entry, type)
+        if entry is None:
+            return default
+        value = entry.value
+        return value if type is None else convert(key, value, type)
 
     def get_entry(self, key: str) -> ContextEntry | None:
         """The entry stored under ``key`` (value and metadata), or None."""
@@ -827,11 +830,6 @@ class SharedContext:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _value(entry: ContextEntry, type_: Any) -> Any:
-    value = entry.value
-    return value if type_ is None else convert(entry.key, value, type_)
 
 
 def _values(entries: Mapping[str, ContextEntry]) -> dict[str, Any]:

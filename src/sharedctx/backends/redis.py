@@ -204,10 +204,6 @@ class _Retry(Exception):
     """A call met a loss of the session that this context had already handled."""
 
 
-# What an operation's reply turns into: (store, arguments, status, result) -> value.
-_Parse = Callable[["RedisStore", tuple[Any, ...], bytes, list[Any]], Any]
-
-
 class RedisStore:
     """One session on Redis, for one ``SharedContext`` (see the module docstring)."""
 
