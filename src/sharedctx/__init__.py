@@ -32,7 +32,11 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
-from sharedctx._models import (
+from sharedctx._sessions import ContextManager, context_manager
+from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
+from sharedctx.backends.memory import Eviction
+from sharedctx.pipeline._context import PipelineContext, StandardKeys
+from sharedctx.pipeline._models import (
     CheckpointDecision,
     CheckpointStatus,
     DNAProfile,
@@ -47,10 +51,6 @@ from sharedctx._models import (
     TaskResult,
     ValidationSummary,
 )
-from sharedctx._pipeline import PipelineContext, StandardKeys
-from sharedctx._sessions import ContextManager, context_manager
-from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
-from sharedctx.backends.memory import Eviction
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend

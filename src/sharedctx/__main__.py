@@ -1,5 +1,5 @@
 """``python -m sharedctx``: the command line (see ``sharedctx --help``)."""
 
-from sharedctx._cli import main
+from sharedctx.cli import main
 
 raise SystemExit(main())

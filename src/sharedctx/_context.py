@@ -46,7 +46,7 @@ from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_store
-from sharedctx.backends._base import AsyncStore, Store, TTLArg
+from sharedctx.backends.base import AsyncStore, Store, TTLArg
 from sharedctx.backends.memory import Eviction
 
 if TYPE_CHECKING:

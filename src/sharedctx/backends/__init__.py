@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sharedctx._errors import ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
-from sharedctx.backends._base import AsyncStore, NonBlockingAsync, Store
+from sharedctx.backends.base import AsyncStore, NonBlockingAsync, Store
 from sharedctx.backends.memory import Eviction, MemoryStore
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from sharedctx._types import (
     ContextEvent,
     ContextStats,
 )
-from sharedctx.backends._base import Item, TTLArg
+from sharedctx.backends.base import Item, TTLArg
 
 __all__ = ["Eviction", "MemoryStore"]
 

@@ -27,7 +27,7 @@ from rich.console import Console
 
 from sharedctx._context import SharedContext
 from sharedctx._errors import ContextError, InvalidArgumentError, SessionLostError
-from sharedctx._view import entries_table, entry_row, event_line
+from sharedctx.cli._views import entries_table, entry_row, event_line
 
 __all__ = ["main"]
 
@@ -111,7 +111,7 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
-    from sharedctx._demo import DemoOptions, print_summary, run_demo
+    from sharedctx.demo._runner import DemoOptions, print_summary, run_demo
 
     options = DemoOptions(
         minds=args.minds,

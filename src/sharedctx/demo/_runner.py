@@ -28,13 +28,18 @@ from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
-from sharedctx import _persona
 from sharedctx._context import SharedContext
 from sharedctx._errors import InvalidArgumentError
-from sharedctx._models import CheckpointDecision, CheckpointStatus, PipelineStatus, SessionInfo
-from sharedctx._pipeline import PipelineContext
 from sharedctx._types import ContextEntry, ContextEvent
-from sharedctx._view import entries_table, entry_row
+from sharedctx.cli._views import entries_table, entry_row
+from sharedctx.demo import _persona
+from sharedctx.pipeline._context import PipelineContext
+from sharedctx.pipeline._models import (
+    CheckpointDecision,
+    CheckpointStatus,
+    PipelineStatus,
+    SessionInfo,
+)
 
 __all__ = ["DemoOptions", "DemoResult", "print_summary", "run_demo"]
 

@@ -13,15 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from sharedctx._models import (
-    DNAProfile,
-    ExtractedData,
-    MindResult,
-    OrchestratorResult,
-    SynthesisResult,
-    ValidationSummary,
-)
-from sharedctx._persona import (
+from sharedctx.demo._persona import (
     CONFLICT_SPREAD,
     MINDS,
     VALIDATION_TASKS,
@@ -36,6 +28,14 @@ from sharedctx._persona import (
     source_metadata,
     summarize_validation,
     synthesize,
+)
+from sharedctx.pipeline._models import (
+    DNAProfile,
+    ExtractedData,
+    MindResult,
+    OrchestratorResult,
+    SynthesisResult,
+    ValidationSummary,
 )
 
 PERSONA = "Maren Holt"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from sharedctx import _models
-from sharedctx._models import (
+from sharedctx.pipeline import _models
+from sharedctx.pipeline._models import (
     CheckpointDecision,
     CheckpointStatus,
     DNAProfile,

@@ -1,7 +1,7 @@
 """The demo's persona analysis: plain text statistics, deterministic, no I/O.
 
 ``sharedctx demo`` runs a small simulation of the Clone Lab pipeline over sample
-sources shipped in ``sharedctx/demo_data``: :func:`extract` the persona's own words,
+sources shipped in ``sharedctx/demo/data``: :func:`extract` the persona's own words,
 run each of :data:`MINDS` over them, :func:`orchestrate` the minds' traits,
 :func:`synthesize` a profile, run each of :data:`VALIDATION_TASKS` on it,
 :func:`summarize_validation`, take an :func:`auto_decision` and :func:`build_manifest`.
@@ -28,7 +28,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Literal, NamedTuple, get_args
 
-from sharedctx._models import (
+from sharedctx.pipeline._models import (
     CheckpointDecision,
     DNAProfile,
     ExtractedData,
@@ -89,12 +89,12 @@ class Source(NamedTuple):
 
 
 def load_sources() -> list[Source]:
-    """The sample sources shipped in ``sharedctx/demo_data``, sorted by id.
+    """The sample sources shipped in ``sharedctx/demo/data``, sorted by id.
 
     Each file holds ``key: value`` header lines (``kind``, ``title``), a blank line,
     then the raw text. Raises ``ValueError`` for a file with an unknown kind.
     """
-    folder = resources.files("sharedctx").joinpath("demo_data")
+    folder = resources.files("sharedctx.demo").joinpath("data")
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".txt")), key=lambda f: f.name)
     return [_parse_source(f.name.removesuffix(".txt"), f.read_text("utf-8")) for f in files]
 

@@ -1,6 +1,6 @@
 """The Redis backend: one session shared by many processes and hosts.
 
-Every operation is one call of one Lua script (``redis.lua``), so it is atomic on
+Every operation is one call of one Lua script (``script.lua``), so it is atomic on
 the server and costs one round trip. The script keeps, per session, a hash of
 values, a hash of packed metadata, a lexicographic index of keys (pattern prefixes),
 a sorted set of deadlines (judged by the server's clock), a sorted set of recency
@@ -45,12 +45,12 @@ from sharedctx._errors import (
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
-from sharedctx.backends._base import Item, TTLArg
+from sharedctx.backends.base import Item, TTLArg
 
 __all__ = ["RedisBackend", "RedisStore"]
 
 _log = logging.getLogger("sharedctx")
-_SCRIPT = (resources.files("sharedctx.backends") / "redis.lua").read_text(encoding="utf-8")
+_SCRIPT = (resources.files("sharedctx.backends.redis") / "script.lua").read_text(encoding="utf-8")
 _KEEP = b"\0keep"
 _SUFFIXES = ("meta", "entries", "index", "deadlines", "recency", "tags", "events")
 _SCHEMES = ("redis", "rediss", "unix")

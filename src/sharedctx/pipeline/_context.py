@@ -20,7 +20,9 @@ from sharedctx._codec import convert
 from sharedctx._context import SharedContext, _StoreCall
 from sharedctx._errors import InvalidArgumentError
 from sharedctx._glob import escape
-from sharedctx._models import (
+from sharedctx._sessions import ContextManager, context_manager
+from sharedctx._types import ContextEntry
+from sharedctx.pipeline._models import (
     CheckpointDecision,
     CheckpointStatus,
     DNAProfile,
@@ -35,8 +37,6 @@ from sharedctx._models import (
     TaskResult,
     ValidationSummary,
 )
-from sharedctx._sessions import ContextManager, context_manager
-from sharedctx._types import ContextEntry
 
 __all__ = ["PipelineContext", "StandardKeys"]
 
@@ -155,7 +155,7 @@ def _per_id(slot: _Slot, model: type[M]) -> _PerId[M]:
 
 def _document(slot: _Slot, *accessors: Callable[..., Any]) -> None:
     """Give a slot's four accessors (write, its twin, read, its twin) names and docs."""
-    model = repr(slot.model).replace("sharedctx._models.", "")  # list[ExtractedData]
+    model = repr(slot.model).replace("sharedctx.pipeline._models.", "")  # list[ExtractedData]
     if not get_args(slot.model):
         model = slot.model.__name__
     where = f"``{slot.pattern}``" + (" (``*`` is the id)" if "*" in slot.pattern else "")

@@ -18,7 +18,7 @@ import pytest
 from sharedctx import SharedContext, StandardKeys
 from sharedctx._glob import compile_glob
 
-from .conftest import RedisServer
+from ..conftest import RedisServer
 
 ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
 

@@ -1,0 +1,1 @@
+"""Adapters that make sharedctx the store of other frameworks (each an extra)."""
