@@ -23,7 +23,9 @@ def test_lru_evicts_the_least_recently_read_or_written(make_context: ContextFact
     ctx.set("d", 4)
     assert ctx.keys() == ["a", "c", "d"]
     evicted = [event for event in events if event.action == "evict"]
-    assert [(event.key, event.entry.value) for event in evicted] == [("b", 2)]
+    assert [(event.key, event.entry.version, event.entry.value) for event in evicted] == [
+        ("b", 1, None)  # an evicted value is gone, from events too
+    ]
     assert ctx.stats().evicted == 1
 
 

@@ -37,7 +37,10 @@ def test_subscribers_get_matching_events_with_entries(ctx: SharedContext) -> Non
     assert set_event.entry.value == {"score": 1}
     assert set_event.entry.metadata.source == "mind:tim"
     assert set_event.session_id == ctx.session_id
-    assert delete_event.entry.value == {"score": 1}  # the last entry before removal
+    # A removal carries the removed entry's metadata, never its value: it is gone.
+    assert (delete_event.entry.version, delete_event.entry.source) == (1, "mind:tim")
+    assert not delete_event.entry.has_value
+    assert delete_event.entry.value is None
     revisions = [event.revision for event in everything]
     assert revisions == sorted(revisions)
     assert len(set(revisions)) == 3

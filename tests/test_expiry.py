@@ -84,8 +84,9 @@ def test_purge_expired_removes_and_reports_expire_events(
     clock.advance(5)
     assert clocked.purge_expired() == 2
     assert clocked.purge_expired() == 0
-    expired = [(event.action, event.key, event.entry.value) for event in events[3:]]
-    assert expired == [("expire", "a", 1), ("expire", "b", 2)]
+    expired = [(event.action, event.key, event.entry.version) for event in events[3:]]
+    assert expired == [("expire", "a", 1), ("expire", "b", 1)]
+    assert not any(event.entry.has_value for event in events[3:])  # the values are gone
     assert clocked.stats().expired == 2
 
 
@@ -151,7 +152,8 @@ def test_expiry_is_active_without_any_call_touching_the_key(
     # Nothing reads the context while we wait: only the shared timer can expire it.
     assert expired.wait(timeout=5), "no expire event arrived"
     assert received[0].key == "short"
-    assert received[0].entry.value == {"v": 1}
+    assert received[0].entry.ttl == 0.05
+    assert received[0].entry.value is None  # an expired value is gone, from events too
 
 
 def test_one_timer_thread_serves_every_context() -> None:

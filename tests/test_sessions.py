@@ -126,7 +126,7 @@ def test_a_manager_on_redis_shares_one_backend_across_its_sessions(redis_server:
     manager = ContextManager(backend=redis_server.url)
     first = manager.create_context("m-1")
     second = manager.get_or_create("m-2")
-    assert first._store._backend is second._store._backend  # type: ignore[attr-defined]
+    assert first.backend is second.backend
     first.set("k", 1)
     with SharedContext("m-1", backend=redis_server.url) as elsewhere:
         assert elsewhere.get("k") == 1  # the data is on the server, for every process

@@ -23,6 +23,7 @@ from sharedctx._errors import (
     InvalidKeyError,
     InvalidPatternError,
     InvalidTTLError,
+    OutcomeUnknownError,
     SchemaError,
     SerializationError,
     SessionExistsError,
@@ -34,9 +35,8 @@ from sharedctx._errors import (
 from sharedctx._events import Watch
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
-from sharedctx.backends.memory import Eviction
-from sharedctx.pipeline._context import PipelineContext, StandardKeys
-from sharedctx.pipeline._models import (
+from sharedctx.backends import Backend, Eviction, MemoryBackend
+from sharedctx.pipeline import (
     CheckpointDecision,
     CheckpointStatus,
     DNAProfile,
@@ -44,9 +44,11 @@ from sharedctx.pipeline._models import (
     ManifestContent,
     MindResult,
     OrchestratorResult,
+    PipelineContext,
     PipelineStatus,
     SessionInfo,
     SourceMetadata,
+    StandardKeys,
     SynthesisResult,
     TaskResult,
     ValidationSummary,
@@ -59,6 +61,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KEEP_TTL",
+    "Backend",
+    "MemoryBackend",
     "CheckpointDecision",
     "CheckpointStatus",
     "DNAProfile",
@@ -90,6 +94,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidPatternError",
     "InvalidTTLError",
+    "OutcomeUnknownError",
     "SchemaError",
     "SerializationError",
     "SessionExistsError",
@@ -107,11 +112,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # RedisBackend imports redis-py, which the memory backend does not need.
     if name == "RedisBackend":
-        try:
-            from sharedctx.backends.redis import RedisBackend
-        except ModuleNotFoundError as exc:
-            raise ImportError(
-                "RedisBackend needs redis-py: pip install 'sharedctx[redis]'"
-            ) from exc
-        return RedisBackend
+        from sharedctx import backends
+
+        return backends.RedisBackend
     raise AttributeError(f"module 'sharedctx' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from sharedctx._types import KEEP_TTL, KeepTTL
 
 __all__ = [
     "MAX_KEY_LENGTH",
+    "MAX_TTL",
     "check_version",
     "check_key",
     "check_keys",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 MAX_KEY_LENGTH = 1024
+
+MAX_TTL = 10 * 365.25 * 24 * 3600.0
+"""The longest TTL, in seconds: ten years."""
 
 
 def check_key(key: Any, what: str = "key") -> str:
@@ -60,28 +64,31 @@ def check_keys(keys: Any) -> list[str]:
     return [check_key(key) for key in keys]
 
 
-def check_tags(tags: Any) -> tuple[str, ...]:
+def check_tags(tags: Any, key: str | None = None) -> tuple[str, ...]:
     """Tags: a collection of tag strings, deduplicated, in their given order."""
     if isinstance(tags, str | bytes) or not isinstance(tags, Iterable):
         raise InvalidKeyError(
-            f"tags must be a collection of str (a list, tuple or set), not "
+            f"{_of('tags', key)} must be a collection of str (a list, tuple or set), not "
             f"{type(tags).__name__}: {tags!r}"
         )
-    checked = [check_key(tag, "tag") for tag in tags]
+    checked = [check_key(tag, _of("tag", key)) for tag in tags]
     if isinstance(tags, set | frozenset):
         checked.sort()
     return tuple(dict.fromkeys(checked))
 
 
-def check_source(source: Any) -> str:
+def check_source(source: Any, key: str | None = None) -> str:
     """A source: a non-empty ``str`` naming the component that writes."""
     if not isinstance(source, str) or not source:
-        raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
+        raise InvalidArgumentError(f"{_of('source', key)} must be a non-empty str, not {source!r}")
     return str.__str__(source)
 
 
-def check_ttl(ttl: Any, *, allow_keep: bool = False) -> float | KeepTTL | None:
-    """A TTL: seconds (finite, > 0), a ``timedelta``, None, or (if allowed) KEEP_TTL."""
+def check_ttl(
+    ttl: Any, key: str | None = None, *, what: str = "ttl", allow_keep: bool = False
+) -> float | KeepTTL | None:
+    """A TTL: seconds (finite, > 0, at most :data:`MAX_TTL`), a ``timedelta``, None, or
+    (if allowed) KEEP_TTL. Errors name ``key`` when given."""
     if ttl is None:
         return None
     if ttl is KEEP_TTL and allow_keep:
@@ -89,12 +96,18 @@ def check_ttl(ttl: Any, *, allow_keep: bool = False) -> float | KeepTTL | None:
     if isinstance(ttl, timedelta):
         seconds = ttl.total_seconds()
     elif isinstance(ttl, int | float) and not isinstance(ttl, bool):
-        seconds = float(ttl)
+        try:
+            seconds = float(ttl)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
     else:
         accepted = "seconds (int or float), a timedelta" + (", KEEP_TTL" if allow_keep else "")
-        raise InvalidTTLError(f"ttl must be {accepted} or None, not {ttl!r}")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise InvalidTTLError(f"ttl must be finite and > 0 seconds, not {ttl!r}")
+        raise InvalidTTLError(f"{_of(what, key)} must be {accepted} or None, not {ttl!r}")
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TTL):
+        raise InvalidTTLError(
+            f"{_of(what, key)} must be finite, > 0 and at most {MAX_TTL:.0f} seconds "
+            f"(10 years), not {ttl!r}"
+        )
     return seconds
 
 
@@ -107,11 +120,15 @@ def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> An
     return value
 
 
-def check_version(value: Any) -> int:
+def check_version(value: Any, key: str | None = None) -> int:
     """A version number for ``if_version``: an int >= 0."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidArgumentError(f"if_version must be an int >= 0, not {value!r}")
+        raise InvalidArgumentError(f"{_of('if_version', key)} must be an int >= 0, not {value!r}")
     return value
+
+
+def _of(what: str, key: str | None) -> str:
+    return what if key is None else f"{what} for key {key!r}"
 
 
 def check_timeout(timeout: Any) -> float | None:

@@ -1,29 +1,33 @@
 """``SharedContext``: the public API of one pipeline session's shared state.
 
 The context checks arguments, encodes and decodes values and applies defaults; the
-store (``backends``) keeps the data and does each call atomically. Every call that
-reads or writes has an awaitable ``a``-prefixed twin on the same object. A twin is
-the same few lines around the store call as its sync method, with the store call
-awaited; the logic around it (checks, encoding, decoding) is shared by both.
-The calls that take several steps (``update``, ``get_or_set``, ``wait_for``) are
-written once, as generators that yield what they need done, and are driven by
-:meth:`SharedContext._run` or :meth:`SharedContext._arun`.
+store (see ``sharedctx.backends``) keeps the data and does each call atomically.
+
+**How a twin is written.** Every call that reads or writes has an awaitable
+``a``-prefixed twin on the same object, and there is one way to write it:
+
+- a one-step call is two methods of one or two lines each: the sync method calls
+  ``self._store.<call>(...)``, its twin ``await self._astore.<call>(...)`` with the
+  same arguments, and whatever they do around it (checking arguments, encoding,
+  decoding) is a shared helper that both call;
+- a multi-step call (``update``, ``get_or_set``, the waits) is written once, as a
+  generator of steps in ``_steps``; the sync method runs it with ``_steps.run`` on
+  the store, its twin awaits ``_steps.arun`` on the async store.
+
+``_store`` and ``_astore`` are a backend's ``Store`` and ``AsyncStore``: explicit
+classes checked by mypy against the protocols in ``sharedctx.backends.base``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import enum
-import inspect
 import threading
-import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import Any, Self, TypeVar, overload
 
+from sharedctx import _steps
 from sharedctx._checks import (
     check_key,
     check_keys,
@@ -36,21 +40,21 @@ from sharedctx._checks import (
     check_version,
 )
 from sharedctx._codec import convert, encode
-from sharedctx._errors import (
-    ContextClosedError,
-    ContextError,
-    InvalidArgumentError,
-    VersionConflictError,
-)
+from sharedctx._errors import ContextClosedError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
-from sharedctx.backends import open_store
-from sharedctx.backends.base import AsyncStore, Store, TTLArg
-from sharedctx.backends.memory import Eviction
-
-if TYPE_CHECKING:
-    from sharedctx.backends.redis import RedisBackend
+from sharedctx.backends import open_backend
+from sharedctx.backends.base import (
+    AsyncStore,
+    Backend,
+    Eviction,
+    Item,
+    Page,
+    Store,
+    StoreOptions,
+    TTLArg,
+)
 
 __all__ = ["TTL", "SharedContext"]
 
@@ -71,48 +75,7 @@ _DEFAULT = _Default.DEFAULT
 TTL = float | timedelta | None
 """Seconds, a ``timedelta``, or None for no expiry."""
 
-
-# What a multi-step call (a generator) yields for its driver to do:
-class _StoreCall(tuple[str, tuple[Any, ...]]):
-    """Run ``store.<name>(*args)`` (awaited on the async store)."""
-
-
-class _UserCall(tuple[Callable[[], Any]]):
-    """Call user code (a factory, an update function); awaited if it returns an awaitable."""
-
-
-class _Join(tuple[concurrent.futures.Future[Any]]):
-    """Wait for another caller's result."""
-
-
-class _Pause(tuple["_Signal", float | None]):
-    """Wait until the signal is set or the timeout passes; gives True if it was set."""
-
-
-_Step = _StoreCall | _UserCall | _Join | _Pause
-
-
-class _Signal:
-    """A flag a subscription callback sets from any thread; sync or async waiters."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_event: asyncio.Event | None = None
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._async_event = asyncio.Event()
-
-    def set(self, _event: object = None) -> None:
-        self._event.set()
-        if self._loop is not None and self._async_event is not None:
-            self._loop.call_soon_threadsafe(self._async_event.set)
-
-    def clear(self) -> None:
-        self._event.clear()
-        if self._async_event is not None:
-            self._async_event.clear()
+_Write = tuple[str, bytes, Any, TTLArg, str, tuple[str, ...], int | None]
 
 
 class SharedContext:
@@ -135,13 +98,12 @@ class SharedContext:
         eviction: ``"lru"`` (least recently read or written), ``"oldest"`` (least
             recently written) or ``"reject"`` (raise ``CapacityError``).
         notifications: False disables ``subscribe`` and ``watch``.
-        clock: zero-argument callable giving monotonic seconds (default
-            ``time.monotonic``). With another clock, entries expire when a call
-            notices (or on ``purge_expired()``), not on a timer: that is for tests.
-            Memory backend only.
-        backend: ``"memory"`` (this process only), a ``redis://``/``rediss://``/
-            ``unix://`` URL, or a ``RedisBackend`` shared by several contexts. On
-            Redis the session is shared by every process that opens it.
+        clock: a shortcut for ``backend=MemoryBackend(clock=clock)``: a monotonic
+            clock for tests, which then move time instead of sleeping.
+        backend: ``"memory"`` (the default: this process only), a ``redis://``,
+            ``rediss://`` or ``unix://`` URL, or a ``Backend`` (``MemoryBackend``,
+            ``RedisBackend``...) that several contexts may share. On Redis the session
+            is shared by every process that opens it.
     """
 
     def __init__(
@@ -154,33 +116,32 @@ class SharedContext:
         eviction: Eviction = "lru",
         notifications: bool = True,
         clock: Callable[[], float] | None = None,
-        backend: str | RedisBackend = "memory",
+        backend: str | Backend = "memory",
     ) -> None:
         self._session_id = check_session_id(session_id)
-        default = check_ttl(default_ttl)
+        default = check_ttl(default_ttl, what="default_ttl")
         assert not isinstance(default, KeepTTL)
         self._default_ttl: float | None = default
         self._max_entries = check_positive_int(max_entries, "max_entries", allow_none=True)
         self._max_entry_bytes: int = check_positive_int(max_entry_bytes, "max_entry_bytes")
         if eviction not in _EVICTIONS:
             raise InvalidArgumentError(f"eviction must be one of {_EVICTIONS}, not {eviction!r}")
-        if clock is not None and not callable(clock):
-            raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
         self._notifications = bool(notifications)
+        self._backend, self._owns_backend = open_backend(backend, clock=clock)
         self._hub = EventHub()
         self._store: Store
         self._astore: AsyncStore
-        self._store, self._astore, self._backend = open_store(
-            backend,
-            self._session_id,
-            self._hub,
-            max_entries=self._max_entries,
-            eviction=eviction,
-            clock=clock,
-        )
+        try:
+            self._store, self._astore = self._backend.open(
+                self._session_id, self._hub, StoreOptions(self._max_entries, eviction)
+            )
+        except BaseException:
+            if self._owns_backend:
+                self._backend.close()
+            raise
         self._watches: set[Watch] = set()
-        self._flights: dict[str, concurrent.futures.Future[ContextEntry | None]] = {}
-        self._lock = threading.Lock()  # guards _watches, _flights and _closed
+        self._flights = _steps.Flights()
+        self._lock = threading.Lock()  # guards _watches and _closed
         self._closed = False
 
     # -- properties ----------------------------------------------------------------
@@ -196,13 +157,24 @@ class SharedContext:
         return self._default_ttl
 
     @property
+    def backend(self) -> Backend:
+        """Where the session lives."""
+        return self._backend
+
+    @property
     def closed(self) -> bool:
         """Whether ``close()`` or ``destroy()`` was called."""
         return self._closed
 
+    @property
+    def activity(self) -> int:
+        """A number that changes whenever this object reads or writes: compare two
+        readings to tell whether the context was used in between (idle checks)."""
+        return self._store.activity()
+
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
-        return f"<SharedContext {self._session_id!r} backend={self._backend}{state}>"
+        return f"<SharedContext {self._session_id!r} backend={self._backend!r}{state}>"
 
     # -- reads ---------------------------------------------------------------------
 
@@ -220,11 +192,7 @@ class SharedContext:
         type pydantic accepts) the value is converted into it; a value that does not
         fit raises ``SchemaError`` naming the key and the bad field.
         """
-        entry = self._store.get(check_key(key))
-        if entry is None:
-            return default
-        value = entry.value
-        return value if type is None else convert(key, value, type)
+        return _value(key, self._store.get(check_key(key)), default, type)
 
     @overload
     async def aget(self, key: str, default: Any = None) -> Any: ...
@@ -235,11 +203,7 @@ class SharedContext:
 
     async def aget(self, key: str, default: Any = None, *, type: Any = None) -> Any:
         """Awaitable twin of :meth:`get`."""
-        entry = await self._astore.get(check_key(key))
-        if entry is None:
-            return default
-        value = entry.value
-        return value if type is None else convert(key, value, type)
+        return _value(key, await self._astore.get(check_key(key)), default, type)
 
     def get_entry(self, key: str) -> ContextEntry | None:
         """The entry stored under ``key`` (value and metadata), or None."""
@@ -264,6 +228,14 @@ class SharedContext:
         """Number of live (unexpired) entries."""
         return self._store.count()
 
+    def count(self) -> int:
+        """Number of live (unexpired) entries (``len(ctx)``)."""
+        return self._store.count()
+
+    async def acount(self) -> int:
+        """Awaitable twin of :meth:`count`."""
+        return await self._astore.count()
+
     def get_multiple(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of those ``keys`` that are present, read at one instant."""
         return _values(self._store.get_many(check_keys(keys)))
@@ -272,33 +244,60 @@ class SharedContext:
         """Awaitable twin of :meth:`get_multiple`."""
         return _values(await self._astore.get_many(check_keys(keys)))
 
-    def find_by_pattern(self, pattern: str) -> list[ContextEntry]:
+    def find_by_pattern(
+        self, pattern: str, *, limit: int | None = None, after: str | None = None
+    ) -> list[ContextEntry]:
         """Live entries whose key matches the Redis glob ``pattern``, sorted by key.
 
         A pattern with a literal prefix (``analysis:mind:*``) reads only that prefix's
-        range of keys: O(log n + k).
+        range of keys: O(log n + k). For pages, ``limit`` bounds how many come back and
+        ``after`` continues after that key (give the last key of the previous page).
         """
-        return self._store.find(compile_glob(pattern))
+        return self._store.find(compile_glob(pattern), _page(limit, after))
 
-    async def afind_by_pattern(self, pattern: str) -> list[ContextEntry]:
+    async def afind_by_pattern(
+        self, pattern: str, *, limit: int | None = None, after: str | None = None
+    ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`find_by_pattern`."""
-        return await self._astore.find(compile_glob(pattern))
+        return await self._astore.find(compile_glob(pattern), _page(limit, after))
 
-    def find_by_tag(self, tag: str) -> list[ContextEntry]:
-        """Live entries carrying ``tag``, sorted by key."""
-        return self._store.find_tag(check_key(tag, "tag"))
+    def find_by_tag(
+        self, tag: str, *, limit: int | None = None, after: str | None = None
+    ) -> list[ContextEntry]:
+        """Live entries carrying ``tag``, sorted by key (paged as :meth:`find_by_pattern`)."""
+        return self._store.find_tag(check_key(tag, "tag"), _page(limit, after))
 
-    async def afind_by_tag(self, tag: str) -> list[ContextEntry]:
+    async def afind_by_tag(
+        self, tag: str, *, limit: int | None = None, after: str | None = None
+    ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`find_by_tag`."""
-        return await self._astore.find_tag(check_key(tag, "tag"))
+        return await self._astore.find_tag(check_key(tag, "tag"), _page(limit, after))
 
-    def keys(self, pattern: str = "*") -> list[str]:
-        """Live keys matching the Redis glob ``pattern``, sorted."""
-        return self._store.keys(compile_glob(pattern))
+    def keys(
+        self, pattern: str = "*", *, limit: int | None = None, after: str | None = None
+    ) -> list[str]:
+        """Live keys matching the Redis glob ``pattern``, sorted (paged as
+        :meth:`find_by_pattern`)."""
+        return self._store.keys(compile_glob(pattern), _page(limit, after))
 
-    async def akeys(self, pattern: str = "*") -> list[str]:
+    async def akeys(
+        self, pattern: str = "*", *, limit: int | None = None, after: str | None = None
+    ) -> list[str]:
         """Awaitable twin of :meth:`keys`."""
-        return await self._astore.keys(compile_glob(pattern))
+        return await self._astore.keys(compile_glob(pattern), _page(limit, after))
+
+    @property
+    def revision(self) -> int:
+        """The session's current revision: that of its last change (0 before any).
+
+        Give it as ``since=`` to a wait or a watch to count only the changes made after
+        this point. On a shared backend this asks the server.
+        """
+        return self._store.revision()
+
+    async def arevision(self) -> int:
+        """Awaitable twin of :attr:`revision`."""
+        return await self._astore.revision()
 
     def stats(self) -> ContextStats:
         """Counters of this context as of now."""
@@ -322,14 +321,15 @@ class SharedContext:
     ) -> ContextEntry:
         """Store ``value`` under ``key``; return the stored entry.
 
-        ``ttl``: seconds or ``timedelta`` from now, None (never expires), KEEP_TTL (keep
-        the key's current expiry), or omitted (``default_ttl``). ``source`` defaults to
-        ``"unknown"``; ``tags`` replace the previous tags. ``if_version=n`` stores only
-        if the key is at version ``n`` (0: absent), else raises
-        ``VersionConflictError``. Raises ``ValueTooLargeError``,
-        ``SerializationError`` or ``CapacityError`` without storing anything.
+        ``ttl``: seconds or ``timedelta`` from now (at most ten years), None (never
+        expires), KEEP_TTL (keep the key's current expiry), or omitted
+        (``default_ttl``). ``source`` defaults to ``"unknown"``; ``tags`` replace the
+        previous tags. ``if_version=n`` stores only if the key is at version ``n``
+        (0: absent), else raises ``VersionConflictError``. Raises
+        ``ValueTooLargeError``, ``SerializationError`` or ``CapacityError`` without
+        storing anything.
         """
-        return self._write(self._store.write, key, value, ttl, source, tags, if_version)
+        return self._store.write(*self._checked_write(key, value, ttl, source, tags, if_version))
 
     async def aset(
         self,
@@ -342,34 +342,33 @@ class SharedContext:
         if_version: int | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`set`."""
-        return await self._write(self._astore.write, key, value, ttl, source, tags, if_version)
+        write = self._checked_write(key, value, ttl, source, tags, if_version)
+        return await self._astore.write(*write)
 
-    def _write(
+    def _checked_write(
         self,
-        write: Callable[..., T],
         key: str,
         value: Any,
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
         if_version: int | None,
-    ) -> T:
-        """Check and encode a set, then call ``write`` (the store's, or its async twin's,
-        whose coroutine the caller awaits)."""
+    ) -> _Write:
+        """The store's ``write`` arguments for a ``set``: checked and encoded."""
         key = check_key(key)
         data, plain = encode(key, value, self._max_entry_bytes)
-        return write(
+        return (
             key,
             data,
             plain,
-            self._default_ttl if ttl is _DEFAULT else check_ttl(ttl, allow_keep=True),
-            "unknown" if source is None else check_source(source),
-            () if tags is None else check_tags(tags),
-            None if if_version is None else check_version(if_version),
+            self._ttl(ttl, key),
+            "unknown" if source is None else check_source(source, key),
+            () if tags is None else check_tags(tags, key),
+            None if if_version is None else check_version(if_version, key),
         )
 
-    def _ttl(self, ttl: TTL | KeepTTL | _Default) -> TTLArg:
-        return self._default_ttl if ttl is _DEFAULT else check_ttl(ttl, allow_keep=True)
+    def _ttl(self, ttl: TTL | KeepTTL | _Default, key: str | None = None) -> TTLArg:
+        return self._default_ttl if ttl is _DEFAULT else check_ttl(ttl, key, allow_keep=True)
 
     def set_multiple(
         self,
@@ -383,7 +382,7 @@ class SharedContext:
 
         Options as for :meth:`set`. If any value is rejected nothing is stored.
         """
-        return self._write_many(self._store.write_many, mapping, ttl, source, tags)
+        return self._store.write_many(*self._checked_batch(mapping, ttl, source, tags))
 
     async def aset_multiple(
         self,
@@ -394,26 +393,25 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`set_multiple`."""
-        return await self._write_many(self._astore.write_many, mapping, ttl, source, tags)
+        return await self._astore.write_many(*self._checked_batch(mapping, ttl, source, tags))
 
-    def _write_many(
+    def _checked_batch(
         self,
-        write_many: Callable[..., T],
         mapping: Mapping[str, Any],
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> T:
-        """Check and encode a set_multiple, then call ``write_many`` (as ``_write``)."""
+    ) -> tuple[list[Item], TTLArg, str, tuple[str, ...]]:
+        """The store's ``write_many`` arguments for a ``set_multiple``."""
         if not isinstance(mapping, Mapping):
             raise InvalidArgumentError(
                 f"set_multiple takes a mapping of keys to values, not {type(mapping).__name__}"
             )
-        items = []
+        items: list[Item] = []
         for key, value in mapping.items():
             key = check_key(key)
             items.append((key, *encode(key, value, self._max_entry_bytes)))
-        return write_many(
+        return (
             items,
             self._ttl(ttl),
             "unknown" if source is None else check_source(source),
@@ -433,14 +431,14 @@ class SharedContext:
 
         The value, version and metadata stay; no event is emitted. False if absent.
         """
-        return self._store.expire(check_key(key), check_ttl(ttl))  # type: ignore[arg-type]
+        return self._store.expire(*_checked_expire(key, ttl))
 
     async def aexpire(self, key: str, ttl: TTL) -> bool:
         """Awaitable twin of :meth:`expire`."""
-        return await self._astore.expire(check_key(key), check_ttl(ttl))  # type: ignore[arg-type]
+        return await self._astore.expire(*_checked_expire(key, ttl))
 
     def purge_expired(self) -> int:
-        """Remove the entries expired by now (per ``clock``), emitting ``expire`` events."""
+        """Remove the entries expired by now, emitting ``expire`` events."""
         return self._store.purge_expired()
 
     async def apurge_expired(self) -> int:
@@ -471,10 +469,10 @@ class SharedContext:
 
         ``current`` is a copy of the stored value, or ``default`` if the key is absent.
         ``fn`` may run more than once if other writers get in between (it is retried
-        on a fresh value), so it should have no side effects. ``source``/``tags``
-        omitted keep the entry's current ones.
+        on a fresh value), so it should have no side effects; its result is written
+        once. ``source``/``tags`` omitted keep the entry's current ones.
         """
-        return self._run(self._update(key, fn, default, ttl, source, tags))
+        return _steps.run(self._update(key, fn, default, ttl, source, tags), self._store)
 
     async def aupdate(
         self,
@@ -487,7 +485,7 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`update`; ``fn`` may also be a coroutine function."""
-        return await self._arun(self._update(key, fn, default, ttl, source, tags))
+        return await _steps.arun(self._update(key, fn, default, ttl, source, tags), self._astore)
 
     def _update(
         self,
@@ -497,24 +495,19 @@ class SharedContext:
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> Generator[_Step, Any, ContextEntry]:
+    ) -> _steps.Steps[ContextEntry]:
         key = check_key(key)
-        ttl_arg = self._ttl(ttl)
-        source = None if source is None else check_source(source)
-        tag_tuple = None if tags is None else check_tags(tags)
-        while True:
-            entry = yield _StoreCall(("get", (key,)))
-            current = default if entry is None else entry.value
-            value = yield _UserCall((partial(fn, current),))
-            data, plain = encode(key, value, self._max_entry_bytes)
-            version = 0 if entry is None else entry._version
-            try:
-                written: ContextEntry = yield _StoreCall(
-                    ("write", (key, data, plain, ttl_arg, source, tag_tuple, version))
-                )
-            except VersionConflictError:
-                continue  # another writer got in between: start again from its value
-            return written
+        if not callable(fn):
+            raise InvalidArgumentError(f"the update function for key {key!r} is not callable")
+        return _steps.update(
+            key,
+            fn,
+            default,
+            self._max_entry_bytes,
+            self._ttl(ttl, key),
+            None if source is None else check_source(source, key),
+            None if tags is None else check_tags(tags, key),
+        )
 
     def get_or_set(
         self,
@@ -527,11 +520,14 @@ class SharedContext:
     ) -> Any:
         """The value under ``key``; if absent, store ``factory()`` and return it.
 
-        Of concurrent callers for one absent key (threads and tasks of this context),
-        exactly one runs ``factory``; the others wait for its result. If ``factory``
-        raises, nothing is stored and the waiting callers get the same exception.
+        Of concurrent callers for one absent key, exactly one runs ``factory``; the
+        others wait for its result: threads and tasks of this context, and on a shared
+        backend every process of the session (the first takes a lease, which another
+        caller takes over if its holder dies). If ``factory`` raises, nothing is
+        stored and the callers waiting in this process get the same exception.
         """
-        return self._run(self._get_or_set(key, factory, ttl, source, tags))
+        steps = self._get_or_set(key, factory, ttl, source, tags)
+        return _steps.run(steps, self._store)
 
     async def aget_or_set(
         self,
@@ -543,7 +539,8 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> Any:
         """Awaitable twin of :meth:`get_or_set`; ``factory`` may be a coroutine function."""
-        return await self._arun(self._get_or_set(key, factory, ttl, source, tags))
+        steps = self._get_or_set(key, factory, ttl, source, tags)
+        return await _steps.arun(steps, self._astore)
 
     def _get_or_set(
         self,
@@ -552,168 +549,88 @@ class SharedContext:
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> Generator[_Step, Any, Any]:
+    ) -> _steps.Steps[Any]:
         key = check_key(key)
         if not callable(factory):
-            raise InvalidArgumentError(f"factory must be callable, not {factory!r}")
-        ttl_arg = self._ttl(ttl)
-        source = "unknown" if source is None else check_source(source)
-        tag_tuple = () if tags is None else check_tags(tags)
-        while True:
-            entry = yield _StoreCall(("get", (key,)))
-            if entry is not None:
-                return entry.value
-            with self._lock:
-                flight = self._flights.get(key)
-                leading = flight is None
-                if flight is None:
-                    flight = self._flights[key] = concurrent.futures.Future()
-            if not leading:
-                entry = yield _Join((flight,))
-                if entry is None:
-                    continue  # the leader was interrupted: try again
-                return entry.value
-            try:
-                # A leader that finished just before we took the lock has stored it.
-                entry = yield _StoreCall(("get", (key,)))
-                if entry is not None:
-                    self._land(key, flight, result=entry)
-                    return entry.value
-                value = yield _UserCall((factory,))
-                data, plain = encode(key, value, self._max_entry_bytes)
-                try:
-                    entry = yield _StoreCall(
-                        ("write", (key, data, plain, ttl_arg, source, tag_tuple, 0))
-                    )
-                except VersionConflictError:
-                    # Written meanwhile by someone else (another process, a set):
-                    # theirs wins, as if it had been there when we looked.
-                    entry = yield _StoreCall(("get", (key,)))
-                    value = None if entry is None else entry.value
-            except Exception as exc:
-                self._land(key, flight, exception=exc)
-                raise
-            except BaseException:
-                self._land(key, flight, result=None)  # cancelled: the waiters retry
-                raise
-            self._land(key, flight, result=entry)
-            return value
-
-    def _land(
-        self,
-        key: str,
-        flight: concurrent.futures.Future[ContextEntry | None],
-        *,
-        result: ContextEntry | None = None,
-        exception: Exception | None = None,
-    ) -> None:
-        with self._lock:
-            del self._flights[key]
-        if exception is not None:
-            flight.set_exception(exception)
-        else:
-            flight.set_result(result)
+            raise InvalidArgumentError(f"the factory for key {key!r} must be callable")
+        return _steps.get_or_set(
+            key,
+            factory,
+            self._flights,
+            self._store.unsubscribe,
+            self._max_entry_bytes,
+            self._ttl(ttl, key),
+            "unknown" if source is None else check_source(source, key),
+            () if tags is None else check_tags(tags, key),
+        )
 
     def wait_for(
-        self, pattern: str, *, count: int = 1, timeout: float | None = None
+        self,
+        pattern: str,
+        *,
+        count: int = 1,
+        timeout: float | None = None,
+        since: int | None = None,
     ) -> list[ContextEntry]:
         """Block until at least ``count`` live keys match ``pattern``; return their
         entries sorted by key.
 
-        Returns at once if they are already there; raises ``TimeoutError`` when
-        ``timeout`` seconds pass first. Woken by change events, it never polls.
+        With ``since`` (a :attr:`revision`), only keys written after that revision
+        count: a pipeline run again on the same session waits for its own results,
+        not the last run's. Returns at once if they are already there; raises
+        ``TimeoutError`` when ``timeout`` seconds pass first. Woken by change events,
+        it never polls. Raises ``ContextError`` if called on a thread that runs an
+        asyncio event loop (use :meth:`await_for` there).
         """
-        return self._run(self._wait_for(pattern, count, timeout))
+        return _steps.run(self._wait_for(pattern, count, timeout, since), self._store)
 
     async def await_for(
-        self, pattern: str, *, count: int = 1, timeout: float | None = None
+        self,
+        pattern: str,
+        *,
+        count: int = 1,
+        timeout: float | None = None,
+        since: int | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`wait_for`; never blocks the event loop."""
-        return await self._arun(self._wait_for(pattern, count, timeout))
+        return await _steps.arun(self._wait_for(pattern, count, timeout, since), self._astore)
 
     def _wait_for(
-        self, pattern: str, count: int, timeout: float | None
-    ) -> Generator[_Step, Any, list[ContextEntry]]:
+        self, pattern: str, count: int, timeout: float | None, since: int | None
+    ) -> _steps.Steps[list[ContextEntry]]:
         glob = compile_glob(pattern)
-        count = check_positive_int(count, "count")
-        timeout = check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        signal = _Signal()
-        subscription = Subscription(glob, signal.set)
-        yield _StoreCall(("subscribe", (subscription,)))  # awaited on the async path
-        try:
-            while True:
-                signal.clear()
-                found: list[ContextEntry] = yield _StoreCall(("find", (glob,)))
-                if len(found) >= count:
-                    return found
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(
-                        f"{len(found)} of {count} keys matching {pattern!r} were there "
-                        f"after {timeout} s"
-                    )
-                yield _Pause((signal, remaining))
-        finally:
-            self._store.unsubscribe(subscription.id)
+        return _steps.wait_for(
+            glob,
+            check_positive_int(count, "count"),
+            check_timeout(timeout),
+            self._store.unsubscribe,
+            _since(since),
+        )
 
-    def _run(self, steps: Generator[_Step, Any, T]) -> T:
-        """Drive a multi-step call on this thread."""
-        result: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                if isinstance(step, _StoreCall):
-                    name, args = step
-                    result = getattr(self._store, name)(*args)
-                elif isinstance(step, _UserCall):
-                    result = step[0]()
-                elif isinstance(step, _Join):
-                    result = step[0].result()
-                else:
-                    signal, timeout = step
-                    result = signal._event.wait(timeout)
-            except BaseException as exc:
-                error = exc
+    def wait_for_keys(
+        self, keys: Iterable[str], *, timeout: float | None = None, since: int | None = None
+    ) -> dict[str, ContextEntry]:
+        """Block until every key of ``keys`` is live (written after revision ``since``,
+        if given); return their entries by key.
 
-    async def _arun(self, steps: Generator[_Step, Any, T]) -> T:
-        """Drive a multi-step call as a coroutine; it awaits instead of blocking."""
-        result: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                if isinstance(step, _StoreCall):
-                    name, args = step
-                    result = await getattr(self._astore, name)(*args)
-                elif isinstance(step, _UserCall):
-                    result = step[0]()
-                    if inspect.isawaitable(result):
-                        result = await result
-                elif isinstance(step, _Join):
-                    result = await asyncio.wrap_future(step[0])
-                else:
-                    signal, timeout = step
-                    if signal._async_event is None:
-                        signal.bind(asyncio.get_running_loop())
-                        if signal._event.is_set():
-                            continue  # set before we could listen: look again
-                    assert signal._async_event is not None
-                    try:
-                        result = await asyncio.wait_for(signal._async_event.wait(), timeout)
-                    except TimeoutError:
-                        result = False
-            except BaseException as exc:
-                error = exc
+        Raises ``TimeoutError`` naming the missing keys when ``timeout`` passes, and
+        ``ContextError`` on a thread that runs an event loop (use :meth:`await_for_keys`).
+        """
+        return _steps.run(self._wait_for_keys(keys, timeout, since), self._store)
+
+    async def await_for_keys(
+        self, keys: Iterable[str], *, timeout: float | None = None, since: int | None = None
+    ) -> dict[str, ContextEntry]:
+        """Awaitable twin of :meth:`wait_for_keys`."""
+        return await _steps.arun(self._wait_for_keys(keys, timeout, since), self._astore)
+
+    def _wait_for_keys(
+        self, keys: Iterable[str], timeout: float | None, since: int | None
+    ) -> _steps.Steps[dict[str, ContextEntry]]:
+        wanted = list(dict.fromkeys(check_keys(keys)))
+        return _steps.wait_for_keys(
+            wanted, check_timeout(timeout), self._store.unsubscribe, _since(since)
+        )
 
     # -- notifications ---------------------------------------------------------------
 
@@ -769,9 +686,6 @@ class SharedContext:
             raise
         return watch
 
-    def _activity(self) -> int:
-        return self._store.activity()
-
     def _check_notifications(self) -> None:
         if not self._notifications:
             raise ContextError(
@@ -793,21 +707,40 @@ class SharedContext:
         Redis the data stays for the other processes. Idempotent; afterwards every
         other call raises ``ContextClosedError``.
         """
-        self._shut(self._store.close)
+        if self._mark_closed():
+            try:
+                self._store.close()
+            finally:
+                if self._owns_backend:
+                    self._backend.close()
 
     def destroy(self) -> None:
         """Remove the session's data for everyone, then close. Idempotent."""
-        self._shut(self._store.destroy)
+        if self._mark_closed():
+            try:
+                self._store.destroy()
+            finally:
+                if self._owns_backend:
+                    self._backend.close()
 
     async def aclose(self) -> None:
-        """Awaitable twin of :meth:`close`; it also closes the asyncio connection that
-        this event loop used (Redis). Use it in asyncio code."""
+        """Awaitable twin of :meth:`close`; it also closes the connections that this
+        event loop used (Redis). Use it in asyncio code."""
         if self._mark_closed():
-            await self._astore.close()
+            try:
+                await self._astore.close()
+            finally:
+                if self._owns_backend:
+                    await self._backend.aclose()
 
-    def _shut(self, release: Callable[[], None]) -> None:
+    async def adestroy(self) -> None:
+        """Awaitable twin of :meth:`destroy`."""
         if self._mark_closed():
-            release()
+            try:
+                await self._astore.destroy()
+            finally:
+                if self._owns_backend:
+                    await self._backend.aclose()
 
     def _mark_closed(self) -> bool:
         """Mark the context closed and end its watches; False if it already was."""
@@ -831,6 +764,46 @@ class SharedContext:
     ) -> None:
         self.close()
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _value(key: str, entry: ContextEntry | None, default: Any, type_: Any) -> Any:
+    if entry is None:
+        return default
+    value = entry.value
+    return value if type_ is None else convert(key, value, type_)
+
 
 def _values(entries: Mapping[str, ContextEntry]) -> dict[str, Any]:
     return {key: entry.value for key, entry in entries.items()}
+
+
+def _checked_expire(key: str, ttl: TTL) -> tuple[str, float | None]:
+    key = check_key(key)
+    seconds = check_ttl(ttl, key)
+    assert not isinstance(seconds, KeepTTL)
+    return key, seconds
+
+
+def _page(limit: int | None, after: str | None) -> Page:
+    return Page(
+        None if after is None else check_key(after, "after key"),
+        check_positive_int(limit, "limit", allow_none=True),
+    )
+
+
+def _since(since: int | None) -> int | None:
+    if since is None:
+        return None
+    if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+        raise InvalidArgumentError(f"since must be a revision (an int >= 0), not {since!r}")
+    return since

@@ -21,6 +21,7 @@ wrong with it.
     ├── WatchOverflowError
     ├── SessionExistsError
     ├── BackendUnavailableError
+    │   └── OutcomeUnknownError
     └── SessionLostError
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidPatternError",
     "InvalidTTLError",
+    "OutcomeUnknownError",
     "SchemaError",
     "SerializationError",
     "SessionExistsError",
@@ -128,7 +130,23 @@ class SessionExistsError(ContextError):
 
 
 class BackendUnavailableError(ContextError):
-    """The backend (a Redis server) cannot be reached. Nothing was changed."""
+    """The backend (a Redis server) could not be reached. Nothing was changed (a write
+    whose outcome is unknown raises the subclass :class:`OutcomeUnknownError`)."""
+
+
+class OutcomeUnknownError(BackendUnavailableError):
+    """A write reached the backend, but its reply did not come back in time: it may
+    or may not have been applied (once at most).
+
+    The call was sent again with the same request id until ``socket_timeout``
+    passed, so it was never applied twice. To learn what happened, read the key:
+    its version (``get_entry(key).version``) or value tells whether the write landed.
+    ``key`` names the key written (None for a call on several keys or none).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class SessionLostError(ContextError):

@@ -1,8 +1,10 @@
 """Subscriptions, watches and the delivery of events to them.
 
-A store hands every change to an :class:`EventHub` while it holds its own lock, in
-revision order; the hub delivers afterwards, outside that lock, one event at a time
-and in that order, whichever thread wrote. So a callback may call the context (even
+A store hands every change that the hub :meth:`~EventHub.wants` to
+:meth:`EventHub.enqueue` while it holds its own lock, in revision order, and calls
+:meth:`EventHub.deliver` after releasing that lock (when :attr:`EventHub.pending` is
+non-empty); the hub delivers one event at a time and in that order, whichever thread
+wrote. So a callback may call the context (even
 write to it) or unsubscribe itself, and every matching subscriber sees every event
 exactly once, after the change is visible to readers and before the call that made
 it returns (unless that call was made by a callback).
@@ -75,7 +77,9 @@ class EventHub:
         self._prefix_lengths: tuple[int, ...] = ()
         self._subscriptions: dict[str, Subscription] = {}
         self._index_lock = threading.Lock()
-        self._pending: deque[tuple[int, ContextEvent]] = deque()
+        self.pending: deque[tuple[int, ContextEvent]] = deque()
+        """Events queued and not yet delivered (read-only for stores: truthy means a
+        :meth:`deliver` call is due)."""
         self._queued = 0  # number of events queued so far
         self._done = 0  # number of the last event delivered
         self._delivering = threading.Lock()
@@ -153,7 +157,7 @@ class EventHub:
     def enqueue(self, event: ContextEvent) -> None:
         """Queue an event; called by the store under its lock, in revision order."""
         self._queued += 1
-        self._pending.append((self._queued, event))
+        self.pending.append((self._queued, event))
 
     def deliver(self) -> None:
         """Deliver queued events; called by the store after releasing its lock.
@@ -165,7 +169,7 @@ class EventHub:
         gets to it, and two callbacks writing to each other's context cannot
         deadlock.
         """
-        pending = self._pending
+        pending = self.pending
         target = self._queued
         while self._done < target:  # events popped by another thread may be in flight
             if self._delivering.acquire(blocking=False):

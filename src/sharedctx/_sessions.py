@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sharedctx import _scheduler
 from sharedctx._checks import check_positive_int, check_session_id, check_ttl
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import ContextClosedError, SessionExistsError
-from sharedctx.backends import redis_backend
+from sharedctx.backends import open_backend
+from sharedctx.backends.base import Backend
 
 __all__ = ["ContextManager", "context_manager"]
 
@@ -26,7 +28,7 @@ class _Session:
 
     def __init__(self, context: SharedContext, now: float) -> None:
         self.context = context
-        self.last_activity = context._activity()
+        self.last_activity = context.activity
         self.idle_since = now
 
 
@@ -34,11 +36,12 @@ class ContextManager:
     """Creates, finds and destroys the contexts of pipeline sessions (thread-safe).
 
     The options are the defaults of every context it creates (``create_context``
-    may override them); a ``backend`` URL gives all of them one shared
-    ``RedisBackend``, closed by ``close()``. With ``session_idle_ttl`` (seconds), a
-    session whose context nobody used through this manager for that long is closed;
-    it is checked every half of that time, so a session goes between 1 and 1.5
-    times it after its last use. ``close()`` closes every session's context.
+    may override them); a ``backend`` URL gives all of them one shared backend,
+    closed by ``close()``, and ``clock`` one ``MemoryBackend(clock=...)`` (tests).
+    With ``session_idle_ttl`` (seconds), a session whose context nobody used for
+    that long is closed; it is checked every half of that time, so a session goes
+    between 1 and 1.5 times it after its last use (with ``clock``, when
+    :meth:`close_idle` is called). ``close()`` closes every session's context.
 
     Closing drops a memory session's data (it lives in the context object); on a
     shared backend the data stays for the other processes (their entries expire by
@@ -53,26 +56,27 @@ class ContextManager:
         max_entry_bytes: int = 102400,
         notifications: bool = True,
         session_idle_ttl: TTL = None,
-        backend: Any = "memory",
+        backend: str | Backend = "memory",
+        clock: Callable[[], float] | None = None,
         **options: Any,
     ) -> None:
         # Bad defaults fail here, not at the first create_context.
-        check_ttl(default_ttl)
+        check_ttl(default_ttl, what="default_ttl")
         check_positive_int(max_entries, "max_entries", allow_none=True)
         check_positive_int(max_entry_bytes, "max_entry_bytes")
-        # A Redis URL becomes one RedisBackend (one connection pool) for all sessions.
-        self._owned_backend = None
-        if isinstance(backend, str) and backend != "memory":
-            backend = self._owned_backend = redis_backend(backend)
+        # One backend (for Redis: one connection pool) for all sessions.
+        self._backend, self._owns_backend = open_backend(backend, clock=clock)
+        self._clock = clock or time.monotonic
+        self._timed = clock is None  # an injected clock moves only when told: no timer
         self._options: dict[str, Any] = {
             "default_ttl": default_ttl,
             "max_entries": max_entries,
             "max_entry_bytes": max_entry_bytes,
             "notifications": notifications,
-            "backend": backend,
+            "backend": self._backend,
             **options,
         }
-        idle = check_ttl(session_idle_ttl)
+        idle = check_ttl(session_idle_ttl, what="session_idle_ttl")
         self._idle_ttl: float | None = idle if isinstance(idle, float) else None
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
@@ -128,8 +132,8 @@ class ContextManager:
                 self._timer = None
         for session in sessions:
             session.context.close()
-        if self._owned_backend is not None:
-            self._owned_backend.close()
+        if self._owns_backend:
+            self._backend.close()
 
     def __enter__(self) -> ContextManager:
         return self
@@ -157,39 +161,46 @@ class ContextManager:
 
     def _create(self, session_id: str, overrides: dict[str, Any]) -> SharedContext:
         context = SharedContext(session_id, **{**self._options, **overrides})
-        self._sessions[session_id] = _Session(context, time.monotonic())
-        if self._idle_ttl is not None and self._timer is None:
+        self._sessions[session_id] = _Session(context, self._clock())
+        if self._idle_ttl is not None and self._timer is None and self._timed:
             self._schedule_idle_check()
         return context
 
     def _schedule_idle_check(self) -> None:
         assert self._idle_ttl is not None
         self._timer = _scheduler.call_method_at(
-            time.monotonic() + self._idle_ttl / 2, self._close_idle
+            time.monotonic() + self._idle_ttl / 2, self.close_idle
         )
 
-    def _close_idle(self) -> None:
-        now = time.monotonic()
+    def close_idle(self) -> list[str]:
+        """Close the sessions idle for ``session_idle_ttl`` as of now; their ids.
+
+        A timer calls it every half ``session_idle_ttl``; with an injected ``clock``
+        there is no timer (the clock moves only when a test says so): call it then.
+        A session counts as idle from the first check that finds it unused.
+        """
+        now = self._clock()
         idle: list[SharedContext] = []
         with self._lock:
             self._timer = None
             if self._closed or self._idle_ttl is None:
-                return
+                return []
             for session_id, session in list(self._sessions.items()):
                 context = session.context
                 if context.closed:
                     del self._sessions[session_id]
                     continue
-                activity = context._activity()
+                activity = context.activity
                 if activity != session.last_activity:
                     session.last_activity, session.idle_since = activity, now
                 elif now - session.idle_since >= self._idle_ttl:
                     del self._sessions[session_id]
                     idle.append(context)
-            if self._sessions:
+            if self._sessions and self._timed:
                 self._schedule_idle_check()
         for context in idle:
             context.close()
+        return [context.session_id for context in idle]
 
 
 context_manager = ContextManager()

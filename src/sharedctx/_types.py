@@ -3,6 +3,9 @@
 All of them are immutable. An entry keeps its value encoded (or, for an immutable
 scalar, as it is); ``entry.value`` decodes a new, independent copy on every access,
 so no reader, subscriber or watcher can change what another one sees.
+
+Backends build entries with the public keyword constructor of :class:`ContextEntry`
+(see ``sharedctx.backends``); everything else here is read-only for them too.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ import msgspec
 from sharedctx._codec import decode, encode_plain
 from sharedctx._errors import SerializationError
 
-__all__ = ["KEEP_TTL", "Action", "ContextEntry", "ContextEvent", "ContextStats", "EntryMetadata"]
+__all__ = [
+    "KEEP_TTL",
+    "Action",
+    "ContextEntry",
+    "ContextEvent",
+    "ContextStats",
+    "EntryMetadata",
+    "KeepTTL",
+]
 
 Action = Literal["set", "delete", "expire", "evict"]
 
@@ -53,31 +64,55 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     """One stored key with its value and metadata (immutable).
 
     ``value`` returns a new copy on every access: mutate it freely, the context does
-    not change. Times are timezone-aware UTC datetimes; ``ttl`` is in seconds.
+    not change. Times are POSIX seconds (``created``, ``updated``, ``expires``) or,
+    through the ``..._at`` properties, timezone-aware UTC datetimes; ``ttl`` is in
+    seconds.
+
+    A backend constructs entries by keyword: ``ContextEntry(key=..., version=...,
+    revision=..., source=..., tags=..., encoded=..., plain=..., created=...,
+    updated=..., ttl=..., expires=...)``. ``encoded`` is the value as sharedctx's codec wrote it
+    (msgpack); a store that keeps an immutable scalar as it is passes it as
+    ``plain`` instead (then ``encoded`` is None). An entry with neither has no
+    value: the entry of a removal event, whose value is gone.
     """
 
     key: str
     """The entry's key."""
+    version: int
+    """1 for a new key, +1 per write; a key deleted or expired starts again at 1."""
+    revision: int
+    """The session's revision at the entry's last write (its ``set`` event's)."""
+    source: str
+    """The component that wrote the entry last (``"unknown"`` if none was given)."""
+    tags: tuple[str, ...]
+    """The tags given with the last write that set them."""
+    encoded: bytes | None
+    """The value, msgpack-encoded; None when ``plain`` holds it or there is no value."""
+    plain: Any
+    """The value itself when it is an immutable scalar (str, int, float, bool, bytes)."""
+    created: float
+    """When the key was first written (POSIX seconds; kept across updates)."""
+    updated: float
+    """When the key was last written (POSIX seconds)."""
     ttl: float | None
     """Seconds the entry lives after its last write (or ``expire``); None: forever."""
-    _source: str  # the metadata's fields, kept here: one object less per entry
-    _version: int
-    _tags: tuple[str, ...]
-    _data: bytes | None  # None when _plain holds the value (memory backend)
-    _plain: Any
-    _created: float
-    _updated: float
-    _expires: float | None
-    _deadline: float | None = None  # the store's own clock; not part of the public view
+    expires: float | None
+    """When the entry expires (POSIX seconds), or None if it never does."""
+    deadline: float | None = None
+    """The expiry on the store's own clock, for the store's use (not compared across
+    stores)."""
 
     @property
     def value(self) -> Any:
-        """A new copy of the stored value."""
-        plain = self._plain
+        """A new copy of the stored value (None for the entry of a removal event)."""
+        plain = self.plain
         if plain is not None:  # an immutable scalar, kept as it is
             return plain
+        encoded = self.encoded
+        if encoded is None:
+            return None
         try:
-            return decode(self._data)  # type: ignore[arg-type]
+            return decode(encoded)
         except msgspec.DecodeError:
             raise SerializationError(
                 f"the stored value of key {self.key!r} is not msgpack written by "
@@ -85,45 +120,56 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
             ) from None
 
     @property
+    def has_value(self) -> bool:
+        """False for the entry of a removal event (its value is gone)."""
+        return self.plain is not None or self.encoded is not None
+
+    @property
     def metadata(self) -> EntryMetadata:
         """Source, version and tags."""
-        return EntryMetadata(self._source, self._version, self._tags)
+        return EntryMetadata(self.source, self.version, self.tags)
 
     @property
     def size(self) -> int:
         """Encoded size of the value in bytes (what ``max_entry_bytes`` limits)."""
-        data = self._data
-        return len(data if data is not None else encode_plain(self._plain))
+        if self.encoded is not None:
+            return len(self.encoded)
+        return 0 if self.plain is None else len(encode_plain(self.plain))
 
     @property
     def created_at(self) -> datetime:
         """When the key was first written (kept across updates)."""
-        return _utc(self._created)
+        return _utc(self.created)
 
     @property
     def updated_at(self) -> datetime:
         """When the key was last written."""
-        return _utc(self._updated)
+        return _utc(self.updated)
 
     @property
     def expires_at(self) -> datetime | None:
         """When the entry expires, or None if it never does."""
-        return None if self._expires is None else _utc(self._expires)
+        return None if self.expires is None else _utc(self.expires)
+
+    def without_value(self) -> ContextEntry:
+        """This entry's metadata without its value: what a removal event carries."""
+        return msgspec.structs.replace(self, encoded=None, plain=None)
 
     def __repr__(self) -> str:
+        value = f"value={self.value!r}, " if self.has_value else ""
         return (
-            f"ContextEntry(key={self.key!r}, value={self.value!r}, "
-            f"version={self._version}, source={self._source!r}, "
-            f"tags={self._tags!r}, ttl={self.ttl!r})"
+            f"ContextEntry(key={self.key!r}, {value}version={self.version}, "
+            f"source={self.source!r}, tags={self.tags!r}, ttl={self.ttl!r})"
         )
 
 
 class ContextEvent(msgspec.Struct, frozen=True, gc=False):
     """A change to a context, as delivered to subscribers and watchers.
 
-    ``entry`` is the entry after a ``set``, or the last entry before a removal
-    (``delete``, ``expire``, ``evict``). ``revision`` grows by at least 1 with every
-    change in the session, so events can be ordered and gaps detected.
+    ``entry`` is the entry after a ``set``. After a removal (``delete``, ``expire``,
+    ``evict``) it is the removed entry's metadata without its value: a removed
+    value is gone, from the events too. ``revision`` grows by 1 with every change
+    in the session, so events can be ordered and resumed from.
     """
 
     action: Action

@@ -371,7 +371,7 @@ def test_all_keys_of_a_session_share_one_hash_slot(
     for session in ["plain", "x{y}z:{}", "}{", "%7B"]:
         with SharedContext(session, backend=url) as ctx:
             ctx.set("k", 1, tags=["t"], ttl=60)
-            names = RedisBackend(url).keys(session)
+            names = RedisBackend(url).keys_of(session)
             assert sum(admin.exists(name) for name in names) >= 6
             assert len({slot.execute_command("CLUSTER KEYSLOT", name) for name in names}) == 1
             ctx.destroy()
@@ -456,7 +456,7 @@ def test_values_are_msgpack_and_a_planted_pickle_is_never_loaded(
     session = new_session()
     with SharedContext(session, backend=url) as ctx:
         ctx.set("k", {"a": [1, 2]})
-        entries_key = RedisBackend(url).keys(session)[1]
+        entries_key = RedisBackend(url).keys_of(session)[1]
         blob = admin.hget(entries_key, "k")
         assert blob is not None
         assert blob.endswith(b"\x81\xa1a\x92\x01\x02")  # the value, in msgpack
@@ -565,8 +565,8 @@ def test_destroy_leaves_nothing_behind(url: str, admin: redis.Redis) -> None:
             ctx = SharedContext(session, backend=backend)
             ctx.set("k", 1, ttl=60)
             ctx.destroy()
-            assert not any(admin.exists(name) for name in backend.keys(session))
-            assert not admin.sismember(backend.registry, session)
+            assert not any(admin.exists(name) for name in backend.keys_of(session))
+            assert session not in backend.sessions()
     finally:
         backend.close()
 

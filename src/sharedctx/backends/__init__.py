@@ -1,8 +1,10 @@
-"""Where a context's data lives: in this process (``memory``) or on a Redis server.
+"""Where a context's data lives, and the protocol a new place must implement.
 
-:func:`open_store` turns a ``backend=`` argument into the store of one session and
-its async face. The Redis backend is imported only when asked for, so the memory
-backend does not need redis-py.
+``SharedContext(backend=...)`` and ``ContextManager(backend=...)`` take a
+:class:`Backend` object or a string that :func:`open_backend` turns into one:
+``"memory"`` (the default: this process only) or a Redis URL (``redis://``,
+``rediss://``, ``unix://``). The Redis backend is imported only when asked for, so
+the memory backend does not need redis-py.
 """
 
 from __future__ import annotations
@@ -10,58 +12,99 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sharedctx._errors import ContextError, InvalidArgumentError
-from sharedctx._events import EventHub
-from sharedctx.backends.base import AsyncStore, NonBlockingAsync, Store
-from sharedctx.backends.memory import Eviction, MemoryStore
+from sharedctx._errors import InvalidArgumentError
+from sharedctx.backends.base import (
+    ALL,
+    AsyncStore,
+    Backend,
+    Eviction,
+    Item,
+    Lease,
+    Page,
+    Store,
+    StoreOptions,
+    TTLArg,
+)
+from sharedctx.backends.memory import MemoryBackend
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
 
-__all__ = ["open_store", "redis_backend"]
+__all__ = [
+    "ALL",
+    "AsyncStore",
+    "Backend",
+    "Eviction",
+    "Item",
+    "Lease",
+    "MemoryBackend",
+    "Page",
+    "RedisBackend",
+    "Store",
+    "StoreOptions",
+    "TTLArg",
+    "open_backend",
+]
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def redis_backend(url: str, **options: Any) -> RedisBackend:
-    """A RedisBackend for ``url``; a clear error if redis-py is not installed."""
+def open_backend(
+    backend: str | Backend, *, clock: Callable[[], float] | None = None
+) -> tuple[Backend, bool]:
+    """The backend that ``backend`` names, and whether the caller owns it (must close
+    it): a :class:`Backend` is used as it is (not owned); ``"memory"`` gives a
+    :class:`MemoryBackend` on ``clock``, a Redis URL a ``RedisBackend`` (both owned).
+
+    ``clock`` is for the memory backend only; the others expire by their own clock.
+    Raises ``InvalidArgumentError`` for anything else, and ``ImportError`` naming the
+    extra to install when the backend's client library is missing.
+    """
+    if isinstance(backend, str):
+        if backend == "memory":
+            return MemoryBackend(clock=clock), True
+        if backend.startswith(REDIS_SCHEMES):
+            _no_clock(clock)
+            return _redis_backend_class()(backend), True
+        raise InvalidArgumentError(
+            f"backend must be 'memory', a redis://, rediss:// or unix:// URL, or a Backend, "
+            f"not {backend!r}"
+        )
+    if not callable(getattr(backend, "open", None)):
+        raise InvalidArgumentError(
+            f"backend must be 'memory', a Redis URL or a Backend (an object with open()), "
+            f"not {backend!r}"
+        )
+    if clock is not None:
+        if not isinstance(backend, MemoryBackend):
+            _no_clock(clock)
+        raise InvalidArgumentError(
+            "clock= is a shortcut for backend=MemoryBackend(clock=...): give one or the other"
+        )
+    return backend, False
+
+
+def _no_clock(clock: Callable[[], float] | None) -> None:
+    if clock is not None:
+        raise InvalidArgumentError(
+            "clock= is for the memory backend; a shared backend expires by its own clock"
+        )
+
+
+def _redis_backend_class() -> type[RedisBackend]:
     try:
         from sharedctx.backends.redis import RedisBackend
     except ModuleNotFoundError as exc:
-        raise ContextError(
+        if exc.name is None or not exc.name.startswith("redis"):
+            raise
+        raise ImportError(
             "the Redis backend needs redis-py: pip install 'sharedctx[redis]'"
         ) from exc
-    return RedisBackend(url, **options)
+    return RedisBackend
 
 
-def open_store(
-    backend: Any,
-    session_id: str,
-    hub: EventHub,
-    *,
-    max_entries: int | None,
-    eviction: Eviction,
-    clock: Callable[[], float] | None,
-) -> tuple[Store, AsyncStore, str]:
-    """The store of ``session_id`` on ``backend``, its async face, and a description."""
-    if backend == "memory":
-        memory = MemoryStore(
-            session_id, hub, max_entries=max_entries, eviction=eviction, clock=clock
-        )
-        return memory, NonBlockingAsync(memory), "memory"
-    owned = isinstance(backend, str) and backend.startswith(_REDIS_SCHEMES)
-    if owned:
-        backend = redis_backend(backend)
-    from sharedctx.backends.redis import RedisAsync, RedisBackend, RedisStore
-
-    if not isinstance(backend, RedisBackend):
-        raise InvalidArgumentError(
-            f"backend must be 'memory', a redis://, rediss:// or unix:// URL, or a "
-            f"RedisBackend, not {backend!r}"
-        )
-    if clock is not None:
-        raise ContextError("clock= is for the memory backend; Redis expires by its own clock")
-    store = RedisStore(
-        backend, session_id, hub, max_entries=max_entries, eviction=eviction, owns_backend=owned
-    )
-    return store, RedisAsync(store), repr(backend)
+def __getattr__(name: str) -> Any:
+    # RedisBackend imports redis-py, which the memory backend does not need.
+    if name == "RedisBackend":
+        return _redis_backend_class()
+    raise AttributeError(f"module 'sharedctx.backends' has no attribute {name!r}")

@@ -1,35 +1,100 @@
-"""The small interface between ``SharedContext`` and the place its data lives.
+"""The backend protocol: what a place to keep sessions must provide.
 
-``SharedContext`` checks arguments, encodes and decodes values, and decides defaults
-(the default TTL, ``source="unknown"``); a store only keeps what it is given, and
-does each call atomically. Every call raises ``ContextClosedError`` once the store
-is closed. A store reports changes to the context's ``EventHub`` in revision order.
+A :class:`Backend` (``MemoryBackend``, ``RedisBackend``, or one of your own) opens the
+:class:`Store` of one session for one ``SharedContext``, together with its
+:class:`AsyncStore`: the awaitable twins of the store's calls. The context checks
+arguments, encodes and decodes values and applies defaults (the default TTL,
+``source="unknown"``); a store only keeps what it is given, and does each call
+atomically (linearizably). A store must:
 
-Each call has an awaitable twin in :class:`AsyncStore`. A store whose calls never
-block (the memory store) gets its twins from :class:`NonBlockingAsync`; a network
-store implements them with an asyncio client.
+- build entries with ``ContextEntry``'s keyword constructor (``sharedctx``'s public
+  value types are the whole vocabulary between a context and its store);
+- raise ``ContextClosedError`` from every call once it is closed;
+- give every change the session's next revision (+1 per change), and report each
+  change that :meth:`EventHub.wants` to the context's hub in revision order with
+  :meth:`EventHub.enqueue`, then call :meth:`EventHub.deliver` once its own lock (if
+  any) is released; a removal's event carries ``entry.without_value()``;
+- raise ``BackendUnavailableError`` for a call that did not reach the data (nothing
+  was changed) and ``OutcomeUnknownError`` for a write whose outcome it could not
+  learn.
+
+The memory store shows the smallest complete implementation; ``tests/backends``
+holds a third backend, written against this module alone, that passes the whole
+behavioural suite.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple, Protocol
 
-from sharedctx._events import Subscription
+from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextStats, KeepTTL
 
-__all__ = ["AsyncStore", "NonBlockingAsync", "Store", "TTLArg"]
+__all__ = [
+    "AsyncStore",
+    "Backend",
+    "Eviction",
+    "Item",
+    "Lease",
+    "Page",
+    "Store",
+    "StoreOptions",
+    "TTLArg",
+]
+
+Eviction = Literal["lru", "oldest", "reject"]
+"""What a full context does for a new key: evict the least recently used (read or
+written) entry, the least recently written one, or raise ``CapacityError``."""
 
 TTLArg = float | None | KeepTTL
 """A resolved TTL for a store: seconds, None for no expiry, or KEEP_TTL."""
 
 Item = tuple[str, bytes, Any]
-"""A key with its encoded value and its plain copy (see ``_codec.encode``)."""
+"""A key with its encoded value and its plain copy (see ``ContextEntry.plain``)."""
+
+
+class Page(NamedTuple):
+    """Which part of a sorted result a query wants: keys after ``after``, at most
+    ``limit`` of them (None: no bound)."""
+
+    after: str | None = None
+    limit: int | None = None
+
+
+ALL = Page()
+
+
+class StoreOptions(NamedTuple):
+    """The settings of a context that its store enforces."""
+
+    max_entries: int | None = None
+    """Most live entries (None: no limit)."""
+    eviction: Eviction = "lru"
+
+
+class Lease(NamedTuple):
+    """The answer to :meth:`Store.lease`: the key's live entry, or who computes it.
+
+    ``state`` is ``"value"`` (``entry`` holds the live entry), ``"lead"`` (the caller
+    holds the lease and computes the value; the store keeps the lease alive until a
+    :meth:`Store.write` with ``holder`` or a :meth:`Store.release`), or ``"wait"``
+    (another holder computes it: look again within ``wait`` seconds, or as soon as
+    the key changes).
+    """
+
+    state: Literal["value", "lead", "wait"]
+    entry: ContextEntry | None = None
+    wait: float = 0.0
 
 
 class Store(Protocol):
-    """What a backend provides for one session (see the module docstring)."""
+    """One session's data, for one context (see the module docstring).
+
+    Queries return live entries sorted by key, from ``page.after`` (exclusive) on,
+    at most ``page.limit`` of them.
+    """
 
     def get(self, key: str) -> ContextEntry | None:
         """The live entry (a read: counts a hit or miss, refreshes LRU recency)."""
@@ -49,8 +114,10 @@ class Store(Protocol):
         source: str | None,
         tags: tuple[str, ...] | None,
         if_version: int | None,
+        holder: str | None = None,
     ) -> ContextEntry:
-        """Store a value; ``source``/``tags`` None keep the current ones.
+        """Store a value; ``source``/``tags`` None keep the current ones. With
+        ``holder``, also release that holder's lease on ``key`` (see :meth:`lease`).
 
         Raises ``VersionConflictError`` if ``if_version`` is not the current version
         (0: absent) and ``CapacityError`` if a new key does not fit.
@@ -67,17 +134,20 @@ class Store(Protocol):
     def expire(self, key: str, ttl: float | None) -> bool:
         """Set a live key's TTL from now, without a new version or an event."""
 
-    def find(self, glob: Glob) -> list[ContextEntry]:
-        """Live entries whose key matches, sorted by key."""
+    def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
+        """Live entries whose key matches."""
 
-    def find_tag(self, tag: str) -> list[ContextEntry]:
-        """Live entries carrying ``tag``, sorted by key."""
+    def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
+        """Live entries carrying ``tag``."""
 
-    def keys(self, glob: Glob) -> list[str]:
-        """Live keys that match, sorted."""
+    def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
+        """Live keys that match."""
 
     def count(self) -> int:
         """Number of live entries."""
+
+    def revision(self) -> int:
+        """The session's current revision (that of its last change; 0 if none)."""
 
     def purge_expired(self) -> int:
         """Remove expired entries now, with their ``expire`` events; return how many."""
@@ -87,6 +157,14 @@ class Store(Protocol):
 
     def stats(self, subscriptions: int) -> ContextStats:
         """Counters as of now."""
+
+    def lease(self, key: str, holder: str) -> Lease:
+        """For ``get_or_set`` across processes: the live entry of ``key``, or a lease to
+        compute it. A store whose sessions live in one process may always answer
+        ``"lead"`` for an absent key (the context runs one factory per process)."""
+
+    def release(self, key: str, holder: str) -> None:
+        """Give up ``holder``'s lease on ``key`` (its factory failed)."""
 
     def activity(self) -> int:
         """A number that changes whenever a call reads or writes (for idle checks)."""
@@ -105,7 +183,7 @@ class Store(Protocol):
 
 
 class AsyncStore(Protocol):
-    """The awaitable twins of the :class:`Store` calls that touch data."""
+    """The awaitable twins of the :class:`Store` calls that may wait for I/O."""
 
     async def get(self, key: str) -> ContextEntry | None: ...
     async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]: ...
@@ -119,37 +197,42 @@ class AsyncStore(Protocol):
         source: str | None,
         tags: tuple[str, ...] | None,
         if_version: int | None,
+        holder: str | None = None,
     ) -> ContextEntry: ...
     async def write_many(
         self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
     ) -> list[ContextEntry]: ...
     async def delete(self, key: str) -> bool: ...
     async def expire(self, key: str, ttl: float | None) -> bool: ...
-    async def find(self, glob: Glob) -> list[ContextEntry]: ...
-    async def find_tag(self, tag: str) -> list[ContextEntry]: ...
-    async def keys(self, glob: Glob) -> list[str]: ...
+    async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]: ...
+    async def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]: ...
+    async def keys(self, glob: Glob, page: Page = ALL) -> list[str]: ...
     async def count(self) -> int: ...
+    async def revision(self) -> int: ...
     async def purge_expired(self) -> int: ...
     async def clear(self) -> int: ...
     async def stats(self, subscriptions: int) -> ContextStats: ...
+    async def lease(self, key: str, holder: str) -> Lease: ...
+    async def release(self, key: str, holder: str) -> None: ...
     async def subscribe(self, subscription: Subscription) -> None: ...
     async def close(self) -> None: ...
+    async def destroy(self) -> None: ...
 
 
-class NonBlockingAsync:
-    """The async face of a store whose calls never wait for I/O: each twin runs the
-    sync call directly on the event loop (they hold a lock for microseconds only).
-    """
+class Backend(Protocol):
+    """Where sessions live. ``SharedContext(backend=...)`` takes one, or a URL that
+    :func:`sharedctx.backends.open_backend` turns into one."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def open(
+        self, session_id: str, hub: EventHub, options: StoreOptions
+    ) -> tuple[Store, AsyncStore]:
+        """The store of ``session_id`` for one context, and its awaitable twin.
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._store, name)
+        ``hub`` is that context's; the store reports the session's changes to it.
+        """
 
-        async def twin(*args: Any) -> Any:
-            return method(*args)
+    def close(self) -> None:
+        """Release the backend's resources (connections, threads)."""
 
-        twin.__name__ = name
-        setattr(self, name, twin)  # found directly from now on
-        return twin
+    async def aclose(self) -> None:
+        """Awaitable twin of :meth:`close` (closes this event loop's connections)."""

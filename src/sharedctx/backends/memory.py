@@ -7,7 +7,7 @@ updates (never while encoding, decoding or running callbacks):
   the eviction order (moved to the end on write, and on read for ``"lru"``);
 - ``_index``: a ``SortedList`` of keys, so a pattern with a literal prefix reads only
   the keys in that prefix's range: O(log n + k);
-- ``_tags``: tag -> set of keys;
+- ``_tags``: tag -> sorted list of keys;
 - ``_deadlines``: a heap of ``(deadline, key)`` holding, for every key with a TTL,
   at least one item no later than its deadline. A write that moves a deadline later
   (the common case: each write restarts the TTL) pushes nothing; the item is pushed
@@ -20,32 +20,62 @@ updates (never while encoding, decoding or running callbacks):
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from msgspec.structs import replace
 from sortedcontainers import SortedList
 
 from sharedctx import _scheduler
-from sharedctx._errors import CapacityError, ContextClosedError, VersionConflictError
+from sharedctx._errors import (
+    CapacityError,
+    ContextClosedError,
+    InvalidArgumentError,
+    VersionConflictError,
+)
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
-from sharedctx._types import (
-    Action,
-    ContextEntry,
-    ContextEvent,
-    ContextStats,
-)
-from sharedctx.backends.base import Item, TTLArg
+from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
+from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg
 
-__all__ = ["Eviction", "MemoryStore"]
+__all__ = ["MemoryAsyncStore", "MemoryBackend", "MemoryStore"]
 
 _wall = time.time
 
-Eviction = Literal["lru", "oldest", "reject"]
+
+class MemoryBackend:
+    """Sessions kept in this process, in the context object that opens them.
+
+    ``clock``: zero-argument callable giving monotonic seconds (default
+    ``time.monotonic``). With another clock, entries expire when a call notices (or
+    on ``purge_expired()``), not on a timer: that is for tests, which then never
+    sleep. Nothing to close; one backend can serve any number of contexts.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        if clock is not None and not callable(clock):
+            raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
+        self.clock = clock
+
+    def open(
+        self, session_id: str, hub: EventHub, options: StoreOptions
+    ) -> tuple[MemoryStore, MemoryAsyncStore]:
+        """A new, empty store of ``session_id`` for one context (see the class doc)."""
+        store = MemoryStore(session_id, hub, options, clock=self.clock)
+        return store, MemoryAsyncStore(store)
+
+    def close(self) -> None:
+        """Nothing to release: each store's data goes with its context."""
+
+    async def aclose(self) -> None:
+        """Awaitable twin of :meth:`close`."""
+
+    def __repr__(self) -> str:
+        return "memory" if self.clock is None else f"MemoryBackend(clock={self.clock!r})"
 
 
 class MemoryStore:
@@ -55,14 +85,14 @@ class MemoryStore:
         self,
         session_id: str,
         hub: EventHub,
+        options: StoreOptions,
         *,
-        max_entries: int | None,
-        eviction: Eviction,
-        clock: Callable[[], float] | None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.session_id = session_id
         self._hub = hub
-        self._pending = hub._pending  # events waiting for delivery
+        self._pending = hub.pending  # events waiting for delivery
+        max_entries, eviction = options
         self._max_entries = max_entries
         self._eviction = eviction
         bounded = max_entries is not None
@@ -77,7 +107,7 @@ class MemoryStore:
         self._closed = False
         self._entries: OrderedDict[str, ContextEntry] = OrderedDict()
         self._index = SortedList()
-        self._tags: dict[str, set[str]] = {}
+        self._tags: dict[str, SortedList] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._revision = 0
         self._hits = self._misses = self._expired = self._evicted = 0
@@ -128,26 +158,28 @@ class MemoryStore:
         self._hub.deliver()
         return found
 
-    def find(self, glob: Glob) -> list[ContextEntry]:
+    def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
         with self._lock:
             self._begin()
             entries = self._entries
-            found = [entries[key] for key in self._matching(glob)]
+            found = [entries[key] for key in _paged(self._matching(glob, page.after), page)]
         self._hub.deliver()
         return found
 
-    def find_tag(self, tag: str) -> list[ContextEntry]:
+    def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
         with self._lock:
             self._begin()
+            tagged = self._tags.get(tag)
+            keys = () if tagged is None else _after(tagged, page.after)
             entries = self._entries
-            found = [entries[key] for key in sorted(self._tags.get(tag, ()))]
+            found = [entries[key] for key in _paged(keys, page)]
         self._hub.deliver()
         return found
 
-    def keys(self, glob: Glob) -> list[str]:
+    def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
         with self._lock:
             self._begin()
-            found = list(self._matching(glob))
+            found = list(_paged(self._matching(glob, page.after), page))
         self._hub.deliver()
         return found
 
@@ -173,11 +205,15 @@ class MemoryStore:
         self._hub.deliver()
         return stats
 
-    def _matching(self, glob: Glob) -> Iterable[str]:
-        if glob.is_literal:
-            return (glob.prefix,) if glob.prefix in self._entries else ()
+    def _matching(self, glob: Glob, after: str | None) -> Iterable[str]:
         prefix = glob.prefix
-        keys = self._index.irange(minimum=prefix) if prefix else iter(self._index)
+        if glob.is_literal:
+            found = prefix in self._entries and (after is None or prefix > after)
+            return (prefix,) if found else ()
+        if after is not None and after >= prefix:
+            keys = self._index.irange(minimum=after, inclusive=(False, True))
+        else:
+            keys = self._index.irange(minimum=prefix) if prefix else iter(self._index)
         if glob.selects_prefix:
             return _while_prefixed(keys, prefix)
         return filter(glob.match, _while_prefixed(keys, prefix))
@@ -193,6 +229,7 @@ class MemoryStore:
         source: str | None,
         tags: tuple[str, ...] | None,
         if_version: int | None,
+        holder: str | None = None,
     ) -> ContextEntry:
         try:
             with self._lock:  # _begin() inlined: this is the hot path of set
@@ -204,7 +241,7 @@ class MemoryStore:
                     self._purge_due(now)
                 old = self._entries.get(key)
                 if if_version is not None:
-                    version = 0 if old is None else old._version
+                    version = 0 if old is None else old.version
                     if version != if_version:
                         raise VersionConflictError(key, if_version, version)
                 if old is None:
@@ -244,6 +281,7 @@ class MemoryStore:
         wall: float,
     ) -> ContextEntry:
         # The one place an entry is written; the caller holds the lock and has made room.
+        self._revision = revision = self._revision + 1
         if plain is not None:
             data = None  # type: ignore[assignment]  # the plain copy is the snapshot
         expires: float | None
@@ -255,40 +293,39 @@ class MemoryStore:
         elif old is None:  # KEEP_TTL of a new key: nothing to keep
             ttl = expires = deadline = None
         else:  # KEEP_TTL
-            ttl, expires, deadline = old.ttl, old._expires, old._deadline
+            ttl, expires, deadline = old.ttl, old.expires, old.deadline
         if old is None:
             if source is None:
                 source = "unknown"
             if tags is None:
                 tags = ()
             entry = ContextEntry(
-                key, ttl, source, 1, tags, data, plain, wall, wall, expires, deadline
+                key, 1, revision, source, tags, data, plain, wall, wall, ttl, expires, deadline
             )
             self._index.add(key)
             self._tag(key, tags)
         else:
             if source is None:
-                source = old._source
+                source = old.source
             if tags is None:
-                tags = old._tags
-            elif tags != old._tags:
-                self._untag(key, old._tags)
+                tags = old.tags
+            elif tags != old.tags:
+                self._untag(key, old.tags)
                 self._tag(key, tags)
             entry = ContextEntry(
-                key, ttl, source, old._version + 1, tags, data, plain, old._created, wall,
-                expires, deadline,
+                key, old.version + 1, revision, source, tags, data, plain, old.created, wall,
+                ttl, expires, deadline,
             )  # fmt: skip
         entries = self._entries
         entries[key] = entry
         if old is not None and self._touch_on_write:
             entries.move_to_end(key)
         if deadline is not None and (
-            old is None or old._deadline is None or deadline < old._deadline
+            old is None or old.deadline is None or deadline < old.deadline
         ):
             self._add_deadline(deadline, key)
-        self._revision += 1
-        if self._hub._by_prefix:  # _changed("set", entry), inlined for the hot path
-            self._enqueue("set", entry)
+        if self._hub.wants(key):  # _enqueue("set", entry), inlined for the hot path
+            self._hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
         return entry
 
     def delete(self, key: str) -> bool:
@@ -305,16 +342,29 @@ class MemoryStore:
             now = self._begin()
             entry = self._entries.get(key)
             if entry is not None and ttl is None:
-                self._entries[key] = replace(entry, ttl=None, _expires=None, _deadline=None)
+                self._entries[key] = replace(entry, ttl=None, expires=None, deadline=None)
             elif entry is not None and ttl is not None:
                 deadline = now + ttl
                 self._entries[key] = replace(
-                    entry, ttl=ttl, _expires=time.time() + ttl, _deadline=deadline
+                    entry, ttl=ttl, expires=time.time() + ttl, deadline=deadline
                 )
-                if entry._deadline is None or deadline < entry._deadline:
+                if entry.deadline is None or deadline < entry.deadline:
                     self._add_deadline(deadline, key)
         self._hub.deliver()
         return entry is not None
+
+    def revision(self) -> int:
+        with self._lock:
+            self._begin()
+            return self._revision
+
+    def lease(self, key: str, holder: str) -> Lease:
+        # The context already runs one factory per process: nothing to lease here.
+        entry = self.get(key)
+        return Lease("lead") if entry is None else Lease("value", entry)
+
+    def release(self, key: str, holder: str) -> None:
+        self._check_open()
 
     def purge_expired(self) -> int:
         with self._lock:
@@ -382,22 +432,22 @@ class MemoryStore:
         while deadlines and deadlines[0][0] <= now:
             _, key = heapq.heappop(deadlines)
             entry = entries.get(key)
-            if entry is None or entry._deadline is None:
+            if entry is None or entry.deadline is None:
                 continue  # stale: the key is gone or lives forever now
-            if entry._deadline <= now:
+            if entry.deadline <= now:
                 self._remove(entry, "expire")
                 purged += 1
             else:  # its deadline moved later: come back then
-                heapq.heappush(deadlines, (entry._deadline, key))
+                heapq.heappush(deadlines, (entry.deadline, key))
         return purged
 
     def _add_deadline(self, deadline: float, key: str) -> None:
         deadlines = self._deadlines
         if len(deadlines) > 2 * len(self._entries) + 1024:  # mostly stale: rebuild
             deadlines[:] = [
-                (entry._deadline, entry.key)
+                (entry.deadline, entry.key)
                 for entry in self._entries.values()
-                if entry._deadline is not None
+                if entry.deadline is not None
             ]
             heapq.heapify(deadlines)
         heapq.heappush(deadlines, (deadline, key))
@@ -445,7 +495,7 @@ class MemoryStore:
         key = entry.key
         del self._entries[key]
         self._index.remove(key)
-        self._untag(key, entry._tags)
+        self._untag(key, entry.tags)
         if action == "expire":
             self._expired += 1
         elif action == "evict":
@@ -459,17 +509,23 @@ class MemoryStore:
     def _enqueue(self, action: Action, entry: ContextEntry) -> None:
         if self._hub.wants(entry.key):
             self._hub.enqueue(
-                ContextEvent(action, entry.key, entry, self.session_id, self._revision)
+                ContextEvent(
+                    action, entry.key, entry.without_value(), self.session_id, self._revision
+                )
             )
 
     def _tag(self, key: str, tags: tuple[str, ...]) -> None:
         for tag in tags:
-            self._tags.setdefault(tag, set()).add(key)
+            tagged = self._tags.get(tag)
+            if tagged is None:
+                self._tags[tag] = SortedList((key,))
+            else:
+                tagged.add(key)
 
     def _untag(self, key: str, tags: tuple[str, ...]) -> None:
         for tag in tags:
             keys = self._tags[tag]
-            keys.discard(key)
+            keys.remove(key)
             if not keys:
                 del self._tags[tag]
 
@@ -480,8 +536,101 @@ class MemoryStore:
         self._deadlines = []
 
 
+def _after(keys: SortedList, after: str | None) -> Iterable[str]:
+    found: Iterable[str]
+    if after is None:
+        found = iter(keys)
+    else:
+        found = keys.irange(minimum=after, inclusive=(False, True))
+    return found
+
+
+def _paged(keys: Iterable[str], page: Page) -> Iterable[str]:
+    return keys if page.limit is None else itertools.islice(keys, page.limit)
+
+
 def _while_prefixed(keys: Iterable[str], prefix: str) -> Iterable[str]:
     for key in keys:
         if not key.startswith(prefix):
             return
         yield key
+
+
+class MemoryAsyncStore:
+    """The awaitable twins of a :class:`MemoryStore`'s calls. Its calls never wait for
+    I/O (they hold a lock for microseconds), so each twin runs on the event loop."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def get(self, key: str) -> ContextEntry | None:
+        return self._store.get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
+        return self._store.get_many(keys)
+
+    async def contains(self, key: str) -> bool:
+        return self._store.contains(key)
+
+    async def write(
+        self,
+        key: str,
+        data: bytes,
+        plain: Any,
+        ttl: TTLArg,
+        source: str | None,
+        tags: tuple[str, ...] | None,
+        if_version: int | None,
+        holder: str | None = None,
+    ) -> ContextEntry:
+        return self._store.write(key, data, plain, ttl, source, tags, if_version, holder)
+
+    async def write_many(
+        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
+    ) -> list[ContextEntry]:
+        return self._store.write_many(items, ttl, source, tags)
+
+    async def delete(self, key: str) -> bool:
+        return self._store.delete(key)
+
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        return self._store.expire(key, ttl)
+
+    async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
+        return self._store.find(glob, page)
+
+    async def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
+        return self._store.find_tag(tag, page)
+
+    async def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
+        return self._store.keys(glob, page)
+
+    async def count(self) -> int:
+        return self._store.count()
+
+    async def revision(self) -> int:
+        return self._store.revision()
+
+    async def purge_expired(self) -> int:
+        return self._store.purge_expired()
+
+    async def clear(self) -> int:
+        return self._store.clear()
+
+    async def stats(self, subscriptions: int) -> ContextStats:
+        return self._store.stats(subscriptions)
+
+    async def lease(self, key: str, holder: str) -> Lease:
+        return self._store.lease(key, holder)
+
+    async def release(self, key: str, holder: str) -> None:
+        self._store.release(key, holder)
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        self._store.subscribe(subscription)
+
+    async def close(self) -> None:
+        self._store.close()
+
+    async def destroy(self) -> None:
+        self._store.destroy()

@@ -141,9 +141,9 @@ def _redis(url: str) -> Any:
             "a memory context lives inside one process: give --backend redis://... "
             "(or set SHAREDCTX_BACKEND) to look into a shared session"
         )
-    from sharedctx.backends import redis_backend
+    from sharedctx.backends import open_backend
 
-    return redis_backend(url)
+    return open_backend(url)[0]
 
 
 def _sessions(args: argparse.Namespace, console: Console) -> int:

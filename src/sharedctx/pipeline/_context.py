@@ -11,15 +11,13 @@ the keys in :class:`StandardKeys` by construction, and every write is validated
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar, get_args
 
-from sharedctx._checks import check_key, check_timeout
+from sharedctx._checks import check_key
 from sharedctx._codec import convert
-from sharedctx._context import SharedContext, _StoreCall
+from sharedctx._context import SharedContext
 from sharedctx._errors import InvalidArgumentError
-from sharedctx._glob import escape
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import ContextEntry
 from sharedctx.pipeline._models import (
@@ -309,42 +307,67 @@ class PipelineContext:
         return list(_by_id(_TASK, found).values())
 
     def wait_for_mind_results(
-        self, mind_ids: Iterable[str], timeout: float | None = None
+        self,
+        mind_ids: Iterable[str],
+        timeout: float | None = None,
+        *,
+        since: int | None = None,
     ) -> dict[str, MindResult]:
-        """Block until every mind in ``mind_ids`` has a result; return them by id.
+        """Block until every mind in ``mind_ids`` has a result (written after revision
+        ``since``, if given); return them by id.
 
         Raises ``TimeoutError`` naming the missing minds when ``timeout`` passes.
         """
-        return self.context._run(self._wait_for_minds(mind_ids, timeout))
+        keys = _mind_keys(mind_ids)
+        try:
+            found = self.context.wait_for_keys(keys.values(), timeout=timeout, since=since)
+        except TimeoutError:
+            found = self.context.get_multiple(keys.values())
+            raise _missing_minds(keys, found, timeout) from None
+        return _mind_results(keys, found)
 
     async def await_for_mind_results(
-        self, mind_ids: Iterable[str], timeout: float | None = None
+        self,
+        mind_ids: Iterable[str],
+        timeout: float | None = None,
+        *,
+        since: int | None = None,
     ) -> dict[str, MindResult]:
         """Awaitable twin of :meth:`wait_for_mind_results`."""
-        return await self.context._arun(self._wait_for_minds(mind_ids, timeout))
+        keys = _mind_keys(mind_ids)
+        try:
+            found = await self.context.await_for_keys(keys.values(), timeout=timeout, since=since)
+        except TimeoutError:
+            found = await self.context.aget_multiple(keys.values())
+            raise _missing_minds(keys, found, timeout) from None
+        return _mind_results(keys, found)
 
-    def _wait_for_minds(
-        self, mind_ids: Iterable[str], timeout: float | None
-    ) -> Generator[Any, Any, dict[str, MindResult]]:
-        keys = {mind_id: _MIND.key(mind_id) for mind_id in mind_ids}
-        timeout = check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for key in keys.values():
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                yield from self.context._wait_for(escape(key), 1, remaining)
-            except TimeoutError:
-                found = yield _StoreCall(("get_many", (list(keys.values()),)))
-                missing = sorted(mind for mind, key in keys.items() if key not in found)
-                raise TimeoutError(
-                    f"no result after {timeout} s from the minds {missing}"
-                ) from None
-        found = yield _StoreCall(("get_many", (list(keys.values()),)))
-        return {
-            mind_id: convert(key, found[key].value, MindResult)
-            for mind_id, key in keys.items()
-            if key in found
-        }
+
+def _mind_keys(mind_ids: Iterable[str]) -> dict[str, str]:
+    if isinstance(mind_ids, str):
+        raise InvalidArgumentError(
+            f"mind_ids must be a collection of ids, not the str {mind_ids!r}"
+        )
+    return {mind_id: _MIND.key(mind_id) for mind_id in mind_ids}
+
+
+def _mind_results(keys: dict[str, str], found: Mapping[str, Any]) -> dict[str, MindResult]:
+    return {
+        mind_id: convert(key, _value(found[key]), MindResult)
+        for mind_id, key in keys.items()
+        if key in found
+    }
+
+
+def _value(found: Any) -> Any:
+    return found.value if isinstance(found, ContextEntry) else found
+
+
+def _missing_minds(
+    keys: dict[str, str], found: Mapping[str, Any], timeout: float | None
+) -> TimeoutError:
+    missing = sorted(mind for mind, key in keys.items() if key not in found)
+    return TimeoutError(f"no result after {timeout} s from the minds {missing}")
 
 
 def _by_id(slot: _Slot, entries: list[ContextEntry]) -> dict[str, Any]:

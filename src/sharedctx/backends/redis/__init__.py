@@ -1,5 +1,13 @@
-"""The Redis backend: one session shared by many processes and hosts."""
+"""The Redis backend: one session shared by many processes and hosts.
 
-from sharedctx.backends.redis._store import RedisAsync, RedisBackend, RedisStore, redact
+``backend.py`` holds ``RedisBackend`` and its connections, ``store.py`` the store of
+one session, ``follower.py`` the thread that sweeps and reads events, ``protocol.py``
+the I/O-free part (script arguments, replies, retries), and ``script.lua`` the
+server side: every operation is one call of it, atomic on the server.
+"""
 
-__all__ = ["RedisAsync", "RedisBackend", "RedisStore", "redact"]
+from sharedctx.backends.redis.backend import RedisBackend, SessionSummary
+from sharedctx.backends.redis.protocol import redact
+from sharedctx.backends.redis.store import RedisAsyncStore, RedisStore
+
+__all__ = ["RedisAsyncStore", "RedisBackend", "RedisStore", "SessionSummary", "redact"]

@@ -1,54 +1,140 @@
 -- sharedctx: every operation on one session, atomically, in one script call.
 --
--- KEYS: 1 "<namespace>:{<session>}:meta" (hash: epoch, rev, tick, expired, evicted).
--- The session's other keys are that name with another last part; they share its
--- hash tag, so they live in its cluster slot:
---   entries (hash key -> blob: "%08d" length of the metadata, metadata, value)
---   index (zset, score 0: keys, for prefix ranges)
---   deadlines (zset key -> expiry, ms of the server's clock)
---   recency (zset key -> tick of last use, for eviction)
---   tags (zset, score 0: members "%08d" .. #tag .. tag .. key)
---   events (stream; entry id "<revision>-0", fields a (action), k (key), e (blob))
+-- KEYS: the session's keys, "<namespace>:{<session>}:<part>", all in one cluster slot:
+--   1 meta      hash: epoch, rev (last revision), tick (recency clock), expired,
+--               evicted (counters), floor (events up to this revision may have been
+--               trimmed from the stream), bytes (size of the entries), written (ms)
+--   2 entries   hash: key -> blob ("%08d" length of the metadata, metadata, value)
+--   3 index     zset, score 0: the keys, for prefix ranges
+--   4 deadlines zset: key -> expiry (ms of the server's clock)
+--   5 recency   zset: key -> tick of last use, for eviction
+--   6 tags      zset, score 0: "%08d" .. #tag .. tag .. key
+--   7 events    stream: id "<revision>-0"; a (action), k (key), e (blob: with the value
+--               for "set", metadata only for a removal), t (ms)
+--   8 history   zset, score 0: "%08d" .. #key .. key .. "%020d" revision: the set
+--               events of live keys that are still in the stream
+--   9 scrub     zset: revision of a set event of a removed key -> ms of the removal;
+--               the sweep deletes those events (the value must not outlive its key)
+--  10 requests  hash: request id -> outcome of a write (status and result, no value)
+--  11 requested zset: request id -> ms, to forget requests after the window
+--  12 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
 -- ARGV: 1 operation, 2 the client's epoch ("" if it has none), 3 the revision after
---       which the caller wants the events back (-1: none), 4 stream cap,
---       5 max entries (-1: none), 6 eviction ("lru", "oldest", "reject"), 7.. arguments.
--- Reply: {status, epoch, events, result...}; status "ok", "lost" (the session's data is
--- gone since the client last saw it: nothing was done), "conflict", "full" or
--- "changed". Metadata is cmsgpack {version, created_ms, updated_ms, ttl_ms, expires_ms,
--- source, tags}, with -1 for "no ttl".
+--   which the caller wants the events back (-1: none), 4 stream cap, 5 max entries
+--   (-1: none), 6 eviction ("lru", "oldest", "reject"), 7 request id of a write (""
+--   for a read), 8 session ttl ms (-1: none), 9 event retention ms, 10 how long a
+--   request id is remembered (ms), 11.. the operation's arguments.
+-- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
+-- session's data is gone since the client last saw it: nothing was done),
+-- "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
+-- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
 
-local META = KEYS[1]
-local base = string.sub(META, 1, -5)  -- without "meta"
-local ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS =
-  base .. "entries", base .. "index", base .. "deadlines", base .. "recency",
-  base .. "tags", base .. "events"
-local op, client_epoch, since, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local max_entries, eviction = tonumber(ARGV[5]), ARGV[6]
+local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, SCRUB,
+  REQUESTS, REQUESTED, LEASES = unpack(KEYS)
+local op, client_epoch, since, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_entries, eviction, request = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local session_ttl, retention, window = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
+local FIRST = 11  -- the operation's first argument
+local EVENT_BATCH = 1000  -- most events returned by one call
+
+if op == "destroy" then  -- every key of the session, for everyone
+  redis.call("DEL", unpack(KEYS))
+  return {"ok", "", {}, 0}
+end
 
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local changed = false  -- whether this call changed the session (it then lives on)
+local touched = false  -- whether it recorded a read for eviction (in the recency zset)
 
 local epoch = redis.call("HGET", META, "epoch")
 if not epoch then
+  -- A new session, or one whose data is gone: start clean.
+  redis.call("DEL", unpack(KEYS))
   epoch = time[1] .. "." .. time[2]
-  redis.call("HSET", META, "epoch", epoch, "rev", 0, "tick", 0)
+  redis.call("HSET", META, "epoch", epoch, "rev", 0, "tick", 0, "floor", 0, "bytes", 0)
+  changed = true
 end
 if client_epoch ~= "" and client_epoch ~= epoch then
-  return {"lost", epoch, {}}
+  return {"lost", epoch, {}, 0}
+end
+
+-- A write sent again (its reply was lost): answer what it answered the first time.
+if request ~= "" then
+  local outcome = redis.call("HGET", REQUESTS, request)
+  if outcome then
+    outcome = cmsgpack.unpack(outcome)
+    local events, floor = {}, 0
+    if since >= 0 then
+      floor = tonumber(redis.call("HGET", META, "floor"))
+      events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+", "COUNT", EVENT_BATCH)
+    end
+    return {outcome[1], epoch, events, floor, unpack(outcome, 2)}
+  end
+end
+
+local function blob_meta(blob)
+  return cmsgpack.unpack(string.sub(blob, 9, 8 + tonumber(string.sub(blob, 1, 8))))
+end
+
+local function blob_of(packed, value)
+  return string.format("%08d", #packed) .. packed .. value
 end
 
 local function tag_member(tag, key)
   return string.format("%08d", #tag) .. tag .. key
 end
 
-local function metadata(blob)
-  return cmsgpack.unpack(string.sub(blob, 9, 8 + tonumber(string.sub(blob, 1, 8))))
+local function history_prefix(key)
+  return string.format("%08d", #key) .. key
+end
+
+-- Forget the events up to and including `last` (the oldest ones): they no longer
+-- count as history of their keys, and a watcher behind them has lost events.
+local function trim_through(entries)
+  local last
+  for _, event in ipairs(entries) do
+    local id, fields = event[1], event[2]
+    last = tonumber(string.match(id, "^(%d+)"))
+    if fields[2] == "set" then
+      redis.call("ZREM", HISTORY, history_prefix(fields[4]) .. string.format("%020d", last))
+    end
+    redis.call("XDEL", EVENTS, id)
+  end
+  if last then
+    redis.call("HSET", META, "floor", last)
+  end
 end
 
 local function emit(action, key, blob)
   local rev = redis.call("HINCRBY", META, "rev", 1)
-  redis.call("XADD", EVENTS, "MAXLEN", "~", cap, rev .. "-0", "a", action, "k", key, "e", blob)
+  if redis.call("EXISTS", EVENTS) == 0 and rev > 1 then
+    -- The stream expired (nothing happened for the retention time): what it held is
+    -- gone for a watcher behind it.
+    redis.call("HSET", META, "floor", rev - 1)
+  end
+  redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "e", blob, "t", now)
+  if action == "set" then
+    redis.call("ZADD", HISTORY, 0, history_prefix(key) .. string.format("%020d", rev))
+  end
+  local over = redis.call("XLEN", EVENTS) - cap
+  if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
+    trim_through(redis.call("XRANGE", EVENTS, "-", "+", "COUNT", over))
+  end
+  changed = true
+  return rev
+end
+
+-- The session's set events of key: to be deleted from the stream by the next sweep.
+local function forget_history(key)
+  local prefix = history_prefix(key)
+  local members = redis.call("ZRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
+  for _, member in ipairs(members) do
+    redis.call("ZADD", SCRUB, now, tonumber(string.sub(member, -20)))
+  end
+  if #members > 0 then
+    redis.call("ZREMRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
+  end
 end
 
 local function remove(key, blob, meta, action)
@@ -56,13 +142,15 @@ local function remove(key, blob, meta, action)
   redis.call("ZREM", INDEX, key)
   redis.call("ZREM", DEADLINES, key)
   redis.call("ZREM", RECENCY, key)
-  for _, tag in ipairs(meta[7]) do
+  for _, tag in ipairs(meta[8]) do
     redis.call("ZREM", TAGS, tag_member(tag, key))
   end
+  redis.call("HINCRBY", META, "bytes", -#blob)
   if action == "expire" or action == "evict" then
     redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
-  emit(action, key, blob)
+  forget_history(key)
+  emit(action, key, blob_of(cmsgpack.pack(meta), ""))
 end
 
 -- The live blob and metadata of key, or nil (an expired entry is removed here).
@@ -71,8 +159,8 @@ local function live(key)
   if not blob then
     return nil
   end
-  local meta = metadata(blob)
-  if meta[5] >= 0 and meta[5] <= now then
+  local meta = blob_meta(blob)
+  if meta[6] >= 0 and meta[6] <= now then
     remove(key, blob, meta, "expire")
     return nil
   end
@@ -92,6 +180,7 @@ end
 local function touch(key)
   if max_entries >= 0 and eviction ~= "reject" then
     redis.call("ZADD", RECENCY, redis.call("HINCRBY", META, "tick", 1), key)
+    touched = true
   end
 end
 
@@ -144,33 +233,35 @@ local function make_room(fresh, keep, kept)
   end
   for _, key in ipairs(victims) do
     local blob = redis.call("HGET", ENTRIES, key)
-    remove(key, blob, metadata(blob), "evict")
+    remove(key, blob, blob_meta(blob), "evict")
   end
   return true
 end
 
--- Store one value over the live metadata `old` (or nil). Returns the new metadata.
-local function put(key, value, old, ttl, source, tags)
+-- Store one value over the live blob and metadata `old` (or nil). Returns the new
+-- metadata, packed.
+local function put(key, value, old_blob, old, ttl, source, tags)
   local version, created, expires = 1, now, -1
   if old then
-    version, created = old[1] + 1, old[2]
+    version, created = old[1] + 1, old[3]
   end
   if ttl == -2 then  -- KEEP_TTL
-    ttl = old and old[4] or -1
-    expires = old and old[5] or -1
+    ttl = old and old[5] or -1
+    expires = old and old[6] or -1
   elseif ttl >= 0 then
     expires = now + ttl
   end
   if source == KEEP then
-    source = old and old[6] or "unknown"
+    source = old and old[7] or "unknown"
   end
   if tags == KEEP then
-    tags = old and old[7] or {}
+    tags = old and old[8] or {}
   end
   if old then
-    for _, tag in ipairs(old[7]) do
+    for _, tag in ipairs(old[8]) do
       redis.call("ZREM", TAGS, tag_member(tag, key))
     end
+    redis.call("HINCRBY", META, "bytes", -#old_blob)
   else
     redis.call("ZADD", INDEX, 0, key)
   end
@@ -179,12 +270,14 @@ local function put(key, value, old, ttl, source, tags)
   end
   if expires >= 0 then
     redis.call("ZADD", DEADLINES, expires, key)
-  elseif old and old[5] >= 0 then
+  elseif old and old[6] >= 0 then
     redis.call("ZREM", DEADLINES, key)
   end
-  local packed = cmsgpack.pack({version, created, now, ttl, expires, source, tags})
-  local blob = string.format("%08d", #packed) .. packed .. value
+  local rev = tonumber(redis.call("HGET", META, "rev")) + 1
+  local packed = cmsgpack.pack({version, rev, created, now, ttl, expires, source, tags})
+  local blob = blob_of(packed, value)
   redis.call("HSET", ENTRIES, key, blob)
+  redis.call("HINCRBY", META, "bytes", #blob)
   touch(key)
   emit("set", key, blob)
   return packed
@@ -215,44 +308,149 @@ local function entries(keys, reading)
   return found
 end
 
-local function live_keys(lo, hi)
-  local keys = {}
-  for _, key in ipairs(redis.call("ZRANGEBYLEX", INDEX, lo, hi)) do
-    if live(key) then
-      keys[#keys + 1] = key
+-- Up to `limit` (-1: all) live members of the lexicographic range [lo, hi] of zset
+-- `set`, as `name(member)` gives them; expired keys met on the way are removed.
+local function live_range(set, lo, hi, limit, name)
+  local found = {}
+  local batch = limit < 0 and -1 or limit
+  while true do
+    local members
+    if batch < 0 then
+      members = redis.call("ZRANGEBYLEX", set, lo, hi)
+    else
+      members = redis.call("ZRANGEBYLEX", set, lo, hi, "LIMIT", 0, batch)
     end
+    for _, member in ipairs(members) do
+      local key = name(member)
+      if live(key) then
+        found[#found + 1] = key
+        if #found == limit then
+          return found
+        end
+      end
+    end
+    if batch < 0 or #members < batch then
+      return found
+    end
+    lo = "(" .. members[#members]
   end
-  return keys
+end
+
+local function same(member)
+  return member
 end
 
 local function count()
   return redis.call("HLEN", ENTRIES) - redis.call("ZCOUNT", DEADLINES, "-inf", now)
 end
 
-local function reply(status, ...)
-  local events = {}
-  if since >= 0 and tonumber(redis.call("HGET", META, "rev")) > since then
-    events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+")
+-- Delete the stream's events that must not be kept: those of removed keys, and all
+-- older than the retention time (a watcher further behind has lost them).
+local function scrub()
+  for _, rev in ipairs(redis.call("ZRANGE", SCRUB, 0, -1)) do
+    redis.call("XDEL", EVENTS, rev .. "-0")
   end
-  return {status, epoch, events, ...}
+  redis.call("DEL", SCRUB)
+  local oldest = now - retention
+  while true do
+    local batch = redis.call("XRANGE", EVENTS, "-", "+", "COUNT", 100)
+    local old = {}
+    for _, event in ipairs(batch) do
+      if tonumber(event[2][8]) > oldest then
+        break
+      end
+      old[#old + 1] = event
+    end
+    trim_through(old)
+    if #old < 100 then
+      break
+    end
+  end
 end
 
-local a = ARGV
+local function forget_requests()
+  local old = redis.call("ZRANGEBYSCORE", REQUESTED, "-inf", now - window, "LIMIT", 0, 100)
+  if #old > 0 then
+    redis.call("HDEL", REQUESTS, unpack(old))
+    redis.call("ZREM", REQUESTED, unpack(old))
+  end
+end
+
+local function lease_of(key)
+  local lease = redis.call("HGET", LEASES, key)
+  if not lease then
+    return nil
+  end
+  local holder, expires = string.match(lease, "^(%S+) (%d+)$")
+  expires = tonumber(expires)
+  if expires <= now then
+    redis.call("HDEL", LEASES, key)
+    return nil
+  end
+  return holder, expires
+end
+
+local function release(key, holder)
+  if lease_of(key) == holder then
+    redis.call("HDEL", LEASES, key)
+  end
+end
+
+local function session_lives()
+  if session_ttl >= 0 then
+    for i = 1, #KEYS do
+      redis.call("PEXPIREAT", KEYS[i], now + session_ttl)
+    end
+  end
+  local events_ttl = session_ttl >= 0 and math.min(retention, session_ttl) or retention
+  redis.call("PEXPIREAT", EVENTS, now + events_ttl)
+end
+
+local function reply(status, ...)
+  local result = {...}
+  if request ~= "" then  -- remember the outcome of this write, without any value
+    redis.call("HSET", REQUESTS, request, cmsgpack.pack({status, ...}))
+    redis.call("ZADD", REQUESTED, now, request)
+    forget_requests()
+    changed = true
+  end
+  if changed then
+    redis.call("HSET", META, "written", now)
+    session_lives()
+  elseif touched and session_ttl >= 0 then
+    -- A read created or changed the recency zset: it expires with the session.
+    local at = redis.call("PEXPIRETIME", META)
+    if at > 0 then
+      redis.call("PEXPIREAT", RECENCY, at)
+    end
+  end
+  local events, floor = {}, 0
+  if since >= 0 then
+    floor = tonumber(redis.call("HGET", META, "floor"))
+    if tonumber(redis.call("HGET", META, "rev")) > since then
+      events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+", "COUNT", EVENT_BATCH)
+    end
+  end
+  return {status, epoch, events, floor, unpack(result)}
+end
+
+local a, at = ARGV, FIRST
 
 if op == "get" then
-  return reply("ok", read(a[7]) or "")
+  return reply("ok", read(a[at]) or "")
 elseif op == "get_many" then
   local keys = {}
-  for i = 7, #a do
+  for i = at, #a do
     keys[#keys + 1] = a[i]
   end
   return reply("ok", entries(keys, true))
 elseif op == "contains" then
-  return reply("ok", live(a[7]) and 1 or 0)
-elseif op == "write" then  -- key, value, ttl, if_version, source, tags...
-  local key, value, ttl, if_version, source = a[7], a[8], tonumber(a[9]), tonumber(a[10]), a[11]
-  local tags = read_tags(12)
-  local _, old = live(key)
+  return reply("ok", live(a[at]) and 1 or 0)
+elseif op == "write" then  -- key, value, ttl, if_version, source, holder, tags...
+  local key, value, ttl, if_version = a[at], a[at + 1], tonumber(a[at + 2]), tonumber(a[at + 3])
+  local source, holder = a[at + 4], a[at + 5]
+  local tags = read_tags(at + 6)
+  local old_blob, old = live(key)
   local version = old and old[1] or 0
   if if_version >= 0 and if_version ~= version then
     return reply("conflict", version)
@@ -260,77 +458,89 @@ elseif op == "write" then  -- key, value, ttl, if_version, source, tags...
   if not old and not make_room(1, {[key] = true}, 1) then
     return reply("full", redis.call("HLEN", ENTRIES))
   end
-  return reply("ok", put(key, value, old, ttl, source, tags))
+  if holder ~= "" then
+    release(key, holder)
+  end
+  return reply("ok", put(key, value, old_blob, old, ttl, source, tags))
 elseif op == "write_many" then  -- ttl, source, tags..., then key/value pairs
-  local ttl, source = tonumber(a[7]), a[8]
-  local tags, at = read_tags(9)
-  local keep, old, fresh = {}, {}, 0
-  for i = at, #a, 2 do
+  local ttl, source = tonumber(a[at]), a[at + 1]
+  local tags, first = read_tags(at + 2)
+  local keep, old, old_blobs, fresh = {}, {}, {}, 0
+  for i = first, #a, 2 do
     keep[a[i]] = true
-    local _, meta = live(a[i])
-    old[a[i]] = meta
+    local blob, meta = live(a[i])
+    old[a[i]], old_blobs[a[i]] = meta, blob
     if not meta then
       fresh = fresh + 1
     end
   end
-  if not make_room(fresh, keep, (#a - at + 1) / 2) then
+  if not make_room(fresh, keep, (#a - first + 1) / 2) then
     return reply("full", redis.call("HLEN", ENTRIES))
   end
   local written = {}
-  for i = at, #a, 2 do
-    local packed = put(a[i], a[i + 1], old[a[i]], ttl, source, tags)
+  for i = first, #a, 2 do
+    local packed = put(a[i], a[i + 1], old_blobs[a[i]], old[a[i]], ttl, source, tags)
     written[#written + 1] = packed
-    old[a[i]] = cmsgpack.unpack(packed)
+    old[a[i]], old_blobs[a[i]] = cmsgpack.unpack(packed), blob_of(packed, a[i + 1])
   end
   return reply("ok", written)
 elseif op == "delete" then
-  local blob, meta = live(a[7])
+  local blob, meta = live(a[at])
   if blob then
-    remove(a[7], blob, meta, "delete")
+    remove(a[at], blob, meta, "delete")
     return reply("ok", 1)
   end
   return reply("ok", 0)
 elseif op == "expire" then  -- key, ttl (-1: none)
-  local key, ttl = a[7], tonumber(a[8])
+  local key, ttl = a[at], tonumber(a[at + 1])
   local blob, meta = live(key)
   if not blob then
     return reply("ok", 0)
   end
   local value = string.sub(blob, 9 + tonumber(string.sub(blob, 1, 8)))
-  meta[4], meta[5] = ttl, -1
+  meta[5], meta[6] = ttl, -1
   if ttl >= 0 then
-    meta[5] = now + ttl
-    redis.call("ZADD", DEADLINES, meta[5], key)
+    meta[6] = now + ttl
+    redis.call("ZADD", DEADLINES, meta[6], key)
   else
     redis.call("ZREM", DEADLINES, key)
   end
-  local packed = cmsgpack.pack(meta)
-  redis.call("HSET", ENTRIES, key, string.format("%08d", #packed) .. packed .. value)
+  local new_blob = blob_of(cmsgpack.pack(meta), value)
+  redis.call("HSET", ENTRIES, key, new_blob)
+  redis.call("HINCRBY", META, "bytes", #new_blob - #blob)
   return reply("ok", 1)
-elseif op == "keys" then  -- lo, hi: the index range of the pattern's prefix
-  return reply("ok", live_keys(a[7], a[8]), redis.call("HGET", META, "rev"))
-elseif op == "find_range" then
-  return reply("ok", entries(live_keys(a[7], a[8]), false))
+elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
+  local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
+  return reply("ok", keys, redis.call("HGET", META, "rev"))
+elseif op == "find_range" then  -- lo, hi, limit
+  local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
+  return reply("ok", entries(keys, false))
 elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since rev
-  if redis.call("HGET", META, "rev") ~= a[7] then
+  if redis.call("HGET", META, "rev") ~= a[at] then
     return reply("changed")
   end
   local keys = {}
-  for i = 8, #a do
+  for i = at + 1, #a do
     keys[#keys + 1] = a[i]
   end
   return reply("ok", entries(keys, false))
-elseif op == "find_tag" then
-  local prefix = string.format("%08d", #a[7]) .. a[7]
-  local keys = {}
-  for _, member in ipairs(redis.call("ZRANGEBYLEX", TAGS, "[" .. prefix, "[" .. prefix .. "\255")) do
-    keys[#keys + 1] = string.sub(member, #prefix + 1)
+elseif op == "find_tag" then  -- tag, after ("" for none), limit
+  local prefix = string.format("%08d", #a[at]) .. a[at]
+  local lo = a[at + 1] == "" and "[" .. prefix or "(" .. prefix .. a[at + 1]
+  local function untagged(member)
+    return string.sub(member, #prefix + 1)
   end
+  local keys = live_range(TAGS, lo, "[" .. prefix .. "\255", tonumber(a[at + 2]), untagged)
   return reply("ok", entries(keys, false))
 elseif op == "count" then
   return reply("ok", count())
-elseif op == "purge" then
-  return reply("ok", purge_due(-1))
+elseif op == "revision" then
+  return reply("ok", redis.call("HGET", META, "rev"), redis.call("HGET", META, "floor"))
+elseif op == "purge" then  -- the sweep: expired entries, and what must not be kept
+  local purged = purge_due(-1)
+  scrub()
+  forget_requests()
+  return reply("ok", purged)
 elseif op == "clear" then
   local removed = 0
   for _, key in ipairs(redis.call("ZRANGE", INDEX, 0, -1)) do
@@ -343,7 +553,31 @@ elseif op == "clear" then
   return reply("ok", removed)
 elseif op == "stats" then
   return reply("ok", count(), redis.call("HMGET", META, "expired", "evicted", "rev"))
-elseif op == "revision" then
-  return reply("ok", redis.call("HGET", META, "rev"))
+elseif op == "lease" then  -- key, holder, lease ms
+  local key, holder, length = a[at], a[at + 1], tonumber(a[at + 2])
+  local blob = read(key)
+  if blob then
+    return reply("ok", blob)
+  end
+  local current, expires = lease_of(key)
+  if current and current ~= holder then
+    return reply("wait", expires - now)
+  end
+  redis.call("HSET", LEASES, key, holder .. " " .. (now + length))
+  changed = true
+  return reply("lead")
+elseif op == "renew" then  -- lease ms, then key/holder pairs
+  local length, kept = tonumber(a[at]), {}
+  for i = at + 1, #a, 2 do
+    if lease_of(a[i]) == a[i + 1] then
+      redis.call("HSET", LEASES, a[i], a[i + 1] .. " " .. (now + length))
+      kept[#kept + 1] = a[i]
+      changed = true
+    end
+  end
+  return reply("ok", kept)
+elseif op == "release" then  -- key, holder
+  release(a[at], a[at + 1])
+  return reply("ok")
 end
 return redis.error_reply("sharedctx: unknown operation " .. tostring(op))

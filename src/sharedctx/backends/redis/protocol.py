@@ -1,0 +1,741 @@
+"""The Redis backend's protocol, without I/O: script arguments, replies, and retries.
+
+Everything the sync and the asyncio shells share lives here, so that each shell is
+only the I/O: the names of a session's keys, the arguments of each operation of
+``script.lua`` and the meaning of its reply, entries and events rebuilt from the
+stored blobs, the policy that decides whether a failed call is sent again, and URL
+redaction. It is unit-tested without a server.
+
+An operation is an :class:`Operation`: ``arguments()`` for the script and
+``parse(reply)`` for the result. ``writes`` marks the operations that change the
+session: they carry a request id, and the script answers a request id it has seen
+with its first outcome, so sending one again never applies it twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from sharedctx._codec import decode
+from sharedctx._errors import (
+    BackendUnavailableError,
+    CapacityError,
+    InvalidArgumentError,
+    OutcomeUnknownError,
+    VersionConflictError,
+)
+from sharedctx._glob import Glob
+from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
+from sharedctx.backends.base import ALL, Item, Lease, Page, TTLArg
+
+__all__ = [
+    "SUFFIXES",
+    "Attempts",
+    "Operation",
+    "Reply",
+    "Settings",
+    "event_of",
+    "find",
+    "redact",
+    "session_keys",
+    "session_of_meta_key",
+]
+
+T = TypeVar("T")
+
+SUFFIXES = (
+    "meta", "entries", "index", "deadlines", "recency", "tags", "events", "history",
+    "scrub", "requests", "requested", "leases",
+)  # fmt: skip
+"""The last parts of a session's keys, in the order the script takes them."""
+
+KEEP = b"\0keep"
+"""A source or tags argument that keeps the entry's own."""
+
+FIND_ATTEMPTS = 3
+"""Tries to read a pattern's keys and then their entries at one revision."""
+
+KEYS_BATCH = 500
+"""Keys read per call while filtering a general pattern."""
+
+EVENT_BATCH = 1000
+"""Most events one reply brings back (``EVENT_BATCH`` in the script)."""
+
+
+# -- keys --------------------------------------------------------------------------------
+
+
+def _escape_session(session_id: str) -> str:
+    # Injective, and free of braces, so that the hash tag is exactly the session.
+    return session_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+_ESCAPED = re.compile("%(25|7B|7D)")
+_UNESCAPE = {"25": "%", "7B": "{", "7D": "}"}
+
+
+def session_keys(namespace: str, session_id: str) -> list[bytes]:
+    """The Redis keys of a session, in the order the script takes them."""
+    base = f"{namespace}:{{{_escape_session(session_id)}}}:"
+    return [(base + suffix).encode() for suffix in SUFFIXES]
+
+
+def meta_pattern(namespace: str) -> str:
+    """The ``SCAN MATCH`` pattern of every session's meta key in ``namespace``."""
+    return f"{namespace}:{{*}}:meta"
+
+
+def session_of_meta_key(namespace: str, key: bytes) -> str | None:
+    """The session whose meta key is ``key``, or None if it is not one."""
+    text = key.decode("utf-8", "replace")
+    head, tail = f"{namespace}:{{", "}:meta"
+    if not (text.startswith(head) and text.endswith(tail)) or len(text) < len(head + tail):
+        return None
+    escaped = text[len(head) : -len(tail)]
+    if "{" in escaped or "}" in escaped:
+        return None
+    return _ESCAPED.sub(lambda match: _UNESCAPE[match.group(1)], escaped)
+
+
+# -- settings and replies ------------------------------------------------------------------
+
+
+class Settings(NamedTuple):
+    """What a store tells the script on every call (see the header of ``script.lua``)."""
+
+    stream_max_len: int
+    max_entries: int | None
+    eviction: str
+    session_ttl: float | None
+    event_retention: float
+    request_window: float
+
+    def header(self) -> list[bytes]:
+        """Arguments 4 to 6 and 8 to 10 of every call."""
+        return [
+            b"%d" % self.stream_max_len,
+            b"%d" % (-1 if self.max_entries is None else self.max_entries),
+            self.eviction.encode(),
+            b"%d" % (-1 if self.session_ttl is None else _ms(self.session_ttl)),
+            b"%d" % _ms(self.event_retention),
+            b"%d" % _ms(self.request_window),
+        ]
+
+
+def arguments(
+    operation: Operation[Any], epoch: str, since: int, settings: list[bytes], request: bytes
+) -> list[Any]:
+    """The ``ARGV`` of one call of the script."""
+    cap, max_entries, eviction, session_ttl, retention, window = settings
+    return [
+        operation.name,
+        epoch,
+        since,
+        cap,
+        max_entries,
+        eviction,
+        request,
+        session_ttl,
+        retention,
+        window,
+        *operation.arguments(),
+    ]
+
+
+def new_request_id() -> bytes:
+    """A request id for a write: 16 random bytes, hex."""
+    return os.urandom(16).hex().encode()
+
+
+class Reply(NamedTuple):
+    """The script's reply: ``status``, the session's ``epoch``, the ``events`` after the
+    caller's revision, the ``floor`` below which events may have been trimmed, and
+    the operation's ``result``."""
+
+    status: bytes
+    epoch: str
+    events: list[Any]
+    floor: int
+    result: list[Any]
+
+
+def reply_of(raw: list[Any]) -> Reply:
+    """The :class:`Reply` of a raw script reply."""
+    status, epoch, events, floor, *result = raw
+    return Reply(status, epoch.decode(), events, int(floor), result)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _ttl_ms(ttl: TTLArg) -> int:
+    if isinstance(ttl, KeepTTL):
+        return -2
+    return -1 if ttl is None else _ms(ttl)
+
+
+def _tags(tags: tuple[str, ...] | None) -> list[Any]:
+    return [KEEP] if tags is None else [len(tags), *tags]
+
+
+# -- entries and events ------------------------------------------------------------------------
+
+
+def entry_of(key: str, value: bytes, packed: bytes) -> ContextEntry:
+    """The entry of ``key`` from its value and packed metadata."""
+    version, revision, created, updated, ttl, expires, source, tags = decode(packed)
+    return ContextEntry(
+        key=key,
+        version=version,
+        revision=revision,
+        source=source,
+        tags=tuple(tags),
+        encoded=value or None,  # no value: the entry of a removal event
+        plain=None,
+        created=created / 1000,
+        updated=updated / 1000,
+        ttl=None if ttl < 0 else ttl / 1000,
+        expires=None if expires < 0 else expires / 1000,
+    )
+
+
+def entry_of_blob(key: str, blob: bytes) -> ContextEntry:
+    """The entry of ``key`` from a stored blob: 8 digits of metadata length, metadata,
+    value."""
+    size = int(blob[:8])
+    return entry_of(key, blob[8 + size :], blob[8 : 8 + size])
+
+
+def entries_of(flat: list[bytes]) -> list[ContextEntry]:
+    """Entries from the script's ``{key, blob, key, blob...}``."""
+    return [entry_of_blob(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def revision_of(event_id: bytes) -> int:
+    """The revision of a stream entry id (``<revision>-0``)."""
+    return int(event_id.split(b"-", 1)[0])
+
+
+def event_of(session_id: str, revision: int, fields: Any) -> ContextEvent:
+    """The event of a stream entry."""
+    if isinstance(fields, list):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    key = fields[b"k"].decode()
+    return ContextEvent(
+        fields[b"a"].decode(), key, entry_of_blob(key, fields[b"e"]), session_id, revision
+    )
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+
+class ReadTally:
+    """Hits and misses of one store object's reads (counted here: counting them on the
+    server would make every read a write)."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+
+class Operation(Generic[T]):
+    """One operation of the script: its name, arguments, and the meaning of its reply."""
+
+    name: bytes = b""
+    writes = False
+    """Whether it changes the session (it then carries a request id)."""
+    key: str | None = None
+    """The key it writes, for error messages."""
+
+    def arguments(self) -> list[Any]:
+        return []
+
+    def parse(self, reply: Reply, tally: ReadTally) -> T:
+        raise NotImplementedError
+
+
+class Get(Operation[ContextEntry | None]):
+    name = b"get"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def arguments(self) -> list[Any]:
+        return [self.key]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> ContextEntry | None:
+        blob = reply.result[0]
+        if not blob:
+            tally.misses += 1
+            return None
+        tally.hits += 1
+        assert self.key is not None
+        return entry_of_blob(self.key, blob)
+
+
+class GetMany(Operation[dict[str, ContextEntry]]):
+    name = b"get_many"
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = keys
+
+    def arguments(self) -> list[Any]:
+        return list(self.keys)
+
+    def parse(self, reply: Reply, tally: ReadTally) -> dict[str, ContextEntry]:
+        found = {entry.key: entry for entry in entries_of(reply.result[0])}
+        tally.hits += len(found)
+        tally.misses += len(self.keys) - len(found)
+        return found
+
+
+class Contains(Operation[bool]):
+    name = b"contains"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def arguments(self) -> list[Any]:
+        return [self.key]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> bool:
+        return bool(reply.result[0])
+
+
+class Write(Operation[ContextEntry]):
+    name = b"write"
+    writes = True
+
+    def __init__(
+        self,
+        key: str,
+        data: bytes,
+        ttl: TTLArg,
+        source: str | None,
+        tags: tuple[str, ...] | None,
+        if_version: int | None,
+        holder: str | None,
+        max_entries: int | None,
+        session_id: str,
+    ) -> None:
+        self.key, self.data, self.if_version = key, data, if_version
+        self.max_entries, self.session_id = max_entries, session_id
+        self._arguments = [
+            key,
+            data,
+            _ttl_ms(ttl),
+            -1 if if_version is None else if_version,
+            KEEP if source is None else source,
+            holder or "",
+            *_tags(tags),
+        ]
+
+    def arguments(self) -> list[Any]:
+        return self._arguments
+
+    def parse(self, reply: Reply, tally: ReadTally) -> ContextEntry:
+        assert self.key is not None
+        if reply.status == b"conflict":
+            raise VersionConflictError(self.key, self.if_version or 0, int(reply.result[0]))
+        if reply.status == b"full":
+            raise full(self.session_id, self.max_entries, int(reply.result[0]), 1)
+        return entry_of(self.key, self.data, reply.result[0])
+
+
+class WriteMany(Operation[list[ContextEntry]]):
+    name = b"write_many"
+    writes = True
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        ttl: TTLArg,
+        source: str,
+        tags: tuple[str, ...],
+        max_entries: int | None,
+        session_id: str,
+    ) -> None:
+        self.items, self.max_entries, self.session_id = items, max_entries, session_id
+        pairs = [part for key, data, _ in items for part in (key, data)]
+        self._arguments = [_ttl_ms(ttl), source, *_tags(tags), *pairs]
+
+    def arguments(self) -> list[Any]:
+        return self._arguments
+
+    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
+        if reply.status == b"full":
+            raise full(self.session_id, self.max_entries, int(reply.result[0]), len(self.items))
+        return [
+            entry_of(key, data, packed)
+            for (key, data, _), packed in zip(self.items, reply.result[0], strict=True)
+        ]
+
+
+def full(session_id: str, limit: int | None, held: int, new_keys: int) -> CapacityError:
+    """The error for a write that found no room."""
+    return CapacityError(
+        f"context {session_id!r} holds {held} of at most {limit} entries: no room for "
+        f"{new_keys} new key(s)"
+    )
+
+
+class Delete(Operation[bool]):
+    name = b"delete"
+    writes = True
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def arguments(self) -> list[Any]:
+        return [self.key]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> bool:
+        return bool(reply.result[0])
+
+
+class Expire(Operation[bool]):
+    name = b"expire"
+    writes = True
+
+    def __init__(self, key: str, ttl: float | None) -> None:
+        self.key, self.ttl = key, ttl
+
+    def arguments(self) -> list[Any]:
+        return [self.key, _ttl_ms(self.ttl)]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> bool:
+        return bool(reply.result[0])
+
+
+class Count(Operation[int]):
+    """An operation without arguments whose result is a number."""
+
+    def __init__(self, name: bytes, writes: bool = False) -> None:
+        self.name, self.writes = name, writes
+
+    def parse(self, reply: Reply, tally: ReadTally) -> int:
+        return int(reply.result[0] or 0)
+
+
+class Revision(Operation[tuple[int, int]]):
+    """The session's revision and its floor (events up to it may be trimmed)."""
+
+    name = b"revision"
+
+    def parse(self, reply: Reply, tally: ReadTally) -> tuple[int, int]:
+        return int(reply.result[0] or 0), int(reply.result[1] or 0)
+
+
+class Stats(Operation[ContextStats]):
+    name = b"stats"
+
+    def __init__(self, subscriptions: int) -> None:
+        self.subscriptions = subscriptions
+
+    def parse(self, reply: Reply, tally: ReadTally) -> ContextStats:
+        count, counters = reply.result
+        expired, evicted, revision = (int(value or 0) for value in counters)
+        return ContextStats(
+            count, tally.hits, tally.misses, expired, evicted, self.subscriptions, revision
+        )
+
+
+class Keys(Operation[tuple[list[str], bytes]]):
+    """The live keys of an index range (at most ``limit``), and the revision."""
+
+    name = b"keys"
+
+    def __init__(self, lo: bytes, hi: bytes, limit: int | None) -> None:
+        self.lo, self.hi, self.limit = lo, hi, limit
+
+    def arguments(self) -> list[Any]:
+        return [self.lo, self.hi, -1 if self.limit is None else self.limit]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> tuple[list[str], bytes]:
+        keys, revision = reply.result
+        return [key.decode() for key in keys], revision
+
+
+class FindRange(Operation[list[ContextEntry]]):
+    """The live entries of an index range (at most ``limit``)."""
+
+    name = b"find_range"
+
+    def __init__(self, lo: bytes, hi: bytes, limit: int | None) -> None:
+        self.lo, self.hi, self.limit = lo, hi, limit
+
+    def arguments(self) -> list[Any]:
+        return [self.lo, self.hi, -1 if self.limit is None else self.limit]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
+        return entries_of(reply.result[0])
+
+
+class FindKeys(Operation[list[ContextEntry] | None]):
+    """The live entries of ``keys``, or None if the session changed since ``revision``."""
+
+    name = b"find_keys"
+
+    def __init__(self, revision: bytes, keys: list[str]) -> None:
+        self.revision, self.keys = revision, keys
+
+    def arguments(self) -> list[Any]:
+        return [self.revision, *self.keys]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry] | None:
+        return entries_of(reply.result[0]) if reply.status == b"ok" else None
+
+
+class FindTag(Operation[list[ContextEntry]]):
+    name = b"find_tag"
+
+    def __init__(self, tag: str, page: Page) -> None:
+        self.tag, self.page = tag, page
+
+    def arguments(self) -> list[Any]:
+        limit = -1 if self.page.limit is None else self.page.limit
+        return [self.tag, self.page.after or "", limit]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
+        return entries_of(reply.result[0])
+
+
+class TakeLease(Operation[Lease]):
+    name = b"lease"
+
+    def __init__(self, key: str, holder: str, seconds: float) -> None:
+        self.key, self.holder, self.seconds = key, holder, seconds
+
+    def arguments(self) -> list[Any]:
+        return [self.key, self.holder, _ms(self.seconds)]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> Lease:
+        assert self.key is not None
+        if reply.status == b"ok":
+            tally.hits += 1
+            return Lease("value", entry_of_blob(self.key, reply.result[0]))
+        if reply.status == b"wait":
+            return Lease("wait", wait=int(reply.result[0]) / 1000)
+        return Lease("lead")
+
+
+class Renew(Operation[list[str]]):
+    """Extend this process's leases; the keys whose lease it still held."""
+
+    name = b"renew"
+
+    def __init__(self, leases: Sequence[tuple[str, str]], seconds: float) -> None:
+        self.leases, self.seconds = leases, seconds
+
+    def arguments(self) -> list[Any]:
+        return [_ms(self.seconds), *(part for lease in self.leases for part in lease)]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> list[str]:
+        return [key.decode() for key in reply.result[0]]
+
+
+class Release(Operation[None]):
+    name = b"release"
+
+    def __init__(self, key: str, holder: str) -> None:
+        self.key, self.holder = key, holder
+
+    def arguments(self) -> list[Any]:
+        return [self.key, self.holder]
+
+    def parse(self, reply: Reply, tally: ReadTally) -> None:
+        return None
+
+
+# -- finding by pattern ------------------------------------------------------------------------
+
+
+def prefix_range(prefix: str) -> tuple[bytes, bytes]:
+    """The lexicographic index range of the keys that start with ``prefix``."""
+    # UTF-8 never contains the byte 0xff, so [prefix, prefix + 0xff] is the range.
+    if not prefix:
+        return b"-", b"+"
+    encoded = prefix.encode()
+    return b"[" + encoded, b"[" + encoded + b"\xff"
+
+
+def page_range(glob: Glob, page: Page) -> tuple[bytes, bytes]:
+    """The index range of ``glob``'s keys after ``page.after``."""
+    lo, hi = prefix_range(glob.prefix)
+    if glob.is_literal:
+        lo = hi = b"[" + glob.prefix.encode()
+    if page.after is not None and (lo == b"-" or page.after.encode() >= lo[1:]):
+        lo = b"(" + page.after.encode()
+    return lo, hi
+
+
+def find(glob: Glob, page: Page = ALL) -> Generator[Operation[Any], Any, list[ContextEntry]]:
+    """Entries matching ``glob``, atomically, as operations to run in turn.
+
+    If the pattern's prefix decides (``a:*``, or a literal key) it is one call on the
+    prefix's range. Otherwise the live keys of the range are read (in batches when
+    paged), filtered here, and their entries read if nothing changed in between; after
+    a few changes, the whole range is read at once and filtered here.
+    """
+    lo, hi = page_range(glob, page)
+    if glob.is_literal or glob.selects_prefix:
+        found: list[ContextEntry] = yield FindRange(lo, hi, page.limit)
+        return found
+    for _ in range(FIND_ATTEMPTS):
+        matched, revision = yield from _matching_keys(glob, lo, hi, page.limit)
+        if not matched:
+            return []
+        entries = yield FindKeys(revision, matched)
+        if entries is not None:
+            return entries  # type: ignore[no-any-return]
+    everything: list[ContextEntry] = yield FindRange(lo, hi, None)
+    matching = [entry for entry in everything if glob.match(entry.key)]
+    return matching if page.limit is None else matching[: page.limit]
+
+
+def _matching_keys(
+    glob: Glob, lo: bytes, hi: bytes, limit: int | None
+) -> Generator[Operation[Any], Any, tuple[list[str], bytes]]:
+    """The live keys of ``[lo, hi]`` that match (at most ``limit``), all read at one
+    revision (else an empty revision, so that the entries are not read)."""
+    batch = None if limit is None else max(limit, KEYS_BATCH)
+    matched: list[str] = []
+    first: bytes | None = None
+    while True:
+        keys, revision = yield Keys(lo, hi, batch)
+        if first is None:
+            first = revision
+        elif revision != first:
+            return matched, b""  # changed between batches: FindKeys will say so
+        matched += [key for key in keys if glob.match(key)]
+        if limit is not None and len(matched) >= limit:
+            return matched[:limit], first
+        if batch is None or len(keys) < batch:
+            return matched, first
+        lo = b"(" + keys[-1].encode()
+
+
+def matching_keys(glob: Glob, page: Page) -> Generator[Operation[Any], Any, list[str]]:
+    """The live keys that match ``glob``, as operations to run in turn."""
+    lo, hi = page_range(glob, page)
+    matched, _ = yield from _matching_keys(glob, lo, hi, page.limit)
+    return matched
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+class Attempts:
+    """Whether a call whose attempt failed is sent again, and the error if not.
+
+    A call is sent again, with the same request id, while its deadline has not
+    passed: at once after a connection that failed before the call was sent, after
+    a short pause once it may have been sent. A write that may have reached the
+    server and whose outcome could not be learned raises ``OutcomeUnknownError``;
+    anything else that never got through raises ``BackendUnavailableError`` (nothing
+    was changed).
+    """
+
+    PAUSES = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+
+    def __init__(self, operation: Operation[Any], deadline: float, where: str) -> None:
+        self.operation = operation
+        self.deadline = deadline
+        self.where = where
+        self.sent = False  # an attempt may have reached the server
+        self.failures = 0
+
+    def failed(self, error: BaseException, *, sent: bool, now: float) -> float:
+        """The pause before the next attempt; raises the error for the caller when the
+        call is not sent again."""
+        self.sent = self.sent or sent
+        self.failures += 1
+        if not sent and not self.sent and self.failures > 1:
+            raise self.error(error)  # the server refuses connections: fail fast
+        pause = self.PAUSES[min(self.failures - 1, len(self.PAUSES) - 1)]
+        if now + pause >= self.deadline:
+            raise self.error(error)
+        return pause
+
+    def error(self, error: BaseException) -> BackendUnavailableError:
+        """The error for a call that is not sent again."""
+        if self.sent and self.operation.writes:
+            what = (
+                "the write"
+                if self.operation.key is None
+                else f"the write of {self.operation.key!r}"
+            )
+            return OutcomeUnknownError(
+                f"Redis at {self.where} did not answer in time: {what} may or may not "
+                f"have been applied (at most once); read the key's version to know "
+                f"({error})",
+                self.operation.key,
+            )
+        return unavailable(self.where, error)
+
+
+def unavailable(where: str, error: BaseException) -> BackendUnavailableError:
+    """The error for a call that did not get through: nothing was changed."""
+    return BackendUnavailableError(f"Redis at {where} is unavailable: {error}")
+
+
+# -- URLs -----------------------------------------------------------------------------------------
+
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password (``:pw@``, or ``?password=``) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed: redact whatever looks like user:password@
+        return re.sub(r"(//[^/@]*?):[^/]*@", r"\1:***@", url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}")
+    query = [
+        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
+    ]
+    return urlunsplit(parts._replace(query="&".join(query)))
+
+
+def check_url(url: object) -> str:
+    """``url`` if it is a Redis URL redis-py will read as written; else
+    ``InvalidArgumentError`` naming the bad part (with the password redacted).
+
+    redis-py ignores some mistakes silently (``redis://h/abc`` is database 0); here
+    they are errors.
+    """
+    if not isinstance(url, str):
+        raise InvalidArgumentError(f"a Redis URL must be a str, not {type(url).__name__}")
+    shown = redact(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidArgumentError(f"bad Redis URL {shown!r}: {exc}") from None
+    if parts.scheme not in SCHEMES:
+        raise InvalidArgumentError(
+            f"a Redis URL starts with redis://, rediss:// or unix://, not {shown!r}"
+        )
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise InvalidArgumentError(f"bad Redis URL {shown!r}: no socket path")
+        return url
+    if not parts.hostname:
+        raise InvalidArgumentError(f"bad Redis URL {shown!r}: no host")
+    if port == 0:
+        raise InvalidArgumentError(f"bad Redis URL {shown!r}: port 0")
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise InvalidArgumentError(
+            f"bad Redis URL {shown!r}: the database must be a number, not {database!r}"
+        )
+    return url

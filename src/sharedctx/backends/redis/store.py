@@ -1,0 +1,466 @@
+"""One session on Redis, for one ``SharedContext``: ``RedisStore`` and its awaitable
+twin ``RedisAsyncStore``.
+
+Each store call is one operation of ``protocol`` sent through the backend (a
+pattern query that the index cannot answer alone takes up to a few). A store
+learns of changes from the session's event stream: while the context has
+subscriptions, every call brings back the events after the last one delivered (so
+a write's own subscribers see it before the write returns), and the follower
+thread reads the stream for changes made elsewhere. Events reach the context's
+``EventHub`` once each, in revision order; only those it wants are built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sharedctx import _scheduler
+from sharedctx._errors import ContextClosedError, SessionLostError, WatchOverflowError
+from sharedctx._events import EventHub, Subscription
+from sharedctx._glob import Glob
+from sharedctx._types import ContextEntry, ContextStats
+from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg
+from sharedctx.backends.redis import protocol
+from sharedctx.backends.redis.protocol import Operation
+
+if TYPE_CHECKING:
+    from sharedctx.backends.redis.backend import RedisBackend
+
+__all__ = ["RedisAsyncStore", "RedisStore"]
+
+T = TypeVar("T")
+Steps = Generator[Operation[Any], Any, T]
+
+
+class _Retry(Exception):
+    """A call met a loss of the session that this store had already handled."""
+
+
+class RedisStore:
+    """One session on Redis, for one context (see the module docstring)."""
+
+    def __init__(
+        self, backend: RedisBackend, session_id: str, hub: EventHub, options: StoreOptions
+    ) -> None:
+        self.session_id = session_id
+        self.backend = backend
+        self.max_entries = options.max_entries
+        self._hub = hub
+        self._keys = backend.keys_of(session_id)
+        self._settings = backend.settings(options)
+        self.tally = protocol.ReadTally()
+        self._epoch = ""
+        self._delivered = -1  # last revision handed to the hub (-1: nobody listens)
+        self._delivery_lock = threading.Lock()
+        self._lost = False  # a loss seen by a background call: the next call raises it
+        self._epoch_lock = threading.Lock()
+        self._sweeping = threading.Lock()
+        self._leases: dict[str, str] = {}  # key -> holder, renewed by the follower
+        self._calls = 0
+        self._closed = False
+        # One call now: a wrong password or an unreachable server fails here, and the
+        # session's epoch is known from the start (a loss after it is reported).
+        self.run(protocol.Revision(), user=False)
+        backend.follower.add(self)
+
+    # -- calling the script ----------------------------------------------------------------
+
+    def run(self, operation: Operation[T], *, user: bool = True, events: bool = True) -> T:
+        """Send ``operation`` and parse its reply (``user``: a caller's call, which may
+        raise ``SessionLostError``; ``events``: bring back the events)."""
+        request = protocol.new_request_id() if operation.writes else b""
+        while True:
+            self._begin(user)
+            argv = self._argv(operation, request, events)
+            raw = self.backend.call(operation, self._keys, argv)
+            try:
+                return operation.parse(self._settle(raw, user), self.tally)
+            except _Retry:
+                continue
+
+    async def arun(self, operation: Operation[T]) -> T:
+        """Awaitable twin of :meth:`run` (a caller's call)."""
+        request = protocol.new_request_id() if operation.writes else b""
+        while True:
+            self._begin(True)
+            argv = self._argv(operation, request, True)
+            raw = await self.backend.acall(operation, self._keys, argv)
+            try:
+                return operation.parse(self._settle(raw, True), self.tally)
+            except _Retry:
+                continue
+
+    def drive(self, steps: Steps[T]) -> T:
+        """Run a query made of several operations (``protocol.find``)."""
+        result: Any = None
+        while True:
+            try:
+                operation = steps.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            result = self.run(operation)
+
+    async def adrive(self, steps: Steps[T]) -> T:
+        """Awaitable twin of :meth:`drive`."""
+        result: Any = None
+        while True:
+            try:
+                operation = steps.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            result = await self.arun(operation)
+
+    def _argv(self, operation: Operation[Any], request: bytes, events: bool) -> list[Any]:
+        since = self._delivered if events and len(self._hub) else -1
+        return protocol.arguments(operation, self._epoch, since, self._settings, request)
+
+    def _begin(self, user: bool) -> None:
+        if self._closed:
+            raise ContextClosedError(f"context {self.session_id!r} is closed")
+        if user:
+            self._calls += 1
+            if self._lost:
+                self._lost = False
+                raise self._lost_error()
+
+    def _settle(self, raw: list[Any], user: bool) -> protocol.Reply:
+        reply = protocol.reply_of(raw)
+        if reply.status == b"lost":
+            with self._epoch_lock:
+                known = reply.epoch == self._epoch  # another call of ours met it first
+                if not known:
+                    self._on_lost(reply.epoch)
+            if known:
+                raise _Retry
+            if user:
+                raise self._lost_error()
+            self._lost = True  # the next call of the context's user raises it
+            raise _Retry
+        self._epoch = reply.epoch
+        if reply.events:
+            self.advance(reply.events, reply.floor, here=True)
+        return reply
+
+    def _lost_error(self) -> SessionLostError:
+        return SessionLostError(
+            f"session {self.session_id!r} lost its data on the Redis server (a restart, "
+            "a flush, its session_ttl, or destroy() elsewhere); it goes on empty"
+        )
+
+    def _on_lost(self, epoch: str) -> None:
+        self._epoch = epoch
+        self._leases.clear()
+        with self._delivery_lock:
+            if self._delivered >= 0:
+                self._delivered = 0
+            self._hub.restart()
+        self._hub.fail_all(self._lost_error())
+
+    # -- events --------------------------------------------------------------------------
+
+    def advance(self, events: list[Any], floor: int | None, *, here: bool = False) -> None:
+        """Hand the stream entries after the last delivered one to the hub, in order.
+
+        ``floor``: events up to it may have been trimmed (None: ask). A gap above it is
+        a change whose value was removed since (its event was deleted with it), not a
+        loss. Delivers on this thread (``here``: a caller's call, whose own events are
+        delivered before it returns) or on the shared event pool (the follower).
+        """
+        with self._delivery_lock:
+            if self._delivered < 0:
+                return
+            for event_id, fields in events:
+                revision = protocol.revision_of(event_id)
+                if revision <= self._delivered:
+                    continue
+                if revision > self._delivered + 1:
+                    if floor is None:
+                        floor = self.run(protocol.Revision(), user=False, events=False)[1]
+                    if floor > self._delivered:
+                        self._hub.fail_all(self._overflow(self._delivered + 1, floor))
+                self._delivered = revision
+                key = (fields[3] if isinstance(fields, list) else fields[b"k"]).decode()
+                if self._hub.wants(key):
+                    self._hub.enqueue(protocol.event_of(self.session_id, revision, fields))
+        if len(events) >= protocol.EVENT_BATCH:
+            self.backend.follower.wake()  # more may wait in the stream
+        if not self._hub.pending:
+            return
+        if here:
+            self._hub.deliver()
+        else:
+            _scheduler.run_soon(self._hub.deliver)
+
+    def _overflow(self, first: int, last: int) -> WatchOverflowError:
+        return WatchOverflowError(
+            f"events {first} to {last} of session {self.session_id!r} were trimmed from "
+            "its stream (stream_max_len or event_retention) before they were read"
+        )
+
+    def stream_position(self) -> tuple[bytes, int] | None:
+        """The event stream's key and the last revision delivered, while anyone listens
+        (for the follower)."""
+        if self._closed or not len(self._hub) or self._delivered < 0:
+            return None
+        return self._keys[6], self._delivered
+
+    def listen(self, subscription: Subscription, revision: int) -> None:
+        """Deliver to ``subscription`` the events after ``revision`` (the current one)."""
+        with self._delivery_lock:
+            if self._delivered < 0 or not len(self._hub):
+                self._delivered = revision  # nobody listened: start from now
+            self._hub.add(subscription, revision)
+        self.backend.follower.wake()
+
+    # -- background work (the follower) ----------------------------------------------------
+
+    def sweep(self) -> None:
+        """Remove what expired (with ``expire`` events) and the events that must not be
+        kept; called by the follower every ``purge_interval``."""
+        with self._sweeping:
+            if not self._closed:
+                self.run(protocol.Count(b"purge", writes=True), user=False)
+
+    def renew_leases(self) -> None:
+        """Extend the ``get_or_set`` leases this store holds (the follower calls it)."""
+        leases = list(self._leases.items())
+        if leases and not self._closed:
+            renew = protocol.Renew(leases, self.backend.lease_ttl)
+            renewed: list[str] = self.run(renew, user=False)
+            kept = set(renewed)
+            for key, holder in leases:
+                if key not in kept and self._leases.get(key) == holder:
+                    del self._leases[key]
+
+    def leased(self, key: str, holder: str, lease: Lease) -> Lease:
+        """Note a lease this store now holds (the follower renews it)."""
+        if lease.state == "lead":
+            self._leases[key] = holder
+        return lease
+
+    def unleased(self, key: str, holder: str | None) -> None:
+        """Forget a lease that a write or a release ended."""
+        if holder is not None and self._leases.get(key) == holder:
+            del self._leases[key]
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    def get(self, key: str) -> ContextEntry | None:
+        return self.run(protocol.Get(key))
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
+        return self.run(protocol.GetMany(keys))
+
+    def contains(self, key: str) -> bool:
+        return self.run(protocol.Contains(key))
+
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        plain: Any,
+        ttl: TTLArg,
+        source: str | None,
+        tags: tuple[str, ...] | None,
+        if_version: int | None,
+        holder: str | None = None,
+    ) -> ContextEntry:
+        try:
+            return self.run(self.write_operation(key, data, ttl, source, tags, if_version, holder))
+        finally:
+            self.unleased(key, holder)
+
+    def write_operation(
+        self,
+        key: str,
+        data: bytes,
+        ttl: TTLArg,
+        source: str | None,
+        tags: tuple[str, ...] | None,
+        if_version: int | None,
+        holder: str | None,
+    ) -> protocol.Write:
+        """The operation of a :meth:`write`."""
+        return protocol.Write(
+            key, data, ttl, source, tags, if_version, holder, self.max_entries, self.session_id
+        )
+
+    def write_many(
+        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
+    ) -> list[ContextEntry]:
+        return self.run(
+            protocol.WriteMany(items, ttl, source, tags, self.max_entries, self.session_id)
+        )
+
+    def delete(self, key: str) -> bool:
+        return self.run(protocol.Delete(key))
+
+    def expire(self, key: str, ttl: float | None) -> bool:
+        return self.run(protocol.Expire(key, ttl))
+
+    def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
+        return self.drive(protocol.find(glob, page))
+
+    def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
+        return self.run(protocol.FindTag(tag, page))
+
+    def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
+        return self.drive(protocol.matching_keys(glob, page))
+
+    def count(self) -> int:
+        return self.run(protocol.Count(b"count"))
+
+    def revision(self) -> int:
+        return self.run(protocol.Revision())[0]
+
+    def purge_expired(self) -> int:
+        return self.run(protocol.Count(b"purge", writes=True))
+
+    def clear(self) -> int:
+        return self.run(protocol.Count(b"clear", writes=True))
+
+    def stats(self, subscriptions: int) -> ContextStats:
+        return self.run(protocol.Stats(subscriptions))
+
+    def lease(self, key: str, holder: str) -> Lease:
+        lease = self.run(protocol.TakeLease(key, holder, self.backend.lease_ttl))
+        return self.leased(key, holder, lease)
+
+    def release(self, key: str, holder: str) -> None:
+        self.unleased(key, holder)
+        self.run(protocol.Release(key, holder))
+
+    def activity(self) -> int:
+        return self._calls
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self.listen(subscription, self.run(protocol.Revision())[0])
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        return self._hub.remove(subscription_id)
+
+    def close(self) -> None:
+        self._closed = True
+        self._leases.clear()
+        self.backend.follower.remove(self)
+        self._hub.remove_all()
+
+    def destroy(self) -> None:
+        if self.begin_destroy():
+            try:
+                self.backend.call(*self.destroy_call())
+            finally:
+                self.close()
+
+    def begin_destroy(self) -> bool:
+        """Stop this store so that no sweep recreates the session while it is deleted;
+        False if it was closed already."""
+        if self._closed:
+            return False
+        self._closed = True
+        self.backend.follower.remove(self)
+        with self._sweeping:  # wait for a sweep under way
+            return True
+
+    def destroy_call(self) -> tuple[Operation[Any], list[bytes], list[Any]]:
+        """The call that deletes every key of the session."""
+        operation = protocol.Count(b"destroy", writes=True)
+        return operation, self._keys, protocol.arguments(operation, "", -1, self._settings, b"")
+
+
+class RedisAsyncStore:
+    """The awaitable twins of a :class:`RedisStore`'s calls, on redis-py's asyncio
+    client of the running loop."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+
+    async def get(self, key: str) -> ContextEntry | None:
+        return await self._store.arun(protocol.Get(key))
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
+        return await self._store.arun(protocol.GetMany(keys))
+
+    async def contains(self, key: str) -> bool:
+        return await self._store.arun(protocol.Contains(key))
+
+    async def write(
+        self,
+        key: str,
+        data: bytes,
+        plain: Any,
+        ttl: TTLArg,
+        source: str | None,
+        tags: tuple[str, ...] | None,
+        if_version: int | None,
+        holder: str | None = None,
+    ) -> ContextEntry:
+        store = self._store
+        try:
+            operation = store.write_operation(key, data, ttl, source, tags, if_version, holder)
+            return await store.arun(operation)
+        finally:
+            store.unleased(key, holder)
+
+    async def write_many(
+        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
+    ) -> list[ContextEntry]:
+        store = self._store
+        return await store.arun(
+            protocol.WriteMany(items, ttl, source, tags, store.max_entries, store.session_id)
+        )
+
+    async def delete(self, key: str) -> bool:
+        return await self._store.arun(protocol.Delete(key))
+
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        return await self._store.arun(protocol.Expire(key, ttl))
+
+    async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
+        return await self._store.adrive(protocol.find(glob, page))
+
+    async def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
+        return await self._store.arun(protocol.FindTag(tag, page))
+
+    async def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
+        return await self._store.adrive(protocol.matching_keys(glob, page))
+
+    async def count(self) -> int:
+        return await self._store.arun(protocol.Count(b"count"))
+
+    async def revision(self) -> int:
+        return (await self._store.arun(protocol.Revision()))[0]
+
+    async def purge_expired(self) -> int:
+        return await self._store.arun(protocol.Count(b"purge", writes=True))
+
+    async def clear(self) -> int:
+        return await self._store.arun(protocol.Count(b"clear", writes=True))
+
+    async def stats(self, subscriptions: int) -> ContextStats:
+        return await self._store.arun(protocol.Stats(subscriptions))
+
+    async def lease(self, key: str, holder: str) -> Lease:
+        store = self._store
+        lease = await store.arun(protocol.TakeLease(key, holder, store.backend.lease_ttl))
+        return store.leased(key, holder, lease)
+
+    async def release(self, key: str, holder: str) -> None:
+        self._store.unleased(key, holder)
+        await self._store.arun(protocol.Release(key, holder))
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        self._store.listen(subscription, (await self._store.arun(protocol.Revision()))[0])
+
+    async def close(self) -> None:
+        self._store.close()
+
+    async def destroy(self) -> None:
+        store = self._store
+        if store.begin_destroy():
+            try:
+                await store.backend.acall(*store.destroy_call())
+            finally:
+                store.close()
