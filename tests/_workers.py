@@ -37,3 +37,34 @@ def watch_events(url: str, session: str, count: int, timeout: float) -> None:
             event = watch.get(timeout=timeout)
             print(json.dumps([event.revision, event.action, event.key]), flush=True)
     sys.stdout.flush()
+
+
+def increment_through(url: str, session: str, times: int, socket_timeout: float) -> None:
+    """Like `increment`, with a deadline for each call (a proxy may drop replies)."""
+    from sharedctx import RedisBackend
+
+    backend = RedisBackend(url, socket_timeout=socket_timeout)
+    with SharedContext(session, backend=backend) as ctx:
+        for _ in range(times):
+            ctx.update("counter", lambda value: value + 1, default=0)
+    backend.close()
+
+
+def get_or_set_once(url: str, session: str, started: str, seconds: float, lease: float) -> None:
+    """get_or_set one key with a slow factory that records each run; print the value."""
+    import os
+
+    from sharedctx import RedisBackend
+
+    backend = RedisBackend(url, lease_ttl=lease)
+
+    def factory() -> str:
+        with SharedContext(session, backend=backend) as runs:
+            runs.update("factory-runs", lambda n: n + 1, default=0)
+            runs.set(started, os.getpid())
+        time.sleep(seconds)
+        return f"made by {os.getpid()}"
+
+    with SharedContext(session, backend=backend) as ctx:
+        print(json.dumps(ctx.get_or_set("result", factory)), flush=True)
+    backend.close()

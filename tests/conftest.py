@@ -23,6 +23,8 @@ import pytest
 
 from sharedctx import ContextError, SharedContext
 
+from ._proxy import FaultProxy
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -188,3 +190,10 @@ def private_redis() -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def fault_proxy(redis_server: RedisServer) -> Iterator[FaultProxy]:
+    """A fault-injecting TCP proxy in front of the session's redis-server."""
+    with FaultProxy(redis_server.port) as proxy:
+        yield proxy

@@ -25,6 +25,9 @@ __all__ = ["Timer", "call_at", "call_method_at", "run_soon"]
 
 _log = logging.getLogger("sharedctx")
 
+MAX_WAIT = 3600.0
+"""Longest single wait of the timer thread, in seconds."""
+
 
 class Timer:
     """A scheduled callback; ``cancel()`` makes sure it will not run."""
@@ -63,26 +66,31 @@ class _Scheduler:
         return timer
 
     def _run(self) -> None:
-        heap = self._heap
+        # Nothing may end this loop: every context of the process relies on it.
         while True:
-            with self._condition:
-                while True:
-                    while heap and heap[0][2].cancelled:
-                        heapq.heappop(heap)
-                    if not heap:
-                        self._condition.wait()
-                        continue
-                    delay = heap[0][0] - time.monotonic()
-                    if delay <= 0:
-                        timer = heapq.heappop(heap)[2]
-                        break
-                    self._condition.wait(delay)
-            if timer.cancelled:
-                continue
             try:
-                timer.callback()
+                timer = self._next()
+                if not timer.cancelled:
+                    timer.callback()
             except Exception:
                 _log.exception("sharedctx timer callback failed")
+
+    def _next(self) -> Timer:
+        """Wait for the earliest timer that is due, and take it."""
+        heap = self._heap
+        with self._condition:
+            while True:
+                while heap and heap[0][2].cancelled:
+                    heapq.heappop(heap)
+                if not heap:
+                    self._condition.wait()
+                    continue
+                delay = heap[0][0] - time.monotonic()
+                if delay <= 0:
+                    return heapq.heappop(heap)[2]
+                # A far deadline (a long TTL) is waited for in steps: the platform's
+                # timed wait cannot take every float.
+                self._condition.wait(min(delay, MAX_WAIT))
 
     def _after_fork(self) -> None:
         # The thread does not survive a fork; the child starts its own when needed.

@@ -537,11 +537,9 @@ class MemoryStore:
 
 
 def _after(keys: SortedList, after: str | None) -> Iterable[str]:
-    found: Iterable[str]
-    if after is None:
-        found = iter(keys)
-    else:
-        found = keys.irange(minimum=after, inclusive=(False, True))
+    found: Iterable[str] = (
+        iter(keys) if after is None else keys.irange(minimum=after, inclusive=(False, True))
+    )
     return found
 
 

@@ -1,22 +1,24 @@
 """The follower: one thread per ``RedisBackend`` for all of its open sessions.
 
-Every ``purge_interval`` it sweeps each session (expired entries, the events that
-must not be kept); every third of ``lease_ttl`` it renews the ``get_or_set`` leases
-this process holds; in between it reads, with one blocking ``XREAD`` on a
-connection of its own, the event streams of the sessions someone listens to, and
-hands their events to the stores. It never runs a subscriber itself: the stores
-deliver on the shared event pool, so a slow subscriber holds up no sweep.
+Every ``purge_interval`` it sweeps each session (expired entries, events older than
+the retention); every third of ``lease_ttl`` it renews the ``get_or_set`` leases
+this process holds. In between it listens, on a connection of its own, to the
+sharded pub/sub channels of the sessions someone in this process listens to: each
+change is published there by the script, with its value, and handed to the stores.
+
+Pub/sub delivers at most once. A store notices a change it missed by its revision
+and reads the missed changes from the session's event stream ("catching up"); it
+also catches up when its channel's subscription starts, so nothing published in
+between is lost. The follower never runs a subscriber itself: the stores deliver on
+the shared event pool, so a slow subscriber holds up no sweep.
 
 It holds the stores weakly (a context dropped without ``close()`` is freed), stops
-when no session is left and starts again with the next one. ``wake()`` makes a
-blocked read return at once (``CLIENT UNBLOCK``), so that a new listener's stream
-is read without delay; ``stop()`` does the same, then joins the thread.
+when no session is left and starts again with the next one.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 import threading
 import time
 import weakref
@@ -26,8 +28,6 @@ from typing import TYPE_CHECKING, Any
 from sharedctx._errors import BackendUnavailableError, ContextClosedError, ContextError
 
 if TYPE_CHECKING:
-    import redis
-
     from sharedctx.backends.redis.backend import RedisBackend
     from sharedctx.backends.redis.store import RedisStore
 
@@ -35,7 +35,7 @@ __all__ = ["Follower"]
 
 _log = logging.getLogger("sharedctx")
 MAX_BLOCK = 0.25
-"""Longest blocking read, in seconds (the loop looks at its sessions between reads)."""
+"""Longest wait for a message, in seconds (the loop looks at its sessions between)."""
 
 
 class Follower:
@@ -44,15 +44,16 @@ class Follower:
     def __init__(self, backend: RedisBackend) -> None:
         self._backend = backend
         self._stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+        self._listeners: dict[bytes, weakref.WeakSet[RedisStore]] = {}
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._connection: Any = None  # the pub/sub connection, while it is up
         self._stopped = False
-        self._client_id: int | None = None  # our connection's, on the server
-        self._blocked_id: int | None = None  # the same, while it blocks
 
     def add(self, store: RedisStore) -> None:
-        """Follow ``store``'s session (starts the thread if needed)."""
+        """Sweep ``store``'s session (starts the thread if needed)."""
         with self._lock:
             if self._stopped:
                 raise ContextError(f"{self._backend!r} is closed")
@@ -64,37 +65,64 @@ class Follower:
                 self._thread.start()
 
     def remove(self, store: RedisStore) -> None:
-        """Stop following ``store``'s session."""
+        """Stop sweeping and listening for ``store``."""
+        self.unlisten(store)
         with self._lock:
             self._stores.discard(store)
-        self.wake()
 
-    def wake(self) -> None:
-        """Look at the sessions again now (a listener came or went)."""
-        self._wake.set()
+    def listen(self, store: RedisStore) -> None:
+        """Hand ``store`` the changes published on its session's channel from now on."""
+        channel = store.channel
         with self._lock:
-            blocked = self._blocked_id
-        if blocked is not None:
-            self._unblock(blocked)
+            listeners = self._listeners.get(channel)
+            new = listeners is None
+            if listeners is None:
+                listeners = self._listeners[channel] = weakref.WeakSet()
+            listeners.add(store)
+        if new:
+            self._send("SSUBSCRIBE", channel)  # the store catches up once confirmed
+            self._wake.set()
+        else:
+            store.catch_up()  # a change may have passed before it was a listener
+
+    def unlisten(self, store: RedisStore) -> None:
+        """Stop handing ``store`` its session's changes."""
+        channel = store.channel
+        with self._lock:
+            listeners = self._listeners.get(channel)
+            if listeners is None or store not in listeners:
+                return
+            listeners.discard(store)
+            empty = not listeners
+            if empty:
+                del self._listeners[channel]
+        if empty:
+            self._send("SUNSUBSCRIBE", channel)
 
     def stop(self) -> None:
         """Stop for good and wait for the thread (the backend is closing)."""
         with self._lock:
             self._stopped = True
             thread = self._thread
-        self.wake()
+        self._wake.set()
+        self._send("PING")  # ends a wait for a message at once
         if thread is not None and thread is not threading.current_thread():
             thread.join(self._backend.socket_timeout + MAX_BLOCK + 1)
 
-    def _unblock(self, client_id: int) -> None:
-        with suppress(ContextError):  # the server is gone: the read ends within MAX_BLOCK
-            self._backend.command(lambda client: client.client_unblock(client_id))
+    def _send(self, *command: Any) -> None:
+        with self._send_lock:
+            connection = self._connection
+            if connection is None:
+                return  # the thread subscribes every channel when it connects
+            try:
+                connection.send_command(*command)
+            except Exception as exc:  # the thread sees the broken connection too
+                _log.debug("sharedctx: %s on the event channel failed: %s", command[0], exc)
 
     # -- the thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
         backend = self._backend
-        connection: redis.connection.Connection | None = None
         next_sweep = next_renewal = time.monotonic()
         try:
             while True:
@@ -103,6 +131,7 @@ class Follower:
                     if not stores or self._stopped:
                         self._thread = None
                         return
+                    listening = bool(self._listeners)
                 now = time.monotonic()
                 unavailable = False
                 if now >= next_sweep:
@@ -111,71 +140,72 @@ class Follower:
                 if now >= next_renewal and not unavailable:
                     next_renewal = now + backend.lease_ttl / 3
                     unavailable = _each(stores, "renewing leases of", lambda s: s.renew_leases())
-                streams = {}
-                for store in stores:
-                    position = store.stream_position()
-                    if position is not None:
-                        streams[position[0]] = (store, position[1])
                 del stores  # no strong reference while waiting
                 pause = max(0.0, min(next_sweep, next_renewal) - time.monotonic())
-                if unavailable or not streams:
+                if unavailable or not listening:
+                    self._disconnect()
                     self._wake.wait(min(pause, 1.0))
                     self._wake.clear()
                     continue
                 try:
-                    connection = connection or self._connect()
-                    found = self._read(connection, streams, min(pause, MAX_BLOCK))
+                    self._receive(min(pause, MAX_BLOCK))
                 except Exception as exc:
-                    if connection is not None:
-                        connection.disconnect()
-                        connection = None
+                    self._disconnect()
                     if not self._stopped:
-                        _log.debug("sharedctx: reading events failed: %s", exc)
+                        _log.debug("sharedctx: listening for changes failed: %s", exc)
                         self._wake.wait(min(pause, 1.0))
-                    continue
-                for key, events in found:
-                    store = streams[key][0]
-                    try:
-                        store.advance(events, None)
-                    except Exception:
-                        _log.exception("sharedctx: events of %r were lost", store.session_id)
+                        self._wake.clear()
         finally:
-            if connection is not None:
-                connection.disconnect()
+            self._disconnect()
 
-    def _connect(self) -> redis.connection.Connection:
+    def _receive(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for a message and handle what came."""
+        connection = self._connection or self._connect()
+        if not connection.can_read(timeout=timeout):
+            return
+        while True:
+            self._handle(connection.read_response())
+            if not connection.can_read(timeout=0):
+                return
+
+    def _connect(self) -> Any:
         connection = self._backend.new_connection()
         connection.connect()
-        connection.send_command("CLIENT", "ID")
-        self._client_id = int(connection.read_response())
+        with self._lock:
+            channels = list(self._listeners)
+        with self._send_lock:
+            self._connection = connection
+            if channels:
+                connection.send_command("SSUBSCRIBE", *channels)
         return connection
 
-    def _read(
-        self,
-        connection: redis.connection.Connection,
-        streams: dict[bytes, tuple[RedisStore, int]],
-        pause: float,
-    ) -> list[tuple[bytes, list[Any]]]:
-        """One blocking ``XREAD`` of ``streams`` (or none, if woken meanwhile)."""
+    def _disconnect(self) -> None:
+        with self._send_lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+
+    def _handle(self, message: Any) -> None:
+        kind, channel = message[0], message[1]
         with self._lock:
-            if self._wake.is_set() or self._stopped:
-                self._wake.clear()
-                return []
-            self._blocked_id = self._client_id
-        try:
-            connection.send_command(
-                "XREAD", "COUNT", 1000, "BLOCK", max(1, int(pause * 1000)), "STREAMS",
-                *streams, *(f"{last}-0" for _, last in streams.values()),
-            )  # fmt: skip
-            reply = connection.read_response()
-        finally:
-            with self._lock:
-                self._blocked_id = None
-        if reply is None:
-            return []
-        if isinstance(reply, dict):  # RESP3
-            return list(reply.items())
-        return [(key, events) for key, events in reply]
+            stores = list(self._listeners.get(channel, ()))
+        if kind == b"smessage":
+            for store in stores:
+                _guarded(store, "receiving changes of", lambda s: s.receive(message[2]))
+        elif kind == b"ssubscribe":
+            for store in stores:  # what was published before is read from the stream
+                _guarded(store, "catching up with", lambda s: s.catch_up())
+        elif kind == b"sunsubscribe" and stores:
+            self._send("SSUBSCRIBE", channel)  # the server dropped it (its slot moved)
+
+
+def _guarded(store: RedisStore, doing: str, action: Callable[[RedisStore], object]) -> None:
+    try:
+        action(store)
+    except (BackendUnavailableError, ContextClosedError):
+        pass  # the next message, or the next sweep, tries again
+    except Exception:
+        _log.exception("sharedctx: %s session %r failed", doing, store.session_id)
 
 
 def _each(stores: list[RedisStore], doing: str, action: Callable[[RedisStore], object]) -> bool:

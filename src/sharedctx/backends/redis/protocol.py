@@ -38,6 +38,8 @@ __all__ = [
     "Operation",
     "Reply",
     "Settings",
+    "change_of_message",
+    "change_of_reply",
     "event_of",
     "find",
     "redact",
@@ -49,9 +51,10 @@ T = TypeVar("T")
 
 SUFFIXES = (
     "meta", "entries", "index", "deadlines", "recency", "tags", "events", "history",
-    "scrub", "requests", "requested", "leases",
+    "values", "requests", "requested", "leases", "channel",
 )  # fmt: skip
-"""The last parts of a session's keys, in the order the script takes them."""
+"""The last parts of a session's keys, in the order the script takes them; the last
+one names the session's sharded pub/sub channel (not a key)."""
 
 KEEP = b"\0keep"
 """A source or tags argument that keeps the entry's own."""
@@ -79,7 +82,8 @@ _UNESCAPE = {"25": "%", "7B": "{", "7D": "}"}
 
 
 def session_keys(namespace: str, session_id: str) -> list[bytes]:
-    """The Redis keys of a session, in the order the script takes them."""
+    """The Redis keys of a session, in the order the script takes them, then its
+    channel (all in one cluster slot: they share the session's hash tag)."""
     base = f"{namespace}:{{{_escape_session(session_id)}}}:"
     return [(base + suffix).encode() for suffix in SUFFIXES]
 
@@ -216,19 +220,38 @@ def entries_of(flat: list[bytes]) -> list[ContextEntry]:
     return [entry_of_blob(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
-def revision_of(event_id: bytes) -> int:
-    """The revision of a stream entry id (``<revision>-0``)."""
-    return int(event_id.split(b"-", 1)[0])
+Change = tuple[int, bytes, bytes, bytes, bytes]
+"""A change as the script reports it: revision, action, key, packed metadata, value
+(empty for a removal, or for a set whose value was removed since)."""
 
 
-def event_of(session_id: str, revision: int, fields: Any) -> ContextEvent:
-    """The event of a stream entry."""
-    if isinstance(fields, list):
-        fields = dict(zip(fields[::2], fields[1::2], strict=True))
-    key = fields[b"k"].decode()
-    return ContextEvent(
-        fields[b"a"].decode(), key, entry_of_blob(key, fields[b"e"]), session_id, revision
+def change_of_message(payload: bytes) -> Change:
+    """The change a message on the session's channel carries (see ``emit`` in the
+    script: revision, action, key and metadata lengths, value)."""
+    revision, action, rest = payload.split(b"\n", 2)
+    key_end = 8 + int(rest[:8])
+    packed_end = key_end + 8 + int(rest[key_end : key_end + 8])
+    return (
+        int(revision),
+        action,
+        rest[8:key_end],
+        rest[key_end + 8 : packed_end],
+        rest[packed_end:],
     )
+
+
+def change_of_reply(event: list[bytes]) -> Change:
+    """A change of a reply's ``events``."""
+    revision, action, key, packed, value = event
+    return int(revision), action, key, packed, value
+
+
+def event_of(session_id: str, change: Change) -> ContextEvent:
+    """The event of a change."""
+    revision, action, raw_key, packed, value = change
+    key = raw_key.decode()
+    entry = entry_of(key, value, packed)
+    return ContextEvent(action.decode(), key, entry, session_id, revision)  # type: ignore[arg-type]
 
 
 # -- operations ---------------------------------------------------------------------------------

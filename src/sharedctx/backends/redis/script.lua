@@ -9,15 +9,17 @@
 --   4 deadlines zset: key -> expiry (ms of the server's clock)
 --   5 recency   zset: key -> tick of last use, for eviction
 --   6 tags      zset, score 0: "%08d" .. #tag .. tag .. key
---   7 events    stream: id "<revision>-0"; a (action), k (key), e (blob: with the value
---               for "set", metadata only for a removal), t (ms)
+--   7 events    stream: id "<revision>-0"; a (action), k (key), m (the metadata), t
+--               (ms): every change, without values, for watchers that resume
 --   8 history   zset, score 0: "%08d" .. #key .. key .. "%020d" revision: the set
---               events of live keys that are still in the stream
---   9 scrub     zset: revision of a set event of a removed key -> ms of the removal;
---               the sweep deletes those events (the value must not outlive its key)
+--               events of live keys whose value is in `values`
+--   9 values    hash: revision of a set event -> the value it set, while the event is
+--               in the stream and its key lives (a value must not outlive its key)
 --  10 requests  hash: request id -> outcome of a write (status and result, no value)
 --  11 requested zset: request id -> ms, to forget requests after the window
 --  12 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
+--  13 channel   (not a key) the sharded pub/sub channel of the session: each change is
+--               published there, with its value, to the processes listening now
 -- ARGV: 1 operation, 2 the client's epoch ("" if it has none), 3 the revision after
 --   which the caller wants the events back (-1: none), 4 stream cap, 5 max entries
 --   (-1: none), 6 eviction ("lru", "oldest", "reject"), 7 request id of a write (""
@@ -28,8 +30,9 @@
 -- "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
 -- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
 
-local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, SCRUB,
-  REQUESTS, REQUESTED, LEASES = unpack(KEYS)
+local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES,
+  REQUESTS, REQUESTED, LEASES, CHANNEL = unpack(KEYS)
+local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
 local op, client_epoch, since, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_entries, eviction, request = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local session_ttl, retention, window = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -38,7 +41,7 @@ local FIRST = 11  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
 
 if op == "destroy" then  -- every key of the session, for everyone
-  redis.call("DEL", unpack(KEYS))
+  redis.call("DEL", unpack(KEYS, 1, DATA))
   return {"ok", "", {}, 0}
 end
 
@@ -50,27 +53,13 @@ local touched = false  -- whether it recorded a read for eviction (in the recenc
 local epoch = redis.call("HGET", META, "epoch")
 if not epoch then
   -- A new session, or one whose data is gone: start clean.
-  redis.call("DEL", unpack(KEYS))
+  redis.call("DEL", unpack(KEYS, 1, DATA))
   epoch = time[1] .. "." .. time[2]
   redis.call("HSET", META, "epoch", epoch, "rev", 0, "tick", 0, "floor", 0, "bytes", 0)
   changed = true
 end
 if client_epoch ~= "" and client_epoch ~= epoch then
   return {"lost", epoch, {}, 0}
-end
-
--- A write sent again (its reply was lost): answer what it answered the first time.
-if request ~= "" then
-  local outcome = redis.call("HGET", REQUESTS, request)
-  if outcome then
-    outcome = cmsgpack.unpack(outcome)
-    local events, floor = {}, 0
-    if since >= 0 then
-      floor = tonumber(redis.call("HGET", META, "floor"))
-      events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+", "COUNT", EVENT_BATCH)
-    end
-    return {outcome[1], epoch, events, floor, unpack(outcome, 2)}
-  end
 end
 
 local function blob_meta(blob)
@@ -89,15 +78,20 @@ local function history_prefix(key)
   return string.format("%08d", #key) .. key
 end
 
--- Forget the events up to and including `last` (the oldest ones): they no longer
--- count as history of their keys, and a watcher behind them has lost events.
+local function history_member(key, rev)
+  return history_prefix(key) .. string.format("%020d", rev)
+end
+
+-- Forget the stream's oldest events, `entries` (from XRANGE), and the values they
+-- set: a watcher behind them has lost events.
 local function trim_through(entries)
   local last
   for _, event in ipairs(entries) do
-    local id, fields = event[1], event[2]
+    local id, fields = event[1], event[2]  -- fields: a, action, k, key, m, meta, t, ms
     last = tonumber(string.match(id, "^(%d+)"))
     if fields[2] == "set" then
-      redis.call("ZREM", HISTORY, history_prefix(fields[4]) .. string.format("%020d", last))
+      redis.call("HDEL", VALUES, last)
+      redis.call("ZREM", HISTORY, history_member(fields[4], last))
     end
     redis.call("XDEL", EVENTS, id)
   end
@@ -106,17 +100,22 @@ local function trim_through(entries)
   end
 end
 
-local function emit(action, key, blob)
+-- Record a change: in the stream (metadata), its value (for a set) while the event
+-- is kept, and on the channel (with the value) for the processes listening now.
+local function emit(action, key, packed, value)
   local rev = redis.call("HINCRBY", META, "rev", 1)
   if redis.call("EXISTS", EVENTS) == 0 and rev > 1 then
     -- The stream expired (nothing happened for the retention time): what it held is
     -- gone for a watcher behind it.
     redis.call("HSET", META, "floor", rev - 1)
   end
-  redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "e", blob, "t", now)
+  redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
   if action == "set" then
-    redis.call("ZADD", HISTORY, 0, history_prefix(key) .. string.format("%020d", rev))
+    redis.call("HSET", VALUES, rev, value)
+    redis.call("ZADD", HISTORY, 0, history_member(key, rev))
   end
+  redis.call("SPUBLISH", CHANNEL, rev .. "\n" .. action .. "\n" .. string.format("%08d", #key)
+    .. key .. string.format("%08d", #packed) .. packed .. value)
   local over = redis.call("XLEN", EVENTS) - cap
   if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
     trim_through(redis.call("XRANGE", EVENTS, "-", "+", "COUNT", over))
@@ -125,16 +124,20 @@ local function emit(action, key, blob)
   return rev
 end
 
--- The session's set events of key: to be deleted from the stream by the next sweep.
-local function forget_history(key)
+-- Delete the values the session's set events of key hold: a value must not outlive
+-- its key (the events stay, without them).
+local function forget_values(key)
   local prefix = history_prefix(key)
   local members = redis.call("ZRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
-  for _, member in ipairs(members) do
-    redis.call("ZADD", SCRUB, now, tonumber(string.sub(member, -20)))
+  if #members == 0 then
+    return
   end
-  if #members > 0 then
-    redis.call("ZREMRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
+  local revisions = {}
+  for i, member in ipairs(members) do
+    revisions[i] = tonumber(string.sub(member, -20))
   end
+  redis.call("HDEL", VALUES, unpack(revisions))
+  redis.call("ZREMRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
 end
 
 local function remove(key, blob, meta, action)
@@ -149,8 +152,8 @@ local function remove(key, blob, meta, action)
   if action == "expire" or action == "evict" then
     redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
-  forget_history(key)
-  emit(action, key, blob_of(cmsgpack.pack(meta), ""))
+  forget_values(key)
+  emit(action, key, cmsgpack.pack(meta), "")
 end
 
 -- The live blob and metadata of key, or nil (an expired entry is removed here).
@@ -279,7 +282,7 @@ local function put(key, value, old_blob, old, ttl, source, tags)
   redis.call("HSET", ENTRIES, key, blob)
   redis.call("HINCRBY", META, "bytes", #blob)
   touch(key)
-  emit("set", key, blob)
+  emit("set", key, packed, value)
   return packed
 end
 
@@ -344,13 +347,8 @@ local function count()
   return redis.call("HLEN", ENTRIES) - redis.call("ZCOUNT", DEADLINES, "-inf", now)
 end
 
--- Delete the stream's events that must not be kept: those of removed keys, and all
--- older than the retention time (a watcher further behind has lost them).
-local function scrub()
-  for _, rev in ipairs(redis.call("ZRANGE", SCRUB, 0, -1)) do
-    redis.call("XDEL", EVENTS, rev .. "-0")
-  end
-  redis.call("DEL", SCRUB)
+-- Forget the events older than the retention time, and the values they set.
+local function drop_old_events()
   local oldest = now - retention
   while true do
     local batch = redis.call("XRANGE", EVENTS, "-", "+", "COUNT", 100)
@@ -398,12 +396,42 @@ end
 
 local function session_lives()
   if session_ttl >= 0 then
-    for i = 1, #KEYS do
+    for i = 1, DATA do
       redis.call("PEXPIREAT", KEYS[i], now + session_ttl)
     end
   end
   local events_ttl = session_ttl >= 0 and math.min(retention, session_ttl) or retention
   redis.call("PEXPIREAT", EVENTS, now + events_ttl)
+  redis.call("PEXPIREAT", VALUES, now + events_ttl)
+end
+
+-- The changes after revision `since`, as {revision, action, key, metadata, value}
+-- (the value of a set, while it is kept; else "").
+local function events_since()
+  if since < 0 or tonumber(redis.call("HGET", META, "rev")) <= since then
+    return {}
+  end
+  local found = {}
+  local events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+", "COUNT", EVENT_BATCH)
+  for _, event in ipairs(events) do
+    local fields, rev = event[2], string.match(event[1], "^(%d+)")
+    local value = fields[2] == "set" and redis.call("HGET", VALUES, rev) or ""
+    found[#found + 1] = {rev, fields[2], fields[4], fields[6], value}
+  end
+  return found
+end
+
+local function floor()
+  return since >= 0 and tonumber(redis.call("HGET", META, "floor")) or 0
+end
+
+-- A write sent again (its reply was lost): answer what it answered the first time.
+if request ~= "" then
+  local outcome = redis.call("HGET", REQUESTS, request)
+  if outcome then
+    outcome = cmsgpack.unpack(outcome)
+    return {outcome[1], epoch, events_since(), floor(), unpack(outcome, 2)}
+  end
 end
 
 local function reply(status, ...)
@@ -424,14 +452,7 @@ local function reply(status, ...)
       redis.call("PEXPIREAT", RECENCY, at)
     end
   end
-  local events, floor = {}, 0
-  if since >= 0 then
-    floor = tonumber(redis.call("HGET", META, "floor"))
-    if tonumber(redis.call("HGET", META, "rev")) > since then
-      events = redis.call("XRANGE", EVENTS, (since + 1) .. "-0", "+", "COUNT", EVENT_BATCH)
-    end
-  end
-  return {status, epoch, events, floor, unpack(result)}
+  return {status, epoch, events_since(), floor(), unpack(result)}
 end
 
 local a, at = ARGV, FIRST
@@ -538,7 +559,7 @@ elseif op == "revision" then
   return reply("ok", redis.call("HGET", META, "rev"), redis.call("HGET", META, "floor"))
 elseif op == "purge" then  -- the sweep: expired entries, and what must not be kept
   local purged = purge_due(-1)
-  scrub()
+  drop_old_events()
   forget_requests()
   return reply("ok", purged)
 elseif op == "clear" then

@@ -139,8 +139,9 @@ class RedisStore:
             self._lost = True  # the next call of the context's user raises it
             raise _Retry
         self._epoch = reply.epoch
-        if reply.events:
-            self.advance(reply.events, reply.floor, here=True)
+        if reply.events or reply.floor:
+            changes = [protocol.change_of_reply(event) for event in reply.events]
+            self.advance(changes, reply.floor, here=user)
         return reply
 
     def _lost_error(self) -> SessionLostError:
@@ -160,38 +161,51 @@ class RedisStore:
 
     # -- events --------------------------------------------------------------------------
 
-    def advance(self, events: list[Any], floor: int | None, *, here: bool = False) -> None:
-        """Hand the stream entries after the last delivered one to the hub, in order.
+    def advance(
+        self, changes: list[protocol.Change], floor: int | None, *, here: bool = False
+    ) -> bool:
+        """Hand the changes after the last delivered one to the hub, in order; False if
+        one is missing before them (then :meth:`catch_up`).
 
-        ``floor``: events up to it may have been trimmed (None: ask). A gap above it is
-        a change whose value was removed since (its event was deleted with it), not a
-        loss. Delivers on this thread (``here``: a caller's call, whose own events are
-        delivered before it returns) or on the shared event pool (the follower).
+        ``floor``: changes up to it may have been trimmed from the stream (None: not
+        known; a reply's). Delivers on this thread (``here``: a caller's call, whose own
+        changes are delivered before it returns) or on the shared event pool.
         """
+        complete = True
         with self._delivery_lock:
             if self._delivered < 0:
-                return
-            for event_id, fields in events:
-                revision = protocol.revision_of(event_id)
+                return True
+            if floor is not None and floor > self._delivered:
+                self._hub.fail_all(self._overflow(self._delivered + 1, floor))
+                self._delivered = floor
+            for change in changes:
+                revision = change[0]
                 if revision <= self._delivered:
                     continue
-                if revision > self._delivered + 1:
-                    if floor is None:
-                        floor = self.run(protocol.Revision(), user=False, events=False)[1]
-                    if floor > self._delivered:
-                        self._hub.fail_all(self._overflow(self._delivered + 1, floor))
+                if revision > self._delivered + 1 and floor is None:
+                    complete = False  # a message was missed: read it from the stream
+                    break
                 self._delivered = revision
-                key = (fields[3] if isinstance(fields, list) else fields[b"k"]).decode()
-                if self._hub.wants(key):
-                    self._hub.enqueue(protocol.event_of(self.session_id, revision, fields))
-        if len(events) >= protocol.EVENT_BATCH:
-            self.backend.follower.wake()  # more may wait in the stream
-        if not self._hub.pending:
-            return
-        if here:
-            self._hub.deliver()
-        else:
-            _scheduler.run_soon(self._hub.deliver)
+                if self._hub.wants(change[2].decode()):
+                    self._hub.enqueue(protocol.event_of(self.session_id, change))
+        if len(changes) >= protocol.EVENT_BATCH:
+            complete = False  # more may wait in the stream
+        if self._hub.pending:
+            if here:
+                self._hub.deliver()
+            else:
+                _scheduler.run_soon(self._hub.deliver)
+        return complete
+
+    def receive(self, message: bytes) -> None:
+        """A change published on the session's channel (the follower's)."""
+        if not self.advance([protocol.change_of_message(message)], None):
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Read the changes after the last delivered one from the session's stream."""
+        if not self._closed and self._delivered >= 0:
+            self.run(protocol.Revision(), user=False)
 
     def _overflow(self, first: int, last: int) -> WatchOverflowError:
         return WatchOverflowError(
@@ -199,20 +213,20 @@ class RedisStore:
             "its stream (stream_max_len or event_retention) before they were read"
         )
 
-    def stream_position(self) -> tuple[bytes, int] | None:
-        """The event stream's key and the last revision delivered, while anyone listens
-        (for the follower)."""
-        if self._closed or not len(self._hub) or self._delivered < 0:
-            return None
-        return self._keys[6], self._delivered
+    @property
+    def channel(self) -> bytes:
+        """The session's pub/sub channel."""
+        return self._keys[-1]
 
     def listen(self, subscription: Subscription, revision: int) -> None:
         """Deliver to ``subscription`` the events after ``revision`` (the current one)."""
         with self._delivery_lock:
-            if self._delivered < 0 or not len(self._hub):
+            first = self._delivered < 0 or not len(self._hub)
+            if first:
                 self._delivered = revision  # nobody listened: start from now
             self._hub.add(subscription, revision)
-        self.backend.follower.wake()
+        if first:
+            self.backend.follower.listen(self)
 
     # -- background work (the follower) ----------------------------------------------------
 
@@ -339,7 +353,10 @@ class RedisStore:
         self.listen(subscription, self.run(protocol.Revision())[0])
 
     def unsubscribe(self, subscription_id: str) -> bool:
-        return self._hub.remove(subscription_id)
+        removed = self._hub.remove(subscription_id)
+        if removed and not len(self._hub):
+            self.backend.follower.unlisten(self)
+        return removed
 
     def close(self) -> None:
         self._closed = True

@@ -1,0 +1,260 @@
+"""Nothing outlives its removal on the Redis server, sessions end, contexts leave
+nothing behind.
+
+The privacy tests read every key of the database (``SCAN``, then ``DUMP`` and the
+type's own read) and look for the bytes of a secret value. Their server keeps
+strings uncompressed (``rdbcompression no``), so that ``DUMP`` shows the bytes as
+they are stored.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from sharedctx import KEEP_TTL, RedisBackend, SessionLostError, SharedContext
+
+from ..conftest import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def new_session() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def server(private_redis: Callable[..., RedisServer]) -> RedisServer:
+    return private_redis("--rdbcompression", "no")
+
+
+@pytest.fixture
+def admin(server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(server.url)
+    yield client
+    client.close()
+
+
+def stored_bytes(admin: redis.Redis) -> list[bytes]:
+    """Everything the server holds: every key's DUMP and its contents read by type."""
+    found: list[bytes] = []
+    for key in admin.scan_iter(count=1000):
+        found.append(key)
+        dump = admin.dump(key)
+        if dump is not None:
+            found.append(dump)
+        kind = admin.type(key)
+        if kind == b"hash":
+            found += [part for pair in admin.hgetall(key).items() for part in pair]
+        elif kind == b"zset":
+            found += admin.zrange(key, 0, -1)
+        elif kind == b"stream":
+            for _, fields in admin.xrange(key):
+                found += [part for pair in fields.items() for part in pair]
+        elif kind == b"string":
+            found.append(admin.get(key) or b"")
+    return found
+
+
+def holds(admin: redis.Redis, secret: str) -> bool:
+    return any(secret.encode() in part for part in stored_bytes(admin))
+
+
+def secret_value() -> str:
+    return f"secret-{uuid.uuid4().hex[:12]}"
+
+
+# -- the data lifecycle ----------------------------------------------------------------------
+
+
+REMOVALS: dict[str, Callable[[SharedContext, str], None]] = {
+    "delete": lambda ctx, secret: ctx.delete("k"),
+    "clear": lambda ctx, secret: ctx.clear(),
+    "evict": lambda ctx, secret: ctx.set("other", 1),  # max_entries=1: "k" is evicted
+}
+
+
+@pytest.mark.parametrize("removal", list(REMOVALS))
+def test_a_removed_value_is_gone_from_the_server_after_the_sweep(
+    server: RedisServer, admin: redis.Redis, removal: str
+) -> None:
+    secret = secret_value()
+    with SharedContext(new_session(), backend=server.url, max_entries=1) as ctx:
+        watch = ctx.watch()  # events are kept in the stream while someone listens
+        ctx.set("k", {"note": secret}, tags=["t"], source="mind:tim")
+        assert holds(admin, secret)  # the check can see a stored secret
+        REMOVALS[removal](ctx, secret)
+        ctx.purge_expired()  # what the follower's sweep does every purge_interval
+        assert not holds(admin, secret)
+        events = [watch.get(timeout=5) for _ in range(2)]
+        assert events[0].action == "set"
+        assert not events[1].entry.has_value  # the removal event has no value
+
+
+def test_an_expired_value_is_gone_from_the_server_after_the_sweep(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    secret = secret_value()
+    backend = RedisBackend(server.url, purge_interval=0.05)
+    with SharedContext(new_session(), backend=backend) as ctx:
+        ctx.set("k", secret, ttl=0.2)
+        assert holds(admin, secret)
+        deadline = time.monotonic() + 10
+        while holds(admin, secret) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the follower sweeps every 50 ms, without any call
+        assert not holds(admin, secret)
+        assert ctx.stats().expired == 1
+    backend.close()
+
+
+def test_an_overwritten_value_stays_only_for_the_event_retention(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    secret = secret_value()
+    backend = RedisBackend(server.url, event_retention=0.3, purge_interval=3600)
+    with SharedContext(new_session(), backend=backend) as ctx:
+        ctx.set("k", secret)
+        ctx.set("k", "public")
+        ctx.purge_expired()
+        assert holds(admin, secret)  # in the stream, for watchers that resume
+        time.sleep(0.4)
+        ctx.purge_expired()
+        assert not holds(admin, secret)
+        assert ctx.get("k") == "public"
+    backend.close()
+
+
+def test_destroy_leaves_no_byte_of_the_session(server: RedisServer, admin: redis.Redis) -> None:
+    secret = secret_value()
+    ctx = SharedContext(new_session(), backend=server.url, max_entries=5)
+    ctx.set("k", secret, tags=["t"], ttl=60)
+    ctx.get_or_set("g", lambda: secret)
+    ctx.destroy()
+    assert not holds(admin, secret)
+    assert admin.dbsize() == 0
+
+
+def test_an_abandoned_session_is_dropped_by_the_server_after_session_ttl(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    session = new_session()
+    backend = RedisBackend(server.url, session_ttl=0.5)
+    ctx = SharedContext(session, backend=backend, max_entries=10)
+    ctx.set("k", secret_value(), tags=["t"], ttl=60)
+    ctx.set("k", "again", ttl=KEEP_TTL)
+    ctx.get_or_set("g", lambda: 1)
+    ctx.delete("g")
+    ctx.get("k")  # a read that records recency
+    assert backend.sessions() == [session]
+    keys = admin.keys(f"*{session}*")
+    assert len(keys) >= 8
+    assert all(0 < admin.pttl(key) <= 500 for key in keys)  # every one expires
+    ctx.close()
+    backend.close()  # no client runs any more
+    time.sleep(0.7)
+    assert admin.keys(f"*{session}*") == []
+    assert RedisBackend(server.url).sessions() == []
+
+
+def test_a_session_dropped_by_its_ttl_is_reported_lost_to_a_context_still_open(
+    server: RedisServer,
+) -> None:
+    backend = RedisBackend(server.url, session_ttl=0.3, purge_interval=3600)
+    with SharedContext(new_session(), backend=backend) as ctx:
+        ctx.set("k", 1)
+        time.sleep(0.5)
+        with pytest.raises(SessionLostError):
+            ctx.get("k")
+        assert ctx.get("k") is None  # it goes on, empty
+    backend.close()
+
+
+def test_sessions_lists_live_sessions_with_their_size_and_lifetime(server: RedisServer) -> None:
+    backend = RedisBackend(server.url, session_ttl=3600)
+    first, second = new_session(), new_session()
+    with (
+        SharedContext(first, backend=backend) as one,
+        SharedContext(second, backend=RedisBackend(server.url)) as two,
+    ):
+        one.set_multiple({"a": "x" * 100, "b": 2})
+        one.set("gone", 1, ttl=0.05)
+        two.set("a", 1)
+        time.sleep(0.1)
+        summaries = {summary.session_id: summary for summary in backend.session_summaries()}
+        assert set(summaries) == {first, second}
+        assert summaries[first].entries == 2  # the expired entry does not count
+        assert summaries[first].bytes > 100
+        assert summaries[first].last_write is not None
+        assert summaries[first].drops_at is not None
+        assert summaries[second].drops_at is None  # no session_ttl: kept until destroyed
+        assert backend.drop_session(second) is True
+        assert backend.sessions() == [first]
+        assert backend.drop_session(second) is False
+        with pytest.raises(SessionLostError):
+            two.get("a")
+    backend.close()
+
+
+def test_hostile_session_ids_are_listed_back_exactly(server: RedisServer) -> None:
+    backend = RedisBackend(server.url)
+    hostile = ["a}b{c", "%7B", "x:{}:meta", "*", "é\x1b[2J"]
+    contexts = [SharedContext(session, backend=backend) for session in hostile]
+    assert backend.sessions() == sorted(hostile)
+    for ctx in contexts:
+        ctx.destroy()
+    assert backend.sessions() == []
+    backend.close()
+
+
+def test_the_request_log_holds_no_value_and_is_forgotten(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    secret = secret_value()
+    with SharedContext(new_session(), backend=server.url) as ctx:
+        ctx.set("k", secret)
+        ctx.delete("k")
+        ctx.purge_expired()
+        requests = [key for key in admin.scan_iter() if key.endswith(b":requests")]
+        assert requests  # it exists, and holds outcomes only:
+        assert all(secret.encode() not in part for part in stored_bytes(admin))
+
+
+# -- contexts leave nothing behind ---------------------------------------------------------
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.slow
+def test_ten_thousand_open_close_cycles_leave_nothing_behind(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    session = new_session()
+    with SharedContext(session, backend=redis_server.url) as warm:
+        warm.set("k", 0)
+    clients = len(admin.client_list())
+    gc.collect()
+    threads, files = threading.active_count(), _open_files()
+    with caplog.at_level(logging.WARNING, logger="sharedctx"):
+        for n in range(10_000):
+            ctx = SharedContext(session, backend=redis_server.url)
+            if n % 2:
+                ctx.subscribe("*", lambda event: None)  # the follower reads its stream
+            ctx.set("k", n)
+            ctx.close()
+    gc.collect()
+    assert threading.active_count() == threads
+    assert _open_files() <= files
+    assert len(admin.client_list()) <= clients
+    assert [record.getMessage() for record in caplog.records] == []
+    admin.close()
