@@ -23,6 +23,8 @@ import pytest
 
 from sharedctx import ContextError, SharedContext
 
+from ._cluster import private_cluster, redis_cluster  # noqa: F401 (the Redis Cluster fixtures)
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
