@@ -496,7 +496,8 @@ class LocalCluster:
         Every serving node must report ``cluster_state:ok`` with all slots ok, know every
         node, and share one view of the serving nodes (roles, masters, slots) in which no
         serving node is failing and every slot is owned by a serving node; every serving
-        replica must have its replication link up, to the master its view names.
+        replica must have its replication link up, to the master its view names. Nodes
+        stopped, killed or paused on purpose are not required, only not to own slots.
         """
         problems: list[str] = []
         serving = [node for node in self.nodes if node.serving]
