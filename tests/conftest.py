@@ -23,6 +23,7 @@ import pytest
 
 from sharedctx import ContextError, SharedContext
 
+from ._cluster import private_cluster, redis_cluster  # noqa: F401 (the Redis Cluster fixtures)
 from ._proxy import FaultProxy
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
