@@ -300,8 +300,8 @@ def _check_op(op: object) -> None:
     if isinstance(op, GetOp | PutOp):
         check_namespace(op.namespace)
         _check_key(op.key)
-        if isinstance(op, PutOp):
-            if op.value is not None and not isinstance(op.value, Mapping):
+        if isinstance(op, PutOp) and op.value is not None:  # not a delete
+            if not isinstance(op.value, Mapping):
                 raise InvalidArgumentError(
                     f"the value of a PutOp must be a dict (or None to delete), not "
                     f"{type(op.value).__name__}"
