@@ -8,12 +8,14 @@ import itertools
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.store.base import (
     GetOp,
     InvalidNamespaceError,
@@ -591,3 +593,36 @@ def test_without_langgraph_the_integration_names_the_extra() -> None:
     assert out.returncode != 0
     assert "ImportError" in out.stderr
     assert "pip install 'sharedctx[langgraph]'" in out.stderr
+
+
+# -- in a graph --------------------------------------------------------------------------
+
+
+async def test_an_async_graph_uses_the_store_through_compile(ctx: SharedContext) -> None:
+    class State(TypedDict, total=False):
+        report: list[str]
+
+    def writer(name: str) -> Callable[[State, Runtime[None]], Awaitable[State]]:
+        async def node(state: State, runtime: Runtime[None]) -> State:
+            assert runtime.store is not None
+            await runtime.store.aput(("results",), name, {"by": name})
+            return {}
+
+        return node
+
+    async def report(state: State, runtime: Runtime[None]) -> State:
+        store = runtime.store
+        assert isinstance(store, SharedContextStore)
+        entries = await store.context.await_for(store.pattern_for(("results",)), count=2)
+        return {"report": [store.to_item(entry).value["by"] for entry in entries]}
+
+    graph = StateGraph(State)
+    graph.add_node("a", writer("a"))
+    graph.add_node("b", writer("b"))
+    graph.add_node("report", report)
+    graph.add_edge(START, "a")
+    graph.add_edge(START, "b")
+    graph.add_edge(["a", "b"], "report")
+    graph.add_edge("report", END)
+    state = await graph.compile(store=SharedContextStore(ctx)).ainvoke({})
+    assert state == {"report": ["a", "b"]}
