@@ -81,7 +81,7 @@ def analyse(session: str, backend: str, run: str, name: str, text: str) -> None:
 WORKERS: list[multiprocessing.process.BaseProcess] = []
 
 
-def analyst(name: str) -> Callable[[State, Runtime[RunContext]], State]:
+def analyst(name: str) -> Callable[..., State]:
     def node(state: State, runtime: Runtime[RunContext]) -> State:
         run, text = state["run"], state["text"]
         if runtime.context.in_processes:
@@ -130,7 +130,8 @@ def run(backend: str = "memory", text: str = TEXT) -> str:
             for worker in WORKERS:
                 worker.join()
             store.context.destroy()
-    return state["report"]
+    written: str = state["report"]
+    return written
 
 
 def main() -> None:
