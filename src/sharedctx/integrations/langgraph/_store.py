@@ -1,0 +1,362 @@
+"""``SharedContextStore``: a LangGraph ``BaseStore`` kept in a sharedctx session.
+
+Each op is written once, as a generator that yields the context calls it needs
+(:class:`_Call`); ``batch`` makes them with the context's sync methods, ``abatch``
+awaits their ``a``-prefixed twins. So the two differ only in how a call is made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Iterable, Mapping
+from itertools import islice
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+)
+
+from sharedctx import ContextEntry, InvalidArgumentError, InvalidTTLError, SharedContext
+from sharedctx.integrations.langgraph._encoding import KeyEncoding
+from sharedctx.integrations.langgraph._matching import (
+    check_conditions,
+    check_filter,
+    check_namespace,
+    literal_head,
+    matches_conditions,
+    matches_filter,
+)
+
+if TYPE_CHECKING:
+    from sharedctx import RedisBackend
+
+__all__ = ["SharedContextStore"]
+
+T = TypeVar("T")
+
+
+class _Call(NamedTuple):
+    """Call ``context.<method>(*args, **options)`` (``a<method>``, awaited, in ``abatch``)."""
+
+    method: str
+    args: tuple[Any, ...]
+    options: Mapping[str, Any]
+
+
+_Steps = Generator[_Call, Any, T]
+
+
+class SharedContextStore(BaseStore):
+    """A LangGraph store whose items are entries of a sharedctx session.
+
+    Use it wherever LangGraph takes a store (``graph.compile(store=store)``); every
+    node then reads and writes the session, on any sharedctx backend. ``context``
+    gives the :class:`~sharedctx.SharedContext` itself, to ``wait_for`` or ``watch``
+    other nodes' items (:meth:`pattern_for` gives a namespace's key pattern).
+
+    Args:
+        context_or_session: a ``SharedContext`` (the caller keeps it and closes it),
+            or a session id, for which the store opens ``SharedContext(session,
+            backend=backend)`` and :meth:`close` closes it.
+        backend: with a session id: ``"memory"``, a Redis URL or a ``RedisBackend``.
+        key_prefix: starts every key of the store (default ``"lg:"``), so the session
+            can hold other data; it may not contain a glob metacharacter.
+        ttl: LangGraph's ``TTLConfig``: ``default_ttl`` (minutes) for a ``put`` that
+            gives no ``ttl``, and ``refresh_on_read`` (default True), whether a read
+            restarts the TTL of what it returns. Expiry is sharedctx's own, active and
+            with ``expire`` events, and an expired item is never returned, so
+            ``sweep_interval_minutes`` and ``omit_expired`` have nothing to change.
+        source: the ``source`` of every entry the store writes.
+
+    A batch runs its ops in order, each seeing those before it; each op is one
+    atomic context call (a read that refreshes TTLs is a second one), but a batch
+    as a whole is not atomic. Safe from many threads and asyncio tasks. A ``SearchOp``
+    with a ``query`` (semantic search) raises ``NotImplementedError``.
+    """
+
+    supports_ttl: bool = True
+
+    def __init__(
+        self,
+        context_or_session: SharedContext | str,
+        *,
+        backend: str | RedisBackend = "memory",
+        key_prefix: str = "lg:",
+        ttl: TTLConfig | None = None,
+        source: str = "langgraph",
+    ) -> None:
+        self._keys = KeyEncoding(key_prefix)
+        self.ttl_config = _check_ttl_config(ttl)
+        if not isinstance(source, str) or not source:
+            raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
+        self._source = source
+        if isinstance(context_or_session, SharedContext):
+            if backend != "memory":
+                raise InvalidArgumentError(
+                    "backend= is for a session id; the SharedContext given has its own"
+                )
+            self._context = context_or_session
+            self._owns_context = False
+        elif isinstance(context_or_session, str):
+            self._context = SharedContext(context_or_session, backend=backend)
+            self._owns_context = True
+        else:
+            raise InvalidArgumentError(
+                "SharedContextStore takes a SharedContext or a session id, not "
+                f"{type(context_or_session).__name__}"
+            )
+
+    @property
+    def context(self) -> SharedContext:
+        """The session's context: ``wait_for``, ``watch``, ``subscribe`` on the items."""
+        return self._context
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix of every key the store writes."""
+        return self._keys.key_prefix
+
+    def key_for(self, namespace: tuple[str, ...], key: str) -> str:
+        """The context key that holds item ``key`` of ``namespace``."""
+        return self._keys.key(check_namespace(namespace), _check_key(key))
+
+    def pattern_for(self, namespace_prefix: tuple[str, ...] = ()) -> str:
+        """The key pattern of the items in ``namespace_prefix`` and below it, the items a
+        ``SearchOp`` with that prefix reads: for ``wait_for``, ``watch``, ``subscribe``."""
+        return self._keys.pattern(check_namespace(namespace_prefix, "namespace prefix"))
+
+    def to_item(self, entry: ContextEntry) -> Item:
+        """The ``Item`` that a context entry of this store holds (from ``wait_for`` or an
+        event); raises ``InvalidArgumentError`` if its key is not under ``key_prefix``."""
+        return self._item(entry, entry.value)
+
+    # -- the BaseStore interface ---------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ``ops`` in order; their results, in the same order."""
+        steps = self._execute(ops)
+        result: Any = None
+        while True:
+            try:
+                call = steps.send(result)
+            except StopIteration as stop:
+                results: list[Result] = stop.value
+                return results
+            result = getattr(self._context, call.method)(*call.args, **call.options)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Awaitable twin of :meth:`batch`; it never blocks the event loop."""
+        steps = self._execute(ops)
+        result: Any = None
+        while True:
+            try:
+                call = steps.send(result)
+            except StopIteration as stop:
+                results: list[Result] = stop.value
+                return results
+            result = await getattr(self._context, "a" + call.method)(*call.args, **call.options)
+
+    def _execute(self, ops: Iterable[Op]) -> _Steps[list[Result]]:
+        ops = list(ops)
+        for op in ops:
+            _check_op(op)  # a bad op raises before any op runs
+        results: list[Result] = []
+        for op in ops:
+            if isinstance(op, GetOp):
+                results.append((yield from self._get(op)))
+            elif isinstance(op, PutOp):
+                yield from self._put(op)
+                results.append(None)
+            elif isinstance(op, SearchOp):
+                results.append((yield from self._search(op)))
+            else:
+                results.append((yield from self._list_namespaces(op)))
+        return results
+
+    def _get(self, op: GetOp) -> _Steps[Item | None]:
+        entry: ContextEntry | None = yield _Call(
+            "get_entry", (self._keys.key(op.namespace, op.key),), {}
+        )
+        if entry is None:
+            return None
+        if op.refresh_ttl:
+            yield from _refresh([entry])
+        return self._item(entry, entry.value)
+
+    def _put(self, op: PutOp) -> _Steps[None]:
+        key = self._keys.key(op.namespace, op.key)
+        if op.value is None:
+            yield _Call("delete", (key,), {})
+        else:
+            ttl = None if op.ttl is None else op.ttl * 60
+            yield _Call("set", (key, dict(op.value)), {"ttl": ttl, "source": self._source})
+
+    def _search(self, op: SearchOp) -> _Steps[list[SearchItem]]:
+        entries = yield _Call("find_by_pattern", (self._keys.pattern(op.namespace_prefix),), {})
+        page = _page(entries, check_filter(op.filter), op.offset, op.limit)
+        if op.refresh_ttl:
+            yield from _refresh(entry for entry, _ in page)
+        return [SearchItem(value=value, **self._fields(entry)) for entry, value in page]
+
+    def _list_namespaces(self, op: ListNamespacesOp) -> _Steps[list[tuple[str, ...]]]:
+        conditions = check_conditions(op.match_conditions)
+        keys: list[str] = yield _Call("keys", (self._keys.pattern(literal_head(conditions)),), {})
+        namespaces = {decoded[0] for decoded in map(self._keys.decode, keys) if decoded}
+        found = [ns for ns in namespaces if matches_conditions(ns, conditions)]
+        if op.max_depth is not None:
+            found = list({namespace[: op.max_depth] for namespace in found})
+        return sorted(found)[op.offset : op.offset + op.limit]
+
+    def _item(self, entry: ContextEntry, value: Any) -> Item:
+        return Item(value=value, **self._fields(entry))
+
+    def _fields(self, entry: ContextEntry) -> dict[str, Any]:
+        """The fields an ``Item`` or a ``SearchItem`` takes from an entry, but its value."""
+        decoded = self._keys.decode(entry.key)
+        if decoded is None:
+            raise InvalidArgumentError(
+                f"key {entry.key!r} is not an item of this store (key_prefix {self.key_prefix!r})"
+            )
+        namespace, key = decoded
+        return {
+            "namespace": namespace,
+            "key": key,
+            "created_at": entry.created_at,
+            "updated_at": entry.updated_at,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the context if the store opened it (from a session id); else nothing."""
+        if self._owns_context:
+            self._context.close()
+
+    async def aclose(self) -> None:
+        """Awaitable twin of :meth:`close`, for asyncio code."""
+        if self._owns_context:
+            await self._context.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<SharedContextStore key_prefix={self.key_prefix!r} of {self._context!r}>"
+
+
+def _page(
+    entries: list[ContextEntry], filter: Mapping[str, Any] | None, offset: int, limit: int
+) -> list[tuple[ContextEntry, Any]]:
+    """The entries ``offset`` to ``offset + limit`` of those whose value matches ``filter``,
+    with their values.
+
+    Search results are in the order of their keys, the order ``find_by_pattern`` gives:
+    the one place to change when it can page by itself.
+    """
+    if filter is None:
+        return [(entry, entry.value) for entry in islice(entries, offset, offset + limit)]
+    values = ((entry, entry.value) for entry in entries)
+    matching = ((entry, value) for entry, value in values if matches_filter(value, filter))
+    return list(islice(matching, offset, offset + limit))
+
+
+def _refresh(entries: Iterable[ContextEntry]) -> _Steps[None]:
+    """Restart the TTL of the entries that have one (no new version, no event)."""
+    for entry in entries:
+        if entry.ttl is not None:
+            yield _Call("expire", (entry.key, entry.ttl), {})
+
+
+def _check_op(op: object) -> None:
+    if isinstance(op, GetOp | PutOp):
+        check_namespace(op.namespace)
+        _check_key(op.key)
+        if isinstance(op, PutOp) and op.value is not None:  # not a delete
+            if not isinstance(op.value, Mapping):
+                raise InvalidArgumentError(
+                    f"the value of a PutOp must be a dict (or None to delete), not "
+                    f"{type(op.value).__name__}"
+                )
+            _check_minutes(op.ttl, "PutOp.ttl")
+    elif isinstance(op, SearchOp):
+        check_namespace(op.namespace_prefix, "namespace prefix")
+        if op.query:
+            raise NotImplementedError(
+                f"SharedContextStore has no semantic search: a SearchOp with a query "
+                f"({op.query!r}) is not supported; use filter= to select items"
+            )
+        check_filter(op.filter)
+        _check_count(op.limit, "limit")
+        _check_count(op.offset, "offset")
+    elif isinstance(op, ListNamespacesOp):
+        check_conditions(op.match_conditions)
+        if op.max_depth is not None:
+            _check_count(op.max_depth, "max_depth", minimum=1)
+        _check_count(op.limit, "limit")
+        _check_count(op.offset, "offset")
+    else:
+        raise InvalidArgumentError(f"not a LangGraph store op: {op!r}")
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise InvalidArgumentError(f"an item key must be a str, not {type(key).__name__}")
+    return key
+
+
+def _check_count(value: Any, what: str, minimum: int = 0) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidArgumentError(f"{what} must be an int >= {minimum}, not {value!r}")
+
+
+def _check_minutes(ttl: Any, what: str) -> None:
+    if ttl is None:
+        return
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int | float)
+        or not (math.isfinite(ttl) and ttl > 0)
+    ):
+        raise InvalidTTLError(f"{what} must be a number of minutes > 0, or None; not {ttl!r}")
+
+
+def _check_ttl_config(config: Any) -> TTLConfig | None:
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise InvalidArgumentError(f"ttl must be a TTLConfig (a dict), not {config!r}")
+    _check_minutes(config.get("default_ttl"), "ttl['default_ttl']")
+    if not isinstance(config.get("refresh_on_read", True), bool):
+        raise InvalidArgumentError(
+            f"ttl['refresh_on_read'] must be a bool, not {config['refresh_on_read']!r}"
+        )
+    return config  # type: ignore[return-value]

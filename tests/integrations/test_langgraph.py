@@ -1,0 +1,628 @@
+"""SharedContextStore is a LangGraph store: the same results as LangGraph's own
+``InMemoryStore`` for the same ops, on every backend, plus what it documents beyond."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, TypedDict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.store.base import (
+    GetOp,
+    InvalidNamespaceError,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchOp,
+)
+from langgraph.store.memory import InMemoryStore
+
+from sharedctx import InvalidArgumentError, SharedContext
+from sharedctx._glob import compile_glob
+from sharedctx.integrations.langgraph import SharedContextStore
+
+from ..conftest import ContextFactory
+
+# -- the oracle ----------------------------------------------------------------------
+
+
+class Oracle(InMemoryStore):
+    """``InMemoryStore`` as LangGraph's interface defines it, without the accidents of
+    its implementation, which SharedContextStore does not imitate:
+
+    - a batch runs its ops in order, each seeing the ones before it (InMemoryStore runs
+      a batch's reads first, then its puts);
+    - a namespace is listed while it holds an item (InMemoryStore also lists those that
+      a get or a delete merely touched);
+    - search results are sorted by the store's key for them (InMemoryStore: in insertion
+      order): the oracle finds the whole result set, sorts it so, then takes the page.
+
+    Not compared here: timestamps (InMemoryStore resets ``created_at`` on every put),
+    orderings against a missing field (it raises: see test_an_ordering_never_matches_
+    a_missing_field_or_another_type), TTLs (it has none) and semantic search.
+    """
+
+    def __init__(self, key_of: Callable[[tuple[str, ...], str], str]) -> None:
+        super().__init__()
+        self.key_of = key_of
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        return [self._run(op) for op in ops]
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return self.batch(ops)
+
+    def _run(self, op: Op) -> Result:
+        if isinstance(op, SearchOp):
+            (found,) = super().batch([op._replace(offset=0, limit=1 << 30)])
+            assert isinstance(found, list)
+            found.sort(key=lambda item: self.key_of(item.namespace, item.key))
+            return found[op.offset : op.offset + op.limit]
+        (result,) = super().batch([op])
+        for namespace in [namespace for namespace, items in self._data.items() if not items]:
+            del self._data[namespace]
+        return result
+
+
+# -- strategies: few labels and keys, so that ops meet; each hostile to an encoding --
+
+LABELS = ["a", "b", "a:b", "*", "x/y", "%2F", "[c]", "\\", "é?", "a%"]
+KEYS = ["k", "", "a/b", "%", "*", "k.v", "a"]
+ROOTS = ["a", "x/y", "*"]  # fewer first labels: more namespaces share a prefix
+namespaces = st.builds(
+    lambda root, rest: (root, *rest),
+    st.sampled_from(ROOTS),
+    st.lists(st.sampled_from(LABELS), max_size=2),
+)
+prefixes = st.lists(st.sampled_from(LABELS), max_size=2).map(tuple) | st.builds(
+    lambda ns, depth: ns[:depth], namespaces, st.integers(0, 2)
+)
+numbers = st.integers(-1, 2) | st.sampled_from([0.5, 2.0])
+texts = st.sampled_from(["", "x", "y", "xy"])
+values = st.fixed_dictionaries(
+    {"n": numbers},  # always there: InMemoryStore raises on an ordering of a missing field
+    optional={
+        "s": texts | st.none(),
+        "b": st.booleans(),
+        "m": st.fixed_dictionaries({"n": numbers}, optional={"s": texts}),
+        "l": st.lists(st.integers(0, 2), max_size=2),
+    },
+)
+orderings = st.sampled_from(["$gt", "$gte", "$lt", "$lte"])
+conditions = st.one_of(
+    st.tuples(st.just("n"), numbers | st.dictionaries(orderings | st.just("$ne"), numbers)),
+    st.tuples(st.just("s"), texts | st.none() | st.builds(lambda t: {"$ne": t}, texts)),
+    st.tuples(st.just("b"), st.booleans()),
+    st.tuples(st.just("m"), st.builds(lambda n: {"n": n}, numbers)),
+    st.tuples(st.just("m"), st.builds(lambda op, n: {"n": {op: n}}, orderings, numbers)),
+    st.tuples(st.just("l"), st.lists(st.integers(0, 2), max_size=2)),
+    st.tuples(st.just("absent"), st.none() | st.just({"$ne": 1}) | st.just(1)),
+)
+filters = st.none() | st.lists(conditions, max_size=2).map(dict)
+paths = st.lists(st.sampled_from([*LABELS, "*"]), max_size=2).map(tuple)
+ops: st.SearchStrategy[Op] = st.one_of(
+    st.builds(
+        lambda ns, key, value: PutOp(ns, key, value),  # value None: a delete
+        namespaces,
+        st.sampled_from(KEYS),
+        values | st.none(),
+    ),
+    st.builds(lambda ns, key: GetOp(ns, key), namespaces, st.sampled_from(KEYS)),
+    st.builds(
+        lambda prefix, filter, limit, offset: SearchOp(prefix, filter, limit, offset),
+        prefixes,
+        filters,
+        st.integers(0, 4),
+        st.integers(0, 3),
+    ),
+    st.builds(
+        lambda prefix, suffix, depth, limit, offset: ListNamespacesOp(
+            (
+                *([MatchCondition("prefix", prefix)] if prefix else []),
+                *([MatchCondition("suffix", suffix)] if suffix else []),
+            ),
+            depth,
+            limit,
+            offset,
+        ),
+        paths,
+        paths,
+        st.none() | st.integers(1, 3),
+        st.integers(0, 5),
+        st.integers(0, 3),
+    ),
+)
+# A step of one op goes through the public method (put, get...), a longer one through batch.
+steps = st.lists(st.lists(ops, min_size=1, max_size=4), min_size=1, max_size=20)
+
+
+def as_call(op: Op) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """The public BaseStore method that makes ``op``: name, arguments, options."""
+    if isinstance(op, GetOp):
+        return "get", (op.namespace, op.key), {}
+    if isinstance(op, PutOp):
+        if op.value is None:
+            return "delete", (op.namespace, op.key), {}
+        return "put", (op.namespace, op.key, op.value), {}
+    if isinstance(op, SearchOp):
+        options = {"filter": op.filter, "limit": op.limit, "offset": op.offset}
+        return "search", (op.namespace_prefix,), options
+    assert isinstance(op, ListNamespacesOp)
+    paths = {condition.match_type: condition.path for condition in op.match_conditions or ()}
+    return "list_namespaces", (), {**paths, "max_depth": op.max_depth, "limit": op.limit,
+                                   "offset": op.offset}  # fmt: skip
+
+
+def plain(result: Any) -> Any:
+    """A result without timestamps, comparable with ==."""
+    if isinstance(result, Item):
+        return (result.namespace, result.key, result.value, getattr(result, "score", None))
+    if isinstance(result, list):
+        return [plain(each) for each in result]
+    return result
+
+
+prefix_numbers = itertools.count()
+
+
+def fresh_store(context: SharedContext) -> SharedContextStore:
+    """A store of its own in the context (one per hypothesis example)."""
+    return SharedContextStore(context, key_prefix=f"lg{next(prefix_numbers)}:")
+
+
+def oracle_for(store: SharedContextStore) -> Oracle:
+    return Oracle(lambda namespace, key: store.key_for(namespace, key))
+
+
+def run_step(store: Any, step: list[Op]) -> list[Any]:
+    if len(step) > 1:
+        return plain(store.batch(step))  # type: ignore[no-any-return]
+    name, args, options = as_call(step[0])
+    return [plain(getattr(store, name)(*args, **options))]
+
+
+async def arun_step(store: Any, step: list[Op]) -> list[Any]:
+    if len(step) > 1:
+        return plain(await store.abatch(step))  # type: ignore[no-any-return]
+    name, args, options = as_call(step[0])
+    return [plain(await getattr(store, "a" + name)(*args, **options))]
+
+
+# -- the differential tests ----------------------------------------------------------
+
+DIFFERENTIAL = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@DIFFERENTIAL
+@given(steps=steps)
+def test_every_op_gives_what_in_memory_store_gives(
+    ctx: SharedContext, steps: list[list[Op]]
+) -> None:
+    store = fresh_store(ctx)
+    oracle = oracle_for(store)
+    for step in steps:
+        assert run_step(store, step) == run_step(oracle, step), step
+
+
+@DIFFERENTIAL
+@given(steps=steps)
+async def test_async_twins_give_what_in_memory_store_gives(
+    ctx: SharedContext, steps: list[list[Op]]
+) -> None:
+    store = fresh_store(ctx)
+    oracle = oracle_for(store)
+    for step in steps:
+        assert await arun_step(store, step) == await arun_step(oracle, step), step
+
+
+# -- items -----------------------------------------------------------------------------
+
+
+def test_an_item_keeps_its_created_at_and_moves_its_updated_at(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    store.put(("users", "u1"), "prefs", {"theme": "dark"})
+    first = store.get(("users", "u1"), "prefs")
+    entry = ctx.get_entry(store.key_for(("users", "u1"), "prefs"))
+    assert first is not None
+    assert entry is not None
+    assert first.namespace == ("users", "u1")
+    assert (first.key, first.value) == ("prefs", {"theme": "dark"})
+    assert (first.created_at, first.updated_at) == (entry.created_at, entry.updated_at)
+    threading.Event().wait(0.01)  # let the clock move
+    store.put(("users", "u1"), "prefs", {"theme": "light"})
+    second = store.get(("users", "u1"), "prefs")
+    assert second is not None
+    assert second.created_at == first.created_at
+    assert second.updated_at > first.updated_at
+    assert ctx.get_entry(store.key_for(("users", "u1"), "prefs")).metadata.version == 2  # type: ignore[union-attr]
+
+
+def test_values_are_copies(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    value = {"tags": ["a"]}
+    store.put(("n",), "k", value)
+    value["tags"].append("b")
+    item = store.get(("n",), "k")
+    assert item is not None
+    assert item.value == {"tags": ["a"]}
+    item.value["tags"].append("c")
+    assert store.get(("n",), "k").value == {"tags": ["a"]}  # type: ignore[union-attr]
+
+
+def test_an_entry_records_the_store_as_its_source(ctx: SharedContext) -> None:
+    SharedContextStore(ctx).put(("n",), "k", {})
+    SharedContextStore(ctx, key_prefix="other:", source="planner").put(("n",), "k", {})
+    assert ctx.get_entry("lg:n/k").metadata.source == "langgraph"  # type: ignore[union-attr]
+    assert ctx.get_entry("other:n/k").metadata.source == "planner"  # type: ignore[union-attr]
+
+
+# -- keys --------------------------------------------------------------------------------
+
+any_label = st.text(
+    st.characters(blacklist_characters=".\x00", codec="utf-8"), min_size=1, max_size=20
+)
+
+
+@pytest.fixture(scope="module")
+def memory_store() -> Iterator[SharedContextStore]:
+    with SharedContextStore("encoding") as store:
+        yield store
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(namespace=st.lists(any_label, min_size=1, max_size=4).map(tuple), key=st.text(max_size=20))
+def test_keys_are_reversible_and_a_namespace_prefix_is_a_literal_key_prefix(
+    memory_store: SharedContextStore, namespace: tuple[str, ...], key: str
+) -> None:
+    store = memory_store
+    store.batch([PutOp(namespace, key, {"v": 1})])  # put() refuses the root label "langgraph"
+    full = store.key_for(namespace, key)
+    item = store.to_item(store.context.get_entry(full))  # type: ignore[arg-type]
+    assert (item.namespace, item.key, item.value) == (namespace, key, {"v": 1})
+    for depth in range(len(namespace) + 1):
+        glob = compile_glob(store.pattern_for(namespace[:depth]))
+        assert glob.selects_prefix  # a literal prefix, then *: that range is read, no more
+        assert full.startswith(glob.prefix)
+        assert glob.match(full)
+    store.batch([PutOp(namespace, key, None)])
+
+
+def test_the_encoding_is_the_documented_one(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    assert store.key_for(("users", "a:b"), "prefs") == "lg:users/a:b/prefs"
+    assert store.key_for(("x/y", "*?[]\\", "50%"), "k/1") == "lg:x%2Fy/%2A%3F%5B%5D%5C/50%25/k%2F1"
+    assert store.pattern_for(("users",)) == "lg:users/*"
+    assert store.pattern_for() == "lg:*"
+
+
+def test_a_label_that_looks_like_another_namespace_stays_apart(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    store.put(("a/b",), "k", {"one": 1})
+    store.put(("a", "b"), "k", {"two": 2})
+    store.put(("a*",), "k", {"three": 3})
+    assert [item.value for item in store.search(("a",))] == [{"two": 2}]
+    assert store.get(("a/b",), "k").value == {"one": 1}  # type: ignore[union-attr]
+    assert store.list_namespaces() == [("a", "b"), ("a*",), ("a/b",)]
+
+
+def test_search_reads_only_the_namespace_prefix_range(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SharedContextStore(ctx)
+    store.put(("docs", "u1"), "a", {})
+    patterns: list[str] = []
+    find = ctx.find_by_pattern
+    monkeypatch.setattr(ctx, "find_by_pattern", lambda p: patterns.append(p) or find(p))
+    assert [item.key for item in store.search(("docs", "u1"))] == ["a"]
+    assert patterns == ["lg:docs/u1/*"]
+
+
+def test_other_data_of_the_session_is_left_alone(ctx: SharedContext) -> None:
+    ctx.set("analysis:mind:tim", {"score": 1})
+    ctx.set("lg", "not an item")
+    store = SharedContextStore(ctx)
+    store.put(("n",), "k", {"v": 1})
+    assert [item.key for item in store.search(())] == ["k"]
+    assert store.list_namespaces() == [("n",)]
+    assert ctx.get("analysis:mind:tim") == {"score": 1}
+
+
+# -- search --------------------------------------------------------------------------
+
+
+def test_search_results_are_sorted_by_key_then_paged(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    for namespace, key in [(("b",), "1"), (("a", "z"), "2"), (("a",), "3"), (("a",), "0")]:
+        store.put(namespace, key, {"n": int(key)})
+    found = store.search(())
+    assert [(item.namespace, item.key) for item in found] == [
+        (("a",), "0"), (("a",), "3"), (("a", "z"), "2"), (("b",), "1"),
+    ]  # fmt: skip
+    assert [item.key for item in store.search((), limit=2, offset=1)] == ["3", "2"]
+    assert [item.key for item in store.search((), filter={"n": {"$gte": 1}})] == ["3", "2", "1"]
+    assert all(item.score is None for item in found)
+
+
+def test_an_ordering_never_matches_a_missing_field_or_another_type(ctx: SharedContext) -> None:
+    # InMemoryStore raises here (float(None)), or converts strings to floats.
+    store = SharedContextStore(ctx)
+    store.put(("n",), "none", {})
+    store.put(("n",), "null", {"v": None})
+    store.put(("n",), "bool", {"v": True})
+    store.put(("n",), "text", {"v": "5"})
+    store.put(("n",), "list", {"v": [9]})
+    store.put(("n",), "number", {"v": 5})
+    assert [item.key for item in store.search(("n",), filter={"v": {"$gt": 1}})] == ["number"]
+    assert [item.key for item in store.search(("n",), filter={"v": {"$lt": "6"}})] == ["text"]
+    assert [item.key for item in store.search(("n",), filter={"v": {"$ne": 5}})] == [
+        "bool", "list", "none", "null", "text",
+    ]  # fmt: skip
+
+
+def test_filters_with_several_operators_on_one_field_apply_them_all(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    for n in range(5):
+        store.put(("n",), str(n), {"n": n, "date": f"2026-0{n + 1}-01"})
+    assert [i.key for i in store.search(("n",), filter={"n": {"$gt": 0, "$lte": 2}})] == ["1", "2"]
+    between = {"date": {"$gte": "2026-02-01", "$lt": "2026-04-01"}}
+    assert [i.key for i in store.search(("n",), filter=between)] == ["1", "2"]
+
+
+def test_semantic_search_raises_a_clear_error(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    with pytest.raises(NotImplementedError, match=r"semantic search.*filter="):
+        store.search(("docs",), query="what did the user like?")
+    with pytest.raises(NotImplementedError, match="semantic search"):
+        asyncio.run(store.asearch(("docs",), query="anything"))
+
+
+# -- listing namespaces ------------------------------------------------------------------
+
+
+def test_list_namespaces_as_the_interface_documents_it(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    for namespace in [("a", "b", "c"), ("a", "b", "d", "e"), ("a", "b", "d", "i"),
+                      ("a", "b", "f"), ("a", "c", "f")]:  # fmt: skip
+        store.put(namespace, "k", {})
+    assert store.list_namespaces(prefix=("a", "b"), max_depth=3) == [
+        ("a", "b", "c"), ("a", "b", "d"), ("a", "b", "f"),
+    ]  # fmt: skip
+    assert store.list_namespaces(suffix=("f",)) == [("a", "b", "f"), ("a", "c", "f")]
+    assert store.list_namespaces(prefix=("a", "*", "f")) == [("a", "b", "f"), ("a", "c", "f")]
+    assert store.list_namespaces(prefix=("a",), suffix=("*", "i")) == [("a", "b", "d", "i")]
+    assert store.list_namespaces(max_depth=1) == [("a",)]
+    assert store.list_namespaces(limit=2, offset=1) == [("a", "b", "d", "e"), ("a", "b", "d", "i")]
+    store.delete(("a", "c", "f"), "k")
+    store.get(("never", "written"), "k")
+    assert store.list_namespaces(suffix=("f",)) == [("a", "b", "f")]
+    assert store.list_namespaces(prefix=("never",)) == []
+
+
+# -- batches -----------------------------------------------------------------------------
+
+
+def test_a_batch_runs_its_ops_in_order_and_answers_in_that_order(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    results = store.batch(
+        [
+            GetOp(("n",), "k"),
+            PutOp(("n",), "k", {"v": 1}),
+            GetOp(("n",), "k"),
+            SearchOp(("n",)),
+            ListNamespacesOp(),
+            PutOp(("n",), "k", None),
+            GetOp(("n",), "k"),
+        ]
+    )
+    assert plain(results) == [
+        None, None, (("n",), "k", {"v": 1}, None), [(("n",), "k", {"v": 1}, None)], [("n",)],
+        None, None,
+    ]  # fmt: skip
+
+
+async def test_abatch_never_calls_a_blocking_method(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SharedContextStore(ctx, ttl={"default_ttl": 10})
+    for name in ["get_entry", "set", "delete", "expire", "find_by_pattern", "keys"]:
+        monkeypatch.setattr(ctx, name, _blocking(name))
+    await store.aput(("n",), "k", {"v": 1})
+    assert (await store.aget(("n",), "k")).value == {"v": 1}  # type: ignore[union-attr]
+    assert [item.key for item in await store.asearch(("n",))] == ["k"]
+    assert await store.alist_namespaces() == [("n",)]
+    await store.adelete(("n",), "k")
+    assert await store.aget(("n",), "k") is None
+
+
+def _blocking(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **options: Any) -> Any:
+        raise AssertionError(f"abatch called the blocking {name}()")
+
+    return call
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+BAD_NAMESPACES = [
+    (["users"], "must be a tuple"),
+    (("users", 1), "1 .* is a int, not a str"),
+    (("users", ""), "'' .* is empty"),
+    (("users.admin",), "contains a period"),
+    (("a\x00",), "NUL"),
+]
+
+
+@pytest.mark.parametrize(("namespace", "problem"), BAD_NAMESPACES)
+def test_a_bad_namespace_raises_naming_the_problem(
+    ctx: SharedContext, namespace: Any, problem: str
+) -> None:
+    store = SharedContextStore(ctx)
+    for op in [
+        GetOp(namespace, "k"),
+        PutOp(namespace, "k", {}),
+        SearchOp(namespace),
+        ListNamespacesOp((MatchCondition("prefix", namespace),)),
+    ]:
+        with pytest.raises(InvalidNamespaceError, match=problem):
+            store.batch([op])
+    with pytest.raises(InvalidNamespaceError):
+        store.key_for(namespace, "k")
+
+
+@pytest.mark.parametrize(
+    ("op", "problem"),
+    [
+        (GetOp(("n",), 1), "item key must be a str"),  # type: ignore[arg-type]
+        (PutOp(("n",), "k", ["not", "a", "dict"]), "must be a dict"),  # type: ignore[arg-type]
+        (PutOp(("n",), "k", {}, ttl=0), "minutes > 0"),
+        (PutOp(("n",), "k", {}, ttl=float("nan")), "minutes > 0"),
+        (SearchOp(("n",), limit=-1), "limit must be an int >= 0"),
+        (SearchOp(("n",), offset=1.5), "offset must be an int"),  # type: ignore[arg-type]
+        (SearchOp(("n",), filter={"n": {"$in": [1]}}), "unknown operator '\\$in'"),
+        (SearchOp(("n",), filter={"n": {"$gt": 1, "x": 2}}), "mixes operators"),
+        (SearchOp(("n",), filter={"n": {"$gt": None}}), "needs a number or a str"),
+        (SearchOp(("n",), filter=[("n", 1)]), "filter must be a dict"),  # type: ignore[arg-type]
+        (ListNamespacesOp(max_depth=0), "max_depth must be an int >= 1"),
+        (ListNamespacesOp((MatchCondition("middle", ("a",)),)), "match_type"),  # type: ignore[arg-type]
+        ("get", "not a LangGraph store op"),
+    ],
+)
+def test_a_bad_op_raises_before_any_op_of_its_batch_runs(
+    ctx: SharedContext, op: Any, problem: str
+) -> None:
+    store = SharedContextStore(ctx)
+    with pytest.raises(ValueError, match=problem):
+        store.batch([PutOp(("n",), "first", {}), op])
+    assert store.get(("n",), "first") is None
+
+
+def test_bad_store_options_raise(ctx: SharedContext) -> None:
+    with pytest.raises(InvalidArgumentError, match="glob metacharacter"):
+        SharedContextStore(ctx, key_prefix="lg*")
+    with pytest.raises(InvalidArgumentError, match="non-empty"):
+        SharedContextStore(ctx, key_prefix="")
+    with pytest.raises(InvalidArgumentError, match="default_ttl"):
+        SharedContextStore(ctx, ttl={"default_ttl": -1})
+    with pytest.raises(InvalidArgumentError, match="refresh_on_read"):
+        SharedContextStore(ctx, ttl={"refresh_on_read": "yes"})  # type: ignore[typeddict-item]
+    with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):
+        SharedContextStore(ctx, backend="redis://localhost:1/0")
+    with pytest.raises(InvalidArgumentError, match="SharedContext or a session id"):
+        SharedContextStore(42)  # type: ignore[arg-type]
+
+
+# -- the context beyond the interface ------------------------------------------------
+
+
+def test_a_node_can_wait_for_the_items_of_other_nodes(make_context: ContextFactory) -> None:
+    context = make_context()
+    store = SharedContextStore(context)
+    namespace = ("run-1", "results")
+
+    def node(name: str) -> None:
+        SharedContextStore(context).put(namespace, name, {"by": name})
+
+    threads = [threading.Thread(target=node, args=(name,)) for name in ["a", "b", "c"]]
+    for thread in threads:
+        thread.start()
+    entries = store.context.wait_for(store.pattern_for(namespace), count=3, timeout=30)
+    for thread in threads:
+        thread.join()
+    assert [store.to_item(entry).value for entry in entries] == [{"by": n} for n in "abc"]
+
+
+async def test_a_node_can_watch_a_namespace(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    with store.context.watch(store.pattern_for(("watched",))) as watch:
+        await store.aput(("elsewhere",), "k", {"v": 0})
+        await store.aput(("watched", "deeper"), "k", {"v": 1})
+        await store.adelete(("watched", "deeper"), "k")
+        first = await watch.aget(timeout=10)
+        second = await watch.aget(timeout=10)
+    assert (first.action, second.action) == ("set", "delete")
+    item = store.to_item(first.entry)
+    assert (item.namespace, item.key, item.value) == (("watched", "deeper"), "k", {"v": 1})
+    with pytest.raises(InvalidArgumentError, match="not an item of this store"):
+        SharedContextStore(ctx, key_prefix="other:").to_item(first.entry)
+
+
+def test_a_store_opened_from_a_session_id_owns_its_context(backend: str) -> None:
+    with SharedContextStore("owned-session", backend=backend) as store:
+        store.put(("n",), "k", {"v": 1})
+        assert store.context.session_id == "owned-session"
+        store.context.destroy()
+    assert store.context.closed
+
+
+def test_a_store_given_a_context_leaves_it_open(ctx: SharedContext) -> None:
+    with SharedContextStore(ctx) as store:
+        store.put(("n",), "k", {"v": 1})
+    assert not ctx.closed
+    assert ctx.get("lg:n/k") == {"v": 1}
+
+
+# -- packaging ---------------------------------------------------------------------------
+
+
+def test_importing_sharedctx_does_not_import_langgraph() -> None:
+    code = "import sys, sharedctx; print(sorted(m for m in sys.modules if 'langgraph' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_langgraph_the_integration_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['langgraph'] = None; import sharedctx\n"
+        "import sharedctx.integrations.langgraph"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr
+    assert "pip install 'sharedctx[langgraph]'" in out.stderr
+
+
+# -- in a graph --------------------------------------------------------------------------
+
+
+async def test_an_async_graph_uses_the_store_through_compile(ctx: SharedContext) -> None:
+    class State(TypedDict, total=False):
+        report: list[str]
+
+    def writer(name: str) -> Callable[[State, Runtime[None]], Awaitable[State]]:
+        async def node(state: State, runtime: Runtime[None]) -> State:
+            assert runtime.store is not None
+            await runtime.store.aput(("results",), name, {"by": name})
+            return {}
+
+        return node
+
+    async def report(state: State, runtime: Runtime[None]) -> State:
+        store = runtime.store
+        assert isinstance(store, SharedContextStore)
+        entries = await store.context.await_for(store.pattern_for(("results",)), count=2)
+        return {"report": [store.to_item(entry).value["by"] for entry in entries]}
+
+    graph = StateGraph(State)
+    graph.add_node("a", writer("a"))
+    graph.add_node("b", writer("b"))
+    graph.add_node("report", report)
+    graph.add_edge(START, "a")
+    graph.add_edge(START, "b")
+    graph.add_edge(["a", "b"], "report")
+    graph.add_edge("report", END)
+    state = await graph.compile(store=SharedContextStore(ctx)).ainvoke({})
+    assert state == {"report": ["a", "b"]}
