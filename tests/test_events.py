@@ -274,3 +274,24 @@ def test_callbacks_writing_to_each_others_context_do_not_deadlock(
     while (len(first.keys("y*")), len(second.keys("y*"))) != (100, 100):
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_a_slow_subscriber_never_delays_a_write_it_does_not_watch(ctx: SharedContext) -> None:
+    in_callback, release = threading.Event(), threading.Event()
+
+    def slow(event: ContextEvent) -> None:
+        in_callback.set()
+        release.wait(10)  # blocks until the other thread's write has returned
+
+    ctx.subscribe("watched", slow)
+    writer = threading.Thread(target=ctx.set, args=("watched", 1))
+    writer.start()
+    assert in_callback.wait(5)
+    other = threading.Thread(target=ctx.set, args=("unwatched", 2))
+    other.start()
+    other.join(5)
+    finished = not other.is_alive()  # the write returned while the callback still ran
+    release.set()
+    writer.join(5)
+    assert finished, "a write to a key nobody watches waited for a slow subscriber"
+    assert ctx.get("unwatched") == 2

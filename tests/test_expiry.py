@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sharedctx import KEEP_TTL, ContextEvent, InvalidTTLError, SharedContext
+from sharedctx import KEEP_TTL, ContextEvent, InvalidTTLError, SharedContext, _scheduler
 
 from .conftest import ContextFactory, FakeClock
 
@@ -121,18 +122,73 @@ def test_many_rewrites_do_not_grow_the_deadline_heap_without_bound(
     assert len(store._deadlines) <= 2 * len(clocked) + 1025
 
 
+TEN_YEARS = 10 * 365.25 * 24 * 3600
+
+
 @pytest.mark.parametrize(
-    "bad", [0, -1, math.nan, math.inf, True, "10", timedelta(0), timedelta(seconds=-1)]
-)
-def test_bad_ttls_raise_invalid_ttl_error(ctx: SharedContext, bad: object) -> None:
-    with pytest.raises(InvalidTTLError) as caught:
-        ctx.set("k", 1, ttl=bad)  # type: ignore[arg-type]
+    "bad",
+    [
+        0, -1, -3, math.nan, math.inf, True, "10", timedelta(0), timedelta(seconds=-1),
+        TEN_YEARS + 1, 1e10, 1e30, 10**400, timedelta(days=365 * 11),
+    ],
+)  # fmt: skip
+def test_bad_ttls_raise_invalid_ttl_error_naming_the_key(ctx: SharedContext, bad: object) -> None:
+    with pytest.raises(InvalidTTLError, match="'plan:x'") as caught:
+        ctx.set("plan:x", 1, ttl=bad)  # type: ignore[arg-type]
     assert isinstance(caught.value, ValueError)
-    with pytest.raises(InvalidTTLError):
-        ctx.expire("k", bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidTTLError):
-        ctx.update("k", lambda value: 1, ttl=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTTLError, match="'plan:x'"):
+        ctx.expire("plan:x", bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTTLError, match="'plan:x'"):
+        ctx.update("plan:x", lambda value: 1, ttl=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTTLError, match="'plan:x'"):
+        ctx.get_or_set("plan:x", lambda: 1, ttl=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTTLError, match="default_ttl"):
+        SharedContext("s", default_ttl=bad)  # type: ignore[arg-type]
+    assert not ctx.has("plan:x")
+
+
+def test_the_longest_ttl_is_ten_years(ctx: SharedContext) -> None:
+    entry = ctx.set("k", 1, ttl=TEN_YEARS)
+    assert entry.expires_at is not None
+    assert entry.expires_at.year >= 2030
+    assert ctx.get("k") == 1
+    assert ctx.expire("k", timedelta(days=3652)) is True
+
+
+def test_other_per_key_errors_name_the_key_too(ctx: SharedContext) -> None:
+    with pytest.raises(ValueError, match="source for key 'k'"):
+        ctx.set("k", 1, source="")
+    with pytest.raises(ValueError, match="tags for key 'k'"):
+        ctx.set("k", 1, tags="t")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tag for key 'k'"):
+        ctx.set("k", 1, tags=[""])
+    with pytest.raises(ValueError, match="if_version for key 'k'"):
+        ctx.set("k", 1, if_version=-1)
+    with pytest.raises(ValueError, match="key 'k'"):
+        ctx.update("k", "not callable")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="key 'k'"):
+        ctx.get_or_set("k", "not callable")  # type: ignore[arg-type]
     assert not ctx.has("k")
+
+
+def test_a_failing_timer_callback_and_a_far_deadline_do_not_stop_expiry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("a broken timer callback")
+
+    # Further than a timed wait can take (threading.TIMEOUT_MAX): waited for in steps.
+    too_far = _scheduler.call_at(time.monotonic() + 2 * threading.TIMEOUT_MAX, broken)
+    time.sleep(0.1)  # the timer thread now waits for it (the earliest timer)
+    with caplog.at_level(logging.ERROR, logger="sharedctx"):
+        _scheduler.call_at(time.monotonic(), broken)
+        expired = threading.Event()
+        with SharedContext("other") as other:
+            other.subscribe("*", lambda event: event.action == "expire" and expired.set())
+            other.set("short", 1, ttl=0.05)
+            assert expired.wait(5), "expiry stopped after a bad timer callback"
+    assert "a broken timer callback" in caplog.text
+    too_far.cancel()
 
 
 def test_expiry_is_active_without_any_call_touching_the_key(

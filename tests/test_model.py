@@ -1,25 +1,37 @@
-"""The memory store against a plain dict model (hypothesis stateful testing).
+"""The store against a plain dict model (hypothesis stateful testing), on every backend.
 
 The model keeps, per key, the value, version, deadline, tags and source, plus the
 recency order for LRU eviction, and applies the rules of the issue literally:
 scan everything, sort, compare. The store must agree after every step.
+
+On memory the machine also moves a fake clock, so entries expire mid-run. On Redis,
+where the script re-implements versions, tags, eviction and capacity on the
+server's clock, it runs without the clock rules, with TTLs long enough that nothing
+expires during the run.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from sharedctx import CapacityError, SharedContext, VersionConflictError
 from sharedctx._glob import compile_glob
 
-from .conftest import FakeClock
+from .conftest import FakeClock, RedisServer
 
 KEYS = st.sampled_from(["a", "ab", "abc", "b:1", "b:2", "b:10", "c.d", "c[d]", "z"])
 PATTERNS = st.sampled_from(["*", "a*", "b:*", "b:?", "*1*", "ab", "[ab]*", "?", "c.*", "c\\[*"])
@@ -44,14 +56,24 @@ class Item:
 
 
 class StoreMachine(RuleBasedStateMachine):
+    """The rules every backend follows (no clock: see :class:`MemoryMachine`)."""
+
+    ttl_scale = 1  # seconds per TTL unit of the TTLS strategy
+
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
-        self.ctx = SharedContext("model", clock=self.clock, max_entries=MAX_ENTRIES, eviction="lru")
+        self.clock = FakeClock()  # the model's; it moves only in MemoryMachine
+        self.ctx = self.open(max_entries=MAX_ENTRIES, eviction="lru")
         self.model: OrderedDict[str, Item] = OrderedDict()  # order = LRU recency
 
+    def open(self, **options: Any) -> SharedContext:
+        raise NotImplementedError
+
     def teardown(self) -> None:
-        self.ctx.close()
+        self.ctx.destroy()
+
+    def ttl(self, units: int | None) -> int | None:
+        return None if units is None else units * self.ttl_scale
 
     # -- the model's rules ---------------------------------------------------------
 
@@ -87,6 +109,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.purge()
         current = self.model[key].version if key in self.model else 0
         if_version = (current if self.clock.now % 2 else current + 1) if conditional else None
+        ttl = self.ttl(ttl)
         if if_version is not None and if_version != current:
             with pytest.raises(VersionConflictError):
                 self.ctx.set(key, value, ttl=ttl, tags=tags, if_version=if_version)
@@ -99,6 +122,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(values=st.dictionaries(KEYS, VALUES, max_size=7), ttl=TTLS)
     def set_multiple(self, values: dict[str, Any], ttl: int | None) -> None:
         self.purge()
+        ttl = self.ttl(ttl)
         if not self.room_for(set(values)):
             with pytest.raises(CapacityError):
                 self.ctx.set_multiple(values, ttl=ttl, tags=["m"])
@@ -128,6 +152,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(key=KEYS, ttl=TTLS)
     def expire(self, key: str, ttl: int | None) -> None:
         self.purge()
+        ttl = self.ttl(ttl)
         found = key in self.model
         assert self.ctx.expire(key, ttl) is found
         if found:
@@ -175,14 +200,6 @@ class StoreMachine(RuleBasedStateMachine):
         expected = sorted(key for key, item in self.model.items() if tag in item.tags)
         assert [entry.key for entry in self.ctx.find_by_tag(tag)] == expected
 
-    @rule(seconds=st.sampled_from([0.5, 1, 3, 10]))
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
-    @rule()
-    def purge_expired(self) -> None:
-        assert self.ctx.purge_expired() == self.purge()
-
     @precondition(lambda self: len(self.model) > 0)
     @rule()
     def clear(self) -> None:
@@ -195,6 +212,31 @@ class StoreMachine(RuleBasedStateMachine):
         self.purge()
         assert len(self.ctx) == len(self.model) <= MAX_ENTRIES
         assert self.ctx.keys() == sorted(self.model)
+
+
+class MemoryMachine(StoreMachine):
+    """The memory store, with a fake clock that the machine moves."""
+
+    def open(self, **options: Any) -> SharedContext:
+        return SharedContext("model", clock=self.clock, **options)
+
+    @rule(seconds=st.sampled_from([0.5, 1, 3, 10]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule()
+    def purge_expired(self) -> None:
+        assert self.ctx.purge_expired() == self.purge()
+
+
+class RedisMachine(StoreMachine):
+    """The Redis store: the script must agree with the model."""
+
+    url = ""  # set by the test
+    ttl_scale = 3600  # nothing expires during a run
+
+    def open(self, **options: Any) -> SharedContext:
+        return SharedContext(f"model-{uuid.uuid4().hex[:8]}", backend=self.url, **options)
 
 
 def _due(item: Item, now: float) -> bool:
@@ -211,5 +253,19 @@ def test_capacity_error_is_impossible_with_lru() -> None:
             ctx.set_multiple({"c": 1, "d": 2})
 
 
-StoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
-test_store_matches_the_model = StoreMachine.TestCase
+MemoryMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+test_memory_store_matches_the_model = MemoryMachine.TestCase
+
+
+@pytest.mark.redis
+def test_redis_store_matches_the_model(redis_server: RedisServer) -> None:
+    RedisMachine.url = redis_server.url
+    run_state_machine_as_test(
+        RedisMachine,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
