@@ -92,13 +92,13 @@ class _Scheduler:
                 # timed wait cannot take every float.
                 self._condition.wait(min(delay, MAX_WAIT))
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         # The thread does not survive a fork; the child starts its own when needed.
         self.__init__()  # type: ignore[misc]
 
 
 _scheduler = _Scheduler()
-os.register_at_fork(after_in_child=_scheduler._after_fork)
+os.register_at_fork(after_in_child=_scheduler.after_fork)
 
 call_at = _scheduler.call_at
 
