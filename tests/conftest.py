@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from sharedctx import ContextError, SharedContext
+from sharedctx import Backend, ContextError, SharedContext
 
 from ._cluster import private_cluster, redis_cluster  # noqa: F401 (the Redis Cluster fixtures)
 from ._proxy import FaultProxy
+from .backends._recording import RecordingBackend
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -57,16 +58,32 @@ def clocked(clock: FakeClock) -> Iterator[SharedContext]:
 ContextFactory = Callable[..., SharedContext]
 
 
+@pytest.fixture(params=["memory", "recording", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> Iterator[str | Backend]:
+    """The backend argument for SharedContext: "memory", a third backend written in
+    tests/ against the public protocol (``backends/_recording.py``), or the URL of the
+    test session's redis-server."""
+    if request.param == "redis":
+        yield str(request.getfixturevalue("redis_server").url)
+    elif request.param == "recording":
+        recording = RecordingBackend()
+        yield recording
+        recording.close()
+    else:
+        yield "memory"
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> str:
-    """The backend argument for SharedContext: "memory", or the test server's URL."""
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """A backend as a string, for tests that hand it to another process: "memory", or
+    the test session's redis-server URL."""
     if request.param == "redis":
         return str(request.getfixturevalue("redis_server").url)
     return "memory"
 
 
 @pytest.fixture
-def make_context(backend: str) -> Iterator[ContextFactory]:
+def make_context(backend: str | Backend) -> Iterator[ContextFactory]:
     """Make contexts on the backend under test; each is destroyed afterwards."""
     made: list[SharedContext] = []
 

@@ -15,7 +15,8 @@ from sharedctx import SharedContext
 EXAMPLE = Path(__file__).parents[2] / "examples" / "langgraph_parallel.py"
 
 
-def test_the_example_graph_runs_on_each_backend(backend: str) -> None:
+def test_the_example_graph_runs_on_each_backend(backend_url: str) -> None:
+    backend = backend_url
     done = subprocess.run(
         [sys.executable, str(EXAMPLE), "--backend", backend],
         capture_output=True,
@@ -29,8 +30,9 @@ def test_the_example_graph_runs_on_each_backend(backend: str) -> None:
 
 
 def test_the_readme_example_runs_on_each_backend(
-    backend: str, capsys: pytest.CaptureFixture[str]
+    backend_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    backend = backend_url
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme[readme.index("## LangGraph") :]
     start = section.index("```python\n") + len("```python\n")

@@ -39,8 +39,8 @@ from sharedctx import (
     WatchOverflowError,
 )
 
-from .. import _workers
-from ..conftest import RedisServer
+from ... import _workers
+from ...conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -227,7 +227,7 @@ def test_a_watcher_in_another_process_gets_every_event_once_in_order_across_reco
          f"{total}, 30)"],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).parents[2],
+        cwd=Path(__file__).parents[3],
     )  # fmt: skip
     try:
         assert watcher.stdout is not None

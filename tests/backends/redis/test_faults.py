@@ -27,14 +27,14 @@ from sharedctx import (
     VersionConflictError,
 )
 
-from .. import _workers
-from .._proxy import FaultProxy
-from ..conftest import RedisServer
+from ... import _workers
+from ..._proxy import FaultProxy
+from ...conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 
 SPAWN = multiprocessing.get_context("spawn")
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def new_session() -> str:

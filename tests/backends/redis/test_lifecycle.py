@@ -22,7 +22,7 @@ import redis
 
 from sharedctx import KEEP_TTL, RedisBackend, SessionLostError, SharedContext
 
-from ..conftest import RedisServer
+from ...conftest import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -1,0 +1,200 @@
+"""The Redis backend's I/O-free protocol: arguments, replies, retries, keys, URLs.
+
+No server here: these are the rules the sync and asyncio shells share.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from sharedctx import (
+    KEEP_TTL,
+    BackendUnavailableError,
+    CapacityError,
+    InvalidArgumentError,
+    OutcomeUnknownError,
+    VersionConflictError,
+)
+from sharedctx._glob import compile_glob
+from sharedctx.backends import Page
+from sharedctx.backends.redis import protocol
+
+PACK = msgspec.msgpack.encode
+
+
+def meta(version: int = 1, revision: int = 7, ttl: int = -1, expires: int = -1) -> bytes:
+    return PACK([version, revision, 1_000, 2_000, ttl, expires, "mind:tim", ["t"]])
+
+
+def reply(status: bytes, *result: object, events: list[object] | None = None) -> protocol.Reply:
+    raw = [status, b"1.5", events or [], 0, *result]
+    return protocol.reply_of(raw)  # type: ignore[arg-type]
+
+
+def test_a_sessions_keys_share_its_hash_tag_and_escape_braces() -> None:
+    keys = protocol.session_keys("ns", "a{b}%")
+    assert keys[0] == b"ns:{a%7Bb%7D%25}:meta"
+    assert all(key.startswith(b"ns:{a%7Bb%7D%25}:") for key in keys)
+    assert keys[-1].endswith(b":channel")
+    assert len(keys) == len(protocol.SUFFIXES)
+
+
+@pytest.mark.parametrize("session", ["plain", "a}b{c", "%7B", "%257B", "x:{}:meta", "é"])
+def test_a_session_id_is_read_back_from_its_meta_key(session: str) -> None:
+    meta_key = protocol.session_keys("ns", session)[0]
+    assert protocol.session_of_meta_key("ns", meta_key) == session
+
+
+@pytest.mark.parametrize("key", [b"ns:{a}:entries", b"other:{a}:meta", b"ns:{a}b}:meta", b"ns:{}"])
+def test_other_keys_are_not_taken_for_sessions(key: bytes) -> None:
+    assert protocol.session_of_meta_key("ns", key) is None
+
+
+def test_every_call_sends_the_header_then_the_operations_arguments() -> None:
+    settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0).header()
+    write = protocol.Write("k", b"\x01", 2.5, None, ("a", "b"), 3, "h", None, "s")
+    argv = protocol.arguments(write, "e", 5, settings, b"req")
+    assert argv[:10] == [
+        b"write",
+        "e",
+        5,
+        b"100",
+        b"-1",
+        b"lru",
+        b"req",
+        b"30000",
+        b"60000",
+        b"120000",
+    ]
+    assert argv[10:] == ["k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
+    keep = protocol.Write("k", b"\x01", KEEP_TTL, "src", None, None, None, 10, "s")
+    assert keep.arguments() == ["k", b"\x01", -2, -1, "src", "", protocol.KEEP]
+    assert write.writes
+    assert not protocol.Get("k").writes
+
+
+def test_a_written_entry_is_built_from_its_metadata() -> None:
+    write = protocol.Write("k", b"\xa1x", None, None, None, None, None, None, "s")
+    entry = write.parse(reply(b"ok", meta(version=3)), protocol.ReadTally())
+    assert (entry.key, entry.value, entry.version, entry.revision) == ("k", "x", 3, 7)
+    assert (entry.source, entry.tags, entry.ttl, entry.expires) == ("mind:tim", ("t",), None, None)
+    assert (entry.created, entry.updated) == (1.0, 2.0)
+
+
+def test_conflicts_and_full_sessions_become_errors_naming_the_key() -> None:
+    write = protocol.Write("k", b"\x01", None, None, None, 2, None, 5, "s")
+    with pytest.raises(VersionConflictError, match="'k' is at version 4"):
+        write.parse(reply(b"conflict", 4), protocol.ReadTally())
+    with pytest.raises(CapacityError, match="holds 5 of at most 5"):
+        write.parse(reply(b"full", 5), protocol.ReadTally())
+
+
+def test_reads_count_hits_and_misses_in_the_tally() -> None:
+    tally = protocol.ReadTally()
+    blob = b"%08d" % len(meta()) + meta() + b"\xa1v"
+    assert protocol.Get("k").parse(reply(b"ok", blob), tally) is not None
+    assert protocol.Get("k").parse(reply(b"ok", b""), tally) is None
+    found = protocol.GetMany(["a", "b", "c"]).parse(reply(b"ok", [b"a", blob]), tally)
+    assert list(found) == ["a"]
+    assert (tally.hits, tally.misses) == (2, 3)
+
+
+def test_a_change_reads_the_same_from_a_reply_and_from_a_channel_message() -> None:
+    packed = meta()
+    message = b"7\nset\n" + b"%08d" % 3 + b"k:1" + b"%08d" % len(packed) + packed + b"\xa1v"
+    from_message = protocol.change_of_message(message)
+    from_reply = protocol.change_of_reply([b"7", b"set", b"k:1", packed, b"\xa1v"])
+    assert from_message == from_reply
+    event = protocol.event_of("s", from_message)
+    assert (event.action, event.key, event.revision, event.entry.value) == ("set", "k:1", 7, "v")
+
+
+def test_a_removal_event_has_no_value() -> None:
+    change = protocol.change_of_reply([b"8", b"delete", b"k", meta(), b""])
+    event = protocol.event_of("s", change)
+    assert event.action == "delete"
+    assert not event.entry.has_value
+    assert event.entry.value is None
+
+
+def test_a_pattern_reads_only_its_prefix_range_from_the_page_start() -> None:
+    assert protocol.page_range(compile_glob("a:*"), Page()) == (b"[a:", b"[a:\xff")
+    assert protocol.page_range(compile_glob("a:*"), Page(after="a:5")) == (b"(a:5", b"[a:\xff")
+    assert protocol.page_range(compile_glob("a:*"), Page(after="0")) == (b"[a:", b"[a:\xff")
+    assert protocol.page_range(compile_glob("*"), Page(after="m")) == (b"(m", b"+")
+    assert protocol.page_range(compile_glob("lit"), Page()) == (b"[lit", b"[lit")
+
+
+def test_a_general_pattern_filters_its_range_then_reads_the_entries_at_one_revision() -> None:
+    steps = protocol.find(compile_glob("a:*:x"), Page(limit=2))
+    keys = next(steps)
+    assert isinstance(keys, protocol.Keys)
+    find_keys = steps.send((["a:1:x", "a:1:y", "a:2:x", "a:3:x"], b"9"))
+    assert isinstance(find_keys, protocol.FindKeys)
+    assert find_keys.arguments() == [b"9", "a:1:x", "a:2:x"]
+    with pytest.raises(StopIteration) as done:
+        steps.send([])
+    assert done.value.value == []
+
+
+def test_a_lost_reply_is_sent_again_until_the_deadline_then_outcome_unknown() -> None:
+    write = protocol.Write("plan", b"\x01", None, None, None, None, None, None, "s")
+    attempts = protocol.Attempts(write, deadline=10.0, where="redis://h")
+    assert attempts.failed(ConnectionError("reset"), sent=True, now=0.0) == 0.0
+    assert attempts.failed(ConnectionError("refused"), sent=False, now=1.0) > 0
+    with pytest.raises(OutcomeUnknownError) as caught:
+        attempts.failed(TimeoutError("slow"), sent=True, now=10.0)
+    assert caught.value.key == "plan"
+    assert "may or may not have been applied" in str(caught.value)
+
+
+def test_a_call_that_never_got_through_is_unavailable_and_fails_fast() -> None:
+    attempts = protocol.Attempts(protocol.Delete("k"), deadline=10.0, where="redis://h")
+    assert attempts.failed(ConnectionError("stale connection"), sent=False, now=0.0) == 0.0
+    with pytest.raises(BackendUnavailableError) as caught:
+        attempts.failed(ConnectionError("refused"), sent=False, now=0.0)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+def test_a_read_that_was_sent_and_timed_out_is_unavailable_not_unknown() -> None:
+    attempts = protocol.Attempts(protocol.Get("k"), deadline=1.0, where="redis://h")
+    with pytest.raises(BackendUnavailableError) as caught:
+        attempts.failed(TimeoutError("slow"), sent=True, now=1.0)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+        ("redis://user:pw@h/0", "redis://user:***@h/0"),
+        ("redis://h/0?password=pw&x=1", "redis://h/0?password=***&x=1"),
+        ("redis://:pw@[::1/0", "redis://:***@[::1/0"),
+        ("redis://user@h/0", "redis://user@h/0"),
+    ],
+)
+def test_passwords_are_redacted(url: str, shown: str) -> None:
+    assert protocol.redact(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://h:p/0", "Port"),
+        ("redis://:pw@[::1/0", "IPv6"),
+        ("redis://h/abc", "database must be a number"),
+        ("redis:///0", "no host"),
+        ("http://h", "redis://"),
+        ("unix://", "no socket path"),
+    ],
+)
+def test_bad_urls_are_refused_naming_the_bad_part(url: str, problem: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=problem) as caught:
+        protocol.check_url(url)
+    assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["redis://h", "redis://h:6380/2", "rediss://u:p@h/0", "unix:///s"])
+def test_good_urls_pass(url: str) -> None:
+    assert protocol.check_url(url) == url
