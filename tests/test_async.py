@@ -10,6 +10,7 @@ import pytest
 
 from sharedctx import (
     ContextClosedError,
+    ContextError,
     ContextEvent,
     InvalidKeyError,
     SchemaError,
@@ -287,3 +288,27 @@ async def test_aclose_closes_the_context_without_blocking(make_context: ContextF
     assert watch.closed
     with pytest.raises(ContextClosedError):
         await ctx.aget("k")
+
+
+async def test_async_with_closes_and_adestroy_removes_the_data(
+    make_context: ContextFactory,
+) -> None:
+    async with make_context() as ctx:
+        await ctx.aset("k", 1)
+        session = ctx.session_id
+    assert ctx.closed
+    other = make_context(session)
+    await other.aset("k", 2)
+    await other.adestroy()
+    assert other.closed
+    fresh = make_context(session)
+    assert await fresh.aget("k") is None  # destroyed for everyone
+
+
+async def test_a_blocking_wait_on_the_event_loop_thread_is_refused(ctx: SharedContext) -> None:
+    with pytest.raises(ContextError, match="await_for"):
+        ctx.wait_for("k", timeout=5)
+    with pytest.raises(ContextError, match="await_for_keys"):
+        ctx.wait_for_keys(["k"], timeout=5)
+    await ctx.aset("k", 1)
+    assert ctx.wait_for("k", timeout=5)[0].value == 1  # already there: nothing to wait for

@@ -16,6 +16,8 @@ from sharedctx import (
     context_manager,
 )
 
+from .conftest import FakeClock
+
 
 @pytest.fixture
 def manager() -> ContextManager:
@@ -104,17 +106,41 @@ def test_bad_session_ids_and_options_are_rejected(manager: ContextManager) -> No
         ContextManager(default_ttl="x")  # type: ignore[arg-type]
 
 
-def test_idle_sessions_are_closed_and_used_ones_kept() -> None:
-    with ContextManager(session_idle_ttl=0.2) as manager:
+def test_idle_sessions_are_closed_and_used_ones_kept(clock: FakeClock) -> None:
+    with ContextManager(session_idle_ttl=60, clock=clock) as manager:
         idle = manager.create_context("idle")
         busy = manager.create_context("busy")
-        deadline = time.monotonic() + 10
-        while not idle.closed and time.monotonic() < deadline:
-            busy.set("heartbeat", time.monotonic())  # keeps "busy" in use
-            time.sleep(0.02)
+        closed = []
+        for _ in range(3):
+            busy.set("heartbeat", clock.now)  # keeps "busy" in use
+            clock.advance(30)
+            closed.append(manager.close_idle())
+        assert closed == [[], ["idle"], []]  # idle for 60 s at the second check
         assert idle.closed
         assert not busy.closed
         assert manager.sessions() == ["busy"]
+        busy.get("heartbeat")
+        clock.advance(60)
+        assert manager.close_idle() == []  # "busy" was used since the last check
+        clock.advance(60)
+        assert manager.close_idle() == ["busy"]  # and not since
+
+
+def test_a_manager_with_a_clock_gives_its_contexts_that_clock(clock: FakeClock) -> None:
+    with ContextManager(clock=clock, default_ttl=10) as manager:
+        ctx = manager.create_context("s")
+        ctx.set("k", 1)
+        clock.advance(10)
+        assert ctx.get("k") is None  # expired by the manager's clock, without sleeping
+
+
+def test_the_idle_check_runs_on_its_own_with_the_real_clock() -> None:
+    with ContextManager(session_idle_ttl=0.1) as manager:
+        idle = manager.create_context("idle")
+        deadline = time.monotonic() + 10
+        while not idle.closed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert idle.closed
 
 
 def test_the_default_manager_is_a_context_manager() -> None:
