@@ -54,6 +54,7 @@ from sharedctx.backends.base import (
     Store,
     StoreOptions,
     TTLArg,
+    Write,
 )
 
 __all__ = ["TTL", "SharedContext"]
@@ -74,8 +75,6 @@ class _Default(enum.Enum):
 _DEFAULT = _Default.DEFAULT
 TTL = float | timedelta | None
 """Seconds, a ``timedelta``, or None for no expiry."""
-
-_Write = tuple[str, bytes, Any, TTLArg, str, tuple[str, ...], int | None]
 
 
 class SharedContext:
@@ -329,7 +328,7 @@ class SharedContext:
         ``ValueTooLargeError``, ``SerializationError`` or ``CapacityError`` without
         storing anything.
         """
-        return self._store.write(*self._checked_write(key, value, ttl, source, tags, if_version))
+        return self._store.write(self._checked_write(key, value, ttl, source, tags, if_version))
 
     async def aset(
         self,
@@ -342,8 +341,9 @@ class SharedContext:
         if_version: int | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`set`."""
-        write = self._checked_write(key, value, ttl, source, tags, if_version)
-        return await self._astore.write(*write)
+        return await self._astore.write(
+            self._checked_write(key, value, ttl, source, tags, if_version)
+        )
 
     def _checked_write(
         self,
@@ -353,11 +353,11 @@ class SharedContext:
         source: str | None,
         tags: Iterable[str] | None,
         if_version: int | None,
-    ) -> _Write:
-        """The store's ``write`` arguments for a ``set``: checked and encoded."""
+    ) -> Write:
+        """The store's ``Write`` for a ``set``: checked and encoded."""
         key = check_key(key)
         data, plain = encode(key, value, self._max_entry_bytes)
-        return (
+        return Write(
             key,
             data,
             plain,

@@ -31,7 +31,7 @@ from sharedctx._errors import ContextError, VersionConflictError
 from sharedctx._events import Subscription
 from sharedctx._glob import Glob, compile_glob, escape
 from sharedctx._types import ContextEntry
-from sharedctx.backends.base import AsyncStore, Lease, Store, TTLArg
+from sharedctx.backends.base import AsyncStore, Lease, Store, TTLArg, Write
 
 __all__ = [
     "Flights",
@@ -98,27 +98,17 @@ class Find(Step[list[ContextEntry]]):
         return await store.find(self.glob)
 
 
-class Write(Step[ContextEntry]):
-    """``store.write`` with these arguments (see ``Store.write``)."""
+class Put(Step[ContextEntry]):
+    """``store.write(write)``."""
 
-    def __init__(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> None:
-        self.arguments = (key, data, plain, ttl, source, tags, if_version, holder)
+    def __init__(self, write: Write) -> None:
+        self.write = write
 
     def run(self, store: Store) -> ContextEntry:
-        return store.write(*self.arguments)
+        return store.write(self.write)
 
     async def arun(self, store: AsyncStore) -> ContextEntry:
-        return await store.write(*self.arguments)
+        return await store.write(self.write)
 
 
 class TakeLease(Step[Lease]):
@@ -311,7 +301,7 @@ def update(
         data, plain = encode(key, value, max_bytes)
         version = 0 if entry is None else entry.version
         try:
-            written: ContextEntry = yield Write(key, data, plain, ttl, source, tags, version)
+            written: ContextEntry = yield Put(Write(key, data, plain, ttl, source, tags, version))
         except VersionConflictError:
             continue
         return written
@@ -409,7 +399,7 @@ def _lead(
     try:
         value = yield Call(factory, "get_or_set")
         data, plain = encode(key, value, max_bytes)
-        entry: ContextEntry = yield Write(key, data, plain, ttl, source, tags, 0, holder)
+        entry: ContextEntry = yield Put(Write(key, data, plain, ttl, source, tags, 0, holder))
     except VersionConflictError:
         # Written meanwhile by someone else (a set): theirs wins, as if it had been
         # there when we looked.

@@ -24,6 +24,7 @@ from sharedctx.backends.base import (
     Store,
     StoreOptions,
     TTLArg,
+    Write,
 )
 from sharedctx.backends.memory import MemoryBackend
 
@@ -43,6 +44,7 @@ __all__ = [
     "Store",
     "StoreOptions",
     "TTLArg",
+    "Write",
     "open_backend",
 ]
 

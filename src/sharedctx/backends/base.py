@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
+import msgspec
+
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextStats, KeepTTL
@@ -42,6 +44,7 @@ __all__ = [
     "Store",
     "StoreOptions",
     "TTLArg",
+    "Write",
 ]
 
 Eviction = Literal["lru", "oldest", "reject"]
@@ -53,6 +56,26 @@ TTLArg = float | None | KeepTTL
 
 Item = tuple[str, bytes, Any]
 """A key with its encoded value and its plain copy (see ``ContextEntry.plain``)."""
+
+
+class Write(msgspec.Struct, frozen=True, gc=False):
+    """A value to store under one key, as a context hands it to ``Store.write``."""
+
+    key: str
+    data: bytes
+    """The value, encoded (what ``ContextEntry.encoded`` holds)."""
+    plain: Any
+    """The value itself when it is an immutable scalar (else None): a store may keep it
+    as ``ContextEntry.plain`` instead of ``data``."""
+    ttl: TTLArg
+    source: str | None
+    """None: keep the entry's current source (``"unknown"`` for a new key)."""
+    tags: tuple[str, ...] | None
+    """None: keep the entry's current tags (none for a new key)."""
+    if_version: int | None = None
+    """Store only if the key is at this version (0: absent)."""
+    holder: str | None = None
+    """Also release this holder's ``get_or_set`` lease on the key (see ``Store.lease``)."""
 
 
 class Page(NamedTuple):
@@ -105,19 +128,8 @@ class Store(Protocol):
     def contains(self, key: str) -> bool:
         """Whether ``key`` is live (not a read: no stats, no recency)."""
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> ContextEntry:
-        """Store a value; ``source``/``tags`` None keep the current ones. With
-        ``holder``, also release that holder's lease on ``key`` (see :meth:`lease`).
+    def write(self, write: Write) -> ContextEntry:
+        """Store a value (see :class:`Write`).
 
         Raises ``VersionConflictError`` if ``if_version`` is not the current version
         (0: absent) and ``CapacityError`` if a new key does not fit.
@@ -188,17 +200,7 @@ class AsyncStore(Protocol):
     async def get(self, key: str) -> ContextEntry | None: ...
     async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]: ...
     async def contains(self, key: str) -> bool: ...
-    async def write(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> ContextEntry: ...
+    async def write(self, write: Write) -> ContextEntry: ...
     async def write_many(
         self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
     ) -> list[ContextEntry]: ...

@@ -40,7 +40,7 @@ from sharedctx._errors import (
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
-from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg
+from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg, Write
 
 __all__ = ["MemoryAsyncStore", "MemoryBackend", "MemoryStore"]
 
@@ -220,17 +220,8 @@ class MemoryStore:
 
     # -- writes ------------------------------------------------------------------
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> ContextEntry:
+    def write(self, write: Write) -> ContextEntry:
+        key = write.key
         try:
             with self._lock:  # _begin() inlined: this is the hot path of set
                 if self._closed:
@@ -240,13 +231,17 @@ class MemoryStore:
                 if deadlines and deadlines[0][0] <= now:
                     self._purge_due(now)
                 old = self._entries.get(key)
+                if_version = write.if_version
                 if if_version is not None:
                     version = 0 if old is None else old.version
                     if version != if_version:
                         raise VersionConflictError(key, if_version, version)
                 if old is None:
                     self._make_room(1, ())
-                return self._put(key, old, data, plain, ttl, source, tags, now, _wall())
+                return self._put(
+                    key, old, write.data, write.plain, write.ttl, write.source, write.tags, now,
+                    _wall(),
+                )  # fmt: skip
         finally:
             if self._pending:
                 self._hub.deliver()
@@ -570,18 +565,8 @@ class MemoryAsyncStore:
     async def contains(self, key: str) -> bool:
         return self._store.contains(key)
 
-    async def write(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> ContextEntry:
-        return self._store.write(key, data, plain, ttl, source, tags, if_version, holder)
+    async def write(self, write: Write) -> ContextEntry:
+        return self._store.write(write)
 
     async def write_many(
         self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]

@@ -17,7 +17,7 @@ from sharedctx import (
     VersionConflictError,
 )
 from sharedctx._glob import compile_glob
-from sharedctx.backends import Page
+from sharedctx.backends import Page, Write
 from sharedctx.backends.redis import protocol
 
 PACK = msgspec.msgpack.encode
@@ -53,7 +53,7 @@ def test_other_keys_are_not_taken_for_sessions(key: bytes) -> None:
 
 def test_every_call_sends_the_header_then_the_operations_arguments() -> None:
     settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0).header()
-    write = protocol.Write("k", b"\x01", 2.5, None, ("a", "b"), 3, "h", None, "s")
+    write = protocol.Write(Write("k", b"\x01", None, 2.5, None, ("a", "b"), 3, "h"), None, "s")
     argv = protocol.arguments(write, "e", 5, settings, b"req")
     assert argv[:10] == [
         b"write",
@@ -68,14 +68,14 @@ def test_every_call_sends_the_header_then_the_operations_arguments() -> None:
         b"120000",
     ]
     assert argv[10:] == ["k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
-    keep = protocol.Write("k", b"\x01", KEEP_TTL, "src", None, None, None, 10, "s")
+    keep = protocol.Write(Write("k", b"\x01", None, KEEP_TTL, "src", None, None, None), 10, "s")
     assert keep.arguments() == ["k", b"\x01", -2, -1, "src", "", protocol.KEEP]
     assert write.writes
     assert not protocol.Get("k").writes
 
 
 def test_a_written_entry_is_built_from_its_metadata() -> None:
-    write = protocol.Write("k", b"\xa1x", None, None, None, None, None, None, "s")
+    write = protocol.Write(Write("k", b"\xa1x", None, None, None, None, None, None), None, "s")
     entry = write.parse(reply(b"ok", meta(version=3)), protocol.ReadTally())
     assert (entry.key, entry.value, entry.version, entry.revision) == ("k", "x", 3, 7)
     assert (entry.source, entry.tags, entry.ttl, entry.expires) == ("mind:tim", ("t",), None, None)
@@ -83,7 +83,7 @@ def test_a_written_entry_is_built_from_its_metadata() -> None:
 
 
 def test_conflicts_and_full_sessions_become_errors_naming_the_key() -> None:
-    write = protocol.Write("k", b"\x01", None, None, None, 2, None, 5, "s")
+    write = protocol.Write(Write("k", b"\x01", None, None, None, None, 2, None), 5, "s")
     with pytest.raises(VersionConflictError, match="'k' is at version 4"):
         write.parse(reply(b"conflict", 4), protocol.ReadTally())
     with pytest.raises(CapacityError, match="holds 5 of at most 5"):
@@ -139,7 +139,7 @@ def test_a_general_pattern_filters_its_range_then_reads_the_entries_at_one_revis
 
 
 def test_a_lost_reply_is_sent_again_until_the_deadline_then_outcome_unknown() -> None:
-    write = protocol.Write("plan", b"\x01", None, None, None, None, None, None, "s")
+    write = protocol.Write(Write("plan", b"\x01", None, None, None, None, None, None), None, "s")
     attempts = protocol.Attempts(write, deadline=10.0, where="redis://h")
     assert attempts.failed(ConnectionError("reset"), sent=True, now=0.0) == 0.0
     assert attempts.failed(ConnectionError("refused"), sent=False, now=1.0) > 0

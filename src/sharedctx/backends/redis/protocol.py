@@ -31,6 +31,7 @@ from sharedctx._errors import (
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends.base import ALL, Item, Lease, Page, TTLArg
+from sharedctx.backends.base import Write as StoreWrite
 
 __all__ = [
     "SUFFIXES",
@@ -334,28 +335,17 @@ class Write(Operation[ContextEntry]):
     name = b"write"
     writes = True
 
-    def __init__(
-        self,
-        key: str,
-        data: bytes,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None,
-        max_entries: int | None,
-        session_id: str,
-    ) -> None:
-        self.key, self.data, self.if_version = key, data, if_version
+    def __init__(self, write: StoreWrite, max_entries: int | None, session_id: str) -> None:
+        self.key, self.data, self.if_version = write.key, write.data, write.if_version
         self.max_entries, self.session_id = max_entries, session_id
         self._arguments = [
-            key,
-            data,
-            _ttl_ms(ttl),
-            -1 if if_version is None else if_version,
-            KEEP if source is None else source,
-            holder or "",
-            *_tags(tags),
+            write.key,
+            write.data,
+            _ttl_ms(write.ttl),
+            -1 if write.if_version is None else write.if_version,
+            KEEP if write.source is None else write.source,
+            write.holder or "",
+            *_tags(write.tags),
         ]
 
     def arguments(self) -> list[Any]:

@@ -21,7 +21,7 @@ from sharedctx._errors import ContextClosedError, SessionLostError, WatchOverflo
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextStats
-from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg
+from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg, Write
 from sharedctx.backends.redis import protocol
 from sharedctx.backends.redis.protocol import Operation
 
@@ -270,36 +270,15 @@ class RedisStore:
     def contains(self, key: str) -> bool:
         return self.run(protocol.Contains(key))
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> ContextEntry:
+    def write(self, write: Write) -> ContextEntry:
         try:
-            return self.run(self.write_operation(key, data, ttl, source, tags, if_version, holder))
+            return self.run(self.write_operation(write))
         finally:
-            self.unleased(key, holder)
+            self.unleased(write.key, write.holder)
 
-    def write_operation(
-        self,
-        key: str,
-        data: bytes,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None,
-    ) -> protocol.Write:
+    def write_operation(self, write: Write) -> protocol.Write:
         """The operation of a :meth:`write`."""
-        return protocol.Write(
-            key, data, ttl, source, tags, if_version, holder, self.max_entries, self.session_id
-        )
+        return protocol.Write(write, self.max_entries, self.session_id)
 
     def write_many(
         self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
@@ -403,23 +382,11 @@ class RedisAsyncStore:
     async def contains(self, key: str) -> bool:
         return await self._store.arun(protocol.Contains(key))
 
-    async def write(
-        self,
-        key: str,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        if_version: int | None,
-        holder: str | None = None,
-    ) -> ContextEntry:
-        store = self._store
+    async def write(self, write: Write) -> ContextEntry:
         try:
-            operation = store.write_operation(key, data, ttl, source, tags, if_version, holder)
-            return await store.arun(operation)
+            return await self._store.arun(self._store.write_operation(write))
         finally:
-            store.unleased(key, holder)
+            self._store.unleased(write.key, write.holder)
 
     async def write_many(
         self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
