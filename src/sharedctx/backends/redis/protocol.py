@@ -458,32 +458,30 @@ class Stats(Operation[ContextStats]):
         )
 
 
-class Keys(Operation[tuple[list[str], bytes]]):
-    """The live keys of an index range (at most ``limit``), and the revision."""
-
-    name = b"keys"
+class _Range(Operation[T]):
+    """An operation on the index range ``[lo, hi]``, at most ``limit`` live keys."""
 
     def __init__(self, lo: bytes, hi: bytes, limit: int | None) -> None:
         self.lo, self.hi, self.limit = lo, hi, limit
 
     def arguments(self) -> list[Any]:
         return [self.lo, self.hi, -1 if self.limit is None else self.limit]
+
+
+class Keys(_Range[tuple[list[str], bytes]]):
+    """The live keys of an index range, and the revision."""
+
+    name = b"keys"
 
     def parse(self, reply: Reply, tally: ReadTally) -> tuple[list[str], bytes]:
         keys, revision = reply.result
         return [key.decode() for key in keys], revision
 
 
-class FindRange(Operation[list[ContextEntry]]):
-    """The live entries of an index range (at most ``limit``)."""
+class FindRange(_Range[list[ContextEntry]]):
+    """The live entries of an index range."""
 
     name = b"find_range"
-
-    def __init__(self, lo: bytes, hi: bytes, limit: int | None) -> None:
-        self.lo, self.hi, self.limit = lo, hi, limit
-
-    def arguments(self) -> list[Any]:
-        return [self.lo, self.hi, -1 if self.limit is None else self.limit]
 
     def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
         return entries_of(reply.result[0])
