@@ -197,4 +197,26 @@ def test_bad_urls_are_refused_naming_the_bad_part(url: str, problem: str) -> Non
 
 @pytest.mark.parametrize("url", ["redis://h", "redis://h:6380/2", "rediss://u:p@h/0", "unix:///s"])
 def test_good_urls_pass(url: str) -> None:
-    assert protocol.check_url(url) == url
+    assert protocol.check_url(url) == protocol.Target(False, url, [], {})
+
+
+def test_a_cluster_url_names_its_startup_nodes_and_credentials() -> None:
+    target = protocol.check_url("rediss+cluster://user:p%40w@h1:7000,[::1]:7001/0")
+    assert target.cluster
+    assert target.nodes == [("h1", 7000), ("::1", 7001)]
+    assert target.options == {"ssl": True, "username": "user", "password": "p@w"}
+    assert protocol.redact("redis+cluster://:pw@h1:1,h2:2") == "redis+cluster://:***@h1:1,h2:2"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+cluster://h1:1,h2", "host:port"),
+        ("redis+cluster://h1:x", "host:port"),
+        ("redis+cluster://h1:1/2", "database 0 only"),
+        ("redis+cluster://h1:1?db=2", "no query"),
+    ],
+)
+def test_bad_cluster_urls_are_refused(url: str, problem: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=problem):
+        protocol.check_url(url)

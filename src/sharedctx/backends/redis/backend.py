@@ -17,22 +17,21 @@ import asyncio
 import hashlib
 import threading
 import time
-import weakref
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
 import redis.asyncio
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from sharedctx._errors import ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
 from sharedctx.backends.base import StoreOptions
 from sharedctx.backends.redis import protocol
 from sharedctx.backends.redis.follower import Follower
+from sharedctx.backends.redis.servers import Address, ClusterServers, servers_for
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis.store import RedisAsyncStore, RedisStore
@@ -42,6 +41,11 @@ __all__ = ["RedisBackend", "SessionSummary"]
 SCRIPT = (resources.files("sharedctx.backends.redis") / "script.lua").read_bytes()
 SCRIPT_SHA = hashlib.sha1(SCRIPT).hexdigest()
 _FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_MOVING = (
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
+)  # a cluster changing under a call that did not run
 
 
 class SessionSummary(NamedTuple):
@@ -94,9 +98,11 @@ class RedisBackend:
         session_ttl: float | None = None,
         purge_interval: float = 0.5,
         lease_ttl: float = 10.0,
+        durability: str = "primary",
         **client_options: Any,
     ) -> None:
-        self.url = protocol.check_url(url)
+        target = protocol.check_url(url)
+        self.url = url
         if not namespace or not namespace.replace("-", "").replace("_", "").isalnum():
             raise InvalidArgumentError(f"namespace must be letters, digits, - or _: {namespace!r}")
         self.namespace = namespace
@@ -106,20 +112,24 @@ class RedisBackend:
         self.session_ttl = None if session_ttl is None else _positive(session_ttl, "session_ttl")
         self.purge_interval = _positive(purge_interval, "purge_interval")
         self.lease_ttl = _positive(lease_ttl, "lease_ttl")
+        if durability not in ("primary", "replicated"):
+            raise InvalidArgumentError(
+                f"durability must be 'primary' or 'replicated', not {durability!r}"
+            )
+        self.durability = durability
         self.request_window = max(60.0, 10 * self.socket_timeout)
         """How long the server remembers a write's request id (and outcome)."""
-        self._options: dict[str, Any] = {
+        options = {
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
-            "retry": Retry(NoBackoff(), 0),  # the calls here decide what is sent again
             **client_options,
         }
         try:
-            self._client = redis.Redis.from_url(self.url, **self._options)
+            self.servers = servers_for(target, options)
         except (ValueError, TypeError) as exc:
             raise InvalidArgumentError(f"bad Redis URL {self}: {exc}") from None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis]
-        self._async = weakref.WeakKeyDictionary()
+        except redis.exceptions.RedisError as exc:  # a cluster is asked for its nodes now
+            raise self.failure(exc) from None
         self._lock = threading.Lock()
         self._closed = False
         self.follower = Follower(self)
@@ -165,97 +175,85 @@ class RedisBackend:
         self, operation: protocol.Operation[Any], keys: list[bytes], argv: list[Any]
     ) -> list[Any]:
         """One call of the script: the raw reply (see the module docstring)."""
-        attempts = protocol.Attempts(operation, time.monotonic() + self.socket_timeout, str(self))
-        pool = self._client.connection_pool
-        command = ("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
-        loads = 0
+        call = _Call(self, operation, keys, argv)
         while True:
+            try:
+                address = call.address()
+                pool = self.servers.client(address).connection_pool
+                connection = pool.get_connection()
+            except Exception as exc:
+                time.sleep(call.failed(exc, sent=False))
+                if call.stale_map:
+                    self.refresh_slots()
+                continue
             sent = False
             try:
-                connection = pool.get_connection()
-            except redis.exceptions.AuthenticationError as exc:
-                raise self.refused(exc) from None
-            except _FAILURES as exc:
-                time.sleep(attempts.failed(exc, sent=False, now=time.monotonic()))
-                continue
-            except redis.exceptions.RedisError as exc:  # no such database...
-                raise self.refused(exc) from None
-            try:
-                connection.send_command(*command)
+                for command in call.commands():
+                    connection.send_command(*command)
                 sent = True
-                reply: list[Any] = connection.read_response()
-                return reply
-            except redis.exceptions.NoScriptError as exc:
-                loads = _load_again(loads, exc, self)
-                connection.send_command("SCRIPT", "LOAD", SCRIPT)
-                connection.read_response()
-            except _FAILURES as exc:
-                connection.disconnect()
-                time.sleep(attempts.failed(exc, sent=sent, now=time.monotonic()))
-            except redis.exceptions.RedisError as exc:
-                raise self.refused(exc) from None
+                replies = [_reply(connection) for _ in range(call.replies)]
+                return call.done(replies)
+            except Exception as exc:
+                if isinstance(exc, _FAILURES):
+                    connection.disconnect()
+                time.sleep(call.failed(exc, sent=sent))
             finally:
                 pool.release(connection)
+            if call.stale_map:
+                self.refresh_slots()
 
     async def acall(
         self, operation: protocol.Operation[Any], keys: list[bytes], argv: list[Any]
     ) -> list[Any]:
-        """Awaitable twin of :meth:`call`, on this event loop's client."""
-        attempts = protocol.Attempts(operation, time.monotonic() + self.socket_timeout, str(self))
-        pool = self.async_client().connection_pool
-        command = ("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
-        loads = 0
+        """Awaitable twin of :meth:`call`, on this event loop's connections."""
+        call = _Call(self, operation, keys, argv)
         while True:
+            try:
+                address = call.address()
+                pool = self.servers.async_client(address).connection_pool
+                connection = await pool.get_connection()
+            except Exception as exc:
+                await asyncio.sleep(call.failed(exc, sent=False))
+                if call.stale_map:
+                    await asyncio.to_thread(self.refresh_slots)
+                continue
             sent = False
             try:
-                connection = await pool.get_connection()
-            except redis.exceptions.AuthenticationError as exc:
-                raise self.refused(exc) from None
-            except _FAILURES as exc:
-                await asyncio.sleep(attempts.failed(exc, sent=False, now=time.monotonic()))
-                continue
-            except redis.exceptions.RedisError as exc:  # no such database...
-                raise self.refused(exc) from None
-            try:
-                await connection.send_command(*command)
+                for command in call.commands():
+                    await connection.send_command(*command)
                 sent = True
-                reply: list[Any] = await connection.read_response()
-                return reply
-            except redis.exceptions.NoScriptError as exc:
-                loads = _load_again(loads, exc, self)
-                await connection.send_command("SCRIPT", "LOAD", SCRIPT)
-                await connection.read_response()
-            except _FAILURES as exc:
-                await connection.disconnect()
-                await asyncio.sleep(attempts.failed(exc, sent=sent, now=time.monotonic()))
-            except redis.exceptions.RedisError as exc:
-                raise self.refused(exc) from None
+                replies = [await _areply(connection) for _ in range(call.replies)]
+                return call.done(replies)
+            except Exception as exc:
+                if isinstance(exc, _FAILURES):
+                    await connection.disconnect()
+                await asyncio.sleep(call.failed(exc, sent=sent))
             finally:
                 await pool.release(connection)
+            if call.stale_map:
+                await asyncio.to_thread(self.refresh_slots)
 
-    def async_client(self) -> redis.asyncio.Redis:
-        """The asyncio client of the running event loop (one per loop)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.get(loop)
-            if client is None:
-                if self._closed:
-                    raise ContextError(f"{self!r} is closed")
-                client = self._async[loop] = redis.asyncio.Redis.from_url(self.url, **self._options)
-        return client
+    def refresh_slots(self) -> None:
+        """Reload a cluster's slot map (a failed node, CLUSTERDOWN, a moved slot);
+        errors are left for the next attempt to meet. Nothing to do for one server."""
+        with suppress(redis.exceptions.RedisError):
+            self.servers.refresh()
 
-    def command(self, function: Callable[[redis.Redis], Any]) -> Any:
-        """Run ``function(client)`` for a plain command (admin, follower), with Redis
-        errors turned into sharedctx's."""
+    def command(self, function: Callable[[redis.Redis], Any], key: bytes | None = None) -> Any:
+        """Run ``function(client)`` for a plain command (admin, follower) on the node of
+        ``key`` (or any node), with Redis errors turned into sharedctx's."""
         try:
-            return function(self._client)
+            client = self.servers.client(
+                self.servers.address(key) if key is not None else self.servers.address(b"")
+            )
+            return function(client)
         except redis.exceptions.RedisError as exc:
             raise self.failure(exc) from None
 
     def failure(self, error: BaseException) -> ContextError:
         """The error for a failed plain command: ``BackendUnavailableError`` if the
         server could not be reached, else what it refused (password redacted)."""
-        if isinstance(error, _FAILURES) and not isinstance(
+        if isinstance(error, _FAILURES + _MOVING) and not isinstance(
             error, redis.exceptions.AuthenticationError
         ):
             return protocol.unavailable(str(self), error)
@@ -266,70 +264,76 @@ class RedisBackend:
         database, out of memory...)."""
         return ContextError(f"Redis at {self} refused the call: {error}")
 
-    def new_connection(self) -> redis.connection.Connection:
-        """A connection of its own, outside the pool (the follower's blocking reads)."""
-        connection: Any = self._client.connection_pool.make_connection()
-        return connection  # type: ignore[no-any-return]
+    def new_connection(self, address: Address) -> Any:
+        """A connection to a node of its own, outside the pools (the follower's)."""
+        return self.servers.client(address).connection_pool.make_connection()
 
     # -- admin ---------------------------------------------------------------------------
 
     def sessions(self) -> list[str]:
-        """The ids of the sessions in this namespace, sorted (a ``SCAN`` of the
-        database: an admin call, not for the data path)."""
+        """The ids of the sessions in this namespace, sorted (a ``SCAN`` of every
+        master: an admin call, not for the data path)."""
         pattern = protocol.meta_pattern(self.namespace)
-
-        def scan(client: redis.Redis) -> list[bytes]:
-            return list(client.scan_iter(match=pattern, count=1000, _type="hash"))
-
-        found = (protocol.session_of_meta_key(self.namespace, key) for key in self.command(scan))
-        return sorted(session for session in found if session is not None)
+        found: set[str] = set()
+        try:
+            for client in self.servers.masters():
+                for key in client.scan_iter(match=pattern, count=1000, _type="hash"):
+                    session = protocol.session_of_meta_key(self.namespace, key)
+                    if session is not None:
+                        found.add(session)
+        except redis.exceptions.RedisError as exc:
+            raise self.failure(exc) from None
+        return sorted(found)
 
     def has_session(self, session_id: str) -> bool:
         """Whether the session exists on the server (without creating it)."""
         meta = self.keys_of(session_id)[0]
-        return bool(self.command(lambda client: client.exists(meta)))
+        return bool(self.command(lambda client: client.exists(meta), meta))
 
-    def session_summaries(self) -> list[SessionSummary]:
-        """Every session of the namespace with its size and lifetime, sorted by id."""
-        sessions = self.sessions()
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        """A session's size and lifetime (None if it does not exist)."""
+        meta, entries, _, deadlines, *_ = self.keys_of(session_id)
 
         def summarize(client: redis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             pipe.time()
-            for session in sessions:
-                meta, entries, _, deadlines, *_ = self.keys_of(session)
-                pipe.hlen(entries)
-                pipe.hmget(meta, "bytes", "written")
-                pipe.pttl(meta)
-                pipe.zrangebyscore(deadlines, "-inf", "+inf", withscores=True)
+            pipe.exists(meta)
+            pipe.hlen(entries)
+            pipe.hmget(meta, "bytes", "written")
+            pipe.pttl(meta)
+            pipe.zcount(deadlines, "-inf", "+inf")
             replies: list[Any] = pipe.execute()
+            if replies[1]:
+                seconds, micros = replies[0]
+                now = seconds * 1000 + micros // 1000
+                replies.append(client.zcount(deadlines, "-inf", now))
             return replies
 
-        replies = self.command(summarize)
-        seconds, micros = replies[0]
+        replies = self.command(summarize, meta)
+        if not replies[1]:
+            return None
+        (seconds, micros), _, stored, (size, written), pttl, _, expired = replies
         now_ms = seconds * 1000 + micros // 1000
-        summaries = []
-        for index, session in enumerate(sessions):
-            stored, (size, written), pttl, deadlines = replies[1 + 4 * index : 5 + 4 * index]
-            expired = sum(1 for _, score in deadlines if score <= now_ms)
-            summaries.append(
-                SessionSummary(
-                    session,
-                    max(0, stored - expired),
-                    int(size or 0),
-                    _time(int(written)) if written is not None else None,
-                    _time(now_ms + pttl) if pttl >= 0 else None,
-                )
-            )
-        return summaries
+        return SessionSummary(
+            session_id,
+            max(0, stored - expired),
+            int(size or 0),
+            _time(int(written)) if written is not None else None,
+            _time(now_ms + pttl) if pttl >= 0 else None,
+        )
+
+    def session_summaries(self) -> list[SessionSummary]:
+        """Every session of the namespace with its size and lifetime, sorted by id."""
+        found = (self.session_summary(session) for session in self.sessions())
+        return [summary for summary in found if summary is not None]
 
     def drop_session(self, session_id: str) -> bool:
         """Delete every key of a session, for everyone; False if it did not exist.
 
         Contexts that still use it get ``SessionLostError`` from their next call.
         """
-        keys = self.keys_of(session_id)
-        return bool(self.command(lambda client: client.delete(*keys)))
+        keys = self.keys_of(session_id)[: len(protocol.SUFFIXES) - 1]  # not the channel
+        return bool(self.command(lambda client: client.delete(*keys), keys[0]))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -340,30 +344,136 @@ class RedisBackend:
             if self._closed:
                 return
             self._closed = True
-            clients, self._async = list(self._async.items()), weakref.WeakKeyDictionary()
         self.follower.stop()
-        self._client.close()
-        self._client.connection_pool.disconnect()
-        for loop, client in clients:
-            if not loop.is_closed() and loop.is_running():
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+        self.servers.close()
 
     async def aclose(self) -> None:
-        """Awaitable twin of :meth:`close`: awaits the running loop's client."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        """Awaitable twin of :meth:`close`: awaits the running loop's connections."""
+        await self.servers.aclose()
         await asyncio.to_thread(self.close)  # joins the follower without blocking the loop
 
 
-def _load_again(loads: int, error: BaseException, backend: RedisBackend) -> int:
-    """Count a load of the script after ``NOSCRIPT`` (it was not run); a server that
-    keeps forgetting it refuses the call."""
-    if loads >= 3:
-        raise backend.refused(error)
-    return loads + 1
+class _Call:
+    """One call of the script, from attempt to attempt: what to send, to which node,
+    and what a failure means (``protocol.Attempts`` decides about the deadline).
+
+    On a cluster, ``MOVED`` updates the slot map and goes to the new owner at once;
+    ``ASK`` sends the next attempt to the migration's target, after ``ASKING``;
+    ``TRYAGAIN`` (a slot half-moved), ``CLUSTERDOWN`` and a failed node are tried
+    again after a pause, with the slot map reloaded where it may be stale. None of
+    those ran the script, so they are tried again until the deadline. ``NOSCRIPT``
+    (a restarted or promoted node) loads the script first.
+    """
+
+    def __init__(
+        self,
+        backend: RedisBackend,
+        operation: protocol.Operation[Any],
+        keys: list[bytes],
+        argv: list[Any],
+    ) -> None:
+        self.backend = backend
+        self.operation = operation
+        self.keys = keys
+        self.evalsha = ("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
+        self.deadline = time.monotonic() + backend.socket_timeout
+        self.attempts = protocol.Attempts(operation, self.deadline, str(backend))
+        self.asking: tuple[str, int] | None = None  # the ASK target of the next attempt
+        self.load = False  # load the script before calling it
+        self.waits = backend.durability == "replicated" and operation.writes
+        self.stale_map = False  # the cluster's slot map must be reloaded
+        self.replies = 0
+
+    def address(self) -> Address:
+        """The node of the next attempt."""
+        self.stale_map = False
+        if self.asking is not None:
+            return self.asking
+        return self.backend.servers.address(self.keys[0])
+
+    def commands(self) -> list[tuple[Any, ...]]:
+        """The commands of the next attempt, sent together on one connection."""
+        commands: list[tuple[Any, ...]] = []
+        if self.load:
+            commands.append(("SCRIPT", "LOAD", SCRIPT))
+        if self.asking is not None:
+            commands.append(("ASKING",))
+        commands.append(self.evalsha)
+        if self.waits:  # on the connection that wrote: one replica has the write
+            left = max(1, int((self.deadline - time.monotonic()) * 800))
+            commands.append(("WAIT", 1, left))
+        self.replies = len(commands)
+        return commands
+
+    def done(self, replies: list[Any]) -> list[Any]:
+        """The script's reply, or raises what the attempt met."""
+        self.load = False
+        self.asking = None
+        reply = replies[-2] if self.waits else replies[-1]
+        for earlier in replies[: replies.index(reply)]:
+            if isinstance(earlier, Exception):
+                raise earlier
+        if isinstance(reply, Exception):
+            raise reply
+        if self.waits and not replies[-1]:
+            raise _NotReplicated(f"no replica acknowledged the write within {self.backend}")
+        result: list[Any] = reply
+        return result
+
+    def failed(self, error: BaseException, *, sent: bool) -> float:
+        """The pause before the next attempt; raises the caller's error if none."""
+        now = time.monotonic()
+        if isinstance(error, redis.exceptions.NoScriptError):
+            self.load = _load_again(self.attempts, error, self.backend)
+            return 0.0
+        if isinstance(error, redis.exceptions.MovedError):
+            self.backend.servers.moved(error)
+            return self.attempts.busy(error, now)
+        if isinstance(error, redis.exceptions.AskError):
+            self.asking = (error.host, error.port)
+            return self.attempts.busy(error, now)
+        if isinstance(error, redis.exceptions.AuthenticationError):
+            raise self.backend.refused(error) from None
+        if isinstance(error, _MOVING):
+            self.stale_map = isinstance(error, redis.exceptions.ClusterDownError)
+            return self.attempts.busy(error, now)
+        if isinstance(error, _NotReplicated):
+            return self.attempts.failed(error, sent=True, now=now)
+        if isinstance(error, (*_FAILURES, redis.exceptions.SlotNotCoveredError)):
+            self.stale_map = isinstance(self.backend.servers, ClusterServers)
+            return self.attempts.failed(error, sent=sent, now=now)
+        if isinstance(error, redis.exceptions.RedisError):
+            raise self.backend.refused(error) from None
+        raise error
+
+
+class _NotReplicated(Exception):
+    """A write no replica acknowledged in time (``durability="replicated"``)."""
+
+
+def _load_again(attempts: protocol.Attempts, error: BaseException, backend: RedisBackend) -> bool:
+    """Load the script after ``NOSCRIPT`` (the call did not run); a server that keeps
+    forgetting it refuses the call."""
+    attempts.loads += 1
+    if attempts.loads > 3:
+        raise backend.refused(error) from None
+    return True
+
+
+def _reply(connection: Any) -> Any:
+    """The next reply on ``connection``; an error reply as its exception, not raised."""
+    try:
+        return connection.read_response()
+    except redis.exceptions.ResponseError as exc:
+        return exc
+
+
+async def _areply(connection: Any) -> Any:
+    """Awaitable twin of :func:`_reply`."""
+    try:
+        return await connection.read_response()
+    except redis.exceptions.ResponseError as exc:
+        return exc
 
 
 def _positive(value: Any, name: str) -> float:

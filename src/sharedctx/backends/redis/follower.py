@@ -1,19 +1,23 @@
-"""The follower: one thread per ``RedisBackend`` for all of its open sessions.
+"""The follower: the background work of one ``RedisBackend`` for all its sessions.
 
-Every ``purge_interval`` it sweeps each session (expired entries, events older than
-the retention); every third of ``lease_ttl`` it renews the ``get_or_set`` leases
-this process holds. In between it listens, on a connection of its own, to the
-sharded pub/sub channels of the sessions someone in this process listens to: each
-change is published there by the script, with its value, and handed to the stores.
+One thread sweeps each open session every ``purge_interval`` (expired entries,
+events older than the retention) and renews, every third of ``lease_ttl``, the
+``get_or_set`` leases this process holds.
+
+Listening: the script publishes each change, with its value, on the session's
+sharded pub/sub channel, which lives on the node that serves the session's slot. A
+:class:`Listener` per node (one for a single server; at most one per master of a
+cluster) keeps one connection subscribed to the channels of the sessions someone in
+this process listens to, and hands their messages to the stores. Its cost: one
+thread and one connection per node, one channel subscription per listened session.
 
 Pub/sub delivers at most once. A store notices a change it missed by its revision
-and reads the missed changes from the session's event stream ("catching up"); it
-also catches up when its channel's subscription starts, so nothing published in
-between is lost. The follower never runs a subscriber itself: the stores deliver on
-the shared event pool, so a slow subscriber holds up no sweep.
-
-It holds the stores weakly (a context dropped without ``close()`` is freed), stops
-when no session is left and starts again with the next one.
+and reads the missed changes back from the session's event stream ("catching up");
+it also catches up when its channel's subscription starts, and with each sweep, so
+nothing published in between is lost. When a channel's slot moves (a resharding, a
+failover), the node drops the subscription or the connection breaks: the channel is
+subscribed again on the node that serves it now, and its stores catch up. Neither
+thread runs a subscriber: the stores deliver on the shared event pool.
 """
 
 from __future__ import annotations
@@ -25,31 +29,32 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from sharedctx._errors import BackendUnavailableError, ContextClosedError, ContextError
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis.backend import RedisBackend
+    from sharedctx.backends.redis.servers import Address
     from sharedctx.backends.redis.store import RedisStore
 
-__all__ = ["Follower"]
+__all__ = ["Follower", "Listener"]
 
 _log = logging.getLogger("sharedctx")
 MAX_BLOCK = 0.25
-"""Longest wait for a message, in seconds (the loop looks at its sessions between)."""
+"""Longest wait for a message, in seconds (a listener looks at its channels between)."""
 
 
 class Follower:
-    """The thread of one backend (see the module docstring)."""
+    """The background work of one backend (see the module docstring)."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self._backend = backend
         self._stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
-        self._listeners: dict[bytes, weakref.WeakSet[RedisStore]] = {}
+        self._listeners: dict[Address, Listener] = {}
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._connection: Any = None  # the pub/sub connection, while it is up
         self._stopped = False
 
     def add(self, store: RedisStore) -> None:
@@ -72,42 +77,141 @@ class Follower:
 
     def listen(self, store: RedisStore) -> None:
         """Hand ``store`` the changes published on its session's channel from now on."""
-        channel = store.channel
-        with self._lock:
-            listeners = self._listeners.get(channel)
-            new = listeners is None
-            if listeners is None:
-                listeners = self._listeners[channel] = weakref.WeakSet()
-            listeners.add(store)
-        if new:
-            self._send("SSUBSCRIBE", channel)  # the store catches up once confirmed
-            self._wake.set()
-        else:
-            store.catch_up()  # a change may have passed before it was a listener
+        address = self._backend.servers.address(store.channel)
+        while True:
+            with self._lock:
+                if self._stopped:
+                    raise ContextError(f"{self._backend!r} is closed")
+                listener = self._listeners.get(address)
+                if listener is None:
+                    listener = self._listeners[address] = Listener(self, address)
+            if listener.add(store):
+                return
+            self.forget(listener)  # it was ending: start another
 
     def unlisten(self, store: RedisStore) -> None:
         """Stop handing ``store`` its session's changes."""
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for listener in listeners:
+            listener.discard(store)
+
+    def relocate(self, stores: list[RedisStore]) -> None:
+        """Listen for ``stores`` again on the node that serves them now (their slot
+        moved, or their node failed); they catch up once subscribed there."""
+        for store in stores:
+            if not store.closed:
+                try:
+                    self.listen(store)
+                except ContextError:
+                    return  # closing
+
+    def forget(self, listener: Listener) -> None:
+        """A listener with no channel left ends."""
+        with self._lock:
+            if self._listeners.get(listener.address) is listener:
+                del self._listeners[listener.address]
+
+    @property
+    def backend(self) -> RedisBackend:
+        return self._backend
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Stop for good and wait for the threads (the backend is closing)."""
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+            listeners = list(self._listeners.values())
+            self._listeners.clear()
+        self._wake.set()
+        for listener in listeners:
+            listener.stop()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._backend.socket_timeout + 1)
+
+    def _run(self) -> None:
+        backend = self._backend
+        next_sweep = next_renewal = time.monotonic()
+        while True:
+            with self._lock:
+                stores = list(self._stores)
+                if not stores or self._stopped:
+                    self._thread = None
+                    return
+            now = time.monotonic()
+            unavailable = False
+            if now >= next_sweep:
+                next_sweep = now + backend.purge_interval
+                unavailable = _each(stores, "sweeping", lambda store: store.sweep())
+            if now >= next_renewal and not unavailable:
+                next_renewal = now + backend.lease_ttl / 3
+                unavailable = _each(stores, "renewing leases of", lambda s: s.renew_leases())
+            del stores  # no strong reference while waiting
+            pause = max(0.0, min(next_sweep, next_renewal) - time.monotonic())
+            self._wake.wait(min(pause, 1.0) if unavailable else pause)
+            self._wake.clear()
+
+
+class Listener:
+    """One node's pub/sub connection and the channels subscribed on it."""
+
+    def __init__(self, follower: Follower, address: Address) -> None:
+        self.address = address
+        self._follower = follower
+        self._backend = follower.backend
+        self._channels: dict[bytes, weakref.WeakSet[RedisStore]] = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._connection: Any = None
+        self._stopped = False
+        self._ending = False  # no channel left: the thread ends, add() refuses
+        self._thread = threading.Thread(
+            target=self._run, name="sharedctx-redis-listener", daemon=True
+        )
+
+    def add(self, store: RedisStore) -> bool:
+        """Listen for ``store``; False if this listener is ending (use another)."""
         channel = store.channel
         with self._lock:
-            listeners = self._listeners.get(channel)
-            if listeners is None or store not in listeners:
+            if self._ending:
+                return False
+            stores = self._channels.get(channel)
+            new = stores is None
+            if stores is None:
+                stores = self._channels[channel] = weakref.WeakSet()
+            stores.add(store)
+            if self._thread.ident is None:
+                self._thread.start()  # with a channel to listen to
+        if new:
+            self._send("SSUBSCRIBE", channel)  # its stores catch up once confirmed
+        else:
+            store.catch_up()  # a change may have passed before it was a listener
+        return True
+
+    def discard(self, store: RedisStore) -> None:
+        channel = store.channel
+        with self._lock:
+            stores = self._channels.get(channel)
+            if stores is None or store not in stores:
                 return
-            listeners.discard(store)
-            empty = not listeners
+            stores.discard(store)
+            empty = not stores
             if empty:
-                del self._listeners[channel]
+                del self._channels[channel]
         if empty:
             self._send("SUNSUBSCRIBE", channel)
 
     def stop(self) -> None:
-        """Stop for good and wait for the thread (the backend is closing)."""
-        with self._lock:
-            self._stopped = True
-            thread = self._thread
-        self._wake.set()
+        self._stopped = True
         self._send("PING")  # ends a wait for a message at once
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(self._backend.socket_timeout + MAX_BLOCK + 1)
+        with self._lock:
+            started = self._thread.ident is not None
+        if started and self._thread is not threading.current_thread():
+            self._thread.join(self._backend.socket_timeout + MAX_BLOCK + 1)
 
     def _send(self, *command: Any) -> None:
         with self._send_lock:
@@ -119,49 +223,41 @@ class Follower:
             except Exception as exc:  # the thread sees the broken connection too
                 _log.debug("sharedctx: %s on the event channel failed: %s", command[0], exc)
 
-    # -- the thread ----------------------------------------------------------------------
-
     def _run(self) -> None:
-        backend = self._backend
-        next_sweep = next_renewal = time.monotonic()
+        failures = 0
         try:
-            while True:
+            while not self._stopped and not self._follower.stopped:
                 with self._lock:
-                    stores = list(self._stores)
-                    if not stores or self._stopped:
-                        self._thread = None
-                        return
-                    listening = bool(self._listeners)
-                now = time.monotonic()
-                unavailable = False
-                if now >= next_sweep:
-                    next_sweep = now + backend.purge_interval
-                    unavailable = _each(stores, "sweeping", lambda store: store.sweep())
-                if now >= next_renewal and not unavailable:
-                    next_renewal = now + backend.lease_ttl / 3
-                    unavailable = _each(stores, "renewing leases of", lambda s: s.renew_leases())
-                del stores  # no strong reference while waiting
-                pause = max(0.0, min(next_sweep, next_renewal) - time.monotonic())
-                if unavailable or not listening:
-                    self._disconnect()
-                    self._wake.wait(min(pause, 1.0))
-                    self._wake.clear()
-                    continue
+                    if not self._channels:
+                        self._ending = True
+                        break
                 try:
-                    self._receive(min(pause, MAX_BLOCK))
+                    self._receive()
+                    failures = 0
                 except Exception as exc:
                     self._disconnect()
-                    if not self._stopped:
-                        _log.debug("sharedctx: listening for changes failed: %s", exc)
-                        self._wake.wait(min(pause, 1.0))
-                        self._wake.clear()
+                    if self._stopped:
+                        break
+                    failures += 1
+                    _log.debug("sharedctx: listening on %s failed: %s", self.address, exc)
+                    self._give_back(exc)
+                    time.sleep(min(0.05 * failures, 1.0))
         finally:
+            with self._lock:
+                self._ending = True
+                orphans = [store for stores in self._channels.values() for store in stores]
+                self._channels.clear()
             self._disconnect()
+            self._follower.forget(self)
+            if not self._stopped:
+                self._follower.relocate(orphans)
 
-    def _receive(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for a message and handle what came."""
+    def _receive(self) -> None:
+        """Wait up to ``MAX_BLOCK`` for messages and handle what came."""
         connection = self._connection or self._connect()
-        if not connection.can_read(timeout=timeout):
+        # stop() sets _stopped, then pings the connection if there is one: checked after
+        # the connection is set, one or the other ends the wait at once.
+        if self._stopped or not connection.can_read(timeout=MAX_BLOCK):
             return
         while True:
             self._handle(connection.read_response())
@@ -169,10 +265,10 @@ class Follower:
                 return
 
     def _connect(self) -> Any:
-        connection = self._backend.new_connection()
+        connection = self._backend.new_connection(self.address)
         connection.connect()
         with self._lock:
-            channels = list(self._listeners)
+            channels = list(self._channels)
         with self._send_lock:
             self._connection = connection
             if channels:
@@ -185,10 +281,28 @@ class Follower:
         if connection is not None:
             connection.disconnect()
 
+    def _give_back(self, error: Exception) -> None:
+        """This node cannot serve the channels now: where the slot map is stale (a
+        failover, a moved slot), reload it and listen on the nodes that serve them."""
+        if isinstance(error, redis.exceptions.AskError):
+            self._backend.servers.moved(error)
+        else:
+            self._backend.refresh_slots()
+        with self._lock:
+            moved = [
+                store
+                for stores in self._channels.values()
+                for store in stores
+                if self._backend.servers.address(store.channel) != self.address
+            ]
+            for store in moved:
+                self._channels.pop(store.channel, None)
+        self._follower.relocate(moved)
+
     def _handle(self, message: Any) -> None:
         kind, channel = message[0], message[1]
         with self._lock:
-            stores = list(self._listeners.get(channel, ()))
+            stores = list(self._channels.get(channel, ()))
         if kind == b"smessage":
             for store in stores:
                 _guarded(store, "receiving changes of", lambda s: s.receive(message[2]))
@@ -196,7 +310,11 @@ class Follower:
             for store in stores:  # what was published before is read from the stream
                 _guarded(store, "catching up with", lambda s: s.catch_up())
         elif kind == b"sunsubscribe" and stores:
-            self._send("SSUBSCRIBE", channel)  # the server dropped it (its slot moved)
+            # The node dropped the channel: its slot moved elsewhere.
+            with self._lock:
+                self._channels.pop(channel, None)
+            self._backend.refresh_slots()
+            self._follower.relocate(stores)
 
 
 def _guarded(store: RedisStore, doing: str, action: Callable[[RedisStore], object]) -> None:

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Generator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sharedctx._codec import decode
 from sharedctx._errors import (
@@ -660,6 +660,7 @@ class Attempts:
         self.where = where
         self.sent = False  # an attempt may have reached the server
         self.failures = 0
+        self.loads = 0  # times the script was loaded again (NOSCRIPT)
 
     def failed(self, error: BaseException, *, sent: bool, now: float) -> float:
         """The pause before the next attempt; raises the error for the caller when the
@@ -668,6 +669,15 @@ class Attempts:
         self.failures += 1
         if not sent and not self.sent and self.failures > 1:
             raise self.error(error)  # the server refuses connections: fail fast
+        pause = self.PAUSES[min(self.failures - 1, len(self.PAUSES) - 1)]
+        if now + pause >= self.deadline:
+            raise self.error(error)
+        return pause
+
+    def busy(self, error: BaseException, now: float) -> float:
+        """The pause before trying again a call that did not run because the cluster is
+        changing (a slot moving, a failover); raises when the deadline has passed."""
+        self.failures += 1
         pause = self.PAUSES[min(self.failures - 1, len(self.PAUSES) - 1)]
         if now + pause >= self.deadline:
             raise self.error(error)
@@ -698,7 +708,20 @@ def unavailable(where: str, error: BaseException) -> BackendUnavailableError:
 # -- URLs -----------------------------------------------------------------------------------------
 
 
-SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
+class Target(NamedTuple):
+    """Where a URL points: one server (its URL for redis-py) or a cluster's startup
+    nodes, with the connection options the URL gives."""
+
+    cluster: bool
+    url: str
+    """For one server: the URL as redis-py reads it."""
+    nodes: list[tuple[str, int]]
+    """For a cluster: the startup nodes."""
+    options: dict[str, Any]
+    """For a cluster: username, password, ssl."""
 
 
 def redact(url: str) -> str:
@@ -717,36 +740,77 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(query="&".join(query)))
 
 
-def check_url(url: object) -> str:
-    """``url`` if it is a Redis URL redis-py will read as written; else
+def check_url(url: object) -> Target:
+    """Where ``url`` points, if it is a Redis URL redis-py will read as written; else
     ``InvalidArgumentError`` naming the bad part (with the password redacted).
 
     redis-py ignores some mistakes silently (``redis://h/abc`` is database 0); here
-    they are errors.
+    they are errors. ``redis+cluster://h1:p1,h2:p2`` (``rediss+cluster://`` for TLS)
+    names a Redis Cluster by some of its nodes.
     """
     if not isinstance(url, str):
         raise InvalidArgumentError(f"a Redis URL must be a str, not {type(url).__name__}")
     shown = redact(url)
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in SCHEMES:
+        raise InvalidArgumentError(
+            f"a Redis URL starts with redis://, rediss://, unix:// or redis+cluster://, "
+            f"not {shown!r}"
+        )
+    if scheme.endswith("+cluster"):
+        return _cluster_target(scheme, rest, shown)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise InvalidArgumentError(f"bad Redis URL {shown!r}: {exc}") from None
-    if parts.scheme not in SCHEMES:
-        raise InvalidArgumentError(
-            f"a Redis URL starts with redis://, rediss:// or unix://, not {shown!r}"
-        )
     if parts.scheme == "unix":
         if not parts.path:
             raise InvalidArgumentError(f"bad Redis URL {shown!r}: no socket path")
-        return url
+        return Target(False, url, [], {})
     if not parts.hostname:
         raise InvalidArgumentError(f"bad Redis URL {shown!r}: no host")
     if port == 0:
         raise InvalidArgumentError(f"bad Redis URL {shown!r}: port 0")
-    database = parts.path.strip("/")
+    _check_database(parts.path, shown)
+    return Target(False, url, [], {})
+
+
+def _check_database(path: str, shown: str, *, cluster: bool = False) -> None:
+    database = path.strip("/")
     if database and not (database.isascii() and database.isdigit()):
         raise InvalidArgumentError(
             f"bad Redis URL {shown!r}: the database must be a number, not {database!r}"
         )
-    return url
+    if cluster and database not in ("", "0"):
+        raise InvalidArgumentError(
+            f"bad Redis URL {shown!r}: a Redis Cluster has database 0 only, not {database}"
+        )
+
+
+def _cluster_target(scheme: str, rest: str, shown: str) -> Target:
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    options: dict[str, Any] = {"ssl": scheme == "rediss+cluster"}
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if colon:
+            options["password"] = unquote(password)
+    nodes = []
+    for node in hosts.split(","):
+        host, colon, port = node.rpartition(":")
+        host = host.strip("[]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgumentError(
+                f"bad Redis URL {shown!r}: each node is host:port, not {node!r}"
+            )
+        nodes.append((host, int(port)))
+    _check_database(path, shown, cluster=True)
+    if query:
+        raise InvalidArgumentError(
+            f"bad Redis URL {shown!r}: a cluster URL takes no query ({query.split('=')[0]}=)"
+        )
+    return Target(True, "", nodes, options)

@@ -429,6 +429,9 @@ end
 if request ~= "" then
   local outcome = redis.call("HGET", REQUESTS, request)
   if outcome then
+    -- A write of ours, so that WAIT (durability "replicated") waits for replicas to
+    -- have everything up to here, the first outcome included.
+    redis.call("ZADD", REQUESTED, now, request)
     outcome = cmsgpack.unpack(outcome)
     return {outcome[1], epoch, events_since(), floor(), unpack(outcome, 2)}
   end

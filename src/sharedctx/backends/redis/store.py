@@ -214,6 +214,11 @@ class RedisStore:
         )
 
     @property
+    def closed(self) -> bool:
+        """Whether the store was closed."""
+        return self._closed
+
+    @property
     def channel(self) -> bytes:
         """The session's pub/sub channel."""
         return self._keys[-1]

@@ -1,0 +1,175 @@
+"""The servers behind a ``RedisBackend``: one Redis server, or a Redis Cluster's nodes.
+
+A backend sends every call to the node that serves the session's slot. ``OneServer``
+has a single connection pool (per process, and one per event loop for asyncio).
+``ClusterServers`` keeps the cluster's slot map with redis-py's cluster client
+(``RedisCluster``: its ``NodesManager`` finds the nodes, follows ``MOVED`` and
+reloads the map after a failover) and hands out each node's own connection pool. The
+calls themselves are made by the backend, on those pools: redis-py's cluster client
+would send a call again after a lost reply, without backoff, and its asyncio client
+loses calls during a resharding under load, which the backend's one call loop does
+not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.retry import Retry
+
+from sharedctx.backends.redis.protocol import Target
+
+__all__ = ["Address", "ClusterServers", "OneServer", "Servers", "servers_for"]
+
+Address = tuple[str, int] | None
+"""A node's host and port (None: the one server of a plain URL)."""
+
+
+class Servers:
+    """Where a key's slot is served, and connections to it (see the module docstring).
+
+    Thread-safe. ``options`` are redis-py's connection options (timeouts, TLS...).
+    """
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = {**options, "retry": Retry(NoBackoff(), 0)}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Address, redis.asyncio.Redis]
+        ] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def address(self, key: bytes) -> Address:
+        """The node that serves ``key``'s slot (as far as this process knows)."""
+        raise NotImplementedError
+
+    def client(self, address: Address) -> redis.Redis:
+        """The sync client of a node (its pool is shared by every thread)."""
+        raise NotImplementedError
+
+    def masters(self) -> list[redis.Redis]:
+        """A sync client of every master (admin calls that scan every node)."""
+        raise NotImplementedError
+
+    def moved(self, error: redis.exceptions.AskError) -> None:
+        """A node answered ``MOVED``: the slot map changed."""
+
+    def refresh(self) -> None:
+        """Reload the slot map (after a failover, or a node that cannot be reached)."""
+
+    def async_client(self, address: Address) -> redis.asyncio.Redis:
+        """The asyncio client of a node for the running event loop (one per loop)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            clients = self._async.setdefault(loop, {})
+            client = clients.get(address)
+            if client is None:
+                client = clients[address] = self._new_async_client(address)
+        return client
+
+    def _new_async_client(self, address: Address) -> redis.asyncio.Redis:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close every connection: the sync ones now, the asyncio ones on their loops."""
+        with self._lock:
+            loops, self._async = list(self._async.items()), weakref.WeakKeyDictionary()
+        for loop, clients in loops:
+            if not loop.is_closed() and loop.is_running():
+                for client in clients.values():
+                    asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio connections (awaited)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            clients = self._async.pop(loop, {})
+        for client in clients.values():
+            await client.aclose()
+
+
+class OneServer(Servers):
+    """A single Redis server, from its URL."""
+
+    def __init__(self, url: str, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.url = url
+        self._client = redis.Redis.from_url(url, **self.options)
+
+    def address(self, key: bytes) -> Address:
+        return None
+
+    def client(self, address: Address) -> redis.Redis:
+        return self._client
+
+    def masters(self) -> list[redis.Redis]:
+        return [self._client]
+
+    def _new_async_client(self, address: Address) -> redis.asyncio.Redis:
+        return redis.asyncio.Redis.from_url(self.url, **self.options)
+
+    def close(self) -> None:
+        super().close()
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+
+class ClusterServers(Servers):
+    """A Redis Cluster, found from some of its nodes."""
+
+    def __init__(self, nodes: list[tuple[str, int]], options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.nodes = nodes
+        self._cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            reinitialize_steps=1,
+            **self.options,
+        )
+
+    def address(self, key: bytes) -> Address:
+        node = self._cluster.nodes_manager.get_node_from_slot(key_slot(key))
+        return node.host, node.port
+
+    def client(self, address: Address) -> redis.Redis:
+        assert address is not None
+        host, port = address
+        node = self._cluster.get_node(host=host, port=port)
+        if node is None:  # a node this process does not know yet (a new master)
+            self.refresh()
+            node = self._cluster.get_node(host=host, port=port)
+            if node is None:
+                raise redis.exceptions.ConnectionError(f"no cluster node {host}:{port}")
+        client: redis.Redis = self._cluster.get_redis_connection(node)
+        return client
+
+    def masters(self) -> list[redis.Redis]:
+        return [self._cluster.get_redis_connection(node) for node in self._cluster.get_primaries()]
+
+    def moved(self, error: redis.exceptions.AskError) -> None:
+        self._cluster.nodes_manager.move_slot(error)
+
+    def refresh(self) -> None:
+        self._cluster.nodes_manager.initialize()
+
+    def _new_async_client(self, address: Address) -> redis.asyncio.Redis:
+        assert address is not None
+        host, port = address
+        return redis.asyncio.Redis(host=host, port=port, **self.options)
+
+    def close(self) -> None:
+        super().close()
+        self._cluster.close()
+
+
+def servers_for(target: Target, options: dict[str, Any]) -> Servers:
+    """The servers a checked URL names."""
+    if target.cluster:
+        return ClusterServers(target.nodes, {**options, **target.options})
+    return OneServer(target.url, options)
