@@ -324,11 +324,24 @@ def test_search_reads_only_the_namespace_prefix_range(
 ) -> None:
     store = SharedContextStore(ctx)
     store.put(("docs", "u1"), "a", {})
-    patterns: list[str] = []
-    find = ctx.find_by_pattern
-    monkeypatch.setattr(ctx, "find_by_pattern", lambda p: patterns.append(p) or find(p))
+    calls = record_calls(ctx, monkeypatch, "find_by_pattern")
     assert [item.key for item in store.search(("docs", "u1"))] == ["a"]
-    assert patterns == ["lg:docs/u1/*"]
+    assert [args for args, _ in calls] == [("lg:docs/u1/*",)]
+
+
+def record_calls(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch, name: str
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The calls the test then makes to the context's method ``name``: arguments, options."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    method = getattr(ctx, name)
+
+    def recording(*args: Any, **options: Any) -> Any:
+        calls.append((args, options))
+        return method(*args, **options)
+
+    monkeypatch.setattr(ctx, name, recording)
+    return calls
 
 
 def test_other_data_of_the_session_is_left_alone(ctx: SharedContext) -> None:

@@ -1,17 +1,18 @@
 """``SharedContextStore``: a LangGraph ``BaseStore`` kept in a sharedctx session.
 
-Each op is written once, as a generator that yields the context calls it needs
-(:class:`_Call`); ``batch`` makes them with the context's sync methods, ``abatch``
-awaits their ``a``-prefixed twins. So the two differ only in how a call is made.
+Each op is written once, as a generator that yields the context calls it needs as
+typed steps (see ``_steps``); ``batch`` runs each step with the context's sync
+method, ``abatch`` awaits its ``a``-prefixed twin. So the two differ only in how a
+call is made.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 from langgraph.store.base import (
     BaseStore,
@@ -36,24 +37,20 @@ from sharedctx.integrations.langgraph._matching import (
     matches_conditions,
     matches_filter,
 )
+from sharedctx.integrations.langgraph._steps import (
+    Delete,
+    Expire,
+    FindByPattern,
+    GetEntry,
+    Keys,
+    Set,
+    Steps,
+)
 
 if TYPE_CHECKING:
     from sharedctx import RedisBackend
 
 __all__ = ["SharedContextStore"]
-
-T = TypeVar("T")
-
-
-class _Call(NamedTuple):
-    """Call ``context.<method>(*args, **options)`` (``a<method>``, awaited, in ``abatch``)."""
-
-    method: str
-    args: tuple[Any, ...]
-    options: Mapping[str, Any]
-
-
-_Steps = Generator[_Call, Any, T]
 
 
 class SharedContextStore(BaseStore):
@@ -148,11 +145,11 @@ class SharedContextStore(BaseStore):
         result: Any = None
         while True:
             try:
-                call = steps.send(result)
+                step = steps.send(result)
             except StopIteration as stop:
                 results: list[Result] = stop.value
                 return results
-            result = getattr(self._context, call.method)(*call.args, **call.options)
+            result = step.run(self._context)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Awaitable twin of :meth:`batch`; it never blocks the event loop."""
@@ -160,13 +157,13 @@ class SharedContextStore(BaseStore):
         result: Any = None
         while True:
             try:
-                call = steps.send(result)
+                step = steps.send(result)
             except StopIteration as stop:
                 results: list[Result] = stop.value
                 return results
-            result = await getattr(self._context, "a" + call.method)(*call.args, **call.options)
+            result = await step.arun(self._context)
 
-    def _execute(self, ops: Iterable[Op]) -> _Steps[list[Result]]:
+    def _execute(self, ops: Iterable[Op]) -> Steps[list[Result]]:
         ops = list(ops)
         for op in ops:
             _check_op(op)  # a bad op raises before any op runs
@@ -183,34 +180,32 @@ class SharedContextStore(BaseStore):
                 results.append((yield from self._list_namespaces(op)))
         return results
 
-    def _get(self, op: GetOp) -> _Steps[Item | None]:
-        entry: ContextEntry | None = yield _Call(
-            "get_entry", (self._keys.key(op.namespace, op.key),), {}
-        )
+    def _get(self, op: GetOp) -> Steps[Item | None]:
+        entry = yield from GetEntry(self._keys.key(op.namespace, op.key))
         if entry is None:
             return None
         if op.refresh_ttl:
             yield from _refresh([entry])
         return self._item(entry, entry.value)
 
-    def _put(self, op: PutOp) -> _Steps[None]:
+    def _put(self, op: PutOp) -> Steps[None]:
         key = self._keys.key(op.namespace, op.key)
         if op.value is None:
-            yield _Call("delete", (key,), {})
+            yield from Delete(key)
         else:
             ttl = None if op.ttl is None else op.ttl * 60
-            yield _Call("set", (key, dict(op.value)), {"ttl": ttl, "source": self._source})
+            yield from Set(key, dict(op.value), ttl, self._source)
 
-    def _search(self, op: SearchOp) -> _Steps[list[SearchItem]]:
-        entries = yield _Call("find_by_pattern", (self._keys.pattern(op.namespace_prefix),), {})
+    def _search(self, op: SearchOp) -> Steps[list[SearchItem]]:
+        entries = yield from FindByPattern(self._keys.pattern(op.namespace_prefix))
         page = _page(entries, check_filter(op.filter), op.offset, op.limit)
         if op.refresh_ttl:
             yield from _refresh(entry for entry, _ in page)
         return [SearchItem(value=value, **self._fields(entry)) for entry, value in page]
 
-    def _list_namespaces(self, op: ListNamespacesOp) -> _Steps[list[tuple[str, ...]]]:
+    def _list_namespaces(self, op: ListNamespacesOp) -> Steps[list[tuple[str, ...]]]:
         conditions = check_conditions(op.match_conditions)
-        keys: list[str] = yield _Call("keys", (self._keys.pattern(literal_head(conditions)),), {})
+        keys = yield from Keys(self._keys.pattern(literal_head(conditions)))
         namespaces = {decoded[0] for decoded in map(self._keys.decode, keys) if decoded}
         found = [ns for ns in namespaces if matches_conditions(ns, conditions)]
         if op.max_depth is not None:
@@ -289,11 +284,11 @@ def _page(
     return list(islice(matching, offset, offset + limit))
 
 
-def _refresh(entries: Iterable[ContextEntry]) -> _Steps[None]:
+def _refresh(entries: Iterable[ContextEntry]) -> Steps[None]:
     """Restart the TTL of the entries that have one (no new version, no event)."""
     for entry in entries:
         if entry.ttl is not None:
-            yield _Call("expire", (entry.key, entry.ttl), {})
+            yield from Expire(entry.key, entry.ttl)
 
 
 def _check_op(op: object) -> None:
