@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from langgraph.store.memory import InMemoryStore
 from sharedctx import InvalidArgumentError, SharedContext
 from sharedctx._glob import compile_glob
 from sharedctx.integrations.langgraph import SharedContextStore
+from sharedctx.integrations.langgraph import _store as store_module
 
 from ..conftest import ContextFactory
 
@@ -207,8 +209,16 @@ DIFFERENTIAL = settings(
 )
 
 
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filtered searches read pages of just ``offset + limit`` entries, so that the few
+    items of an example span several pages (100 by default: a single page)."""
+    monkeypatch.setattr(store_module, "SEARCH_PAGE", 1)
+
+
 @DIFFERENTIAL
 @given(steps=steps)
+@pytest.mark.usefixtures("small_pages")
 def test_every_op_gives_what_in_memory_store_gives(
     ctx: SharedContext, steps: list[list[Op]]
 ) -> None:
@@ -220,6 +230,7 @@ def test_every_op_gives_what_in_memory_store_gives(
 
 @DIFFERENTIAL
 @given(steps=steps)
+@pytest.mark.usefixtures("small_pages")
 async def test_async_twins_give_what_in_memory_store_gives(
     ctx: SharedContext, steps: list[list[Op]]
 ) -> None:
@@ -227,6 +238,33 @@ async def test_async_twins_give_what_in_memory_store_gives(
     oracle = oracle_for(store)
     for step in steps:
         assert await arun_step(store, step) == await arun_step(oracle, step), step
+
+
+@settings(DIFFERENTIAL, max_examples=100)
+@given(
+    items=st.lists(st.tuples(namespaces, values), min_size=1, max_size=12),
+    prefix=st.sampled_from([(), ("a",), ("x/y", "a")]),
+    filter=filters,
+    limit=st.integers(1, 4),
+    offset=st.integers(0, 3),
+)
+@pytest.mark.usefixtures("small_pages")
+def test_a_search_read_in_many_pages_gives_what_in_memory_store_gives(
+    ctx: SharedContext,
+    items: list[tuple[tuple[str, ...], dict[str, Any]]],
+    prefix: tuple[str, ...],
+    filter: dict[str, Any] | None,
+    limit: int,
+    offset: int,
+) -> None:
+    # More items under one prefix than the differential tests above tend to make, so
+    # that a filtered search reads page after page.
+    store = fresh_store(ctx)
+    oracle = oracle_for(store)
+    puts = [PutOp(namespace, f"{i:02}", value) for i, (namespace, value) in enumerate(items)]
+    search = [SearchOp(prefix, filter, limit, offset)]
+    assert run_step(store, puts) == run_step(oracle, puts)
+    assert run_step(store, search) == run_step(oracle, search)
 
 
 # -- items -----------------------------------------------------------------------------
@@ -340,7 +378,11 @@ def record_calls(
         calls.append((args, options))
         return method(*args, **options)
 
-    monkeypatch.setattr(ctx, name, recording)
+    async def arecording(*args: Any, **options: Any) -> Any:
+        calls.append((args, options))
+        return await method(*args, **options)
+
+    monkeypatch.setattr(ctx, name, arecording if inspect.iscoroutinefunction(method) else recording)
     return calls
 
 
@@ -368,6 +410,77 @@ def test_search_results_are_sorted_by_key_then_paged(ctx: SharedContext) -> None
     assert [item.key for item in store.search((), limit=2, offset=1)] == ["3", "2"]
     assert [item.key for item in store.search((), filter={"n": {"$gte": 1}})] == ["3", "2", "1"]
     assert all(item.score is None for item in found)
+
+
+def test_a_search_without_a_filter_reads_only_offset_plus_limit_entries(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SharedContextStore(ctx)
+    store.batch([PutOp(("n",), f"{i:02}", {"n": i}) for i in range(20)])
+    calls = record_calls(ctx, monkeypatch, "find_by_pattern")
+    assert [item.key for item in store.search(("n",), limit=2, offset=3)] == ["03", "04"]
+    assert [item.key for item in store.search(("n",), limit=5, offset=18)] == ["18", "19"]
+    assert store.search(("n",), limit=0, offset=5) == []  # nothing to read
+    assert [options for _, options in calls] == [
+        {"limit": 5, "after": None}, {"limit": 23, "after": None},
+    ]  # fmt: skip
+    acalls = record_calls(ctx, monkeypatch, "afind_by_pattern")
+    found = asyncio.run(store.asearch(("n",), limit=2, offset=3))
+    assert [item.key for item in found] == ["03", "04"]
+    assert [options for _, options in acalls] == [{"limit": 5, "after": None}]
+
+
+def test_a_filtered_search_reads_pages_until_enough_items_match(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SharedContextStore(ctx)
+    store.batch([PutOp(("n",), f"{i:03}", {"n": i}) for i in range(250)])
+    calls = record_calls(ctx, monkeypatch, "find_by_pattern")
+
+    def search(filter: dict[str, Any], limit: int, offset: int) -> list[str]:
+        calls.clear()
+        return [item.key for item in store.search(("n",), filter=filter, limit=limit,
+                                                  offset=offset)]  # fmt: skip
+
+    def pages() -> list[tuple[int, str | None]]:
+        return [(options["limit"], options["after"]) for _, options in calls]
+
+    assert search({"n": {"$lt": 10}}, limit=3, offset=1) == ["001", "002", "003"]
+    assert pages() == [(100, None)]  # matches early: stops after the first page
+    assert search({"n": {"$gte": 240}}, limit=5, offset=2) == [f"{n}" for n in range(242, 247)]
+    assert pages() == [(100, None), (100, "lg:n/099"), (100, "lg:n/199")]
+    assert search({"n": -1}, limit=10, offset=0) == []
+    assert pages() == [(100, None), (100, "lg:n/099"), (100, "lg:n/199")]  # to the end
+    assert len(search({"n": {"$gte": 0}}, limit=150, offset=10)) == 150
+    assert pages() == [(160, None)]  # a page holds at least offset + limit entries
+
+
+def test_a_search_over_several_pages_sees_each_item_once_in_order(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between two pages, other writers remove and add items: the search reads on
+    # after the last key it saw, so it neither repeats nor reorders anything.
+    store = SharedContextStore(ctx)
+    store.batch([PutOp(("n",), f"{i:03}", {"n": i}) for i in range(200)])
+    find = ctx.find_by_pattern
+    pages = 0
+
+    def find_while_others_write(pattern: str, **options: Any) -> Any:
+        nonlocal pages
+        found = find(pattern, **options)
+        pages += 1
+        if pages == 1:
+            store.delete(("n",), "150")  # not read yet: not found
+            store.put(("n",), "050a", {"n": -1})  # before the next page: not found
+            store.put(("n",), "150a", {"n": -1})  # after: found
+            store.put(("n",), "001", {"n": -2})  # read already: found as it was
+        return found
+
+    monkeypatch.setattr(ctx, "find_by_pattern", find_while_others_write)
+    found = store.search(("n",), filter={"n": {"$lt": 2}}, limit=10)
+    assert [(item.key, item.value["n"]) for item in found] == [("000", 0), ("001", 1),
+                                                               ("150a", -1)]  # fmt: skip
+    assert pages == 3
 
 
 def test_an_ordering_never_matches_a_missing_field_or_another_type(ctx: SharedContext) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -75,10 +74,17 @@ class SharedContextStore(BaseStore):
             ``sweep_interval_minutes`` and ``omit_expired`` have nothing to change.
         source: the ``source`` of every entry the store writes.
 
+    A search reads its namespace prefix in key order only as far as its page needs:
+    ``offset + limit`` entries without a filter; with one, pages of at least 100
+    entries until ``offset + limit`` match.
+
     A batch runs its ops in order, each seeing those before it; each op is one
-    atomic context call (a read that refreshes TTLs is a second one), but a batch
-    as a whole is not atomic. Safe from many threads and asyncio tasks. A ``SearchOp``
-    with a ``query`` (semantic search) raises ``NotImplementedError``.
+    atomic context call (a read that refreshes TTLs is a second one), except a
+    search with a filter that reads several pages: an item written or removed
+    between two pages may or may not be among its results, though none comes twice
+    and the order holds. A batch as a whole is not atomic. Safe from many threads and
+    asyncio tasks. A ``SearchOp`` with a ``query`` (semantic search) raises
+    ``NotImplementedError``.
     """
 
     supports_ttl: bool = True
@@ -197,8 +203,11 @@ class SharedContextStore(BaseStore):
             yield from Set(key, dict(op.value), ttl, self._source)
 
     def _search(self, op: SearchOp) -> Steps[list[SearchItem]]:
-        entries = yield from FindByPattern(self._keys.pattern(op.namespace_prefix))
-        page = _page(entries, check_filter(op.filter), op.offset, op.limit)
+        if op.limit == 0:
+            return []
+        pattern = self._keys.pattern(op.namespace_prefix)
+        found = yield from _first_matching(pattern, check_filter(op.filter), op.offset + op.limit)
+        page = found[op.offset :]
         if op.refresh_ttl:
             yield from _refresh(entry for entry, _ in page)
         return [SearchItem(value=value, **self._fields(entry)) for entry, value in page]
@@ -268,20 +277,35 @@ class SharedContextStore(BaseStore):
         return f"<SharedContextStore key_prefix={self.key_prefix!r} of {self._context!r}>"
 
 
-def _page(
-    entries: list[ContextEntry], filter: Mapping[str, Any] | None, offset: int, limit: int
-) -> list[tuple[ContextEntry, Any]]:
-    """The entries ``offset`` to ``offset + limit`` of those whose value matches ``filter``,
-    with their values.
+SEARCH_PAGE = 100
+"""The fewest entries a search with a filter reads at a time."""
 
-    Search results are in the order of their keys, the order ``find_by_pattern`` gives:
-    the one place to change when it can page by itself.
+
+def _first_matching(
+    pattern: str, filter: Mapping[str, Any] | None, count: int
+) -> Steps[list[tuple[ContextEntry, Any]]]:
+    """The first ``count`` (>= 1) entries of ``pattern``, in key order, whose value
+    matches ``filter`` (None: every value), with their values.
+
+    Without a filter that is one read of ``count`` entries. With one, the prefix is
+    read in pages of ``max(count, SEARCH_PAGE)``, each after the last key of the one
+    before, until ``count`` entries match or none are left: a search whose matches
+    come early stops early.
     """
-    if filter is None:
-        return [(entry, entry.value) for entry in islice(entries, offset, offset + limit)]
-    values = ((entry, entry.value) for entry in entries)
-    matching = ((entry, value) for entry, value in values if matches_filter(value, filter))
-    return list(islice(matching, offset, offset + limit))
+    size = count if filter is None else max(count, SEARCH_PAGE)
+    found: list[tuple[ContextEntry, Any]] = []
+    after: str | None = None
+    while True:
+        entries = yield from FindByPattern(pattern, limit=size, after=after)
+        for entry in entries:
+            value = entry.value
+            if filter is None or matches_filter(value, filter):
+                found.append((entry, value))
+                if len(found) == count:
+                    return found
+        if len(entries) < size:
+            return found
+        after = entries[-1].key
 
 
 def _refresh(entries: Iterable[ContextEntry]) -> Steps[None]:
