@@ -30,8 +30,9 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore
 
-from sharedctx import InvalidArgumentError, SharedContext
+from sharedctx import Backend, InvalidArgumentError, MemoryBackend, SharedContext
 from sharedctx._glob import compile_glob
+from sharedctx.backends import open_backend
 from sharedctx.integrations.langgraph import SharedContextStore
 from sharedctx.integrations.langgraph import _store as store_module
 
@@ -647,6 +648,12 @@ def test_bad_store_options_raise(ctx: SharedContext) -> None:
         SharedContextStore(ctx, ttl={"refresh_on_read": "yes"})  # type: ignore[typeddict-item]
     with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):
         SharedContextStore(ctx, backend="redis://localhost:1/0")
+    with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):
+        SharedContextStore(ctx, backend=MemoryBackend())
+    with pytest.raises(InvalidArgumentError, match="backend must be 'memory', a Redis URL"):
+        SharedContextStore("s", backend=42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="backend must be 'memory', a redis://"):
+        SharedContextStore("s", backend="postgres://localhost/db")
     with pytest.raises(InvalidArgumentError, match="SharedContext or a session id"):
         SharedContextStore(42)  # type: ignore[arg-type]
 
@@ -686,12 +693,31 @@ async def test_a_node_can_watch_a_namespace(ctx: SharedContext) -> None:
         SharedContextStore(ctx, key_prefix="other:").to_item(first.entry)
 
 
-def test_a_store_opened_from_a_session_id_owns_its_context(backend: str) -> None:
+def test_a_store_opened_from_a_session_id_owns_its_context(backend: str | Backend) -> None:
     with SharedContextStore("owned-session", backend=backend) as store:
         store.put(("n",), "k", {"v": 1})
         assert store.context.session_id == "owned-session"
         store.context.destroy()
     assert store.context.closed
+
+
+def test_a_store_opened_on_a_backend_object_leaves_the_backend_open(
+    backend: str | Backend,
+) -> None:
+    shared, owned = open_backend(backend)  # a Backend object, whatever the fixture gives
+    session = f"on-a-backend-{next(prefix_numbers)}"
+    try:
+        with SharedContextStore(session, backend=shared) as store:
+            store.put(("n",), "k", {"v": 1})
+            assert store.context.backend is shared
+        assert store.context.closed
+        with SharedContextStore(session, backend=shared) as again:  # the backend still serves
+            again.put(("n",), "j", {"v": 2})
+            assert again.get(("n",), "j").value == {"v": 2}  # type: ignore[union-attr]
+            again.context.destroy()
+    finally:
+        if owned:
+            shared.close()
 
 
 def test_a_store_given_a_context_leaves_it_open(ctx: SharedContext) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 from langgraph.store.base import GetOp, SearchOp
 
-from sharedctx import SharedContext
+from sharedctx import MemoryBackend, SharedContext
 from sharedctx.integrations.langgraph import SharedContextStore
 
 from ..conftest import FakeClock
@@ -22,8 +23,10 @@ NS = ("memories", "u1")
 
 
 @pytest.fixture
-def clocked_store(clocked: SharedContext) -> SharedContextStore:
-    return SharedContextStore(clocked)
+def clocked_store(clock: FakeClock) -> Iterator[SharedContextStore]:
+    """A store of its own session, on a memory backend that runs on the fake clock."""
+    with SharedContextStore("ttl-session", backend=MemoryBackend(clock=clock)) as store:
+        yield store
 
 
 def test_an_item_expires_its_ttl_minutes_after_the_put(

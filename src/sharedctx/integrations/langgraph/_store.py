@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from langgraph.store.base import (
     BaseStore,
@@ -26,7 +26,7 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
-from sharedctx import ContextEntry, InvalidArgumentError, InvalidTTLError, SharedContext
+from sharedctx import Backend, ContextEntry, InvalidArgumentError, InvalidTTLError, SharedContext
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
 from sharedctx.integrations.langgraph._matching import (
     check_conditions,
@@ -46,9 +46,6 @@ from sharedctx.integrations.langgraph._steps import (
     Steps,
 )
 
-if TYPE_CHECKING:
-    from sharedctx import RedisBackend
-
 __all__ = ["SharedContextStore"]
 
 
@@ -64,7 +61,9 @@ class SharedContextStore(BaseStore):
         context_or_session: a ``SharedContext`` (the caller keeps it and closes it),
             or a session id, for which the store opens ``SharedContext(session,
             backend=backend)`` and :meth:`close` closes it.
-        backend: with a session id: ``"memory"``, a Redis URL or a ``RedisBackend``.
+        backend: with a session id: ``"memory"``, a Redis URL, or any ``Backend``
+            (``MemoryBackend(clock=...)``, ``RedisBackend``...), which stays the
+            caller's to close.
         key_prefix: starts every key of the store (default ``"lg:"``), so the session
             can hold other data; it may not contain a glob metacharacter.
         ttl: LangGraph's ``TTLConfig``: ``default_ttl`` (minutes) for a ``put`` that
@@ -93,7 +92,7 @@ class SharedContextStore(BaseStore):
         self,
         context_or_session: SharedContext | str,
         *,
-        backend: str | RedisBackend = "memory",
+        backend: str | Backend = "memory",
         key_prefix: str = "lg:",
         ttl: TTLConfig | None = None,
         source: str = "langgraph",
