@@ -691,6 +691,13 @@ async def test_a_node_can_watch_a_namespace(ctx: SharedContext) -> None:
     assert (item.namespace, item.key, item.value) == (("watched", "deeper"), "k", {"v": 1})
     with pytest.raises(InvalidArgumentError, match="not an item of this store"):
         SharedContextStore(ctx, key_prefix="other:").to_item(first.entry)
+    # A removal event carries the entry without its value: there is no Item to make.
+    assert second.entry.key == store.key_for(("watched", "deeper"), "k")
+    assert not second.entry.has_value
+    with pytest.raises(InvalidArgumentError, match=r"no value.*removal event"):
+        store.to_item(second.entry)
+    with pytest.raises(InvalidArgumentError, match="not an item of this store"):
+        SharedContextStore(ctx, key_prefix="other:").to_item(second.entry)
 
 
 def test_a_store_opened_from_a_session_id_owns_its_context(backend: str | Backend) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from langgraph.store.base import GetOp, SearchOp
 
-from sharedctx import MemoryBackend, SharedContext
+from sharedctx import InvalidArgumentError, MemoryBackend, SharedContext
 from sharedctx.integrations.langgraph import SharedContextStore
 
 from ..conftest import FakeClock
@@ -123,7 +123,11 @@ def test_expiry_is_active_and_emits_events(
         clocked_store.put(NS, "k", {"v": 1}, ttl=1)
         clock.advance(60)
         assert clocked_store.context.purge_expired() == 1  # what the timer does, on time
-        assert [watch.get(timeout=5).action for _ in range(2)] == ["set", "expire"]
+        events = [watch.get(timeout=5) for _ in range(2)]
+    assert [event.action for event in events] == ["set", "expire"]
+    assert clocked_store.to_item(events[0].entry).value == {"v": 1}
+    with pytest.raises(InvalidArgumentError, match="no value"):
+        clocked_store.to_item(events[1].entry)  # an expired value is gone
 
 
 # -- on every backend, by the expiry an entry carries ------------------------------------

@@ -138,9 +138,20 @@ class SharedContextStore(BaseStore):
         return self._keys.pattern(check_namespace(namespace_prefix, "namespace prefix"))
 
     def to_item(self, entry: ContextEntry) -> Item:
-        """The ``Item`` that a context entry of this store holds (from ``wait_for`` or an
-        event); raises ``InvalidArgumentError`` if its key is not under ``key_prefix``."""
-        return self._item(entry, entry.value)
+        """The ``Item`` that a context entry of this store holds (from ``wait_for``, or
+        a ``set`` event).
+
+        Raises ``InvalidArgumentError`` if its key is not under ``key_prefix``, and if
+        the entry has no value (``entry.has_value`` is False): the entry of a removal
+        event (``delete``, ``expire``, ``evict``) carries none, so it is no ``Item``.
+        """
+        fields = self._fields(entry)  # raises first for a key of another store
+        if not entry.has_value:
+            raise InvalidArgumentError(
+                f"the entry of key {entry.key!r} has no value, so it is no Item: it comes "
+                "from a removal event (delete, expire or evict; see event.action)"
+            )
+        return Item(value=entry.value, **fields)
 
     # -- the BaseStore interface ---------------------------------------------------
 
@@ -191,7 +202,7 @@ class SharedContextStore(BaseStore):
             return None
         if op.refresh_ttl:
             yield from _refresh([entry])
-        return self._item(entry, entry.value)
+        return Item(value=entry.value, **self._fields(entry))
 
     def _put(self, op: PutOp) -> Steps[None]:
         key = self._keys.key(op.namespace, op.key)
@@ -219,9 +230,6 @@ class SharedContextStore(BaseStore):
         if op.max_depth is not None:
             found = list({namespace[: op.max_depth] for namespace in found})
         return sorted(found)[op.offset : op.offset + op.limit]
-
-    def _item(self, entry: ContextEntry, value: Any) -> Item:
-        return Item(value=value, **self._fields(entry))
 
     def _fields(self, entry: ContextEntry) -> dict[str, Any]:
         """The fields an ``Item`` or a ``SearchItem`` takes from an entry, but its value."""
