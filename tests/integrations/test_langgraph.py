@@ -340,6 +340,14 @@ def test_keys_are_reversible_and_a_namespace_prefix_is_a_literal_key_prefix(
     store.batch([PutOp(namespace, key, None)])
 
 
+def test_an_item_key_may_be_1024_characters_once_encoded(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    namespace, key = ("n",), "%" * 339 + "ok"  # lg:n/, 339 times %25, then ok
+    assert len(store.key_for(namespace, key)) == 1024
+    store.put(namespace, key, {"v": 1})
+    assert store.get(namespace, key).value == {"v": 1}  # type: ignore[union-attr]
+
+
 def test_the_encoding_is_the_documented_one(ctx: SharedContext) -> None:
     store = SharedContextStore(ctx)
     assert store.key_for(("users", "a:b"), "prefs") == "lg:users/a:b/prefs"
@@ -617,6 +625,10 @@ def test_a_bad_namespace_raises_naming_the_problem(
         (PutOp(("n",), "k", ["not", "a", "dict"]), "must be a dict"),  # type: ignore[arg-type]
         (PutOp(("n",), "k", {}, ttl=0), "minutes > 0"),
         (PutOp(("n",), "k", {}, ttl=float("nan")), "minutes > 0"),
+        (PutOp(("n",), "k", {}, ttl=10**9), r"at most 5259600 \(ten years\)"),
+        (PutOp(("n",), "k", {}, ttl=10**400), "ten years"),  # too large for a float
+        (GetOp(("n",), "k" * 1020), "1025 characters once encoded; at most 1024"),
+        (PutOp(("n",), "%" * 340, {}), "1025 characters once encoded"),  # %25 each
         (SearchOp(("n",), limit=-1), "limit must be an int >= 0"),
         (SearchOp(("n",), offset=1.5), "offset must be an int"),  # type: ignore[arg-type]
         (SearchOp(("n",), filter={"n": {"$in": [1]}}), "unknown operator '\\$in'"),
@@ -644,6 +656,8 @@ def test_bad_store_options_raise(ctx: SharedContext) -> None:
         SharedContextStore(ctx, key_prefix="")
     with pytest.raises(InvalidArgumentError, match="default_ttl"):
         SharedContextStore(ctx, ttl={"default_ttl": -1})
+    with pytest.raises(InvalidArgumentError, match=r"default_ttl.*ten years"):
+        SharedContextStore(ctx, ttl={"default_ttl": 10**9})
     with pytest.raises(InvalidArgumentError, match="refresh_on_read"):
         SharedContextStore(ctx, ttl={"refresh_on_read": "yes"})  # type: ignore[typeddict-item]
     with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):

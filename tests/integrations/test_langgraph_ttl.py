@@ -153,6 +153,12 @@ def test_refresh_moves_the_expiry_and_keeps_the_version(ctx: SharedContext) -> N
     assert ctx.get_entry(key).expires_at > refreshed.expires_at  # type: ignore[operator, union-attr]
 
 
+def test_a_ttl_may_be_ten_years(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    store.put(NS, "k", {"v": 1}, ttl=10 * 365.25 * 24 * 60)  # minutes: sharedctx's longest
+    assert ctx.get_entry(store.key_for(NS, "k")).ttl == 10 * 365.25 * 24 * 3600  # type: ignore[union-attr]
+
+
 def test_a_put_without_ttl_removes_the_ttl(ctx: SharedContext) -> None:
     store = SharedContextStore(ctx)
     store.put(NS, "k", {"v": 1}, ttl=10)

@@ -28,12 +28,13 @@ least 100 until ``offset + limit`` match with one (such a search is then several
 reads, not one snapshot). Semantic search (a ``query``) is not supported: it raises
 ``NotImplementedError``.
 
-**TTLs** are LangGraph's, in minutes (``supports_ttl`` is True): a put's ``ttl`` (or
-``ttl_config['default_ttl']`` when it gives none) becomes the entry's TTL in seconds,
-and ``ttl=None`` means none, whatever the context's ``default_ttl``. A get or search
-with ``refresh_ttl`` restarts the TTL of each item it returns with
-``context.expire`` (no new version, no event); without it, a read changes nothing.
-Items expire by themselves, with ``expire`` events, and an expired one is never seen.
+**TTLs** are LangGraph's, in minutes (``supports_ttl`` is True), at most ten years
+(``InvalidTTLError`` beyond): a put's ``ttl`` (or ``ttl_config['default_ttl']`` when it
+gives none) becomes the entry's TTL in seconds, and ``ttl=None`` means none, whatever
+the context's ``default_ttl``. A get or search with ``refresh_ttl`` restarts the TTL of
+each item it returns with ``context.expire`` (no new version, no event); without it, a
+read changes nothing. Items expire by themselves, with ``expire`` events, and an expired
+one is never seen.
 
 **Created and updated** times are the entry's: ``created_at`` stays across puts,
 ``updated_at`` is the last put's; a read that refreshes a TTL changes neither.

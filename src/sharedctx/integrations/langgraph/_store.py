@@ -8,7 +8,6 @@ call is made.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -26,7 +25,14 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
-from sharedctx import Backend, ContextEntry, InvalidArgumentError, InvalidTTLError, SharedContext
+from sharedctx import (
+    Backend,
+    ContextEntry,
+    InvalidArgumentError,
+    InvalidKeyError,
+    InvalidTTLError,
+    SharedContext,
+)
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
 from sharedctx.integrations.langgraph._matching import (
     check_conditions,
@@ -182,7 +188,7 @@ class SharedContextStore(BaseStore):
     def _execute(self, ops: Iterable[Op]) -> Steps[list[Result]]:
         ops = list(ops)
         for op in ops:
-            _check_op(op)  # a bad op raises before any op runs
+            _check_op(op, self._keys)  # a bad op raises before any op runs
         results: list[Result] = []
         for op in ops:
             if isinstance(op, GetOp):
@@ -322,10 +328,22 @@ def _refresh(entries: Iterable[ContextEntry]) -> Steps[None]:
             yield from Expire(entry.key, entry.ttl)
 
 
-def _check_op(op: object) -> None:
+MAX_KEY_LENGTH = 1024
+"""sharedctx's longest key (README, "Keys"): an item's key, once encoded, is checked
+against it before a batch runs, not when the context refuses it halfway through."""
+
+MAX_TTL_MINUTES = 10 * 365.25 * 24 * 60
+"""sharedctx's longest TTL, ten years (README, "TTLs"), in LangGraph's minutes."""
+
+
+def _check_op(op: object, keys: KeyEncoding) -> None:
     if isinstance(op, GetOp | PutOp):
-        check_namespace(op.namespace)
-        _check_key(op.key)
+        full = keys.key(check_namespace(op.namespace), _check_key(op.key))
+        if len(full) > MAX_KEY_LENGTH:
+            raise InvalidKeyError(
+                f"item {op.key[:40]!r} of namespace {op.namespace!r} has a key of "
+                f"{len(full)} characters once encoded; at most {MAX_KEY_LENGTH}"
+            )
         if isinstance(op, PutOp) and op.value is not None:  # not a delete
             if not isinstance(op.value, Mapping):
                 raise InvalidArgumentError(
@@ -367,12 +385,12 @@ def _check_count(value: Any, what: str, minimum: int = 0) -> None:
 def _check_minutes(ttl: Any, what: str) -> None:
     if ttl is None:
         return
-    if (
-        isinstance(ttl, bool)
-        or not isinstance(ttl, int | float)
-        or not (math.isfinite(ttl) and ttl > 0)
-    ):
-        raise InvalidTTLError(f"{what} must be a number of minutes > 0, or None; not {ttl!r}")
+    # A comparison, not float(): an int too large for a float is refused, not an error.
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL_MINUTES:
+        raise InvalidTTLError(
+            f"{what} must be a number of minutes > 0 and at most {MAX_TTL_MINUTES:.0f} "
+            f"(ten years), or None; not {ttl!r}"
+        )
 
 
 def _check_ttl_config(config: Any) -> TTLConfig | None:
