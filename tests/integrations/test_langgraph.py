@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import subprocess
 import sys
@@ -29,9 +30,11 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore
 
-from sharedctx import InvalidArgumentError, SharedContext
+from sharedctx import Backend, InvalidArgumentError, MemoryBackend, SharedContext
 from sharedctx._glob import compile_glob
+from sharedctx.backends import open_backend
 from sharedctx.integrations.langgraph import SharedContextStore
+from sharedctx.integrations.langgraph import _store as store_module
 
 from ..conftest import ContextFactory
 
@@ -207,8 +210,16 @@ DIFFERENTIAL = settings(
 )
 
 
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filtered searches read pages of just ``offset + limit`` entries, so that the few
+    items of an example span several pages (100 by default: a single page)."""
+    monkeypatch.setattr(store_module, "SEARCH_PAGE", 1)
+
+
 @DIFFERENTIAL
 @given(steps=steps)
+@pytest.mark.usefixtures("small_pages")
 def test_every_op_gives_what_in_memory_store_gives(
     ctx: SharedContext, steps: list[list[Op]]
 ) -> None:
@@ -220,6 +231,7 @@ def test_every_op_gives_what_in_memory_store_gives(
 
 @DIFFERENTIAL
 @given(steps=steps)
+@pytest.mark.usefixtures("small_pages")
 async def test_async_twins_give_what_in_memory_store_gives(
     ctx: SharedContext, steps: list[list[Op]]
 ) -> None:
@@ -227,6 +239,33 @@ async def test_async_twins_give_what_in_memory_store_gives(
     oracle = oracle_for(store)
     for step in steps:
         assert await arun_step(store, step) == await arun_step(oracle, step), step
+
+
+@settings(DIFFERENTIAL, max_examples=100)
+@given(
+    items=st.lists(st.tuples(namespaces, values), min_size=1, max_size=12),
+    prefix=st.sampled_from([(), ("a",), ("x/y", "a")]),
+    filter=filters,
+    limit=st.integers(1, 4),
+    offset=st.integers(0, 3),
+)
+@pytest.mark.usefixtures("small_pages")
+def test_a_search_read_in_many_pages_gives_what_in_memory_store_gives(
+    ctx: SharedContext,
+    items: list[tuple[tuple[str, ...], dict[str, Any]]],
+    prefix: tuple[str, ...],
+    filter: dict[str, Any] | None,
+    limit: int,
+    offset: int,
+) -> None:
+    # More items under one prefix than the differential tests above tend to make, so
+    # that a filtered search reads page after page.
+    store = fresh_store(ctx)
+    oracle = oracle_for(store)
+    puts = [PutOp(namespace, f"{i:02}", value) for i, (namespace, value) in enumerate(items)]
+    search = [SearchOp(prefix, filter, limit, offset)]
+    assert run_step(store, puts) == run_step(oracle, puts)
+    assert run_step(store, search) == run_step(oracle, search)
 
 
 # -- items -----------------------------------------------------------------------------
@@ -301,6 +340,14 @@ def test_keys_are_reversible_and_a_namespace_prefix_is_a_literal_key_prefix(
     store.batch([PutOp(namespace, key, None)])
 
 
+def test_an_item_key_may_be_1024_characters_once_encoded(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    namespace, key = ("n",), "%" * 339 + "ok"  # lg:n/, 339 times %25, then ok
+    assert len(store.key_for(namespace, key)) == 1024
+    store.put(namespace, key, {"v": 1})
+    assert store.get(namespace, key).value == {"v": 1}  # type: ignore[union-attr]
+
+
 def test_the_encoding_is_the_documented_one(ctx: SharedContext) -> None:
     store = SharedContextStore(ctx)
     assert store.key_for(("users", "a:b"), "prefs") == "lg:users/a:b/prefs"
@@ -324,11 +371,28 @@ def test_search_reads_only_the_namespace_prefix_range(
 ) -> None:
     store = SharedContextStore(ctx)
     store.put(("docs", "u1"), "a", {})
-    patterns: list[str] = []
-    find = ctx.find_by_pattern
-    monkeypatch.setattr(ctx, "find_by_pattern", lambda p: patterns.append(p) or find(p))
+    calls = record_calls(ctx, monkeypatch, "find_by_pattern")
     assert [item.key for item in store.search(("docs", "u1"))] == ["a"]
-    assert patterns == ["lg:docs/u1/*"]
+    assert [args for args, _ in calls] == [("lg:docs/u1/*",)]
+
+
+def record_calls(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch, name: str
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The calls the test then makes to the context's method ``name``: arguments, options."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    method = getattr(ctx, name)
+
+    def recording(*args: Any, **options: Any) -> Any:
+        calls.append((args, options))
+        return method(*args, **options)
+
+    async def arecording(*args: Any, **options: Any) -> Any:
+        calls.append((args, options))
+        return await method(*args, **options)
+
+    monkeypatch.setattr(ctx, name, arecording if inspect.iscoroutinefunction(method) else recording)
+    return calls
 
 
 def test_other_data_of_the_session_is_left_alone(ctx: SharedContext) -> None:
@@ -355,6 +419,77 @@ def test_search_results_are_sorted_by_key_then_paged(ctx: SharedContext) -> None
     assert [item.key for item in store.search((), limit=2, offset=1)] == ["3", "2"]
     assert [item.key for item in store.search((), filter={"n": {"$gte": 1}})] == ["3", "2", "1"]
     assert all(item.score is None for item in found)
+
+
+def test_a_search_without_a_filter_reads_only_offset_plus_limit_entries(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SharedContextStore(ctx)
+    store.batch([PutOp(("n",), f"{i:02}", {"n": i}) for i in range(20)])
+    calls = record_calls(ctx, monkeypatch, "find_by_pattern")
+    assert [item.key for item in store.search(("n",), limit=2, offset=3)] == ["03", "04"]
+    assert [item.key for item in store.search(("n",), limit=5, offset=18)] == ["18", "19"]
+    assert store.search(("n",), limit=0, offset=5) == []  # nothing to read
+    assert [options for _, options in calls] == [
+        {"limit": 5, "after": None}, {"limit": 23, "after": None},
+    ]  # fmt: skip
+    acalls = record_calls(ctx, monkeypatch, "afind_by_pattern")
+    found = asyncio.run(store.asearch(("n",), limit=2, offset=3))
+    assert [item.key for item in found] == ["03", "04"]
+    assert [options for _, options in acalls] == [{"limit": 5, "after": None}]
+
+
+def test_a_filtered_search_reads_pages_until_enough_items_match(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SharedContextStore(ctx)
+    store.batch([PutOp(("n",), f"{i:03}", {"n": i}) for i in range(250)])
+    calls = record_calls(ctx, monkeypatch, "find_by_pattern")
+
+    def search(filter: dict[str, Any], limit: int, offset: int) -> list[str]:
+        calls.clear()
+        return [item.key for item in store.search(("n",), filter=filter, limit=limit,
+                                                  offset=offset)]  # fmt: skip
+
+    def pages() -> list[tuple[int, str | None]]:
+        return [(options["limit"], options["after"]) for _, options in calls]
+
+    assert search({"n": {"$lt": 10}}, limit=3, offset=1) == ["001", "002", "003"]
+    assert pages() == [(100, None)]  # matches early: stops after the first page
+    assert search({"n": {"$gte": 240}}, limit=5, offset=2) == [f"{n}" for n in range(242, 247)]
+    assert pages() == [(100, None), (100, "lg:n/099"), (100, "lg:n/199")]
+    assert search({"n": -1}, limit=10, offset=0) == []
+    assert pages() == [(100, None), (100, "lg:n/099"), (100, "lg:n/199")]  # to the end
+    assert len(search({"n": {"$gte": 0}}, limit=150, offset=10)) == 150
+    assert pages() == [(160, None)]  # a page holds at least offset + limit entries
+
+
+def test_a_search_over_several_pages_sees_each_item_once_in_order(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between two pages, other writers remove and add items: the search reads on
+    # after the last key it saw, so it neither repeats nor reorders anything.
+    store = SharedContextStore(ctx)
+    store.batch([PutOp(("n",), f"{i:03}", {"n": i}) for i in range(200)])
+    find = ctx.find_by_pattern
+    pages = 0
+
+    def find_while_others_write(pattern: str, **options: Any) -> Any:
+        nonlocal pages
+        found = find(pattern, **options)
+        pages += 1
+        if pages == 1:
+            store.delete(("n",), "150")  # not read yet: not found
+            store.put(("n",), "050a", {"n": -1})  # before the next page: not found
+            store.put(("n",), "150a", {"n": -1})  # after: found
+            store.put(("n",), "001", {"n": -2})  # read already: found as it was
+        return found
+
+    monkeypatch.setattr(ctx, "find_by_pattern", find_while_others_write)
+    found = store.search(("n",), filter={"n": {"$lt": 2}}, limit=10)
+    assert [(item.key, item.value["n"]) for item in found] == [("000", 0), ("001", 1),
+                                                               ("150a", -1)]  # fmt: skip
+    assert pages == 3
 
 
 def test_an_ordering_never_matches_a_missing_field_or_another_type(ctx: SharedContext) -> None:
@@ -490,6 +625,10 @@ def test_a_bad_namespace_raises_naming_the_problem(
         (PutOp(("n",), "k", ["not", "a", "dict"]), "must be a dict"),  # type: ignore[arg-type]
         (PutOp(("n",), "k", {}, ttl=0), "minutes > 0"),
         (PutOp(("n",), "k", {}, ttl=float("nan")), "minutes > 0"),
+        (PutOp(("n",), "k", {}, ttl=10**9), r"at most 5259600 \(ten years\)"),
+        (PutOp(("n",), "k", {}, ttl=10**400), "ten years"),  # too large for a float
+        (GetOp(("n",), "k" * 1020), "1025 characters once encoded; at most 1024"),
+        (PutOp(("n",), "%" * 340, {}), "1025 characters once encoded"),  # %25 each
         (SearchOp(("n",), limit=-1), "limit must be an int >= 0"),
         (SearchOp(("n",), offset=1.5), "offset must be an int"),  # type: ignore[arg-type]
         (SearchOp(("n",), filter={"n": {"$in": [1]}}), "unknown operator '\\$in'"),
@@ -517,10 +656,18 @@ def test_bad_store_options_raise(ctx: SharedContext) -> None:
         SharedContextStore(ctx, key_prefix="")
     with pytest.raises(InvalidArgumentError, match="default_ttl"):
         SharedContextStore(ctx, ttl={"default_ttl": -1})
+    with pytest.raises(InvalidArgumentError, match=r"default_ttl.*ten years"):
+        SharedContextStore(ctx, ttl={"default_ttl": 10**9})
     with pytest.raises(InvalidArgumentError, match="refresh_on_read"):
         SharedContextStore(ctx, ttl={"refresh_on_read": "yes"})  # type: ignore[typeddict-item]
     with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):
         SharedContextStore(ctx, backend="redis://localhost:1/0")
+    with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):
+        SharedContextStore(ctx, backend=MemoryBackend())
+    with pytest.raises(InvalidArgumentError, match="backend must be 'memory', a Redis URL"):
+        SharedContextStore("s", backend=42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="backend must be 'memory', a redis://"):
+        SharedContextStore("s", backend="postgres://localhost/db")
     with pytest.raises(InvalidArgumentError, match="SharedContext or a session id"):
         SharedContextStore(42)  # type: ignore[arg-type]
 
@@ -558,14 +705,40 @@ async def test_a_node_can_watch_a_namespace(ctx: SharedContext) -> None:
     assert (item.namespace, item.key, item.value) == (("watched", "deeper"), "k", {"v": 1})
     with pytest.raises(InvalidArgumentError, match="not an item of this store"):
         SharedContextStore(ctx, key_prefix="other:").to_item(first.entry)
+    # A removal event carries the entry without its value: there is no Item to make.
+    assert second.entry.key == store.key_for(("watched", "deeper"), "k")
+    assert not second.entry.has_value
+    with pytest.raises(InvalidArgumentError, match=r"no value.*removal event"):
+        store.to_item(second.entry)
+    with pytest.raises(InvalidArgumentError, match="not an item of this store"):
+        SharedContextStore(ctx, key_prefix="other:").to_item(second.entry)
 
 
-def test_a_store_opened_from_a_session_id_owns_its_context(backend: str) -> None:
+def test_a_store_opened_from_a_session_id_owns_its_context(backend: str | Backend) -> None:
     with SharedContextStore("owned-session", backend=backend) as store:
         store.put(("n",), "k", {"v": 1})
         assert store.context.session_id == "owned-session"
         store.context.destroy()
     assert store.context.closed
+
+
+def test_a_store_opened_on_a_backend_object_leaves_the_backend_open(
+    backend: str | Backend,
+) -> None:
+    shared, owned = open_backend(backend)  # a Backend object, whatever the fixture gives
+    session = f"on-a-backend-{next(prefix_numbers)}"
+    try:
+        with SharedContextStore(session, backend=shared) as store:
+            store.put(("n",), "k", {"v": 1})
+            assert store.context.backend is shared
+        assert store.context.closed
+        with SharedContextStore(session, backend=shared) as again:  # the backend still serves
+            again.put(("n",), "j", {"v": 2})
+            assert again.get(("n",), "j").value == {"v": 2}  # type: ignore[union-attr]
+            again.context.destroy()
+    finally:
+        if owned:
+            shared.close()
 
 
 def test_a_store_given_a_context_leaves_it_open(ctx: SharedContext) -> None:

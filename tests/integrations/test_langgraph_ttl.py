@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 from langgraph.store.base import GetOp, SearchOp
 
-from sharedctx import SharedContext
+from sharedctx import InvalidArgumentError, MemoryBackend, SharedContext
 from sharedctx.integrations.langgraph import SharedContextStore
 
 from ..conftest import FakeClock
@@ -22,8 +23,10 @@ NS = ("memories", "u1")
 
 
 @pytest.fixture
-def clocked_store(clocked: SharedContext) -> SharedContextStore:
-    return SharedContextStore(clocked)
+def clocked_store(clock: FakeClock) -> Iterator[SharedContextStore]:
+    """A store of its own session, on a memory backend that runs on the fake clock."""
+    with SharedContextStore("ttl-session", backend=MemoryBackend(clock=clock)) as store:
+        yield store
 
 
 def test_an_item_expires_its_ttl_minutes_after_the_put(
@@ -120,7 +123,11 @@ def test_expiry_is_active_and_emits_events(
         clocked_store.put(NS, "k", {"v": 1}, ttl=1)
         clock.advance(60)
         assert clocked_store.context.purge_expired() == 1  # what the timer does, on time
-        assert [watch.get(timeout=5).action for _ in range(2)] == ["set", "expire"]
+        events = [watch.get(timeout=5) for _ in range(2)]
+    assert [event.action for event in events] == ["set", "expire"]
+    assert clocked_store.to_item(events[0].entry).value == {"v": 1}
+    with pytest.raises(InvalidArgumentError, match="no value"):
+        clocked_store.to_item(events[1].entry)  # an expired value is gone
 
 
 # -- on every backend, by the expiry an entry carries ------------------------------------
@@ -144,6 +151,12 @@ def test_refresh_moves_the_expiry_and_keeps_the_version(ctx: SharedContext) -> N
     time.sleep(0.01)
     store.search(NS)
     assert ctx.get_entry(key).expires_at > refreshed.expires_at  # type: ignore[operator, union-attr]
+
+
+def test_a_ttl_may_be_ten_years(ctx: SharedContext) -> None:
+    store = SharedContextStore(ctx)
+    store.put(NS, "k", {"v": 1}, ttl=10 * 365.25 * 24 * 60)  # minutes: sharedctx's longest
+    assert ctx.get_entry(store.key_for(NS, "k")).ttl == 10 * 365.25 * 24 * 3600  # type: ignore[union-attr]
 
 
 def test_a_put_without_ttl_removes_the_ttl(ctx: SharedContext) -> None:

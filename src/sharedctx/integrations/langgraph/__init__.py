@@ -22,15 +22,19 @@ once encoded (``InvalidKeyError`` beyond).
 **Search** results are sorted by their context key (label by label in encoded form,
 then key), filtered as ``InMemoryStore`` filters (``$eq``, ``$ne``, ``$gt``, ``$gte``,
 ``$lt``, ``$lte``; an ordering never matches a missing field or one of another type),
-then paged with ``offset`` and ``limit``. Semantic search (a ``query``) is not
-supported: it raises ``NotImplementedError``.
+then paged with ``offset`` and ``limit``. A search reads its prefix in key order only
+as far as that page needs: ``offset + limit`` entries without a filter, pages of at
+least 100 until ``offset + limit`` match with one (such a search is then several
+reads, not one snapshot). Semantic search (a ``query``) is not supported: it raises
+``NotImplementedError``.
 
-**TTLs** are LangGraph's, in minutes (``supports_ttl`` is True): a put's ``ttl`` (or
-``ttl_config['default_ttl']`` when it gives none) becomes the entry's TTL in seconds,
-and ``ttl=None`` means none, whatever the context's ``default_ttl``. A get or search
-with ``refresh_ttl`` restarts the TTL of each item it returns with
-``context.expire`` (no new version, no event); without it, a read changes nothing.
-Items expire by themselves, with ``expire`` events, and an expired one is never seen.
+**TTLs** are LangGraph's, in minutes (``supports_ttl`` is True), at most ten years
+(``InvalidTTLError`` beyond): a put's ``ttl`` (or ``ttl_config['default_ttl']`` when it
+gives none) becomes the entry's TTL in seconds, and ``ttl=None`` means none, whatever
+the context's ``default_ttl``. A get or search with ``refresh_ttl`` restarts the TTL of
+each item it returns with ``context.expire`` (no new version, no event); without it, a
+read changes nothing. Items expire by themselves, with ``expire`` events, and an expired
+one is never seen.
 
 **Created and updated** times are the entry's: ``created_at`` stays across puts,
 ``updated_at`` is the last put's; a read that refreshes a TTL changes neither.

@@ -1,17 +1,16 @@
 """``SharedContextStore``: a LangGraph ``BaseStore`` kept in a sharedctx session.
 
-Each op is written once, as a generator that yields the context calls it needs
-(:class:`_Call`); ``batch`` makes them with the context's sync methods, ``abatch``
-awaits their ``a``-prefixed twins. So the two differ only in how a call is made.
+Each op is written once, as a generator that yields the context calls it needs as
+typed steps (see ``_steps``); ``batch`` runs each step with the context's sync
+method, ``abatch`` awaits its ``a``-prefixed twin. So the two differ only in how a
+call is made.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Generator, Iterable, Mapping
-from itertools import islice
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
+from typing import Any, Self
 
 from langgraph.store.base import (
     BaseStore,
@@ -26,7 +25,14 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
-from sharedctx import ContextEntry, InvalidArgumentError, InvalidTTLError, SharedContext
+from sharedctx import (
+    Backend,
+    ContextEntry,
+    InvalidArgumentError,
+    InvalidKeyError,
+    InvalidTTLError,
+    SharedContext,
+)
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
 from sharedctx.integrations.langgraph._matching import (
     check_conditions,
@@ -36,24 +42,17 @@ from sharedctx.integrations.langgraph._matching import (
     matches_conditions,
     matches_filter,
 )
-
-if TYPE_CHECKING:
-    from sharedctx import RedisBackend
+from sharedctx.integrations.langgraph._steps import (
+    Delete,
+    Expire,
+    FindByPattern,
+    GetEntry,
+    Keys,
+    Set,
+    Steps,
+)
 
 __all__ = ["SharedContextStore"]
-
-T = TypeVar("T")
-
-
-class _Call(NamedTuple):
-    """Call ``context.<method>(*args, **options)`` (``a<method>``, awaited, in ``abatch``)."""
-
-    method: str
-    args: tuple[Any, ...]
-    options: Mapping[str, Any]
-
-
-_Steps = Generator[_Call, Any, T]
 
 
 class SharedContextStore(BaseStore):
@@ -68,7 +67,9 @@ class SharedContextStore(BaseStore):
         context_or_session: a ``SharedContext`` (the caller keeps it and closes it),
             or a session id, for which the store opens ``SharedContext(session,
             backend=backend)`` and :meth:`close` closes it.
-        backend: with a session id: ``"memory"``, a Redis URL or a ``RedisBackend``.
+        backend: with a session id: ``"memory"``, a Redis URL, or any ``Backend``
+            (``MemoryBackend(clock=...)``, ``RedisBackend``...), which stays the
+            caller's to close.
         key_prefix: starts every key of the store (default ``"lg:"``), so the session
             can hold other data; it may not contain a glob metacharacter.
         ttl: LangGraph's ``TTLConfig``: ``default_ttl`` (minutes) for a ``put`` that
@@ -78,10 +79,17 @@ class SharedContextStore(BaseStore):
             ``sweep_interval_minutes`` and ``omit_expired`` have nothing to change.
         source: the ``source`` of every entry the store writes.
 
+    A search reads its namespace prefix in key order only as far as its page needs:
+    ``offset + limit`` entries without a filter; with one, pages of at least 100
+    entries until ``offset + limit`` match.
+
     A batch runs its ops in order, each seeing those before it; each op is one
-    atomic context call (a read that refreshes TTLs is a second one), but a batch
-    as a whole is not atomic. Safe from many threads and asyncio tasks. A ``SearchOp``
-    with a ``query`` (semantic search) raises ``NotImplementedError``.
+    atomic context call (a read that refreshes TTLs is a second one), except a
+    search with a filter that reads several pages: an item written or removed
+    between two pages may or may not be among its results, though none comes twice
+    and the order holds. A batch as a whole is not atomic. Safe from many threads and
+    asyncio tasks. A ``SearchOp`` with a ``query`` (semantic search) raises
+    ``NotImplementedError``.
     """
 
     supports_ttl: bool = True
@@ -90,7 +98,7 @@ class SharedContextStore(BaseStore):
         self,
         context_or_session: SharedContext | str,
         *,
-        backend: str | RedisBackend = "memory",
+        backend: str | Backend = "memory",
         key_prefix: str = "lg:",
         ttl: TTLConfig | None = None,
         source: str = "langgraph",
@@ -136,9 +144,20 @@ class SharedContextStore(BaseStore):
         return self._keys.pattern(check_namespace(namespace_prefix, "namespace prefix"))
 
     def to_item(self, entry: ContextEntry) -> Item:
-        """The ``Item`` that a context entry of this store holds (from ``wait_for`` or an
-        event); raises ``InvalidArgumentError`` if its key is not under ``key_prefix``."""
-        return self._item(entry, entry.value)
+        """The ``Item`` that a context entry of this store holds (from ``wait_for``, or
+        a ``set`` event).
+
+        Raises ``InvalidArgumentError`` if its key is not under ``key_prefix``, and if
+        the entry has no value (``entry.has_value`` is False): the entry of a removal
+        event (``delete``, ``expire``, ``evict``) carries none, so it is no ``Item``.
+        """
+        fields = self._fields(entry)  # raises first for a key of another store
+        if not entry.has_value:
+            raise InvalidArgumentError(
+                f"the entry of key {entry.key!r} has no value, so it is no Item: it comes "
+                "from a removal event (delete, expire or evict; see event.action)"
+            )
+        return Item(value=entry.value, **fields)
 
     # -- the BaseStore interface ---------------------------------------------------
 
@@ -148,11 +167,11 @@ class SharedContextStore(BaseStore):
         result: Any = None
         while True:
             try:
-                call = steps.send(result)
+                step = steps.send(result)
             except StopIteration as stop:
                 results: list[Result] = stop.value
                 return results
-            result = getattr(self._context, call.method)(*call.args, **call.options)
+            result = step.run(self._context)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Awaitable twin of :meth:`batch`; it never blocks the event loop."""
@@ -160,16 +179,16 @@ class SharedContextStore(BaseStore):
         result: Any = None
         while True:
             try:
-                call = steps.send(result)
+                step = steps.send(result)
             except StopIteration as stop:
                 results: list[Result] = stop.value
                 return results
-            result = await getattr(self._context, "a" + call.method)(*call.args, **call.options)
+            result = await step.arun(self._context)
 
-    def _execute(self, ops: Iterable[Op]) -> _Steps[list[Result]]:
+    def _execute(self, ops: Iterable[Op]) -> Steps[list[Result]]:
         ops = list(ops)
         for op in ops:
-            _check_op(op)  # a bad op raises before any op runs
+            _check_op(op, self._keys)  # a bad op raises before any op runs
         results: list[Result] = []
         for op in ops:
             if isinstance(op, GetOp):
@@ -183,42 +202,40 @@ class SharedContextStore(BaseStore):
                 results.append((yield from self._list_namespaces(op)))
         return results
 
-    def _get(self, op: GetOp) -> _Steps[Item | None]:
-        entry: ContextEntry | None = yield _Call(
-            "get_entry", (self._keys.key(op.namespace, op.key),), {}
-        )
+    def _get(self, op: GetOp) -> Steps[Item | None]:
+        entry = yield from GetEntry(self._keys.key(op.namespace, op.key))
         if entry is None:
             return None
         if op.refresh_ttl:
             yield from _refresh([entry])
-        return self._item(entry, entry.value)
+        return Item(value=entry.value, **self._fields(entry))
 
-    def _put(self, op: PutOp) -> _Steps[None]:
+    def _put(self, op: PutOp) -> Steps[None]:
         key = self._keys.key(op.namespace, op.key)
         if op.value is None:
-            yield _Call("delete", (key,), {})
+            yield from Delete(key)
         else:
             ttl = None if op.ttl is None else op.ttl * 60
-            yield _Call("set", (key, dict(op.value)), {"ttl": ttl, "source": self._source})
+            yield from Set(key, dict(op.value), ttl, self._source)
 
-    def _search(self, op: SearchOp) -> _Steps[list[SearchItem]]:
-        entries = yield _Call("find_by_pattern", (self._keys.pattern(op.namespace_prefix),), {})
-        page = _page(entries, check_filter(op.filter), op.offset, op.limit)
+    def _search(self, op: SearchOp) -> Steps[list[SearchItem]]:
+        if op.limit == 0:
+            return []
+        pattern = self._keys.pattern(op.namespace_prefix)
+        found = yield from _first_matching(pattern, check_filter(op.filter), op.offset + op.limit)
+        page = found[op.offset :]
         if op.refresh_ttl:
             yield from _refresh(entry for entry, _ in page)
         return [SearchItem(value=value, **self._fields(entry)) for entry, value in page]
 
-    def _list_namespaces(self, op: ListNamespacesOp) -> _Steps[list[tuple[str, ...]]]:
+    def _list_namespaces(self, op: ListNamespacesOp) -> Steps[list[tuple[str, ...]]]:
         conditions = check_conditions(op.match_conditions)
-        keys: list[str] = yield _Call("keys", (self._keys.pattern(literal_head(conditions)),), {})
+        keys = yield from Keys(self._keys.pattern(literal_head(conditions)))
         namespaces = {decoded[0] for decoded in map(self._keys.decode, keys) if decoded}
         found = [ns for ns in namespaces if matches_conditions(ns, conditions)]
         if op.max_depth is not None:
             found = list({namespace[: op.max_depth] for namespace in found})
         return sorted(found)[op.offset : op.offset + op.limit]
-
-    def _item(self, entry: ContextEntry, value: Any) -> Item:
-        return Item(value=value, **self._fields(entry))
 
     def _fields(self, entry: ContextEntry) -> dict[str, Any]:
         """The fields an ``Item`` or a ``SearchItem`` takes from an entry, but its value."""
@@ -273,33 +290,60 @@ class SharedContextStore(BaseStore):
         return f"<SharedContextStore key_prefix={self.key_prefix!r} of {self._context!r}>"
 
 
-def _page(
-    entries: list[ContextEntry], filter: Mapping[str, Any] | None, offset: int, limit: int
-) -> list[tuple[ContextEntry, Any]]:
-    """The entries ``offset`` to ``offset + limit`` of those whose value matches ``filter``,
-    with their values.
+SEARCH_PAGE = 100
+"""The fewest entries a search with a filter reads at a time."""
 
-    Search results are in the order of their keys, the order ``find_by_pattern`` gives:
-    the one place to change when it can page by itself.
+
+def _first_matching(
+    pattern: str, filter: Mapping[str, Any] | None, count: int
+) -> Steps[list[tuple[ContextEntry, Any]]]:
+    """The first ``count`` (>= 1) entries of ``pattern``, in key order, whose value
+    matches ``filter`` (None: every value), with their values.
+
+    Without a filter that is one read of ``count`` entries. With one, the prefix is
+    read in pages of ``max(count, SEARCH_PAGE)``, each after the last key of the one
+    before, until ``count`` entries match or none are left: a search whose matches
+    come early stops early.
     """
-    if filter is None:
-        return [(entry, entry.value) for entry in islice(entries, offset, offset + limit)]
-    values = ((entry, entry.value) for entry in entries)
-    matching = ((entry, value) for entry, value in values if matches_filter(value, filter))
-    return list(islice(matching, offset, offset + limit))
+    size = count if filter is None else max(count, SEARCH_PAGE)
+    found: list[tuple[ContextEntry, Any]] = []
+    after: str | None = None
+    while True:
+        entries = yield from FindByPattern(pattern, limit=size, after=after)
+        for entry in entries:
+            value = entry.value
+            if filter is None or matches_filter(value, filter):
+                found.append((entry, value))
+                if len(found) == count:
+                    return found
+        if len(entries) < size:
+            return found
+        after = entries[-1].key
 
 
-def _refresh(entries: Iterable[ContextEntry]) -> _Steps[None]:
+def _refresh(entries: Iterable[ContextEntry]) -> Steps[None]:
     """Restart the TTL of the entries that have one (no new version, no event)."""
     for entry in entries:
         if entry.ttl is not None:
-            yield _Call("expire", (entry.key, entry.ttl), {})
+            yield from Expire(entry.key, entry.ttl)
 
 
-def _check_op(op: object) -> None:
+MAX_KEY_LENGTH = 1024
+"""sharedctx's longest key (README, "Keys"): an item's key, once encoded, is checked
+against it before a batch runs, not when the context refuses it halfway through."""
+
+MAX_TTL_MINUTES = 10 * 365.25 * 24 * 60
+"""sharedctx's longest TTL, ten years (README, "TTLs"), in LangGraph's minutes."""
+
+
+def _check_op(op: object, keys: KeyEncoding) -> None:
     if isinstance(op, GetOp | PutOp):
-        check_namespace(op.namespace)
-        _check_key(op.key)
+        full = keys.key(check_namespace(op.namespace), _check_key(op.key))
+        if len(full) > MAX_KEY_LENGTH:
+            raise InvalidKeyError(
+                f"item {op.key[:40]!r} of namespace {op.namespace!r} has a key of "
+                f"{len(full)} characters once encoded; at most {MAX_KEY_LENGTH}"
+            )
         if isinstance(op, PutOp) and op.value is not None:  # not a delete
             if not isinstance(op.value, Mapping):
                 raise InvalidArgumentError(
@@ -341,12 +385,12 @@ def _check_count(value: Any, what: str, minimum: int = 0) -> None:
 def _check_minutes(ttl: Any, what: str) -> None:
     if ttl is None:
         return
-    if (
-        isinstance(ttl, bool)
-        or not isinstance(ttl, int | float)
-        or not (math.isfinite(ttl) and ttl > 0)
-    ):
-        raise InvalidTTLError(f"{what} must be a number of minutes > 0, or None; not {ttl!r}")
+    # A comparison, not float(): an int too large for a float is refused, not an error.
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL_MINUTES:
+        raise InvalidTTLError(
+            f"{what} must be a number of minutes > 0 and at most {MAX_TTL_MINUTES:.0f} "
+            f"(ten years), or None; not {ttl!r}"
+        )
 
 
 def _check_ttl_config(config: Any) -> TTLConfig | None:
