@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,24 +102,28 @@ SINGLE = [
         StandardKeys.PIPELINE_STATUS,
     ),
 ]
+# (setter, getter, a valid value for an id, its id field, the key pattern it is stored under)
 PER_ID = [
-    ("set_mind_result", "get_mind_result", mind("tim"), StandardKeys.MIND_RESULTS),
+    ("set_mind_result", "get_mind_result", mind, "mind_id", StandardKeys.MIND_RESULTS),
     (
         "add_validation_result",
         "get_validation_result",
-        task("EX-001"),
+        task,
+        "task_id",
         StandardKeys.VALIDATION_RESULTS,
     ),
     (
         "set_checkpoint_status",
         "get_checkpoint_status",
-        CheckpointStatus(checkpoint_id="cp-1", state="waiting", score=0.9, threshold=0.8),
+        lambda id_: CheckpointStatus(checkpoint_id=id_, state="waiting", score=0.9, threshold=0.8),
+        "checkpoint_id",
         StandardKeys.CHECKPOINT_STATUS,
     ),
     (
         "set_checkpoint_decision",
         "get_checkpoint_decision",
-        CheckpointDecision(checkpoint_id="cp-1", decision="approve", decided_by="auto"),
+        lambda id_: CheckpointDecision(checkpoint_id=id_, decision="approve", decided_by="auto"),
+        "checkpoint_id",
         StandardKeys.CHECKPOINT_DECISION,
     ),
 ]
@@ -140,17 +146,53 @@ def test_single_accessors_round_trip_under_the_standard_key(
 
 
 @pytest.mark.parametrize(
-    ("setter", "getter", "value", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
+    ("setter", "getter", "make", "field", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
 )
 def test_per_id_accessors_write_keys_that_the_standard_pattern_matches(
-    pipeline: PipelineContext, setter: str, getter: str, value: Any, pattern: str
+    pipeline: PipelineContext,
+    setter: str,
+    getter: str,
+    make: Callable[[str], Any],
+    field: str,
+    pattern: str,
 ) -> None:
+    value = make("x:1")
     assert getattr(pipeline, getter)("x:1") is None
     entry = getattr(pipeline, setter)("x:1", value)
     assert compile_glob(pattern).match(entry.key)
     assert entry.key == StandardKeys.for_id(pattern, "x:1")
     assert getattr(pipeline, getter)("x:1") == value
     assert [e.key for e in pipeline.context.find_by_pattern(pattern)] == [entry.key]
+
+
+@pytest.mark.parametrize(
+    ("setter", "getter", "make", "field", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
+)
+async def test_a_per_id_write_under_another_id_than_the_models_stores_nothing(
+    pipeline: PipelineContext,
+    setter: str,
+    getter: str,
+    make: Callable[[str], Any],
+    field: str,
+    pattern: str,
+) -> None:
+    async def write(name: str, value: Any) -> Any:
+        result = getattr(pipeline, name)("tim", value)
+        return await result if inspect.isawaitable(result) else result
+
+    for name in (setter, "a" + setter):
+        for value in (make("ana"), make("ana").model_dump()):  # a model, or a dict
+            with pytest.raises(SchemaError) as caught:
+                await write(name, value)
+            assert caught.value.key == StandardKeys.for_id(pattern, "tim")
+            assert caught.value.errors == [
+                (field, "is 'ana', but the value is written under the id 'tim'")
+            ]
+            assert "'tim'" in str(caught.value)
+            assert "'ana'" in str(caught.value)
+    assert getattr(pipeline, getter)("tim") is None
+    assert getattr(pipeline, getter)("ana") is None
+    assert pipeline.context.keys() == []
 
 
 async def test_async_accessors_round_trip(pipeline: PipelineContext) -> None:
