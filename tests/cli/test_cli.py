@@ -123,6 +123,45 @@ def test_passwords_never_appear_in_errors() -> None:
     assert "***" in done.stderr
 
 
+def test_without_rich_every_command_says_what_to_install() -> None:
+    # A fresh interpreter where rich cannot be imported, as without the cli extra.
+    script = (
+        "import sys, json, io, contextlib\n"
+        "sys.modules['rich'] = None\n"
+        "import sharedctx.cli\n"
+        "found = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        status = sharedctx.cli.main(argv)\n"
+        "    found.append([status, err.getvalue()])\n"
+        "print(json.dumps(found))\n"
+    )
+    commands = [["demo"], ["sessions"], ["inspect", "s"], ["watch", "s"], ["--version"]]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    )
+    for status, errors in json.loads(done.stdout):
+        assert status == 2
+        assert errors.count("\n") == 1
+        assert "pip install 'sharedctx[cli]'" in errors
+
+
+def test_the_library_never_imports_rich() -> None:
+    script = (
+        "import sys\n"
+        "import sharedctx, sharedctx.cli\n"
+        "from sharedctx import PipelineContext, SharedContext\n"
+        "import sharedctx.demo._persona\n"
+        "assert 'rich' not in sys.modules, sorted(m for m in sys.modules if 'rich' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=ENV, check=True)
+
+
 def test_bench_runs_from_the_checkout(tmp_path: Path) -> None:
     done = sharedctx("bench", "--quick", "--only", "memory", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
