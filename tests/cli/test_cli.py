@@ -190,7 +190,7 @@ def test_demo_runs_across_worker_processes_on_redis(redis_server: RedisServer) -
     rows = json.loads(inspected.stdout)
     assert [row["key"] for row in rows] == [row["key"] for row in summary["table"]]
     minds = sharedctx("inspect", session, "analysis:mind:*", "--backend", redis_server.url)
-    rows_shown = [line for line in minds.stdout.splitlines() if "│ analysis:mind:" in line]
+    rows_shown = [line for line in minds.stdout.splitlines() if line.startswith("analysis:mind:")]
     assert len(rows_shown) == 6
     SharedContext(session, backend=redis_server.url).destroy()
 
