@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -51,6 +49,8 @@ def check_summary(summary: dict[str, Any], minds: int) -> None:
     assert summary["events"] == sum(summary["events_by_phase"].values())
     assert summary["events_by_phase"]["analysis"] == minds + 1
     assert summary["decision"] in {"approve", "revise", "reject"}
+    assert [check["task_id"] for check in summary["checks"]] == [f"EX-00{n}" for n in range(1, 6)]
+    assert summary["profile"]["traits"]
     keys = [row["key"] for row in summary["table"]]
     patterns = [value for name, value in vars(StandardKeys).items() if name.isupper()]
     for key in keys:  # everything the pipeline wrote is under a standard key
@@ -76,18 +76,25 @@ def test_demo_options_change_the_run() -> None:
 def test_demo_is_deterministic_for_a_seed() -> None:
     first, second = demo_json("--seed", "7"), demo_json("--seed", "7")
     assert first["validation"] == second["validation"]
+    assert first["profile"] == second["profile"]
     assert [row["size"] for row in first["table"]] == [row["size"] for row in second["table"]]
 
 
-def test_demo_prints_plain_progress_and_a_table_to_a_pipe() -> None:
+def test_demo_prints_its_timeline_and_result_plainly_to_a_pipe() -> None:
     done = sharedctx("demo")
     assert done.returncode == 0, done.stderr
-    assert "\x1b[" not in done.stdout  # no colour codes in a pipe
-    assert "[100%] done: done" in done.stdout
-    assert "analysis:mind:lexicon" in done.stdout
-    last = done.stdout.strip().splitlines()[-1]
-    assert "22 entries" in last
-    assert "events" in last
+    assert "\x1b" not in done.stdout  # no colour codes, no redrawing, in a pipe
+    lines = done.stdout.splitlines()
+    phases = [line.split()[:2] for line in lines if line.startswith("  ")]
+    for phase in ("extraction", "analysis", "synthesis", "validation", "checkpoint"):
+        assert [phase, "done"] in phases  # a row per phase, once it is done
+    assert any(line.startswith("analysis:mind:lexicon ") for line in lines)
+    table = [line for line in lines if line.startswith("validation:task:EX-005 ")]
+    assert "phase:validation, EX-005" in table[0]  # the tags are not folded into 80 columns
+    for section in ("DNA profile of Maren Holt", "Validation: 5 of 5", "Checkpoint cp-1"):
+        assert any(line.startswith(section) for line in lines), section
+    assert "22 entries" in lines[-1]
+    assert "decision: approve" in lines[-1]
 
 
 def test_demo_quiet_prints_only_the_summary_line() -> None:
@@ -100,7 +107,14 @@ def test_demo_quiet_prints_only_the_summary_line() -> None:
     ("args", "message"),
     [
         (["demo", "--minds", "0"], "--minds"),
-        (["demo", "--ttl", "-1"], "--ttl"),
+        (["demo", "--ttl", "-1"], "--ttl must be > 0"),
+        (["demo", "--ttl", "nan"], "--ttl must be > 0"),
+        (["demo", "--ttl", "1e12"], "at most 315360000 (10 years) seconds"),
+        (["demo", "--ttl", "0.01", "--timeout", "3600"], "--ttl 0.01 s is shorter than the run"),
+        (["demo", "--timeout", "0"], "--timeout must be > 0 seconds"),
+        (["demo", "--timeout", "0.001", "--pace", "0.5"], "from the minds"),
+        (["demo", "--pace", "nan"], "--pace must be >= 0"),
+        (["demo", "--pace", "1e9"], "--pace must be >= 0 and at most 60"),
         (["demo", "--workers", "2"], "Redis"),
         (["sessions"], "--backend"),
         (["sessions", "--backend", "http://example"], "redis://"),
@@ -244,39 +258,3 @@ def test_watch_tails_events_until_interrupted(redis_server: RedisServer) -> None
     finally:
         watcher.kill()
         SharedContext("tail-me", backend=redis_server.url).destroy()
-
-
-def test_interactive_demo_asks_for_the_checkpoint_decision_on_a_terminal() -> None:
-    controller, terminal = pty.openpty()
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "sharedctx", "demo", "--interactive", "--pace", "0"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env={**ENV, "TERM": "dumb"},
-        close_fds=True,
-    )
-    os.close(terminal)
-    seen = b""
-
-    def read_until(text: bytes) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + 60
-        while text not in seen:
-            assert time.monotonic() < deadline, seen.decode(errors="replace")
-            ready, _, _ = select.select([controller], [], [], 1)
-            if ready:
-                seen += os.read(controller, 4096)
-
-    try:
-        read_until(b"Decision")
-        os.write(controller, b"reject\n")
-        read_until(b"Notes")
-        os.write(controller, b"too early\n")
-        read_until(b"wall time")
-        assert demo.wait(30) == 0
-    finally:
-        demo.kill()
-        os.close(controller)
-    assert b"automatic proposal approve" in seen
-    assert b"decision: reject" in seen
