@@ -22,6 +22,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from sharedctx.cli._commands import main as run
+    from sharedctx.cli._commands import run
 
     return run(argv)
