@@ -42,6 +42,21 @@ def sharedctx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
     )
 
 
+def start_watch(*args: str) -> subprocess.Popen[str]:
+    """``sharedctx watch ARGS`` with its output piped, once it says (on stderr, as
+    stdout is for the events only) that it is watching."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sharedctx", "watch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert process.stderr is not None
+    assert "watching" in process.stderr.readline()
+    return process
+
+
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     """The one line on stderr of a command that failed as it should (status 2)."""
     assert done.returncode == 2, (done.returncode, done.stderr)

@@ -19,7 +19,7 @@ from sharedctx import SharedContext, StandardKeys
 from sharedctx._glob import compile_glob
 
 from ..conftest import RedisServer
-from ._run import ENV, one_error_line, sharedctx
+from ._run import ENV, one_error_line, sharedctx, start_watch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -315,18 +315,7 @@ def test_errors_from_the_server_are_one_line(redis_server: RedisServer, session:
 
 
 def watcher(redis_server: RedisServer, session: str, *options: str) -> subprocess.Popen[str]:
-    """``sharedctx watch SESSION job:*``, once it says that it is watching."""
-    command = ["watch", session, "job:*", "--backend", redis_server.url, *options]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sharedctx", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    assert process.stderr is not None
-    assert "watching" in process.stderr.readline()  # stdout is for the events only
-    return process
+    return start_watch(session, "job:*", "--backend", redis_server.url, *options)
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[str, str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -21,7 +19,7 @@ from sharedctx import SharedContext
 from sharedctx.cli._views import printable
 
 from ..conftest import RedisServer
-from ._run import ENV, on_terminal, sharedctx
+from ._run import on_terminal, sharedctx, start_watch
 
 CLEAR = "\x1b[2J"
 TITLE = "\x1b]0;owned\x07"
@@ -126,18 +124,10 @@ def test_json_output_is_the_exact_data(redis_server: RedisServer, hostile: str) 
 def test_watch_shows_hostile_events_escaped_or_exact(
     redis_server: RedisServer, hostile: str, as_json: bool
 ) -> None:
-    command = ["watch", hostile, "--backend", redis_server.url, *(["--json"] if as_json else [])]
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "sharedctx", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    options = ["--json"] if as_json else []
+    watcher = start_watch(hostile, "--backend", redis_server.url, *options)
     try:
         assert watcher.stdout is not None
-        assert watcher.stderr is not None
-        assert printable(hostile) in watcher.stderr.readline()  # "watching ..."
         with SharedContext(hostile, backend=redis_server.url) as context:
             context.set(HOSTILE_KEY, 2, source=HOSTILE_SOURCE, tags=HOSTILE_TAGS)
         line = watcher.stdout.readline()

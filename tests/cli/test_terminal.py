@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._run import ENV, on_terminal, replies
+from ._run import ENV, Terminal, on_terminal, replies
 
 PHASES = ("extraction", "analysis", "synthesis", "validation", "checkpoint", "generation")
 DUMB = {**ENV, "TERM": "dumb"}  # a terminal that cannot redraw: no live view
@@ -30,15 +30,13 @@ def test_the_live_demo_fits_the_terminal_and_ends_with_its_result(columns: int) 
     assert "decision: approve" in demo.output
 
 
+def interactive_demo(*typed: tuple[str, bytes]) -> Terminal:
+    """``sharedctx demo --interactive`` on a terminal, typing each reply at its prompt."""
+    return on_terminal("demo", "--interactive", "--pace", "0", env=DUMB, answer=replies(*typed))
+
+
 def test_the_interactive_demo_asks_for_the_checkpoint_decision() -> None:
-    demo = on_terminal(
-        "demo",
-        "--interactive",
-        "--pace",
-        "0",
-        env=DUMB,
-        answer=replies(("Decision [", b"reject\n"), ("Notes (", b"too early\n")),
-    )
+    demo = interactive_demo(("Decision [", b"reject\n"), ("Notes (", b"too early\n"))
     assert demo.status == 0, demo.output
     assert "automatic proposal approve" in demo.output
     assert "Checkpoint cp-1: reject, by terminal (too early)" in demo.output
@@ -46,9 +44,7 @@ def test_the_interactive_demo_asks_for_the_checkpoint_decision() -> None:
 
 
 def test_ctrl_d_at_the_prompt_stops_the_run_with_one_line() -> None:
-    demo = on_terminal(
-        "demo", "--interactive", "--pace", "0", env=DUMB, answer=replies(("Decision [", b"\x04"))
-    )
+    demo = interactive_demo(("Decision [", b"\x04"))
     assert demo.status == 2, demo.output
     assert "Traceback" not in demo.output
     errors = [line for line in demo.lines() if "error" in line]
@@ -61,14 +57,6 @@ def test_ctrl_d_at_the_prompt_stops_the_run_with_one_line() -> None:
 
 def test_ctrl_c_at_the_prompt_stops_the_run_at_once() -> None:
     # The prompt's thread waiting for input must not keep the process alive.
-    demo = on_terminal(
-        "demo",
-        "--interactive",
-        "--pace",
-        "0",
-        env=DUMB,
-        answer=replies(("Decision [", b"\x03")),
-        timeout=20,
-    )
+    demo = interactive_demo(("Decision [", b"\x03"))
     assert demo.status == 130, demo.output
     assert "Traceback" not in demo.output

@@ -6,7 +6,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic
 import pytest
@@ -102,24 +102,33 @@ SINGLE = [
         StandardKeys.PIPELINE_STATUS,
     ),
 ]
-# (setter, getter, a valid value for an id, its id field, the key pattern it is stored under)
+
+
+class PerId(NamedTuple):
+    setter: str
+    getter: str
+    make: Callable[[str], Any]  # a valid value for an id
+    field: str  # the value's own id field
+    pattern: str  # of the keys it is stored under
+
+
 PER_ID = [
-    ("set_mind_result", "get_mind_result", mind, "mind_id", StandardKeys.MIND_RESULTS),
-    (
+    PerId("set_mind_result", "get_mind_result", mind, "mind_id", StandardKeys.MIND_RESULTS),
+    PerId(
         "add_validation_result",
         "get_validation_result",
         task,
         "task_id",
         StandardKeys.VALIDATION_RESULTS,
     ),
-    (
+    PerId(
         "set_checkpoint_status",
         "get_checkpoint_status",
         lambda id_: CheckpointStatus(checkpoint_id=id_, state="waiting", score=0.9, threshold=0.8),
         "checkpoint_id",
         StandardKeys.CHECKPOINT_STATUS,
     ),
-    (
+    PerId(
         "set_checkpoint_decision",
         "get_checkpoint_decision",
         lambda id_: CheckpointDecision(checkpoint_id=id_, decision="approve", decided_by="auto"),
@@ -127,6 +136,9 @@ PER_ID = [
         StandardKeys.CHECKPOINT_DECISION,
     ),
 ]
+
+
+per_id = pytest.mark.parametrize("slot", PER_ID, ids=[slot.setter for slot in PER_ID])
 
 
 @pytest.fixture
@@ -145,53 +157,39 @@ def test_single_accessors_round_trip_under_the_standard_key(
     assert pipeline.context.get_entry(key) is not None
 
 
-@pytest.mark.parametrize(
-    ("setter", "getter", "make", "field", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
-)
+@per_id
 def test_per_id_accessors_write_keys_that_the_standard_pattern_matches(
-    pipeline: PipelineContext,
-    setter: str,
-    getter: str,
-    make: Callable[[str], Any],
-    field: str,
-    pattern: str,
+    pipeline: PipelineContext, slot: PerId
 ) -> None:
-    value = make("x:1")
-    assert getattr(pipeline, getter)("x:1") is None
-    entry = getattr(pipeline, setter)("x:1", value)
-    assert compile_glob(pattern).match(entry.key)
-    assert entry.key == StandardKeys.for_id(pattern, "x:1")
-    assert getattr(pipeline, getter)("x:1") == value
-    assert [e.key for e in pipeline.context.find_by_pattern(pattern)] == [entry.key]
+    value = slot.make("x:1")
+    assert getattr(pipeline, slot.getter)("x:1") is None
+    entry = getattr(pipeline, slot.setter)("x:1", value)
+    assert compile_glob(slot.pattern).match(entry.key)
+    assert entry.key == StandardKeys.for_id(slot.pattern, "x:1")
+    assert getattr(pipeline, slot.getter)("x:1") == value
+    assert [e.key for e in pipeline.context.find_by_pattern(slot.pattern)] == [entry.key]
 
 
-@pytest.mark.parametrize(
-    ("setter", "getter", "make", "field", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
-)
+@per_id
 async def test_a_per_id_write_under_another_id_than_the_models_stores_nothing(
-    pipeline: PipelineContext,
-    setter: str,
-    getter: str,
-    make: Callable[[str], Any],
-    field: str,
-    pattern: str,
+    pipeline: PipelineContext, slot: PerId
 ) -> None:
     async def write(name: str, value: Any) -> Any:
         result = getattr(pipeline, name)("tim", value)
         return await result if inspect.isawaitable(result) else result
 
-    for name in (setter, "a" + setter):
-        for value in (make("ana"), make("ana").model_dump()):  # a model, or a dict
+    for name in (slot.setter, "a" + slot.setter):
+        for value in (slot.make("ana"), slot.make("ana").model_dump()):  # a model, or a dict
             with pytest.raises(SchemaError) as caught:
                 await write(name, value)
-            assert caught.value.key == StandardKeys.for_id(pattern, "tim")
+            assert caught.value.key == StandardKeys.for_id(slot.pattern, "tim")
             assert caught.value.errors == [
-                (field, "is 'ana', but the value is written under the id 'tim'")
+                (slot.field, "is 'ana', but the value is written under the id 'tim'")
             ]
             assert "'tim'" in str(caught.value)
             assert "'ana'" in str(caught.value)
-    assert getattr(pipeline, getter)("tim") is None
-    assert getattr(pipeline, getter)("ana") is None
+    assert getattr(pipeline, slot.getter)("tim") is None
+    assert getattr(pipeline, slot.getter)("ana") is None
     assert pipeline.context.keys() == []
 
 
