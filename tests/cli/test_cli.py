@@ -133,7 +133,7 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         (["demo", "--ttl", "-1"], "--ttl must be > 0"),
         (["demo", "--ttl", "nan"], "--ttl must be > 0"),
         (["demo", "--ttl", "inf"], "--ttl must be > 0"),
-        (["demo", "--ttl", "1e12"], "at most 315360000 (10 years) seconds"),
+        (["demo", "--ttl", "1e12"], ("--ttl", "at most", "(10 years)")),
         (["demo", "--ttl", "0.01", "--timeout", "3600"], "--ttl 0.01 s is shorter than the run"),
         (["demo", "--timeout", "0"], "--timeout must be > 0 seconds"),
         (["demo", "--timeout", "-1"], "--timeout must be > 0 seconds"),
@@ -147,12 +147,12 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         (["demo", "--workers", "two"], "--workers"),
         (["demo", "--workers", "2"], "Redis"),
         (["demo", "--interactive"], "--interactive needs a terminal"),
-        (["demo", "--backend", "foo"], "--backend must be memory or a redis://"),
+        (["demo", "--backend", "foo"], ("redis://", "'foo'")),
         (["demo", "--backend", "redis://127.0.0.1:1/0"], "unavailable"),
         (["sessions"], "--backend"),
         (["sessions", "--backend", "http://example"], "redis://"),
-        (["sessions", "--backend", "redis://h:6379/abc"], "database part 'abc' is not a number"),
-        (["sessions", "--backend", "rediss://h/x1"], "database part 'x1' is not a number"),
+        (["sessions", "--backend", "redis://h:6379/abc"], ("database", "a number", "'abc'")),
+        (["sessions", "--backend", "rediss://h/x1"], ("database", "a number", "'x1'")),
         (["sessions", "--backend", "redis://127.0.0.1:99999/0"], "Port out of range"),
         (["sessions", "--backend", "redis://127.0.0.1/0?db=x"], "db"),
         (["inspect"], "session"),
@@ -161,8 +161,12 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         (["watch", "s", "--backend", "memory"], "--backend"),
     ],
 )
-def test_bad_input_gives_one_line_and_status_2(args: list[str], message: str) -> None:
-    assert message in one_error_line(sharedctx(*args))
+def test_bad_input_gives_one_line_and_status_2(
+    args: list[str], message: str | tuple[str, ...]
+) -> None:
+    line = one_error_line(sharedctx(*args))
+    for part in (message,) if isinstance(message, str) else message:
+        assert part in line
 
 
 def test_a_bad_default_backend_is_one_line_too() -> None:
@@ -173,7 +177,9 @@ def test_a_bad_default_backend_is_one_line_too() -> None:
         env={**ENV, "SHAREDCTX_BACKEND": "redis://127.0.0.1/zero"},
         check=False,
     )
-    assert "database part 'zero'" in one_error_line(done)
+    line = one_error_line(done)
+    assert "database" in line
+    assert "'zero'" in line
 
 
 @pytest.mark.parametrize(
