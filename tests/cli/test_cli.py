@@ -153,6 +153,7 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         (["sessions", "--backend", "http://example"], "redis://"),
         (["sessions", "--backend", "redis://h:6379/abc"], ("database", "a number", "'abc'")),
         (["sessions", "--backend", "rediss://h/x1"], ("database", "a number", "'x1'")),
+        (["sessions", "--backend", "redis://h:p/abc"], "'p'"),  # the port, first
         (["sessions", "--backend", "redis://127.0.0.1:99999/0"], "Port out of range"),
         (["sessions", "--backend", "redis://127.0.0.1/0?db=x"], "db"),
         (["inspect"], "session"),
