@@ -14,7 +14,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $@
 
-demo: $(VENV)/.installed
+# The demo needs only the package with its command line (rich) and redis-py, so that
+# `sharedctx demo --backend redis://...` works too; not the dev tools.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[cli,redis]'
+	touch $@
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/sharedctx demo
 
 lint: $(VENV)/.installed

@@ -1,15 +1,15 @@
-"""The sharedctx command, run as a real subprocess: the demo, and the session tools."""
+"""The sharedctx command, run as a real subprocess: the demo, the session tools, errors."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import os
-import pty
-import select
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +19,9 @@ from sharedctx import SharedContext, StandardKeys
 from sharedctx._glob import compile_glob
 
 from ..conftest import RedisServer
+from ._run import ENV, one_error_line, sharedctx, start_watch
 
-ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-
-
-def sharedctx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sharedctx", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        check=False,
-    )
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def demo_json(*args: str) -> dict[str, Any]:
@@ -51,11 +41,16 @@ def check_summary(summary: dict[str, Any], minds: int) -> None:
     assert summary["events"] == sum(summary["events_by_phase"].values())
     assert summary["events_by_phase"]["analysis"] == minds + 1
     assert summary["decision"] in {"approve", "revise", "reject"}
+    assert [check["task_id"] for check in summary["checks"]] == [f"EX-00{n}" for n in range(1, 6)]
+    assert summary["profile"]["traits"]
     keys = [row["key"] for row in summary["table"]]
     patterns = [value for name, value in vars(StandardKeys).items() if name.isupper()]
     for key in keys:  # everything the pipeline wrote is under a standard key
         assert any(compile_glob(pattern).match(key) for pattern in patterns), key
     assert all(row["ttl_left"] is not None for row in summary["table"])
+
+
+# -- the demo ----------------------------------------------------------------------
 
 
 def test_demo_runs_the_whole_pipeline_and_reports_json() -> None:
@@ -76,18 +71,25 @@ def test_demo_options_change_the_run() -> None:
 def test_demo_is_deterministic_for_a_seed() -> None:
     first, second = demo_json("--seed", "7"), demo_json("--seed", "7")
     assert first["validation"] == second["validation"]
+    assert first["profile"] == second["profile"]
     assert [row["size"] for row in first["table"]] == [row["size"] for row in second["table"]]
 
 
-def test_demo_prints_plain_progress_and_a_table_to_a_pipe() -> None:
+def test_demo_prints_its_timeline_and_result_plainly_to_a_pipe() -> None:
     done = sharedctx("demo")
     assert done.returncode == 0, done.stderr
-    assert "\x1b[" not in done.stdout  # no colour codes in a pipe
-    assert "[100%] done: done" in done.stdout
-    assert "analysis:mind:lexicon" in done.stdout
-    last = done.stdout.strip().splitlines()[-1]
-    assert "22 entries" in last
-    assert "events" in last
+    assert "\x1b" not in done.stdout  # no colour codes, no redrawing, in a pipe
+    lines = done.stdout.splitlines()
+    phases = [line.split()[:2] for line in lines if line.startswith("  ")]
+    for phase in ("extraction", "analysis", "synthesis", "validation", "checkpoint"):
+        assert [phase, "done"] in phases  # a row per phase, once it is done
+    assert any(line.startswith("analysis:mind:lexicon ") for line in lines)
+    table = [line for line in lines if line.startswith("validation:task:EX-005 ")]
+    assert "phase:validation, EX-005" in table[0]  # the tags are not folded into 80 columns
+    for section in ("DNA profile of Maren Holt", "Validation: 5 of 5", "Checkpoint cp-1"):
+        assert any(line.startswith(section) for line in lines), section
+    assert "22 entries" in lines[-1]
+    assert "decision: approve" in lines[-1]
 
 
 def test_demo_quiet_prints_only_the_summary_line() -> None:
@@ -96,44 +98,188 @@ def test_demo_quiet_prints_only_the_summary_line() -> None:
     assert len(done.stdout.strip().splitlines()) == 1
 
 
+def test_a_closed_pipe_ends_the_demo_quietly() -> None:
+    for args in (["demo"], ["demo", "--json"]):
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "sharedctx", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        assert demo.stdout is not None
+        demo.stdout.close()  # like `sharedctx demo | head -0`
+        _, errors = demo.communicate(timeout=60)
+        assert demo.returncode == 1
+        assert errors == b""
+
+
+# -- errors: one line, status 2 ----------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["demo", "--minds", "0"], "--minds"),
-        (["demo", "--ttl", "-1"], "--ttl"),
+        # Each a case the CLI once got wrong, or could: a usage error, a bad value, a
+        # run that cannot work.
+        ([], "COMMAND"),
+        (["bench"], "invalid choice: 'bench'"),
+        (["demo", "--nope"], "--nope"),
+        (["demo", "--json", "--quiet"], "not allowed with"),
+        (["demo", "--minds", "x"], "--minds"),
+        (["demo", "--minds", "0"], "--minds must be between 1 and 6"),
+        (["demo", "--minds", "7"], "--minds must be between 1 and 6"),
+        (["demo", "--minds", "-1"], "--minds must be between 1 and 6"),
+        (["demo", "--seed", "1.5"], "--seed"),
+        (["demo", "--ttl", "-1"], "--ttl must be > 0"),
+        (["demo", "--ttl", "nan"], "--ttl must be > 0"),
+        (["demo", "--ttl", "inf"], "--ttl must be > 0"),
+        (["demo", "--ttl", "1e12"], ("--ttl", "at most", "(10 years)")),
+        (["demo", "--ttl", "0.01", "--timeout", "3600"], "--ttl 0.01 s is shorter than the run"),
+        (["demo", "--timeout", "0"], "--timeout must be > 0 seconds"),
+        (["demo", "--timeout", "-1"], "--timeout must be > 0 seconds"),
+        (["demo", "--timeout", "nan"], "--timeout must be > 0 seconds"),
+        (["demo", "--timeout", "0.001", "--pace", "0.5"], "from the minds"),
+        (["demo", "--pace", "-1"], "--pace must be >= 0"),
+        (["demo", "--pace", "nan"], "--pace must be >= 0"),
+        (["demo", "--pace", "1e9"], "--pace must be >= 0 and at most 60"),
+        (["demo", "--pace", "fast"], "--pace"),
+        (["demo", "--workers", "-1"], "--workers must be >= 0"),
+        (["demo", "--workers", "two"], "--workers"),
         (["demo", "--workers", "2"], "Redis"),
+        (["demo", "--interactive"], "--interactive needs a terminal"),
+        (["demo", "--backend", "foo"], ("redis://", "'foo'")),
+        (["demo", "--backend", "redis://127.0.0.1:1/0"], "unavailable"),
         (["sessions"], "--backend"),
         (["sessions", "--backend", "http://example"], "redis://"),
+        (["sessions", "--backend", "redis://h:6379/abc"], ("database", "a number", "'abc'")),
+        (["sessions", "--backend", "rediss://h/x1"], ("database", "a number", "'x1'")),
+        (["sessions", "--backend", "redis://h:p/abc"], "'p'"),  # the port, first
+        (["sessions", "--backend", "redis://127.0.0.1:99999/0"], "Port out of range"),
+        (["sessions", "--backend", "redis://127.0.0.1/0?db=x"], "db"),
+        (["inspect"], "session"),
         (["inspect", "s", "--backend", "redis://127.0.0.1:1/0"], "unavailable"),
         (["inspect", "s", "[bad", "--backend", "memory"], "backend"),
+        (["watch", "s", "--backend", "memory"], "--backend"),
     ],
 )
-def test_bad_input_gives_one_line_and_status_2(args: list[str], message: str) -> None:
-    done = sharedctx(*args)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert message in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+def test_bad_input_gives_one_line_and_status_2(
+    args: list[str], message: str | tuple[str, ...]
+) -> None:
+    line = one_error_line(sharedctx(*args))
+    for part in (message,) if isinstance(message, str) else message:
+        assert part in line
 
 
-def test_passwords_never_appear_in_errors() -> None:
-    done = sharedctx("sessions", "--backend", "redis://:hunter2@127.0.0.1:1/0")
-    assert done.returncode == 2
-    assert "hunter2" not in done.stderr
-    assert "***" in done.stderr
+def test_a_bad_default_backend_is_one_line_too() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sharedctx", "sessions"],
+        capture_output=True,
+        text=True,
+        env={**ENV, "SHAREDCTX_BACKEND": "redis://127.0.0.1/zero"},
+        check=False,
+    )
+    line = one_error_line(done)
+    assert "database" in line
+    assert "'zero'" in line
 
 
-def test_bench_runs_from_the_checkout(tmp_path: Path) -> None:
-    done = sharedctx("bench", "--quick", "--only", "memory", "--out", str(tmp_path))
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@127.0.0.1:1/0",  # unreachable
+        "redis://:hunter2@[::1/0",  # does not parse
+        "redis://user:hunter2@127.0.0.1:1/db",  # a bad database
+        "redis://127.0.0.1:1/0?password=hunter2",
+        "redis://:hunter2@127.0.0.1:port/0",  # a bad port
+    ],
+)
+def test_passwords_never_appear_in_errors(url: str) -> None:
+    line = one_error_line(sharedctx("sessions", "--backend", url))
+    assert "hunter2" not in line
+    assert "***" in line
+
+
+def test_version() -> None:
+    done = sharedctx("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"sharedctx {importlib.metadata.version('sharedctx')}"
+
+
+# -- without rich, and without the bench command -----------------------------------
+
+
+def test_without_rich_every_command_says_what_to_install() -> None:
+    # A fresh interpreter where rich cannot be imported, as without the cli extra.
+    script = (
+        "import sys, json, io, contextlib\n"
+        "sys.modules['rich'] = None\n"
+        "import sharedctx.cli\n"
+        "found = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        status = sharedctx.cli.main(argv)\n"
+        "    found.append([status, err.getvalue()])\n"
+        "print(json.dumps(found))\n"
+    )
+    commands = [["demo"], ["sessions"], ["inspect", "s"], ["watch", "s"], ["--version"]]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    )
+    for status, errors in json.loads(done.stdout):
+        assert status == 2
+        assert errors.count("\n") == 1
+        assert "pip install 'sharedctx[cli]'" in errors
+
+
+def test_the_library_and_the_demo_pipeline_never_import_rich() -> None:
+    # Worker processes import the demo's pipeline and analysis.
+    script = (
+        "import sys\n"
+        "import sharedctx, sharedctx.cli\n"
+        "from sharedctx import PipelineContext, SharedContext\n"
+        "import sharedctx.demo._pipeline, sharedctx.demo._persona\n"
+        "assert 'rich' not in sys.modules, sorted(m for m in sys.modules if 'rich' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=ENV, check=True)
+
+
+def test_the_benchmarks_run_as_a_script_not_as_a_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--quick",
+            "--only",
+            "memory",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "bytes per entry" in done.stdout
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["memory_bytes"]) == {
-        "dict+lock",
-        "cachetools+lock",
-        "reference",
-        "sharedctx",
-    }
+    assert (tmp_path / "results.json").is_file()
+
+
+# -- on Redis: the demo across processes, and the session tools --------------------
+
+
+@pytest.fixture
+def session(redis_server: RedisServer) -> Iterator[str]:
+    """A session that exists on the test server, destroyed afterwards."""
+    session_id = f"cli-{uuid.uuid4().hex[:8]}"
+    with SharedContext(session_id, backend=redis_server.url) as context:
+        context.set("job:0", {"n": 0}, source="setup")
+    yield session_id
+    SharedContext(session_id, backend=redis_server.url).destroy()
 
 
 @pytest.mark.redis
@@ -151,93 +297,89 @@ def test_demo_runs_across_worker_processes_on_redis(redis_server: RedisServer) -
     rows = json.loads(inspected.stdout)
     assert [row["key"] for row in rows] == [row["key"] for row in summary["table"]]
     minds = sharedctx("inspect", session, "analysis:mind:*", "--backend", redis_server.url)
-    rows_shown = [line for line in minds.stdout.splitlines() if "│ analysis:mind:" in line]
+    rows_shown = [line for line in minds.stdout.splitlines() if line.startswith("analysis:mind:")]
     assert len(rows_shown) == 6
     SharedContext(session, backend=redis_server.url).destroy()
 
 
 @pytest.mark.redis
-def test_inspect_of_an_unknown_session_fails_cleanly(redis_server: RedisServer) -> None:
-    done = sharedctx("inspect", "no-such-session", "--backend", redis_server.url)
-    assert done.returncode == 2
-    assert "no session 'no-such-session'" in done.stderr
-    no_db = redis_server.url.rsplit("/", 1)[0] + "/99"
-    done = sharedctx("sessions", "--backend", no_db)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize("command", ["inspect", "watch"])
+def test_looking_at_an_unknown_session_fails_and_never_creates_it(
+    redis_server: RedisServer, command: str
+) -> None:
+    line = one_error_line(sharedctx(command, "typo", "--backend", redis_server.url))
+    assert "no session 'typo'" in line
+    listed = sharedctx("sessions", "--backend", redis_server.url, "--json")
+    assert "typo" not in json.loads(listed.stdout)
 
 
 @pytest.mark.redis
-def test_watch_tails_events_until_interrupted(redis_server: RedisServer) -> None:
-    watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sharedctx",
-            "watch",
-            "tail-me",
-            "job:*",
-            "--backend",
-            redis_server.url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+def test_errors_from_the_server_are_one_line(redis_server: RedisServer, session: str) -> None:
+    no_db = redis_server.url.rsplit("/", 1)[0] + "/99"
+    assert "refused" in one_error_line(sharedctx("sessions", "--backend", no_db))
+    bad_pattern = sharedctx("inspect", session, "[bad", "--backend", redis_server.url)
+    assert "[bad" in one_error_line(bad_pattern)
+
+
+def watcher(redis_server: RedisServer, session: str, *options: str) -> subprocess.Popen[str]:
+    return start_watch(session, "job:*", "--backend", redis_server.url, *options)
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C, as a person would; what is left of stdout, and stderr."""
+    time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Traceback" not in err
+    return out, err
+
+
+@pytest.mark.redis
+def test_watch_tails_events_until_interrupted(redis_server: RedisServer, session: str) -> None:
+    process = watcher(redis_server, session)
     try:
-        assert watcher.stdout is not None
-        assert "watching tail-me" in watcher.stdout.readline()
-        with SharedContext("tail-me", backend=redis_server.url) as ctx:
+        assert process.stdout is not None
+        with SharedContext(session, backend=redis_server.url) as ctx:
             ctx.set("other", 1)
             ctx.set("job:1", {"n": 1}, source="writer")
             ctx.delete("job:1")
-        lines = [watcher.stdout.readline() for _ in range(2)]
-        assert "set" in lines[0]
-        assert "job:1" in lines[0]
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert lines[0].split()[1:4] == ["set", "job:1", "v1"]
         assert "writer" in lines[0]
-        assert "delete" in lines[1]
-        time.sleep(0.1)
-        watcher.send_signal(signal.SIGINT)
-        assert watcher.wait(10) == 0
-        assert "Traceback" not in (watcher.stderr.read() if watcher.stderr else "")
+        assert lines[1].split()[1:3] == ["delete", "job:1"]
+        _, err = stop(process)
+        assert "stopped" in err
     finally:
-        watcher.kill()
-        SharedContext("tail-me", backend=redis_server.url).destroy()
+        process.kill()
+        process.wait()
 
 
-def test_interactive_demo_asks_for_the_checkpoint_decision_on_a_terminal() -> None:
-    controller, terminal = pty.openpty()
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "sharedctx", "demo", "--interactive", "--pace", "0"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env={**ENV, "TERM": "dumb"},
-        close_fds=True,
-    )
-    os.close(terminal)
-    seen = b""
-
-    def read_until(text: bytes) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + 60
-        while text not in seen:
-            assert time.monotonic() < deadline, seen.decode(errors="replace")
-            ready, _, _ = select.select([controller], [], [], 1)
-            if ready:
-                seen += os.read(controller, 4096)
-
+@pytest.mark.redis
+def test_watch_json_prints_one_exact_object_per_event(
+    redis_server: RedisServer, session: str
+) -> None:
+    process = watcher(redis_server, session, "--json")
     try:
-        read_until(b"Decision")
-        os.write(controller, b"reject\n")
-        read_until(b"Notes")
-        os.write(controller, b"too early\n")
-        read_until(b"wall time")
-        assert demo.wait(30) == 0
+        assert process.stdout is not None
+        with SharedContext(session, backend=redis_server.url) as ctx:
+            ctx.set("job:1", [1], source="writer\n", tags=["t1", "t 2"])
+            ctx.set("job:ü", 2, source="w")
+            ctx.delete("job:1")
+        events = [json.loads(process.stdout.readline()) for _ in range(3)]
+        assert events[0] == {
+            "revision": 2,  # after the session's setup write
+            "action": "set",
+            "key": "job:1",
+            "version": 1,
+            "source": "writer\n",
+            "tags": ["t1", "t 2"],
+        }
+        assert events[1]["key"] == "job:ü"
+        assert [event["action"] for event in events] == ["set", "set", "delete"]
+        assert [event["revision"] for event in events] == [2, 3, 4]
+        out, _ = stop(process)
+        assert out == ""
     finally:
-        demo.kill()
-        os.close(controller)
-    assert b"automatic proposal approve" in seen
-    assert b"decision: reject" in seen
+        process.kill()
+        process.wait()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic
 import pytest
@@ -100,27 +102,43 @@ SINGLE = [
         StandardKeys.PIPELINE_STATUS,
     ),
 ]
+
+
+class PerId(NamedTuple):
+    setter: str
+    getter: str
+    make: Callable[[str], Any]  # a valid value for an id
+    field: str  # the value's own id field
+    pattern: str  # of the keys it is stored under
+
+
 PER_ID = [
-    ("set_mind_result", "get_mind_result", mind("tim"), StandardKeys.MIND_RESULTS),
-    (
+    PerId("set_mind_result", "get_mind_result", mind, "mind_id", StandardKeys.MIND_RESULTS),
+    PerId(
         "add_validation_result",
         "get_validation_result",
-        task("EX-001"),
+        task,
+        "task_id",
         StandardKeys.VALIDATION_RESULTS,
     ),
-    (
+    PerId(
         "set_checkpoint_status",
         "get_checkpoint_status",
-        CheckpointStatus(checkpoint_id="cp-1", state="waiting", score=0.9, threshold=0.8),
+        lambda id_: CheckpointStatus(checkpoint_id=id_, state="waiting", score=0.9, threshold=0.8),
+        "checkpoint_id",
         StandardKeys.CHECKPOINT_STATUS,
     ),
-    (
+    PerId(
         "set_checkpoint_decision",
         "get_checkpoint_decision",
-        CheckpointDecision(checkpoint_id="cp-1", decision="approve", decided_by="auto"),
+        lambda id_: CheckpointDecision(checkpoint_id=id_, decision="approve", decided_by="auto"),
+        "checkpoint_id",
         StandardKeys.CHECKPOINT_DECISION,
     ),
 ]
+
+
+per_id = pytest.mark.parametrize("slot", PER_ID, ids=[slot.setter for slot in PER_ID])
 
 
 @pytest.fixture
@@ -139,18 +157,40 @@ def test_single_accessors_round_trip_under_the_standard_key(
     assert pipeline.context.get_entry(key) is not None
 
 
-@pytest.mark.parametrize(
-    ("setter", "getter", "value", "pattern"), PER_ID, ids=[r[0] for r in PER_ID]
-)
+@per_id
 def test_per_id_accessors_write_keys_that_the_standard_pattern_matches(
-    pipeline: PipelineContext, setter: str, getter: str, value: Any, pattern: str
+    pipeline: PipelineContext, slot: PerId
 ) -> None:
-    assert getattr(pipeline, getter)("x:1") is None
-    entry = getattr(pipeline, setter)("x:1", value)
-    assert compile_glob(pattern).match(entry.key)
-    assert entry.key == StandardKeys.for_id(pattern, "x:1")
-    assert getattr(pipeline, getter)("x:1") == value
-    assert [e.key for e in pipeline.context.find_by_pattern(pattern)] == [entry.key]
+    value = slot.make("x:1")
+    assert getattr(pipeline, slot.getter)("x:1") is None
+    entry = getattr(pipeline, slot.setter)("x:1", value)
+    assert compile_glob(slot.pattern).match(entry.key)
+    assert entry.key == StandardKeys.for_id(slot.pattern, "x:1")
+    assert getattr(pipeline, slot.getter)("x:1") == value
+    assert [e.key for e in pipeline.context.find_by_pattern(slot.pattern)] == [entry.key]
+
+
+@per_id
+async def test_a_per_id_write_under_another_id_than_the_models_stores_nothing(
+    pipeline: PipelineContext, slot: PerId
+) -> None:
+    async def write(name: str, value: Any) -> Any:
+        result = getattr(pipeline, name)("tim", value)
+        return await result if inspect.isawaitable(result) else result
+
+    for name in (slot.setter, "a" + slot.setter):
+        for value in (slot.make("ana"), slot.make("ana").model_dump()):  # a model, or a dict
+            with pytest.raises(SchemaError) as caught:
+                await write(name, value)
+            assert caught.value.key == StandardKeys.for_id(slot.pattern, "tim")
+            assert caught.value.errors == [
+                (slot.field, "is 'ana', but the value is written under the id 'tim'")
+            ]
+            assert "'tim'" in str(caught.value)
+            assert "'ana'" in str(caught.value)
+    assert getattr(pipeline, slot.getter)("tim") is None
+    assert getattr(pipeline, slot.getter)("ana") is None
+    assert pipeline.context.keys() == []
 
 
 async def test_async_accessors_round_trip(pipeline: PipelineContext) -> None:

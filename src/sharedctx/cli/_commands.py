@@ -1,58 +1,90 @@
 """The ``sharedctx`` command: run the demo pipeline, and look into live sessions.
 
-    sharedctx demo [--minds N] [--seed N] [--ttl S] [--json|--quiet] [--interactive]
-                   [--backend URL --workers N]
+    sharedctx demo [--minds N] [--seed N] [--ttl S] [--timeout S] [--pace S]
+                   [--json|--quiet] [--interactive] [--backend URL --workers N]
     sharedctx sessions --backend URL [--json]
     sharedctx inspect SESSION [PATTERN] --backend URL [--json]
-    sharedctx watch SESSION [PATTERN] --backend URL
-    sharedctx bench [--quick]
+    sharedctx watch SESSION [PATTERN] --backend URL [--json]
+    sharedctx --version
 
-``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. A bad argument, a
-bad URL or an unreachable server prints one line on stderr and exits with 2.
+``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
+argument, a bad URL, an unknown session, an unreachable server, a failed demo run)
+prints one line on stderr and exits with 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import runpy
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
+from sharedctx import __version__
 from sharedctx._context import SharedContext
 from sharedctx._errors import ContextError, InvalidArgumentError, SessionLostError
-from sharedctx.cli._views import entries_table, entry_row, event_line
+from sharedctx._events import Watch
+from sharedctx.backends import Backend, open_backend
+from sharedctx.cli._views import (
+    entries_table,
+    entry_row,
+    event_line,
+    event_row,
+    print_unsqueezed,
+    printable,
+)
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from sharedctx.backends.redis import RedisBackend
 
-_DEFAULT_BACKEND = os.environ.get("SHAREDCTX_BACKEND", "memory")
+__all__ = ["run"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    console = Console()
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (rich is installed); return the exit status."""
+    args = _parser().parse_args(argv)
+    # Session data must never be read as markup, emoji codes or highlighted: the
+    # views build Text from it, and the console has all three off besides.
+    console = Console(markup=False, emoji=False, highlight=False)
     try:
         status: int = args.run(args, console)
     except ContextError as exc:
-        print(f"sharedctx: error: {exc}", file=sys.stderr)  # one line, no markup
+        _error(str(exc))
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`sharedctx inspect ... | head`): stop without a word
+        # and with status 1, as rich does when it meets this in its own output.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return status
 
 
+def _error(message: str) -> None:
+    print(f"sharedctx: error: {printable(message)}", file=sys.stderr)
+
+
+def _note(message: str) -> None:
+    """A line for people beside the output (which stays data): on stderr."""
+    print(printable(message), file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (saying where help is), status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sharedctx", description="Shared context for multi-step pipelines."
-    )
+    parser = _Parser(prog="sharedctx", description="Shared context for multi-step pipelines.")
+    parser.add_argument("--version", action="version", version=f"sharedctx {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the persona-cloning demo pipeline")
@@ -66,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         "--pace",
         type=float,
         default=None,
-        help="seconds to pause before each phase (default 0.3 with the live view, else 0)",
+        help="seconds a phase lasts at least, so that people can follow (default 1.25 "
+        "on a terminal, else 0: full speed)",
     )
     output = demo.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON summary only")
@@ -81,13 +114,8 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = _session_command(commands, "inspect", "show a session's entries", _inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON (with the values)")
-    _session_command(commands, "watch", "tail a session's events until Ctrl-C", _watch)
-
-    bench = commands.add_parser("bench", help="run the benchmarks (needs a source checkout)")
-    bench.add_argument("--quick", action="store_true", help="smaller sizes, fewer samples")
-    bench.add_argument("--out", help="where to write results.json and benchmark.png")
-    bench.add_argument("--only", nargs="+", metavar="WORKLOAD", help="run only these")
-    bench.set_defaults(run=_bench)
+    watch = _session_command(commands, "watch", "tail a session's events until Ctrl-C", _watch)
+    watch.add_argument("--json", action="store_true", help="print one JSON object per event")
     return parser
 
 
@@ -105,75 +133,104 @@ def _session_command(
 def _backend_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
-        default=_DEFAULT_BACKEND,
+        default=os.environ.get("SHAREDCTX_BACKEND", "memory"),
         help="memory, or redis://[:password@]host:port/db (default $SHAREDCTX_BACKEND or memory)",
     )
 
 
-def _demo(args: argparse.Namespace, console: Console) -> int:
-    from sharedctx.demo._runner import DemoOptions, print_summary, run_demo
-
-    options = DemoOptions(
-        minds=args.minds,
-        seed=args.seed,
-        ttl=args.ttl,
-        interactive=args.interactive,
-        backend=args.backend,
-        workers=args.workers,
-        timeout=args.timeout,
-    )
-    if args.interactive and not sys.stdin.isatty():
-        raise InvalidArgumentError("--interactive needs a terminal to ask on")
-    live = console.is_terminal and not (args.json or args.quiet)
-    pace = args.pace if args.pace is not None else (0.3 if live else 0.0)
-    options = dataclasses.replace(options, pace=pace)
-    result = run_demo(options, console, live=live, quiet=args.json or args.quiet)
-    if args.json:
-        print(json.dumps(result.summary, indent=2))
-    else:
-        print_summary(console, result, quiet=args.quiet)
-    return 0
+# -- backends and sessions ---------------------------------------------------------
 
 
-def _redis(url: str) -> Any:
-    if url == "memory":
+@contextmanager
+def _backend(argument: str) -> Iterator[Backend]:
+    """The backend a ``--backend`` argument names, closed afterwards. The one place
+    where the CLI resolves a backend: the core's ``open_backend`` does it."""
+    try:
+        backend, _ = open_backend(argument)
+    except ImportError as exc:  # the Redis extra is missing: say which to install
+        raise InvalidArgumentError(str(exc)) from None
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@contextmanager
+def _shared_backend(argument: str) -> Iterator[RedisBackend]:
+    """The backend of a ``--backend`` argument that names one other processes share."""
+    if argument == "memory":
         raise InvalidArgumentError(
             "a memory context lives inside one process: give --backend redis://... "
             "(or set SHAREDCTX_BACKEND) to look into a shared session"
         )
-    from sharedctx.backends import open_backend
+    with _backend(argument) as backend:
+        from sharedctx.backends.redis import RedisBackend
 
-    return open_backend(url)[0]
+        if not isinstance(backend, RedisBackend):
+            raise InvalidArgumentError(f"--backend {argument!r} is not a Redis server")
+        yield backend
+
+
+@contextmanager
+def _existing_session(argument: str, session_id: str) -> Iterator[SharedContext]:
+    """The context of a session that exists: opening one on Redis registers its id, so
+    looking into a session must not open one that is not there."""
+    with _shared_backend(argument) as backend:
+        if not backend.has_session(session_id):
+            raise InvalidArgumentError(f"no session {session_id!r} on {backend!r}")
+        with SharedContext(session_id, backend=backend) as context:
+            yield context
+
+
+# -- the commands ------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from sharedctx.demo._pipeline import DemoOptions
+    from sharedctx.demo._runner import DEFAULT_PACE, Output, run_demo
+
+    if args.interactive and not sys.stdin.isatty():
+        raise InvalidArgumentError("--interactive needs a terminal to ask on")
+    output: Output = "live" if console.is_interactive else "lines"
+    if args.json or args.quiet:
+        output = "json" if args.json else "quiet"
+    paced = console.is_terminal and output in ("live", "lines")  # someone is watching
+    with _backend(args.backend) as backend:
+        options = DemoOptions(
+            minds=args.minds,
+            seed=args.seed,
+            ttl=args.ttl,
+            interactive=args.interactive,
+            backend=backend,
+            workers=args.workers,
+            timeout=args.timeout,
+            pace=args.pace if args.pace is not None else DEFAULT_PACE if paced else 0.0,
+        )
+        summary = run_demo(options, console, output=output)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
 
 
 def _sessions(args: argparse.Namespace, console: Console) -> int:
-    backend = _redis(args.backend)
-    try:
+    with _shared_backend(args.backend) as backend:
         sessions = backend.sessions()
-    finally:
-        backend.close()
     if args.json:
         print(json.dumps(sessions))
     else:
         for session in sessions:
-            console.print(session, markup=False, highlight=False)
+            console.print(Text(printable(session)))
     return 0
 
 
 def _inspect(args: argparse.Namespace, console: Console) -> int:
-    backend = _redis(args.backend)
-    try:
-        if args.session not in backend.sessions():
-            raise InvalidArgumentError(f"no session {args.session!r} on {backend!r}")
-        with SharedContext(args.session, backend=backend) as context:
-            entries = context.find_by_pattern(args.pattern)
-    finally:
-        backend.close()
+    with _existing_session(args.backend, args.session) as context:
+        entries = context.find_by_pattern(args.pattern)
     if args.json:
         rows = [entry_row(entry) | {"value": entry.value} for entry in entries]
         print(json.dumps(rows, indent=2, default=_json_default))
     else:
-        console.print(entries_table(entries, title=f"{args.session} {args.pattern}"))
+        print_unsqueezed(console, entries_table(entries, title=f"{args.session} {args.pattern}"))
     return 0
 
 
@@ -184,39 +241,26 @@ def _json_default(value: Any) -> Any:
 
 
 def _watch(args: argparse.Namespace, console: Console) -> int:
-    backend = _redis(args.backend)
-    try:
-        with (
-            SharedContext(args.session, backend=backend) as context,
-            context.watch(args.pattern, max_pending=100_000) as watch,
-        ):
-            console.print(f"watching {args.session} {args.pattern} (Ctrl-C to stop)", style="dim")
-            while True:
-                try:
-                    console.print(event_line(watch.get()))
-                except SessionLostError as lost:
-                    console.print(f"warning: {lost}", style="yellow", markup=False)
-                except KeyboardInterrupt:
-                    console.print("stopped", style="dim")
-                    return 0
-    finally:
-        backend.close()
+    with (
+        _existing_session(args.backend, args.session) as context,
+        context.watch(args.pattern, max_pending=100_000) as watch,
+    ):
+        _note(f"watching {args.session} {args.pattern} (Ctrl-C to stop)")
+        try:
+            _tail(watch, console, as_json=args.json)
+        except KeyboardInterrupt:  # the way to end a watch: not an error
+            _note("stopped")
+    return 0
 
 
-def _bench(args: argparse.Namespace, console: Console) -> int:
-    # run_path, not a bare exec_module: the benchmarks' dataclasses need their module.
-    module = runpy.run_path(str(_benchmark_script()), run_name="sharedctx_benchmarks")
-    options = ["--quick"] if args.quick else []
-    options += ["--out", args.out] if args.out else []
-    options += ["--only", *args.only] if args.only else []
-    return int(module["main"](options))
-
-
-def _benchmark_script() -> Path:
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        script = root / "benchmarks" / "run.py"
-        if script.is_file():
-            return script
-    raise InvalidArgumentError(
-        "the benchmarks live in the source checkout (benchmarks/run.py): run this from it"
-    )
+def _tail(watch: Watch, console: Console, *, as_json: bool) -> None:
+    while True:
+        try:
+            event = watch.get()
+        except SessionLostError as lost:
+            _note(f"warning: {lost}")
+            continue
+        if as_json:
+            print(json.dumps(event_row(event)), flush=True)
+        else:
+            console.print(event_line(event))

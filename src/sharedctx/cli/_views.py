@@ -3,6 +3,13 @@
 Used by ``sharedctx inspect``, ``sharedctx watch`` and ``sharedctx demo``. Rich
 drops colour by itself when the output is not a terminal (a pipe, a file) or when
 ``NO_COLOR`` is set, so the same code prints plain text there.
+
+Session data is untrusted: whoever can write to a session chooses its id and its
+keys, sources, tags and values. A terminal would act on the escape sequences and
+bidi overrides they may hold, and rich would read ``[bold]`` in them as markup. So
+every human-readable view passes session data through :func:`printable` and puts it
+in a rich ``Text`` (never markup); ``--json`` output is exact instead (``json.dumps``
+escapes what needs escaping).
 """
 
 from __future__ import annotations
@@ -11,14 +18,44 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
+from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
 from sharedctx._types import ContextEntry, ContextEvent
 
-__all__ = ["entries_table", "entry_row", "event_line"]
+__all__ = [
+    "entries_table",
+    "entry_row",
+    "event_line",
+    "event_row",
+    "print_unsqueezed",
+    "printable",
+]
 
 _ACTION_STYLES = {"set": "green", "delete": "red", "expire": "yellow", "evict": "magenta"}
+_UNLIMITED = 1_000_000
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped as Python does.
+
+    Control characters (C0, DEL, C1: ``ESC`` starts the terminal's escape sequences),
+    bidi overrides and isolates, line and paragraph separators and other invisible
+    format characters become ``\\x1b``, ``\\n``, ``\\u202e``...: shown, never acted on.
+    "Printable" is what ``str.isprintable`` (and so ``repr``) means by it. The result
+    is one line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _text(text: str, style: str = "") -> Text:
+    return Text(printable(text), style=style)
 
 
 def _ttl_left(entry: ContextEntry, now: datetime) -> float | None:
@@ -38,35 +75,73 @@ def entry_row(entry: ContextEntry, now: datetime | None = None) -> dict[str, Any
     }
 
 
+def event_row(event: ContextEvent) -> dict[str, Any]:
+    """One event as plain data: revision, action, key, version, source, tags."""
+    metadata = event.entry.metadata
+    return {
+        "revision": event.revision,
+        "action": event.action,
+        "key": event.key,
+        "version": metadata.version,
+        "source": metadata.source,
+        "tags": list(metadata.tags),
+    }
+
+
 def entries_table(entries: Iterable[ContextEntry], title: str | None = None) -> Table:
-    """A table of entries: key, version, source, tags, size, TTL left."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("key", overflow="fold")
-    table.add_column("version", justify="right")
-    table.add_column("source")
-    table.add_column("tags", overflow="fold")
-    table.add_column("size", justify="right")
-    table.add_column("TTL left", justify="right")
+    """A table of entries: key, version (v), source, tags, size, TTL left (ttl).
+
+    Keys up to 32 characters and sources up to 16 never fold; on a narrow terminal
+    the tags fold first.
+    """
     now = datetime.now(UTC)
-    for entry in entries:
-        row = entry_row(entry, now)
+    rows = [entry_row(entry, now) for entry in entries]
+    table = Table(
+        title=None if title is None else _text(title),
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+    )
+    table.add_column("key", overflow="fold", width=_widest(rows, "key", 32))
+    table.add_column("v", justify="right")
+    table.add_column("source", overflow="fold", width=_widest(rows, "source", 16))
+    table.add_column("tags", overflow="fold")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("ttl", justify="right", no_wrap=True)
+    for row in rows:
         ttl = "-" if row["ttl_left"] is None else f"{row['ttl_left']:.0f} s"
         table.add_row(
-            row["key"],
-            str(row["version"]),
-            row["source"],
-            ", ".join(row["tags"]),
-            f"{row['size']} B",
-            ttl,
+            _text(row["key"]),
+            Text(str(row["version"])),
+            _text(row["source"]),
+            _text(", ".join(row["tags"])),
+            Text(f"{row['size']} B"),
+            Text(ttl),
         )
     return table
 
 
+def _widest(rows: list[dict[str, Any]], field: str, most: int) -> int:
+    return min(most, max([len(field), *(cell_len(printable(row[field])) for row in rows)]))
+
+
 def event_line(event: ContextEvent) -> Text:
     """One event as a line: revision, action, key, version and source."""
+    metadata = event.entry.metadata
     line = Text()
     line.append(f"{event.revision:>6} ", style="dim")
     line.append(f"{event.action:<6} ", style=_ACTION_STYLES.get(event.action, ""))
-    line.append(event.key, style="bold")
-    line.append(f"  v{event.entry.metadata.version} from {event.entry.metadata.source}", "dim")
+    line.append(printable(event.key), style="bold")
+    line.append(f"  v{metadata.version} from {printable(metadata.source)}", style="dim")
     return line
+
+
+def print_unsqueezed(console: Console, renderable: RenderableType) -> None:
+    """Print ``renderable`` fitted to a terminal's width, and elsewhere (a pipe, a
+    file) at its natural width, rather than squeezed into rich's default 80 columns."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    width = Measurement.get(console, console.options.update_width(_UNLIMITED), renderable)
+    options = console.options.update_width(max(width.maximum, console.width))
+    console.print(Segments(console.render(renderable, options)), crop=False)

@@ -17,7 +17,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, get_args
 from sharedctx._checks import check_key
 from sharedctx._codec import convert
 from sharedctx._context import SharedContext
-from sharedctx._errors import InvalidArgumentError
+from sharedctx._errors import InvalidArgumentError, SchemaError
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import ContextEntry
 from sharedctx.pipeline._models import (
@@ -81,6 +81,7 @@ class _Slot(NamedTuple):
     source: str  # may hold "{id}"
     tags: tuple[str, ...]  # may hold "{id}"
     verb: str = "set"
+    id_field: str | None = None  # the model's field that must hold the id written under
 
     def write(self, id_: str | None, value: Any) -> tuple[str, Any, str, tuple[str, ...]]:
         """Key, validated value, source and tags of a write (``SchemaError`` if bad)."""
@@ -88,6 +89,13 @@ class _Slot(NamedTuple):
         checked = convert(key, value, self.model)
         if id_ is None:
             return key, checked, self.source, self.tags
+        if self.id_field is not None and getattr(checked, self.id_field) != id_:
+            found = getattr(checked, self.id_field)
+            raise SchemaError(
+                key,
+                self.model.__name__,
+                [(self.id_field, f"is {found!r}, but the value is written under the id {id_!r}")],
+            )
         tags = tuple(dict.fromkeys(tag.replace("{id}", id_) for tag in self.tags))
         return key, checked, self.source.replace("{id}", id_), tags
 
@@ -162,7 +170,9 @@ def _document(slot: _Slot, *accessors: Callable[..., Any]) -> None:
         write: (
             f"Validate {slot.noun} as ``{model}`` and store it under {where}, with source "
             f"``{slot.source}`` and tags {slot.tags!r}; return the stored entry. Raises "
-            "``SchemaError`` if it does not fit, and stores nothing then."
+            "``SchemaError`` if it does not fit"
+            + (f" or its ``{slot.id_field}`` is not the id" if slot.id_field else "")
+            + ", and stores nothing then."
         ),
         read: (
             f"{slot.noun[0].upper()}{slot.noun[1:]}, stored under {where}, as ``{model}``; "
@@ -183,7 +193,7 @@ _EXTRACTED = _Slot("extracted_data", "the extracted sources", _K.EXTRACTED_DATA,
 _METADATA = _Slot("source_metadata", "the sources' metadata", _K.SOURCE_METADATA,
                   SourceMetadata, "extraction", ("phase:extraction", "metadata"))
 _MIND = _Slot("mind_result", "a mind's result", _K.MIND_RESULTS,
-              MindResult, "mind:{id}", ("phase:analysis", "mind", "{id}"))
+              MindResult, "mind:{id}", ("phase:analysis", "mind", "{id}"), id_field="mind_id")
 _ORCHESTRATOR = _Slot("orchestrator_result", "the orchestrator's result", _K.ORCHESTRATOR_RESULT,
                       OrchestratorResult, "orchestrator", ("phase:analysis", "orchestrator"))
 _DNA = _Slot("dna_profile", "the DNA profile", _K.DNA_PROFILE,
@@ -191,13 +201,16 @@ _DNA = _Slot("dna_profile", "the DNA profile", _K.DNA_PROFILE,
 _SYNTHESIS = _Slot("synthesis_result", "the synthesis result", _K.SYNTHESIS_RESULT,
                    SynthesisResult, "synthesis", ("phase:synthesis", "result"))
 _TASK = _Slot("validation_result", "a validation task's result", _K.VALIDATION_RESULTS,
-              TaskResult, "validation", ("phase:validation", "{id}"), verb="add")
+              TaskResult, "validation", ("phase:validation", "{id}"), verb="add",
+              id_field="task_id")
 _SUMMARY = _Slot("validation_summary", "the validation summary", _K.VALIDATION_SUMMARY,
                  ValidationSummary, "validation", ("phase:validation", "summary"))
 _STATUS = _Slot("checkpoint_status", "a checkpoint's status", _K.CHECKPOINT_STATUS,
-                CheckpointStatus, "checkpoint", ("phase:checkpoint", "{id}"))
+                CheckpointStatus, "checkpoint", ("phase:checkpoint", "{id}"),
+                id_field="checkpoint_id")
 _DECISION = _Slot("checkpoint_decision", "a checkpoint's decision", _K.CHECKPOINT_DECISION,
-                  CheckpointDecision, "checkpoint", ("phase:checkpoint", "{id}"))
+                  CheckpointDecision, "checkpoint", ("phase:checkpoint", "{id}"),
+                  id_field="checkpoint_id")
 _MANIFEST = _Slot("manifest_content", "the manifest", _K.MANIFEST_CONTENT,
                   ManifestContent, "generation", ("phase:generation", "manifest"))
 _SESSION = _Slot("session_info", "the session's information", _K.SESSION_INFO,
@@ -210,12 +223,20 @@ _PIPELINE = _Slot("pipeline_status", "the pipeline's status", _K.PIPELINE_STATUS
 class PipelineContext:
     """Typed access to one pipeline session's shared context.
 
-    Built from a session id (looked up or created in ``manager``) or from a
-    ``SharedContext`` to wrap. Each phase has ``set_...``/``get_...`` accessors (and
-    ``aset_...``/``aget_...`` twins): a write validates the value against the phase's
-    pydantic model and raises ``SchemaError`` without storing anything if it does not
-    fit; a read returns a model instance, None if absent, and raises ``SchemaError``
-    if what is stored does not fit. Writes record the phase's source and tags.
+    Built from a ``SharedContext`` to wrap, or from a session id, looked up or created
+    in ``manager``: then the context has the manager's settings. The default manager
+    is the module-level ``context_manager``, whose contexts live in memory with
+    ``default_ttl=3600`` seconds, ``max_entries=10000`` (least recently used evicted
+    first) and ``max_entry_bytes=102400``. For other settings, pass your own
+    ``ContextManager(...)`` as ``manager``, or a ``SharedContext``.
+
+    Each phase has ``set_...``/``get_...`` accessors (and ``aset_...``/``aget_...``
+    twins): a write validates the value against the phase's pydantic model and raises
+    ``SchemaError`` without storing anything if it does not fit; a read returns a
+    model instance, None if absent, and raises ``SchemaError`` if what is stored does
+    not fit. Writes record the phase's source and tags. A per-id write
+    (``set_mind_result(mind_id, result)``...) also checks that the model's own id
+    (``result.mind_id``...) is the id it is written under.
     """
 
     def __init__(
