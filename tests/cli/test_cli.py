@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sharedctx import SharedContext, StandardKeys
+from sharedctx import RedisBackend, SharedContext, StandardKeys
 from sharedctx._glob import compile_glob
 
 from ..conftest import RedisServer
@@ -289,8 +289,7 @@ def test_demo_runs_across_worker_processes_on_redis(redis_server: RedisServer) -
     assert summary["workers"] == 3
     session = summary["session_id"]
 
-    listed = sharedctx("sessions", "--backend", redis_server.url, "--json")
-    assert session in json.loads(listed.stdout)
+    assert session in listed_sessions(redis_server)
 
     inspected = sharedctx("inspect", session, "--backend", redis_server.url, "--json")
     assert inspected.returncode == 0, inspected.stderr
@@ -309,8 +308,7 @@ def test_looking_at_an_unknown_session_fails_and_never_creates_it(
 ) -> None:
     line = one_error_line(sharedctx(command, "typo", "--backend", redis_server.url))
     assert "no session 'typo'" in line
-    listed = sharedctx("sessions", "--backend", redis_server.url, "--json")
-    assert "typo" not in json.loads(listed.stdout)
+    assert "typo" not in listed_sessions(redis_server)
 
 
 @pytest.mark.redis
@@ -383,3 +381,77 @@ def test_watch_json_prints_one_exact_object_per_event(
     finally:
         process.kill()
         process.wait()
+
+
+def listed_sessions(redis_server: RedisServer) -> dict[str, dict[str, Any]]:
+    listed = sharedctx("sessions", "--backend", redis_server.url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {row["session"]: row for row in json.loads(listed.stdout)}
+
+
+def sharedctx_with_input(*args: str, answer: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sharedctx", *args],
+        input=answer,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        check=False,
+    )
+
+
+@pytest.mark.redis
+def test_sessions_shows_entries_bytes_last_write_and_when_dropped(
+    redis_server: RedisServer,
+) -> None:
+    backend = RedisBackend(redis_server.url, session_ttl=3600)
+    session = f"listed-{uuid.uuid4().hex[:6]}"
+    with SharedContext(session, backend=backend) as context:
+        context.set_multiple({"a": "x" * 50, "b": 1})
+    backend.close()
+    row = listed_sessions(redis_server)[session]
+    assert row["entries"] == 2
+    assert row["bytes"] > 50
+    assert row["last_write"] is not None
+    assert row["drops_at"] is not None
+    assert row["drops_at"] > row["last_write"]
+    table = sharedctx("sessions", "--backend", redis_server.url)
+    line = next(line for line in table.stdout.splitlines() if line.startswith(session))
+    assert line.split()[1:3] == ["2", str(row["bytes"])]
+    SharedContext(session, backend=redis_server.url).destroy()
+
+
+@pytest.mark.redis
+def test_delete_asks_first_and_deletes_the_whole_session(redis_server: RedisServer) -> None:
+    session = f"doomed-{uuid.uuid4().hex[:6]}"
+    with SharedContext(session, backend=redis_server.url) as context:
+        context.set("k", 1)
+    kept = sharedctx_with_input("delete", session, "--backend", redis_server.url, answer="n\n")
+    assert kept.returncode == 1
+    assert "nothing deleted" in kept.stderr
+    assert session in listed_sessions(redis_server)
+    gone = sharedctx_with_input("delete", session, "--backend", redis_server.url, answer="y\n")
+    assert gone.returncode == 0, gone.stderr
+    assert session not in listed_sessions(redis_server)
+    again = sharedctx("delete", session, "--backend", redis_server.url, "--yes")
+    assert f"no session {session!r}" in one_error_line(again)
+
+
+@pytest.mark.redis
+def test_prune_deletes_only_the_sessions_without_live_entries(redis_server: RedisServer) -> None:
+    full, empty = f"full-{uuid.uuid4().hex[:6]}", f"empty-{uuid.uuid4().hex[:6]}"
+    with SharedContext(full, backend=redis_server.url) as one:
+        one.set("k", 1)
+    with SharedContext(empty, backend=redis_server.url) as two:
+        two.set("gone", 1, ttl=0.01)
+    time.sleep(0.05)  # its only entry has expired
+    refused = sharedctx_with_input("prune", "--backend", redis_server.url, answer="")
+    assert refused.returncode == 1  # no answer (end of input) is a no
+    assert empty in listed_sessions(redis_server)
+    pruned = sharedctx("prune", "--backend", redis_server.url, "--yes")
+    assert pruned.returncode == 0, pruned.stderr
+    listed = listed_sessions(redis_server)
+    assert empty not in listed
+    assert full in listed
+    SharedContext(full, backend=redis_server.url).destroy()

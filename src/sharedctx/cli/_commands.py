@@ -3,6 +3,8 @@
     sharedctx demo [--minds N] [--seed N] [--ttl S] [--timeout S] [--pace S]
                    [--json|--quiet] [--interactive] [--backend URL --workers N]
     sharedctx sessions --backend URL [--json]
+    sharedctx delete SESSION --backend URL [--yes]
+    sharedctx prune --backend URL [--yes]
     sharedctx inspect SESSION [PATTERN] --backend URL [--json]
     sharedctx watch SESSION [PATTERN] --backend URL [--json]
     sharedctx --version
@@ -23,7 +25,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
-from rich.text import Text
 
 from sharedctx import __version__
 from sharedctx._context import SharedContext
@@ -37,6 +38,8 @@ from sharedctx.cli._views import (
     event_row,
     print_unsqueezed,
     printable,
+    sessions_table,
+    summary_row,
 )
 
 if TYPE_CHECKING:
@@ -107,10 +110,23 @@ def _parser() -> argparse.ArgumentParser:
     _backend_option(demo)
     demo.set_defaults(run=_demo)
 
-    sessions = commands.add_parser("sessions", help="list the sessions on a backend")
+    sessions = commands.add_parser(
+        "sessions", help="list the sessions on a backend, with their size and lifetime"
+    )
     _backend_option(sessions)
     sessions.add_argument("--json", action="store_true", help="print JSON")
     sessions.set_defaults(run=_sessions)
+
+    delete = commands.add_parser("delete", help="delete a session and all its data")
+    delete.add_argument("session")
+    _backend_option(delete)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(run=_delete)
+
+    prune = commands.add_parser("prune", help="delete every session with no live entry")
+    _backend_option(prune)
+    prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    prune.set_defaults(run=_prune)
 
     inspect = _session_command(commands, "inspect", "show a session's entries", _inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON (with the values)")
@@ -214,13 +230,53 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
 
 def _sessions(args: argparse.Namespace, console: Console) -> int:
     with _shared_backend(args.backend) as backend:
-        sessions = backend.sessions()
+        summaries = backend.session_summaries()
     if args.json:
-        print(json.dumps(sessions))
+        print(json.dumps([summary_row(summary) for summary in summaries], indent=2))
     else:
-        for session in sessions:
-            console.print(Text(printable(session)))
+        print_unsqueezed(console, sessions_table(summaries))
     return 0
+
+
+def _delete(args: argparse.Namespace, console: Console) -> int:
+    with _shared_backend(args.backend) as backend:
+        if not backend.has_session(args.session):
+            raise InvalidArgumentError(f"no session {args.session!r} on {backend!r}")
+        question = f"delete session {args.session!r} and all its data, for everyone?"
+        if not (args.yes or _confirm(question)):
+            _note("nothing deleted")
+            return 1
+        backend.drop_session(args.session)
+    _note(f"deleted session {args.session!r}")
+    return 0
+
+
+def _prune(args: argparse.Namespace, console: Console) -> int:
+    with _shared_backend(args.backend) as backend:
+        empty = [
+            summary.session_id for summary in backend.session_summaries() if not summary.entries
+        ]
+        if not empty:
+            _note("no session without live entries")
+            return 0
+        names = ", ".join(repr(session) for session in empty)
+        question = f"delete {len(empty)} session(s) with no live entry ({names})?"
+        if not (args.yes or _confirm(question)):
+            _note("nothing deleted")
+            return 1
+        dropped = sum(backend.drop_session(session) for session in empty)
+    _note(f"deleted {dropped} session(s)")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr, read the answer from stdin: only y or yes is a yes (end of input,
+    or no terminal to ask on, is a no)."""
+    print(f"{printable(question)} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        print(file=sys.stderr)
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _inspect(args: argparse.Namespace, console: Console) -> int:

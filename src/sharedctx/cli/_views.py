@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, RenderableType
@@ -27,8 +27,13 @@ from rich.text import Text
 
 from sharedctx._types import ContextEntry, ContextEvent
 
+if TYPE_CHECKING:
+    from sharedctx.backends.redis import SessionSummary
+
 __all__ = [
     "entries_table",
+    "sessions_table",
+    "summary_row",
     "entry_row",
     "event_line",
     "event_row",
@@ -117,6 +122,43 @@ def entries_table(entries: Iterable[ContextEntry], title: str | None = None) -> 
             _text(", ".join(row["tags"])),
             Text(f"{row['size']} B"),
             Text(ttl),
+        )
+    return table
+
+
+def summary_row(summary: SessionSummary) -> dict[str, Any]:
+    """A session as plain data: session, entries, bytes, last_write, drops_at (ISO
+    times, or None)."""
+    return {
+        "session": summary.session_id,
+        "entries": summary.entries,
+        "bytes": summary.bytes,
+        "last_write": _iso(summary.last_write),
+        "drops_at": _iso(summary.drops_at),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
+
+
+def sessions_table(summaries: Iterable[SessionSummary]) -> Table:
+    """A table of sessions: id, live entries, bytes, last write, when the server drops
+    it (``never`` without a ``session_ttl``)."""
+    rows = [summary_row(summary) for summary in summaries]
+    table = Table(box=None, pad_edge=False)
+    table.add_column("session", overflow="fold", width=_widest(rows, "session", 40))
+    table.add_column("entries", justify="right")
+    table.add_column("bytes", justify="right")
+    table.add_column("last write", no_wrap=True)
+    table.add_column("dropped at", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            _text(row["session"]),
+            Text(str(row["entries"])),
+            Text(str(row["bytes"])),
+            Text(row["last_write"] or "-"),
+            Text(row["drops_at"] or "never"),
         )
     return table
 
