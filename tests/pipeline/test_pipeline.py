@@ -6,7 +6,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_type_hints
 
 import pydantic
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from sharedctx import (
     CheckpointDecision,
     CheckpointStatus,
+    ContextEntry,
     ContextManager,
     DNAProfile,
     ExtractedData,
@@ -212,6 +213,77 @@ def test_every_accessor_has_its_async_twin_a_name_and_a_docstring() -> None:
             assert accessor.__name__ in (name, "a" + name)
             assert accessor.__doc__
     assert "list[ExtractedData]" in (PipelineContext.set_extracted_data.__doc__ or "")
+
+
+# The model each slot's accessors take and return, by the name of its reader.
+MODELS: dict[str, Any] = {
+    "get_extracted_data": list[ExtractedData],
+    "get_source_metadata": SourceMetadata,
+    "get_mind_result": MindResult,
+    "get_orchestrator_result": OrchestratorResult,
+    "get_dna_profile": DNAProfile,
+    "get_synthesis_result": SynthesisResult,
+    "get_validation_result": TaskResult,
+    "get_validation_summary": ValidationSummary,
+    "get_checkpoint_status": CheckpointStatus,
+    "get_checkpoint_decision": CheckpointDecision,
+    "get_manifest_content": ManifestContent,
+    "get_session_info": SessionInfo,
+    "get_pipeline_status": PipelineStatus,
+}
+
+
+def writer_of(getter: str) -> str:
+    return next(
+        name
+        for name in (getter.replace("get_", "set_", 1), getter.replace("get_", "add_", 1))
+        if hasattr(PipelineContext, name)
+    )
+
+
+@pytest.mark.parametrize(("getter", "model"), MODELS.items(), ids=list(MODELS))
+def test_each_accessor_is_an_annotated_documented_method_with_its_twin(
+    getter: str, model: Any
+) -> None:
+    is_per_id = getter in {slot.getter for slot in PER_ID}
+    id_hint = {"id_": str} if is_per_id else {}
+    hints = {
+        writer_of(getter): {**id_hint, "value": model, "return": ContextEntry},
+        getter: {**id_hint, "return": model | None},
+    }
+    for name, expected in hints.items():
+        method, twin = getattr(PipelineContext, name), getattr(PipelineContext, "a" + name)
+        assert not inspect.iscoroutinefunction(method)
+        assert inspect.iscoroutinefunction(twin)
+        assert (method.__qualname__, twin.__qualname__) == (
+            f"PipelineContext.{name}",
+            f"PipelineContext.a{name}",
+        )
+        assert inspect.signature(method) == inspect.signature(twin)
+        assert get_type_hints(method) == get_type_hints(twin) == expected
+        assert len(inspect.getdoc(method) or "") > 80
+        assert twin.__doc__ == f"Awaitable twin of :meth:`{name}`."
+
+
+# A write of each slot: the writer and its arguments. A per-id slot is written under
+# the id "*", so that its key, source and tags read as its docstrings write them.
+WRITES = [(f"set_{name}", (value,)) for name, value, _ in SINGLE] + [
+    (slot.setter, ("*", slot.make("*"))) for slot in PER_ID
+]
+
+
+@pytest.mark.parametrize(("writer", "args"), WRITES, ids=[writer for writer, _ in WRITES])
+def test_each_accessors_docstring_names_the_key_source_and_tags_it_writes(
+    pipeline: PipelineContext, writer: str, args: tuple[Any, ...]
+) -> None:
+    entry = getattr(pipeline, writer)(*args)
+    getter = "get_" + writer.partition("_")[2]
+    for name in (writer, getter):
+        assert f"Key ``{entry.key}``" in (getattr(PipelineContext, name).__doc__ or "")
+    doc = " ".join((getattr(PipelineContext, writer).__doc__ or "").split())
+    assert f"source ``{entry.metadata.source}``" in doc
+    tags = ", ".join(f"``{tag}``" for tag in entry.metadata.tags)
+    assert f"tags {tags}." in doc or f"tag {tags}." in doc or (not tags and "no tags" in doc)
 
 
 def test_writes_record_the_phase_source_and_tags(pipeline: PipelineContext) -> None:
