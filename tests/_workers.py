@@ -68,3 +68,28 @@ def get_or_set_once(url: str, session: str, started: str, seconds: float, lease:
     with SharedContext(session, backend=backend) as ctx:
         print(json.dumps(ctx.get_or_set("result", factory)), flush=True)
     backend.close()
+
+
+def increment_steadily(
+    url: str, session: str, times: int, socket_timeout: float, durability: str
+) -> None:
+    """Add 1 to the counter `times` times; print how many calls raised (and were
+    repeated: only BackendUnavailableError, whose promise is that nothing changed)."""
+    from sharedctx import BackendUnavailableError, OutcomeUnknownError, RedisBackend
+
+    backend = RedisBackend(url, socket_timeout=socket_timeout, durability=durability)
+    raised = 0
+    with SharedContext(session, backend=backend) as ctx:
+        done = 0
+        while done < times:
+            try:
+                ctx.update("counter", lambda value: value + 1, default=0)
+            except OutcomeUnknownError:
+                raise  # the test gives the call time enough to learn every outcome
+            except BackendUnavailableError:
+                raised += 1
+                time.sleep(0.05)
+                continue
+            done += 1
+    backend.close()
+    print(json.dumps({"raised": raised}), flush=True)

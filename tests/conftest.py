@@ -58,13 +58,22 @@ def clocked(clock: FakeClock) -> Iterator[SharedContext]:
 ContextFactory = Callable[..., SharedContext]
 
 
-@pytest.fixture(params=["memory", "recording", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "recording",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=[pytest.mark.redis, pytest.mark.cluster]),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[str | Backend]:
     """The backend argument for SharedContext: "memory", a third backend written in
-    tests/ against the public protocol (``backends/_recording.py``), or the URL of the
-    test session's redis-server."""
+    tests/ against the public protocol (``backends/_recording.py``), the URL of the
+    test session's redis-server, or that of its Redis Cluster (3 masters, 3 replicas)."""
     if request.param == "redis":
         yield str(request.getfixturevalue("redis_server").url)
+    elif request.param == "cluster":
+        yield str(request.getfixturevalue("redis_cluster").url)
     elif request.param == "recording":
         recording = RecordingBackend()
         yield recording

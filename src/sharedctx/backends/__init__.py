@@ -2,8 +2,9 @@
 
 ``SharedContext(backend=...)`` and ``ContextManager(backend=...)`` take a
 :class:`Backend` object or a string that :func:`open_backend` turns into one:
-``"memory"`` (the default: this process only) or a Redis URL (``redis://``,
-``rediss://``, ``unix://``). The Redis backend is imported only when asked for, so
+``"memory"`` (the default: this process only), a Redis URL (``redis://``,
+``rediss://``, ``unix://``) or a Redis Cluster's (``redis+cluster://h1:p1,h2:p2``,
+``rediss+cluster://``). The Redis backend is imported only when asked for, so
 the memory backend does not need redis-py.
 """
 
@@ -48,7 +49,7 @@ __all__ = [
     "open_backend",
 ]
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 
 
 def open_backend(
@@ -69,8 +70,8 @@ def open_backend(
             _no_clock(clock)
             return _redis_backend_class()(backend), True
         raise InvalidArgumentError(
-            f"backend must be 'memory', a redis://, rediss:// or unix:// URL, or a Backend, "
-            f"not {backend!r}"
+            f"backend must be 'memory', a redis://, rediss://, unix:// or redis+cluster:// "
+            f"URL, or a Backend, not {backend!r}"
         )
     if not callable(getattr(backend, "open", None)):
         raise InvalidArgumentError(

@@ -236,7 +236,7 @@ class RedisBackend:
     def refresh_slots(self) -> None:
         """Reload a cluster's slot map (a failed node, CLUSTERDOWN, a moved slot);
         errors are left for the next attempt to meet. Nothing to do for one server."""
-        with suppress(redis.exceptions.RedisError):
+        with suppress(redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
             self.servers.refresh()
 
     def command(self, function: Callable[[redis.Redis], Any], key: bytes | None = None) -> Any:
@@ -440,7 +440,12 @@ class _Call:
         if isinstance(error, _NotReplicated):
             return self.attempts.failed(error, sent=True, now=now)
         if isinstance(error, (*_FAILURES, redis.exceptions.SlotNotCoveredError)):
-            self.stale_map = isinstance(self.backend.servers, ClusterServers)
+            if isinstance(self.backend.servers, ClusterServers):
+                # A node that fails is being replaced (a failover): reload the slot
+                # map and try again until the deadline, rather than fail fast.
+                self.stale_map = True
+                if not sent:
+                    return self.attempts.busy(error, now)
             return self.attempts.failed(error, sent=sent, now=now)
         if isinstance(error, redis.exceptions.RedisError):
             raise self.backend.refused(error) from None

@@ -240,8 +240,11 @@ class Listener:
                         break
                     failures += 1
                     _log.debug("sharedctx: listening on %s failed: %s", self.address, exc)
-                    self._give_back(exc)
                     time.sleep(min(0.05 * failures, 1.0))
+                    try:
+                        self._give_back(exc)
+                    except Exception as again:  # no node answers now: try again later
+                        _log.debug("sharedctx: finding the nodes failed: %s", again)
         finally:
             with self._lock:
                 self._ending = True
