@@ -6,12 +6,13 @@ subclass whose message names the argument and what was wrong with it.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sharedctx._errors import InvalidArgumentError, InvalidKeyError, InvalidTTLError
+from sharedctx._errors import ContextError, InvalidArgumentError, InvalidKeyError, InvalidTTLError
 from sharedctx._types import KEEP_TTL, KeepTTL
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "check_tags",
     "check_timeout",
     "check_ttl",
+    "refuse_on_event_loop",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -159,3 +161,16 @@ def check_session_id(session_id: Any) -> str:
     except UnicodeEncodeError:
         raise InvalidArgumentError(f"session_id {session_id!r} is not valid text") from None
     return str.__str__(session_id)
+
+
+def refuse_on_event_loop(twin: str) -> None:
+    """Raise ``ContextError`` if this thread runs an asyncio event loop: a blocking
+    wait here would freeze all of its tasks. ``twin`` names what to use instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ContextError(
+        f"a blocking wait was called on a thread that runs an asyncio event loop, which "
+        f"it would freeze: use `await ...{twin}(...)` instead"
+    )

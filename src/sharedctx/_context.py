@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
+
+import msgspec
 
 from sharedctx import _steps
 from sharedctx._checks import (
@@ -49,7 +52,6 @@ from sharedctx.backends.base import (
     AsyncStore,
     Backend,
     Eviction,
-    Item,
     Page,
     Store,
     StoreOptions,
@@ -63,6 +65,9 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 _EVICTIONS = ("lru", "oldest", "reject")
+
+EXPORT_PAGE = 500
+"""Entries read per call while exporting."""
 
 
 class _Default(enum.Enum):
@@ -382,7 +387,7 @@ class SharedContext:
 
         Options as for :meth:`set`. If any value is rejected nothing is stored.
         """
-        return self._store.write_many(*self._checked_batch(mapping, ttl, source, tags))
+        return self._store.write_many(self._checked_batch(mapping, ttl, source, tags))
 
     async def aset_multiple(
         self,
@@ -393,7 +398,7 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`set_multiple`."""
-        return await self._astore.write_many(*self._checked_batch(mapping, ttl, source, tags))
+        return await self._astore.write_many(self._checked_batch(mapping, ttl, source, tags))
 
     def _checked_batch(
         self,
@@ -401,22 +406,111 @@ class SharedContext:
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> tuple[list[Item], TTLArg, str, tuple[str, ...]]:
-        """The store's ``write_many`` arguments for a ``set_multiple``."""
+    ) -> list[Write]:
+        """The store's ``Write`` of each value of a ``set_multiple``."""
         if not isinstance(mapping, Mapping):
             raise InvalidArgumentError(
                 f"set_multiple takes a mapping of keys to values, not {type(mapping).__name__}"
             )
-        items: list[Item] = []
+        ttl_arg = self._ttl(ttl)
+        source = "unknown" if source is None else check_source(source)
+        tag_tuple = () if tags is None else check_tags(tags)
+        writes = []
         for key, value in mapping.items():
             key = check_key(key)
-            items.append((key, *encode(key, value, self._max_entry_bytes)))
-        return (
-            items,
-            self._ttl(ttl),
-            "unknown" if source is None else check_source(source),
-            () if tags is None else check_tags(tags),
-        )
+            data, plain = encode(key, value, self._max_entry_bytes)
+            writes.append(Write(key, data, plain, ttl_arg, source, tag_tuple))
+        return writes
+
+    def export(self, pattern: str = "*") -> Iterator[dict[str, Any]]:
+        """The entries matching ``pattern``, as JSON-able records in key order: ``key``,
+        ``value``, ``source``, ``tags``, ``version`` and ``ttl`` (the seconds left, or
+        None). For archiving a run, comparing two, or moving one (:meth:`import_records`).
+
+        Values are given as JSON has them (``msgspec.to_builtins``: a datetime becomes an
+        ISO string, bytes base64), which typed reads (``get(..., type=...)``) turn back.
+        The session is read in pages of ``EXPORT_PAGE`` entries as the iterator goes, so
+        a session that changes meanwhile is exported as it is page by page.
+        """
+        glob = compile_glob(pattern)
+        after: str | None = None
+        while True:
+            entries = self._store.find(glob, Page(after, EXPORT_PAGE))
+            yield from map(_record, entries)
+            if len(entries) < EXPORT_PAGE:
+                return
+            after = entries[-1].key
+
+    async def aexport(self, pattern: str = "*") -> AsyncIterator[dict[str, Any]]:
+        """Awaitable twin of :meth:`export` (``async for record in ctx.aexport()``)."""
+        glob = compile_glob(pattern)
+        after: str | None = None
+        while True:
+            entries = await self._astore.find(glob, Page(after, EXPORT_PAGE))
+            for record in map(_record, entries):
+                yield record
+            if len(entries) < EXPORT_PAGE:
+                return
+            after = entries[-1].key
+
+    def import_records(
+        self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
+    ) -> list[ContextEntry]:
+        """Store records as :meth:`export` gives them, in one atomic batch: all or none.
+
+        Each record needs ``key`` and ``value``; ``source``, ``tags`` and ``ttl``
+        (seconds left; None or absent: no expiry) are kept, ``version`` is not (a new
+        key starts at 1). Without ``overwrite``, a key that exists raises
+        ``VersionConflictError`` and nothing is stored. A bad record raises
+        ``InvalidArgumentError`` naming it.
+        """
+        return self._store.write_many(self._checked_records(records, overwrite))
+
+    async def aimport_records(
+        self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
+    ) -> list[ContextEntry]:
+        """Awaitable twin of :meth:`import_records`."""
+        return await self._astore.write_many(self._checked_records(records, overwrite))
+
+    def _checked_records(
+        self, records: Iterable[Mapping[str, Any]], overwrite: bool
+    ) -> list[Write]:
+        if isinstance(records, Mapping | str | bytes) or not isinstance(records, Iterable):
+            raise InvalidArgumentError(
+                f"records must be an iterable of records (mappings), not {type(records).__name__}"
+            )
+        writes: dict[str, Write] = {}
+        for number, record in enumerate(records):
+            write = self._checked_record(number, record, None if overwrite else 0)
+            if write.key in writes:
+                raise InvalidArgumentError(f"record {number}: key {write.key!r} comes twice")
+            writes[write.key] = write
+        return list(writes.values())
+
+    def _checked_record(self, number: int, record: Any, if_version: int | None) -> Write:
+        if not isinstance(record, Mapping):
+            raise InvalidArgumentError(
+                f"record {number} must be a mapping, not {type(record).__name__}"
+            )
+        missing = [field for field in ("key", "value") if field not in record]
+        if missing:
+            raise InvalidArgumentError(f"record {number} has no {' or '.join(missing)}")
+        try:
+            key = check_key(record["key"])
+            ttl = record.get("ttl")
+            source, tags = record.get("source"), record.get("tags")
+            data, plain = encode(key, record["value"], self._max_entry_bytes)
+            return Write(
+                key,
+                data,
+                plain,
+                None if ttl is None else check_ttl(ttl, key),
+                "unknown" if source is None else check_source(source, key),
+                () if tags is None else check_tags(tags, key),
+                if_version,
+            )
+        except ContextError as exc:  # a bad key, ttl, source, tags, or value
+            raise InvalidArgumentError(f"record {number}: {exc}") from exc
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; False if it was not there."""
@@ -634,19 +728,27 @@ class SharedContext:
 
     # -- notifications ---------------------------------------------------------------
 
-    def subscribe(self, pattern: str, callback: Callable[[ContextEvent], object]) -> str:
+    def subscribe(
+        self,
+        pattern: str,
+        callback: Callable[[ContextEvent], object],
+        *,
+        since: int | None = None,
+    ) -> str:
         """Call ``callback(event)`` for every later change to a key matching ``pattern``.
 
         Returns the subscription id for :meth:`unsubscribe`. Callbacks run after the
         change is visible, outside the context's lock, one event at a time in revision
         order, on the thread that made the change (or the expiry timer's thread). A
         callback may use the context; an exception it raises is logged to the
-        ``"sharedctx"`` logger and affects nobody else. Keep callbacks short.
+        ``"sharedctx"`` logger and affects nobody else. Keep callbacks short. With
+        ``since`` (a :attr:`revision`), it first gets the kept changes after that
+        revision, in order (``WatchOverflowError`` if they are no longer all kept).
         """
         self._check_notifications()
         if not callable(callback):
             raise InvalidArgumentError(f"callback must be callable, not {callback!r}")
-        subscription = Subscription(compile_glob(pattern), callback)
+        subscription = Subscription(compile_glob(pattern), callback, since=_since(since))
         self._store.subscribe(subscription)
         return subscription.id
 
@@ -655,13 +757,20 @@ class SharedContext:
         self._check_open()
         return self._store.unsubscribe(subscription_id)
 
-    def watch(self, pattern: str = "*", *, max_pending: int = 1000) -> Watch:
-        """A stream of the changes to keys matching ``pattern`` from now on.
+    def watch(
+        self, pattern: str = "*", *, max_pending: int = 1000, since: int | None = None
+    ) -> Watch:
+        """A stream of the changes to keys matching ``pattern`` from now on, or, with
+        ``since`` (a :attr:`revision`), from just after that revision: the changes the
+        backend still keeps are replayed in order, then it goes live. Raises
+        ``WatchOverflowError`` if some of them are no longer kept (memory keeps the
+        last ``history`` changes, Redis ``stream_max_len`` for ``event_retention``).
 
         Iterate it (``for``/``async for``), or call ``get(timeout)``/``aget``; use it
         as a context manager to close it. It holds at most ``max_pending`` unread
         events: a watch that falls further behind is closed, and after its buffered
         events its next read raises ``WatchOverflowError``. Writers never wait for it.
+        A replayed set of a key removed since comes without its value.
         """
         self._check_notifications()
         glob = compile_glob(pattern)
@@ -674,7 +783,7 @@ class SharedContext:
                 self._watches.discard(watch)
 
         watch = Watch(pattern, max_pending, cancel)
-        subscription = Subscription(glob, watch.push, watch.on_error)
+        subscription = Subscription(glob, watch.push, watch.on_error, since=_since(since))
         subscription_id = subscription.id
         with self._lock:
             self._check_open()
@@ -792,6 +901,18 @@ def _checked_expire(key: str, ttl: TTL) -> tuple[str, float | None]:
     seconds = check_ttl(ttl, key)
     assert not isinstance(seconds, KeepTTL)
     return key, seconds
+
+
+def _record(entry: ContextEntry) -> dict[str, Any]:
+    ttl = None if entry.expires is None else max(0.001, round(entry.expires - time.time(), 3))
+    return {
+        "key": entry.key,
+        "value": msgspec.to_builtins(entry.value),
+        "source": entry.source,
+        "tags": list(entry.tags),
+        "version": entry.version,
+        "ttl": ttl,
+    }
 
 
 def _page(limit: int | None, after: str | None) -> Page:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Self
 
+from sharedctx._checks import refuse_on_event_loop
 from sharedctx._errors import ContextClosedError, WatchOverflowError
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEvent
@@ -48,21 +49,25 @@ class Subscription:
     """A pattern and the callback that receives the events matching it.
 
     ``on_error`` hears of events that can no longer be delivered (a shared backend
-    lost them); without it they are logged.
+    lost them); without it they are logged. With ``since`` (a revision), the store
+    first replays to it the retained changes after that revision (see
+    ``Store.subscribe``).
     """
 
-    __slots__ = ("active", "callback", "glob", "id", "on_error", "start")
+    __slots__ = ("active", "callback", "glob", "id", "on_error", "since", "start")
 
     def __init__(
         self,
         glob: Glob,
         callback: Callable[[ContextEvent], object],
         on_error: Callable[[Exception], object] | None = None,
+        since: int | None = None,
     ) -> None:
         self.id = f"sub-{next(_ids)}"
         self.glob = glob
         self.callback = callback
         self.on_error = on_error
+        self.since = since
         self.start = 0  # events up to this revision happened before the subscription
         self.active = True
 
@@ -77,7 +82,7 @@ class EventHub:
         self._prefix_lengths: tuple[int, ...] = ()
         self._subscriptions: dict[str, Subscription] = {}
         self._index_lock = threading.Lock()
-        self.pending: deque[tuple[int, ContextEvent]] = deque()
+        self.pending: deque[tuple[int, ContextEvent, Subscription | None]] = deque()
         """Events queued and not yet delivered (read-only for stores: truthy means a
         :meth:`deliver` call is due)."""
         self._queued = 0  # number of events queued so far
@@ -154,10 +159,14 @@ class EventHub:
         self._by_prefix = {prefix: tuple(subs) for prefix, subs in by_prefix.items()}
         self._prefix_lengths = tuple(sorted({len(prefix) for prefix in by_prefix}))
 
-    def enqueue(self, event: ContextEvent) -> None:
-        """Queue an event; called by the store under its lock, in revision order."""
+    def enqueue(self, event: ContextEvent, only: Subscription | None = None) -> None:
+        """Queue an event; called by the store under its lock, in revision order.
+
+        ``only``: a replayed event (its revision is the subscription's ``start`` or
+        before), for that subscription alone.
+        """
         self._queued += 1
-        self.pending.append((self._queued, event))
+        self.pending.append((self._queued, event, only))
 
     def deliver(self) -> None:
         """Deliver queued events; called by the store after releasing its lock.
@@ -177,8 +186,11 @@ class EventHub:
                 _in_callback.depth += 1
                 try:
                     while pending:
-                        number, event = pending.popleft()
-                        self._dispatch(event)
+                        number, event, only = pending.popleft()
+                        if only is None:
+                            self._dispatch(event)
+                        elif only.active and only.glob.match(event.key):
+                            self._call(only, event)
                         self._done = number
                         if self._waiters:
                             self._notify()
@@ -215,15 +227,19 @@ class EventHub:
                     and event.revision > subscription.start
                     and subscription.glob.match(key)
                 ):
-                    try:
-                        subscription.callback(event)
-                    except Exception:
-                        _log.exception(
-                            "sharedctx subscriber %s failed on %s of %r",
-                            subscription.id,
-                            event.action,
-                            key,
-                        )
+                    self._call(subscription, event)
+
+    @staticmethod
+    def _call(subscription: Subscription, event: ContextEvent) -> None:
+        try:
+            subscription.callback(event)
+        except Exception:
+            _log.exception(
+                "sharedctx subscriber %s failed on %s of %r",
+                subscription.id,
+                event.action,
+                event.key,
+            )
 
 
 class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
@@ -321,7 +337,8 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
         """The next event; wait at most ``timeout`` seconds (``TimeoutError``).
 
         Raises ``ContextClosedError`` once the watch is closed and drained, and
-        ``WatchOverflowError`` if it was closed for falling behind.
+        ``WatchOverflowError`` if it was closed for falling behind; ``ContextError``
+        if it would wait on a thread that runs an event loop (use :meth:`aget`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
@@ -329,6 +346,7 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no event on {self.pattern!r} within {timeout} s")
+                refuse_on_event_loop("aget")  # iterate it with `async for` there
                 self._condition.wait(remaining)
             return event
 

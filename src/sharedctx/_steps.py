@@ -26,6 +26,7 @@ from contextlib import suppress
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from sharedctx._checks import refuse_on_event_loop
 from sharedctx._codec import encode
 from sharedctx._errors import ContextError, VersionConflictError
 from sharedctx._events import Subscription
@@ -196,19 +197,6 @@ class Pause(Step[bool]):
 
     async def arun(self, store: AsyncStore) -> bool:
         return await self.signal.await_(self.timeout)
-
-
-def refuse_on_event_loop(twin: str) -> None:
-    """Raise ``ContextError`` if this thread runs an asyncio event loop: a blocking
-    wait here would freeze all of its tasks."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise ContextError(
-        f"a blocking wait was called on a thread that runs an asyncio event loop, which "
-        f"it would freeze: use `await ...{twin}(...)` instead"
-    )
 
 
 class Signal:

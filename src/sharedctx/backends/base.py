@@ -38,7 +38,6 @@ __all__ = [
     "AsyncStore",
     "Backend",
     "Eviction",
-    "Item",
     "Lease",
     "Page",
     "Store",
@@ -53,9 +52,6 @@ written) entry, the least recently written one, or raise ``CapacityError``."""
 
 TTLArg = float | None | KeepTTL
 """A resolved TTL for a store: seconds, None for no expiry, or KEEP_TTL."""
-
-Item = tuple[str, bytes, Any]
-"""A key with its encoded value and its plain copy (see ``ContextEntry.plain``)."""
 
 
 class Write(msgspec.Struct, frozen=True, gc=False):
@@ -135,10 +131,10 @@ class Store(Protocol):
         (0: absent) and ``CapacityError`` if a new key does not fit.
         """
 
-    def write_many(
-        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
-    ) -> list[ContextEntry]:
-        """Store several values at once: all of them or (``CapacityError``) none."""
+    def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
+        """Store several values (distinct keys) at once: all of them or none. Raises
+        ``VersionConflictError`` for the first write whose ``if_version`` does not hold
+        and ``CapacityError`` if the new keys do not fit."""
 
     def delete(self, key: str) -> bool:
         """Remove a key; False if it was not there."""
@@ -182,7 +178,14 @@ class Store(Protocol):
         """A number that changes whenever a call reads or writes (for idle checks)."""
 
     def subscribe(self, subscription: Subscription) -> None:
-        """Deliver to ``subscription`` every event after the current revision."""
+        """Deliver to ``subscription`` every event after the current revision.
+
+        With ``subscription.since``, first queue for it alone (``hub.enqueue(event,
+        only=subscription)``) the kept changes after that revision, in order (a set
+        whose key was removed since without its value), and raise
+        ``WatchOverflowError`` if some are no longer kept (``InvalidArgumentError``
+        if ``since`` is after the current revision).
+        """
 
     def unsubscribe(self, subscription_id: str) -> bool:
         """Stop a subscription; False if unknown."""
@@ -201,9 +204,7 @@ class AsyncStore(Protocol):
     async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]: ...
     async def contains(self, key: str) -> bool: ...
     async def write(self, write: Write) -> ContextEntry: ...
-    async def write_many(
-        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
-    ) -> list[ContextEntry]: ...
+    async def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]: ...
     async def delete(self, key: str) -> bool: ...
     async def expire(self, key: str, ttl: float | None) -> bool: ...
     async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]: ...

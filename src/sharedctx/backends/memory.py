@@ -23,9 +23,8 @@ import heapq
 import itertools
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from msgspec.structs import replace
 from sortedcontainers import SortedList
@@ -36,11 +35,12 @@ from sharedctx._errors import (
     ContextClosedError,
     InvalidArgumentError,
     VersionConflictError,
+    WatchOverflowError,
 )
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
-from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg, Write
+from sharedctx.backends.base import ALL, Lease, Page, StoreOptions, Write
 
 __all__ = ["MemoryAsyncStore", "MemoryBackend", "MemoryStore"]
 
@@ -53,19 +53,24 @@ class MemoryBackend:
     ``clock``: zero-argument callable giving monotonic seconds (default
     ``time.monotonic``). With another clock, entries expire when a call notices (or
     on ``purge_expired()``), not on a timer: that is for tests, which then never
-    sleep. Nothing to close; one backend can serve any number of contexts.
+    sleep. ``history``: how many of its last changes a session keeps, for watches
+    that start from a revision (``watch(since=...)``). Nothing to close; one backend
+    can serve any number of contexts.
     """
 
-    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, *, clock: Callable[[], float] | None = None, history: int = 10_000) -> None:
         if clock is not None and not callable(clock):
             raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
+        if not isinstance(history, int) or isinstance(history, bool) or history < 0:
+            raise InvalidArgumentError(f"history must be an int >= 0, not {history!r}")
         self.clock = clock
+        self.history = history
 
     def open(
         self, session_id: str, hub: EventHub, options: StoreOptions
     ) -> tuple[MemoryStore, MemoryAsyncStore]:
         """A new, empty store of ``session_id`` for one context (see the class doc)."""
-        store = MemoryStore(session_id, hub, options, clock=self.clock)
+        store = MemoryStore(session_id, hub, options, clock=self.clock, history=self.history)
         return store, MemoryAsyncStore(store)
 
     def close(self) -> None:
@@ -88,6 +93,7 @@ class MemoryStore:
         options: StoreOptions,
         *,
         clock: Callable[[], float] | None = None,
+        history: int = 10_000,
     ) -> None:
         self.session_id = session_id
         self._hub = hub
@@ -110,6 +116,8 @@ class MemoryStore:
         self._tags: dict[str, SortedList] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._revision = 0
+        # The last changes, for watches from a revision: (revision, action, entry).
+        self._history: deque[tuple[int, Action, ContextEntry]] = deque(maxlen=history)
         self._hits = self._misses = self._expired = self._evicted = 0
         self._calls = 0  # every call that reads or writes; for idle detection
 
@@ -238,47 +246,34 @@ class MemoryStore:
                         raise VersionConflictError(key, if_version, version)
                 if old is None:
                     self._make_room(1, ())
-                return self._put(
-                    key, old, write.data, write.plain, write.ttl, write.source, write.tags, now,
-                    _wall(),
-                )  # fmt: skip
+                return self._put(write, old, now, _wall())
         finally:
             if self._pending:
                 self._hub.deliver()
 
-    def write_many(
-        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
-    ) -> list[ContextEntry]:
+    def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
         try:
             with self._lock:
                 now = self._begin()
                 entries = self._entries
-                batch = {key for key, _, _ in items}
+                for write in writes:
+                    if write.if_version is not None:
+                        old = entries.get(write.key)
+                        version = 0 if old is None else old.version
+                        if version != write.if_version:
+                            raise VersionConflictError(write.key, write.if_version, version)
+                batch = {write.key for write in writes}
                 self._make_room(sum(key not in entries for key in batch), batch)
                 wall = time.time()
-                return [
-                    self._put(key, entries.get(key), data, plain, ttl, source, tags, now, wall)
-                    for key, data, plain in items
-                ]
+                return [self._put(write, entries.get(write.key), now, wall) for write in writes]
         finally:
             self._hub.deliver()
 
-    def _put(
-        self,
-        key: str,
-        old: ContextEntry | None,
-        data: bytes,
-        plain: Any,
-        ttl: TTLArg,
-        source: str | None,
-        tags: tuple[str, ...] | None,
-        now: float,
-        wall: float,
-    ) -> ContextEntry:
+    def _put(self, write: Write, old: ContextEntry | None, now: float, wall: float) -> ContextEntry:
         # The one place an entry is written; the caller holds the lock and has made room.
         self._revision = revision = self._revision + 1
-        if plain is not None:
-            data = None  # type: ignore[assignment]  # the plain copy is the snapshot
+        key, ttl, source, tags, plain = write.key, write.ttl, write.source, write.tags, write.plain
+        data = None if plain is not None else write.data  # the plain copy is the snapshot
         expires: float | None
         deadline: float | None
         if ttl.__class__ is float:  # the usual case first
@@ -319,7 +314,8 @@ class MemoryStore:
             old is None or old.deadline is None or deadline < old.deadline
         ):
             self._add_deadline(deadline, key)
-        if self._hub.wants(key):  # _enqueue("set", entry), inlined for the hot path
+        self._history.append((revision, "set", entry))
+        if self._hub.wants(key):
             self._hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
         return entry
 
@@ -387,7 +383,38 @@ class MemoryStore:
     def subscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._check_open()
+            since = subscription.since
+            if since is not None:
+                self._replay(subscription, since)
             self._hub.add(subscription, self._revision)
+        self._hub.deliver()
+
+    def _replay(self, subscription: Subscription, since: int) -> None:
+        """Queue for ``subscription`` alone the kept changes after ``since``."""
+        if since > self._revision:
+            raise InvalidArgumentError(
+                f"since={since} is after session {self.session_id!r}'s last change, "
+                f"revision {self._revision}"
+            )
+        history = self._history
+        oldest = history[0][0] if history else self._revision + 1
+        if since + 1 < oldest:
+            raise WatchOverflowError(
+                f"changes {since + 1} to {oldest - 1} of session {self.session_id!r} are "
+                f"no longer kept (the backend keeps the last {history.maxlen})"
+            )
+        replayed = []
+        removed: set[str] = set()  # keys removed later: their earlier values are gone
+        for revision, action, entry in reversed(history):
+            if revision <= since:
+                break
+            if action != "set":
+                removed.add(entry.key)
+            elif entry.key in removed:
+                entry = entry.without_value()
+            replayed.append(ContextEvent(action, entry.key, entry, self.session_id, revision))
+        for event in reversed(replayed):
+            self._hub.enqueue(event, only=subscription)
 
     def unsubscribe(self, subscription_id: str) -> bool:
         return self._hub.remove(subscription_id)
@@ -395,6 +422,7 @@ class MemoryStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._history.clear()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -498,16 +526,11 @@ class MemoryStore:
         self._changed(action, entry)
 
     def _changed(self, action: Action, entry: ContextEntry) -> None:
-        self._revision += 1
-        self._enqueue(action, entry)
-
-    def _enqueue(self, action: Action, entry: ContextEntry) -> None:
+        self._revision = revision = self._revision + 1
+        removed = entry.without_value()
+        self._history.append((revision, action, removed))
         if self._hub.wants(entry.key):
-            self._hub.enqueue(
-                ContextEvent(
-                    action, entry.key, entry.without_value(), self.session_id, self._revision
-                )
-            )
+            self._hub.enqueue(ContextEvent(action, entry.key, removed, self.session_id, revision))
 
     def _tag(self, key: str, tags: tuple[str, ...]) -> None:
         for tag in tags:
@@ -568,10 +591,8 @@ class MemoryAsyncStore:
     async def write(self, write: Write) -> ContextEntry:
         return self._store.write(write)
 
-    async def write_many(
-        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
-    ) -> list[ContextEntry]:
-        return self._store.write_many(items, ttl, source, tags)
+    async def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
+        return self._store.write_many(writes)
 
     async def delete(self, key: str) -> bool:
         return self._store.delete(key)

@@ -30,7 +30,7 @@ from sharedctx._errors import (
 )
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
-from sharedctx.backends.base import ALL, Item, Lease, Page, TTLArg
+from sharedctx.backends.base import ALL, Lease, Page, TTLArg
 from sharedctx.backends.base import Write as StoreWrite
 
 __all__ = [
@@ -273,6 +273,9 @@ class Operation(Generic[T]):
     name: bytes = b""
     writes = False
     """Whether it changes the session (it then carries a request id)."""
+    since: int | None = None
+    """Bring back the changes after this revision, for the caller itself (a replay),
+    rather than those after the last one the store delivered."""
     key: str | None = None
     """The key it writes, for error messages."""
 
@@ -338,15 +341,7 @@ class Write(Operation[ContextEntry]):
     def __init__(self, write: StoreWrite, max_entries: int | None, session_id: str) -> None:
         self.key, self.data, self.if_version = write.key, write.data, write.if_version
         self.max_entries, self.session_id = max_entries, session_id
-        self._arguments = [
-            write.key,
-            write.data,
-            _ttl_ms(write.ttl),
-            -1 if write.if_version is None else write.if_version,
-            KEEP if write.source is None else write.source,
-            write.holder or "",
-            *_tags(write.tags),
-        ]
+        self._arguments = _write_arguments(write)
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -365,28 +360,38 @@ class WriteMany(Operation[list[ContextEntry]]):
     writes = True
 
     def __init__(
-        self,
-        items: Sequence[Item],
-        ttl: TTLArg,
-        source: str,
-        tags: tuple[str, ...],
-        max_entries: int | None,
-        session_id: str,
+        self, writes: Sequence[StoreWrite], max_entries: int | None, session_id: str
     ) -> None:
-        self.items, self.max_entries, self.session_id = items, max_entries, session_id
-        pairs = [part for key, data, _ in items for part in (key, data)]
-        self._arguments = [_ttl_ms(ttl), source, *_tags(tags), *pairs]
+        self.items, self.max_entries, self.session_id = writes, max_entries, session_id
+        self._arguments = [part for write in writes for part in _write_arguments(write)]
 
     def arguments(self) -> list[Any]:
         return self._arguments
 
     def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
+        if reply.status == b"conflict":
+            key, expected, actual = reply.result
+            raise VersionConflictError(key.decode(), int(expected), int(actual))
         if reply.status == b"full":
             raise full(self.session_id, self.max_entries, int(reply.result[0]), len(self.items))
         return [
-            entry_of(key, data, packed)
-            for (key, data, _), packed in zip(self.items, reply.result[0], strict=True)
+            entry_of(write.key, write.data, packed)
+            for write, packed in zip(self.items, reply.result[0], strict=True)
         ]
+
+
+def _write_arguments(write: StoreWrite) -> list[Any]:
+    """One value's arguments to the script: key, value, ttl, if_version, source,
+    holder, then its tags (a count and the tags) or KEEP."""
+    return [
+        write.key,
+        write.data,
+        _ttl_ms(write.ttl),
+        -1 if write.if_version is None else write.if_version,
+        KEEP if write.source is None else write.source,
+        write.holder or "",
+        *_tags(write.tags),
+    ]
 
 
 def full(session_id: str, limit: int | None, held: int, new_keys: int) -> CapacityError:
@@ -442,6 +447,32 @@ class Revision(Operation[tuple[int, int]]):
 
     def parse(self, reply: Reply, tally: ReadTally) -> tuple[int, int]:
         return int(reply.result[0] or 0), int(reply.result[1] or 0)
+
+
+class Replay(Operation[tuple[list[Change], int, int]]):
+    """The changes after ``since`` (at most ``EVENT_BATCH``), the session's revision,
+    and the floor below which changes may have been trimmed."""
+
+    name = b"revision"
+
+    def __init__(self, since: int) -> None:
+        self.since = since
+
+    def parse(self, reply: Reply, tally: ReadTally) -> tuple[list[Change], int, int]:
+        changes = [change_of_reply(event) for event in reply.events]
+        return changes, int(reply.result[0] or 0), reply.floor
+
+
+def replay(since: int) -> Generator[Operation[Any], Any, tuple[list[Change], int, int]]:
+    """Every kept change after ``since``, as operations to run in turn; with the
+    revision of the last call, and the floor of the first."""
+    changes: list[Change] = []
+    found, revision, floor = yield Replay(since)
+    while True:
+        changes += found
+        if len(found) < EVENT_BATCH:
+            return changes, revision, floor
+        found, revision, _ = yield Replay(found[-1][0])
 
 
 class Stats(Operation[ContextStats]):

@@ -470,42 +470,40 @@ elseif op == "get_many" then
   return reply("ok", entries(keys, true))
 elseif op == "contains" then
   return reply("ok", live(a[at]) and 1 or 0)
-elseif op == "write" then  -- key, value, ttl, if_version, source, holder, tags...
-  local key, value, ttl, if_version = a[at], a[at + 1], tonumber(a[at + 2]), tonumber(a[at + 3])
-  local source, holder = a[at + 4], a[at + 5]
-  local tags = read_tags(at + 6)
-  local old_blob, old = live(key)
-  local version = old and old[1] or 0
-  if if_version >= 0 and if_version ~= version then
-    return reply("conflict", version)
-  end
-  if not old and not make_room(1, {[key] = true}, 1) then
-    return reply("full", redis.call("HLEN", ENTRIES))
-  end
-  if holder ~= "" then
-    release(key, holder)
-  end
-  return reply("ok", put(key, value, old_blob, old, ttl, source, tags))
-elseif op == "write_many" then  -- ttl, source, tags..., then key/value pairs
-  local ttl, source = tonumber(a[at]), a[at + 1]
-  local tags, first = read_tags(at + 2)
-  local keep, old, old_blobs, fresh = {}, {}, {}, 0
-  for i = first, #a, 2 do
-    keep[a[i]] = true
-    local blob, meta = live(a[i])
-    old[a[i]], old_blobs[a[i]] = meta, blob
-    if not meta then
+elseif op == "write" or op == "write_many" then
+  -- Each value: key, value, ttl, if_version, source, holder, then its tags.
+  local writes, keep, fresh, i = {}, {}, 0, at
+  while i <= #a do
+    local write = {key = a[i], value = a[i + 1], ttl = tonumber(a[i + 2]),
+      if_version = tonumber(a[i + 3]), source = a[i + 4], holder = a[i + 5]}
+    write.tags, i = read_tags(i + 6)
+    write.blob, write.old = live(write.key)
+    local version = write.old and write.old[1] or 0
+    if write.if_version >= 0 and write.if_version ~= version then
+      if op == "write" then
+        return reply("conflict", version)
+      end
+      return reply("conflict", write.key, write.if_version, version)
+    end
+    if not write.old then
       fresh = fresh + 1
     end
+    keep[write.key] = true
+    writes[#writes + 1] = write
   end
-  if not make_room(fresh, keep, (#a - first + 1) / 2) then
+  if not make_room(fresh, keep, #writes) then
     return reply("full", redis.call("HLEN", ENTRIES))
   end
   local written = {}
-  for i = first, #a, 2 do
-    local packed = put(a[i], a[i + 1], old_blobs[a[i]], old[a[i]], ttl, source, tags)
-    written[#written + 1] = packed
-    old[a[i]], old_blobs[a[i]] = cmsgpack.unpack(packed), blob_of(packed, a[i + 1])
+  for _, write in ipairs(writes) do
+    if write.holder ~= "" then
+      release(write.key, write.holder)
+    end
+    written[#written + 1] = put(write.key, write.value, write.blob, write.old, write.ttl,
+      write.source, write.tags)
+  end
+  if op == "write" then
+    return reply("ok", written[1])
   end
   return reply("ok", written)
 elseif op == "delete" then

@@ -17,11 +17,16 @@ from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sharedctx import _scheduler
-from sharedctx._errors import ContextClosedError, SessionLostError, WatchOverflowError
+from sharedctx._errors import (
+    ContextClosedError,
+    InvalidArgumentError,
+    SessionLostError,
+    WatchOverflowError,
+)
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextStats
-from sharedctx.backends.base import ALL, Item, Lease, Page, StoreOptions, TTLArg, Write
+from sharedctx.backends.base import ALL, Lease, Page, StoreOptions, Write
 from sharedctx.backends.redis import protocol
 from sharedctx.backends.redis.protocol import Operation
 
@@ -76,7 +81,7 @@ class RedisStore:
             argv = self._argv(operation, request, events)
             raw = self.backend.call(operation, self._keys, argv)
             try:
-                return operation.parse(self._settle(raw, user), self.tally)
+                return operation.parse(self._settle(raw, user, operation), self.tally)
             except _Retry:
                 continue
 
@@ -88,7 +93,7 @@ class RedisStore:
             argv = self._argv(operation, request, True)
             raw = await self.backend.acall(operation, self._keys, argv)
             try:
-                return operation.parse(self._settle(raw, True), self.tally)
+                return operation.parse(self._settle(raw, True, operation), self.tally)
             except _Retry:
                 continue
 
@@ -113,7 +118,10 @@ class RedisStore:
             result = await self.arun(operation)
 
     def _argv(self, operation: Operation[Any], request: bytes, events: bool) -> list[Any]:
-        since = self._delivered if events and len(self._hub) else -1
+        if operation.since is not None:
+            since = operation.since
+        else:
+            since = self._delivered if events and len(self._hub) else -1
         return protocol.arguments(operation, self._epoch, since, self._settings, request)
 
     def _begin(self, user: bool) -> None:
@@ -125,7 +133,7 @@ class RedisStore:
                 self._lost = False
                 raise self._lost_error()
 
-    def _settle(self, raw: list[Any], user: bool) -> protocol.Reply:
+    def _settle(self, raw: list[Any], user: bool, operation: Operation[Any]) -> protocol.Reply:
         reply = protocol.reply_of(raw)
         if reply.status == b"lost":
             with self._epoch_lock:
@@ -139,7 +147,7 @@ class RedisStore:
             self._lost = True  # the next call of the context's user raises it
             raise _Retry
         self._epoch = reply.epoch
-        if reply.events or reply.floor:
+        if operation.since is None and (reply.events or reply.floor):
             changes = [protocol.change_of_reply(event) for event in reply.events]
             self.advance(changes, reply.floor, here=user)
         return reply
@@ -223,15 +231,52 @@ class RedisStore:
         """The session's pub/sub channel."""
         return self._keys[-1]
 
-    def listen(self, subscription: Subscription, revision: int) -> None:
-        """Deliver to ``subscription`` the events after ``revision`` (the current one)."""
+    def subscribing(self, subscription: Subscription) -> Steps[None]:
+        """Subscribe, as operations to run in turn: from the current revision, or first
+        replaying to ``subscription`` alone the kept changes after its ``since``."""
+        since = subscription.since
+        if since is None:
+            revision, _ = yield protocol.Revision()
+            self._listen(subscription, revision, [])
+            return
+        changes: list[protocol.Change] = []
+        after = since
+        while True:
+            found, revision, floor = yield from protocol.replay(after)
+            if since > revision:
+                raise InvalidArgumentError(
+                    f"since={since} is after session {self.session_id!r}'s last change, "
+                    f"revision {revision}"
+                )
+            if after == since and floor > since:
+                raise self._overflow(since + 1, floor)
+            changes += found
+            if self._listen(subscription, revision, changes):
+                return
+            after = max(revision, changes[-1][0] if changes else revision)
+
+    def _listen(
+        self, subscription: Subscription, revision: int, replayed: list[protocol.Change]
+    ) -> bool:
+        """Deliver to ``subscription`` the changes after ``revision`` (what it read), and
+        first those of ``replayed`` up to where delivery stands; False if delivery is
+        already past ``revision`` (read again)."""
         with self._delivery_lock:
-            first = self._delivered < 0 or not len(self._hub)
-            if first:
+            listening = self._delivered >= 0 and len(self._hub) > 0
+            if listening and self._delivered > revision and subscription.since is not None:
+                return False
+            start = self._delivered if listening else revision
+            if not listening:
                 self._delivered = revision  # nobody listened: start from now
-            self._hub.add(subscription, revision)
-        if first:
+            for change in replayed:
+                if change[0] <= start:
+                    event = protocol.event_of(self.session_id, change)
+                    self._hub.enqueue(event, only=subscription)
+            self._hub.add(subscription, start)
+        if not listening:
             self.backend.follower.listen(self)
+        self._hub.deliver()
+        return True
 
     # -- background work (the follower) ----------------------------------------------------
 
@@ -285,12 +330,8 @@ class RedisStore:
         """The operation of a :meth:`write`."""
         return protocol.Write(write, self.max_entries, self.session_id)
 
-    def write_many(
-        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
-    ) -> list[ContextEntry]:
-        return self.run(
-            protocol.WriteMany(items, ttl, source, tags, self.max_entries, self.session_id)
-        )
+    def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
+        return self.run(protocol.WriteMany(writes, self.max_entries, self.session_id))
 
     def delete(self, key: str) -> bool:
         return self.run(protocol.Delete(key))
@@ -334,7 +375,7 @@ class RedisStore:
         return self._calls
 
     def subscribe(self, subscription: Subscription) -> None:
-        self.listen(subscription, self.run(protocol.Revision())[0])
+        self.drive(self.subscribing(subscription))
 
     def unsubscribe(self, subscription_id: str) -> bool:
         removed = self._hub.remove(subscription_id)
@@ -393,13 +434,9 @@ class RedisAsyncStore:
         finally:
             self._store.unleased(write.key, write.holder)
 
-    async def write_many(
-        self, items: Sequence[Item], ttl: TTLArg, source: str, tags: tuple[str, ...]
-    ) -> list[ContextEntry]:
+    async def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
         store = self._store
-        return await store.arun(
-            protocol.WriteMany(items, ttl, source, tags, store.max_entries, store.session_id)
-        )
+        return await store.arun(protocol.WriteMany(writes, store.max_entries, store.session_id))
 
     async def delete(self, key: str) -> bool:
         return await self._store.arun(protocol.Delete(key))
@@ -441,7 +478,7 @@ class RedisAsyncStore:
         await self._store.arun(protocol.Release(key, holder))
 
     async def subscribe(self, subscription: Subscription) -> None:
-        self._store.listen(subscription, (await self._store.arun(protocol.Revision()))[0])
+        await self._store.adrive(self._store.subscribing(subscription))
 
     async def close(self) -> None:
         self._store.close()
