@@ -455,3 +455,62 @@ def test_prune_deletes_only_the_sessions_without_live_entries(redis_server: Redi
     assert empty not in listed
     assert full in listed
     SharedContext(full, backend=redis_server.url).destroy()
+
+
+@pytest.mark.redis
+def test_export_then_import_moves_a_session(redis_server: RedisServer, session: str) -> None:
+    with SharedContext(session, backend=redis_server.url) as context:
+        context.set("job:1", {"n": 1, "note": "\x1b[2J"}, source="setup", tags=["x"], ttl=300)
+    exported = sharedctx("export", session, "--backend", redis_server.url)
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["job:0", "job:1"]
+    copy = f"copy-{uuid.uuid4().hex[:6]}"
+    loaded = sharedctx_with_input(
+        "import", copy, "--backend", redis_server.url, answer=exported.stdout
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "imported 2 entries" in loaded.stderr
+    with SharedContext(copy, backend=redis_server.url) as context:
+        entry = context.get_entry("job:1")
+        assert entry is not None
+        assert (entry.value, entry.source, entry.tags) == (
+            {"n": 1, "note": "\x1b[2J"},
+            "setup",
+            ("x",),
+        )
+        assert entry.ttl is not None
+        again = sharedctx_with_input(
+            "import", copy, "--backend", redis_server.url, answer=exported.stdout
+        )
+        assert "'job:0'" in one_error_line(again)  # it exists: nothing is overwritten
+        assert context.get_entry("job:1").version == 1  # type: ignore[union-attr]
+        context.destroy()
+
+
+@pytest.mark.redis
+def test_import_refuses_a_line_that_is_not_json(redis_server: RedisServer) -> None:
+    done = sharedctx_with_input(
+        "import", "x", "--backend", redis_server.url, answer='{"key": 1}\n{oops\n'
+    )
+    assert "line 2" in one_error_line(done)
+    assert "x" not in listed_sessions(redis_server)
+
+
+@pytest.mark.redis
+def test_watch_since_replays_the_changes_after_a_revision(
+    redis_server: RedisServer, session: str
+) -> None:
+    with SharedContext(session, backend=redis_server.url) as context:
+        context.set("job:1", 1)
+        context.set("job:2", 2)
+    process = start_watch(session, "job:*", "--backend", redis_server.url, "--since", "1", "--json")
+    assert process.stdout is not None
+    rows = [json.loads(process.stdout.readline()) for _ in range(2)]
+    stop(process)
+    assert [(row["revision"], row["key"]) for row in rows] == [(2, "job:1"), (3, "job:2")]
+    bad = sharedctx("watch", session, "--since", "-1", "--backend", redis_server.url)
+    assert bad.returncode == 2
+    assert "--since" in bad.stderr
+    ahead = sharedctx("watch", session, "--since", "99", "--backend", redis_server.url)
+    assert "after session" in one_error_line(ahead)

@@ -6,7 +6,9 @@
     sharedctx delete SESSION --backend URL [--yes]
     sharedctx prune --backend URL [--yes]
     sharedctx inspect SESSION [PATTERN] --backend URL [--json]
-    sharedctx watch SESSION [PATTERN] --backend URL [--json]
+    sharedctx watch SESSION [PATTERN] --backend URL [--json] [--since REV]
+    sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
+    sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
     sharedctx --version
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
@@ -132,7 +134,31 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print JSON (with the values)")
     watch = _session_command(commands, "watch", "tail a session's events until Ctrl-C", _watch)
     watch.add_argument("--json", action="store_true", help="print one JSON object per event")
+    watch.add_argument(
+        "--since",
+        type=_revision,
+        metavar="REV",
+        help="first replay the kept changes after revision REV",
+    )
+    _session_command(
+        commands, "export", "print a session's entries as JSON lines (for import)", _export
+    )
+    load = commands.add_parser("import", help="load JSON lines (from export) into a session")
+    load.add_argument("session")
+    _backend_option(load)
+    load.add_argument(
+        "--overwrite", action="store_true", help="replace entries that exist (else: refuse)"
+    )
+    load.set_defaults(run=_import)
     return parser
+
+
+def _revision(text: str) -> int:
+    """A revision: an int >= 0 (argparse turns a ValueError into a usage error)."""
+    revision = int(text)
+    if revision < 0:
+        raise ValueError(text)
+    return revision
 
 
 def _session_command(
@@ -299,13 +325,39 @@ def _json_default(value: Any) -> Any:
 def _watch(args: argparse.Namespace, console: Console) -> int:
     with (
         _existing_session(args.backend, args.session) as context,
-        context.watch(args.pattern, max_pending=100_000) as watch,
+        context.watch(args.pattern, max_pending=100_000, since=args.since) as watch,
     ):
         _note(f"watching {args.session} {args.pattern} (Ctrl-C to stop)")
         try:
             _tail(watch, console, as_json=args.json)
         except KeyboardInterrupt:  # the way to end a watch: not an error
             _note("stopped")
+    return 0
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
+    with _existing_session(args.backend, args.session) as context:
+        for record in context.export(args.pattern):
+            print(json.dumps(record, default=_json_default), flush=False)
+    sys.stdout.flush()
+    return 0
+
+
+def _import(args: argparse.Namespace, console: Console) -> int:
+    records = []
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"line {number} of the input is not JSON: {exc}") from None
+    with (
+        _shared_backend(args.backend) as backend,
+        SharedContext(args.session, backend=backend) as context,
+    ):
+        imported = context.import_records(records, overwrite=args.overwrite)
+    _note(f"imported {len(imported)} entries into {args.session}")
     return 0
 
 

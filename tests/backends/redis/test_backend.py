@@ -598,3 +598,25 @@ async def test_await_for_does_not_block_the_event_loop_on_a_busy_server(
     await asyncio.to_thread(busy.join)
     ctx.destroy()
     admin.close()
+
+
+def test_a_watch_from_a_revision_no_longer_kept_overflows(url: str) -> None:
+    backend = RedisBackend(url, stream_max_len=16)
+    with SharedContext(new_session(), backend=backend) as ctx:
+        for n in range(40):
+            ctx.set("k", n)
+        with pytest.raises(WatchOverflowError, match="trimmed"):
+            ctx.watch(since=2)
+        with ctx.watch(since=30) as watch:  # still kept
+            assert [watch.get(timeout=5).revision for _ in range(10)] == list(range(31, 41))
+        ctx.destroy()
+    backend.close()
+
+
+def test_a_watch_replays_more_changes_than_one_reply_carries(url: str) -> None:
+    with SharedContext(new_session(), backend=url) as ctx:
+        ctx.set_multiple({f"k{n:04}": n for n in range(2500)})
+        with ctx.watch(since=0, max_pending=5000) as watch:
+            revisions = [watch.get(timeout=5).revision for _ in range(2500)]
+        assert revisions == list(range(1, 2501))
+        ctx.destroy()
