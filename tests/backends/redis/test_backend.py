@@ -163,7 +163,7 @@ def test_single_key_operations_take_one_round_trip(url: str, admin: redis.Redis)
             for operation in operations:
                 commands = log.count_during(operation, admin)
                 assert len(commands) == 1, commands
-                assert commands[0].startswith("EVALSHA")
+                assert commands[0].startswith("FCALL")
             ctx.destroy()
     finally:
         log.close()

@@ -253,7 +253,7 @@ def test_ten_thousand_open_close_cycles_leave_nothing_behind(
             ctx.set("k", n)
             ctx.close()
     gc.collect()
-    assert threading.active_count() == threads
+    assert threading.active_count() <= threads
     assert _open_files() <= files
     assert len(admin.client_list()) <= clients
     assert [record.getMessage() for record in caplog.records] == []

@@ -51,27 +51,40 @@ def test_other_keys_are_not_taken_for_sessions(key: bytes) -> None:
     assert protocol.session_of_meta_key("ns", key) is None
 
 
-def test_every_call_sends_the_header_then_the_operations_arguments() -> None:
-    settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0).header()
+def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> None:
+    settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0)
+    keys = protocol.session_keys("ns", "s")
+    prefix = protocol.prefix(b"lib", keys, settings)
     write = protocol.Write(Write("k", b"\x01", None, 2.5, None, ("a", "b"), 3, "h"), None, "s")
-    argv = protocol.arguments(write, "e", 5, settings, b"req")
-    assert argv[:10] == [
+    argv = protocol.arguments(write, "e", 5, b"req")
+    assert argv == [
         b"write",
         "e",
         5,
-        b"100",
-        b"-1",
-        b"lru",
         b"req",
-        b"30000",
-        b"60000",
-        b"120000",
+        "k",
+        b"\x01",
+        2500,
+        3,
+        protocol.KEEP,
+        "h",
+        2,
+        "a",
+        "b",
     ]
-    assert argv[10:] == ["k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
+    settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000"]
+    expected = protocol.pack(b"FCALL", b"lib", len(keys), *keys, *settings_args, *argv)
+    assert prefix.command(argv) == expected
+    assert prefix.route == keys[0]
     keep = protocol.Write(Write("k", b"\x01", None, KEEP_TTL, "src", None, None, None), 10, "s")
     assert keep.arguments() == ["k", b"\x01", -2, -1, "src", "", protocol.KEEP]
     assert write.writes
     assert not protocol.Get("k").writes
+
+
+def test_commands_are_packed_as_the_redis_protocol_says() -> None:
+    assert protocol.pack(b"SET", "k", 10) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n10\r\n"
+    assert protocol.pack("é") == b"*1\r\n$2\r\n\xc3\xa9\r\n"  # lengths in bytes
 
 
 def test_a_written_entry_is_built_from_its_metadata() -> None:

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisBackend", "SessionSummary"]
 
-SCRIPT = (resources.files("sharedctx.backends.redis") / "script.lua").read_bytes()
-SCRIPT_SHA = hashlib.sha1(SCRIPT).hexdigest()
+_TEXT = (resources.files("sharedctx.backends.redis") / "script.lua").read_bytes()
+LIBRARY = b"sharedctx_" + hashlib.sha1(_TEXT).hexdigest()[:12].encode()
+"""The name of the Redis Functions library (and of its one function) of this version."""
+LIBRARY_CODE = _TEXT.replace(b"__LIBRARY__", LIBRARY)
 _FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _MOVING = (
     redis.exceptions.TryAgainError,
@@ -103,6 +105,8 @@ class RedisBackend:
     ) -> None:
         target = protocol.check_url(url)
         self.url = url
+        self.where = protocol.redact(url)
+        """The URL without its password, for messages."""
         if not namespace or not namespace.replace("-", "").replace("_", "").isalnum():
             raise InvalidArgumentError(f"namespace must be letters, digits, - or _: {namespace!r}")
         self.namespace = namespace
@@ -139,7 +143,7 @@ class RedisBackend:
         return f"RedisBackend({protocol.redact(self.url)!r}, namespace={self.namespace!r})"
 
     def __str__(self) -> str:
-        return protocol.redact(self.url)
+        return self.where
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -158,29 +162,31 @@ class RedisBackend:
         """The Redis keys of a session, in the order the script takes them."""
         return protocol.session_keys(self.namespace, session_id)
 
-    def settings(self, options: StoreOptions) -> list[bytes]:
-        """The settings a store sends with every call."""
-        return protocol.Settings(
+    def prefix(self, session_id: str, options: StoreOptions) -> protocol.Prefix:
+        """What a store's every call begins with: the function, the session's keys, and
+        the store's settings, packed once."""
+        settings = protocol.Settings(
             self.stream_max_len,
             options.max_entries,
             options.eviction,
             self.session_ttl,
             self.event_retention,
             self.request_window,
-        ).header()
+        )
+        return protocol.prefix(LIBRARY, self.keys_of(session_id), settings)
 
     # -- calling the script ------------------------------------------------------------
 
     def call(
-        self, operation: protocol.Operation[Any], keys: list[bytes], argv: list[Any]
+        self, operation: protocol.Operation[Any], prefix: protocol.Prefix, argv: list[Any]
     ) -> list[Any]:
         """One call of the script: the raw reply (see the module docstring)."""
-        call = _Call(self, operation, keys, argv)
+        call = _Call(self, operation, prefix, argv)
         while True:
             try:
                 address = call.address()
-                pool = self.servers.client(address).connection_pool
-                connection = pool.get_connection()
+                pool = self.servers.connections(address)
+                connection = pool.take()
             except Exception as exc:
                 time.sleep(call.failed(exc, sent=False))
                 if call.stale_map:
@@ -188,8 +194,7 @@ class RedisBackend:
                 continue
             sent = False
             try:
-                for command in call.commands():
-                    connection.send_command(*command)
+                connection.send_packed_command([call.commands()])
                 sent = True
                 replies = [_reply(connection) for _ in range(call.replies)]
                 return call.done(replies)
@@ -198,20 +203,20 @@ class RedisBackend:
                     connection.disconnect()
                 time.sleep(call.failed(exc, sent=sent))
             finally:
-                pool.release(connection)
+                pool.give(connection)
             if call.stale_map:
                 self.refresh_slots()
 
     async def acall(
-        self, operation: protocol.Operation[Any], keys: list[bytes], argv: list[Any]
+        self, operation: protocol.Operation[Any], prefix: protocol.Prefix, argv: list[Any]
     ) -> list[Any]:
         """Awaitable twin of :meth:`call`, on this event loop's connections."""
-        call = _Call(self, operation, keys, argv)
+        call = _Call(self, operation, prefix, argv)
         while True:
             try:
                 address = call.address()
-                pool = self.servers.async_client(address).connection_pool
-                connection = await pool.get_connection()
+                pool = self.servers.async_connections(address)
+                connection = pool.take()
             except Exception as exc:
                 await asyncio.sleep(call.failed(exc, sent=False))
                 if call.stale_map:
@@ -219,8 +224,7 @@ class RedisBackend:
                 continue
             sent = False
             try:
-                for command in call.commands():
-                    await connection.send_command(*command)
+                await connection.send_packed_command([call.commands()])
                 sent = True
                 replies = [await _areply(connection) for _ in range(call.replies)]
                 return call.done(replies)
@@ -229,7 +233,7 @@ class RedisBackend:
                     await connection.disconnect()
                 await asyncio.sleep(call.failed(exc, sent=sent))
             finally:
-                await pool.release(connection)
+                pool.give(connection)
             if call.stale_map:
                 await asyncio.to_thread(self.refresh_slots)
 
@@ -256,7 +260,7 @@ class RedisBackend:
         if isinstance(error, _FAILURES + _MOVING) and not isinstance(
             error, redis.exceptions.AuthenticationError
         ):
-            return protocol.unavailable(str(self), error)
+            return protocol.unavailable(self.where, error)
         return self.refused(error)
 
     def refused(self, error: BaseException) -> ContextError:
@@ -354,32 +358,32 @@ class RedisBackend:
 
 
 class _Call:
-    """One call of the script, from attempt to attempt: what to send, to which node,
+    """One call of the function, from attempt to attempt: what to send, to which node,
     and what a failure means (``protocol.Attempts`` decides about the deadline).
 
     On a cluster, ``MOVED`` updates the slot map and goes to the new owner at once;
     ``ASK`` sends the next attempt to the migration's target, after ``ASKING``;
     ``TRYAGAIN`` (a slot half-moved), ``CLUSTERDOWN`` and a failed node are tried
     again after a pause, with the slot map reloaded where it may be stale. None of
-    those ran the script, so they are tried again until the deadline. ``NOSCRIPT``
-    (a restarted or promoted node) loads the script first.
+    those ran the call, so they are tried again until the deadline. A node without the
+    function library (a new, restarted or flushed one) is given it first.
     """
 
     def __init__(
         self,
         backend: RedisBackend,
         operation: protocol.Operation[Any],
-        keys: list[bytes],
+        prefix: protocol.Prefix,
         argv: list[Any],
     ) -> None:
         self.backend = backend
         self.operation = operation
-        self.keys = keys
-        self.evalsha = ("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
+        self.route = prefix.route
+        self.command = prefix.command(argv)
         self.deadline = time.monotonic() + backend.socket_timeout
-        self.attempts = protocol.Attempts(operation, self.deadline, str(backend))
+        self.attempts = protocol.Attempts(operation, self.deadline, backend.where)
         self.asking: tuple[str, int] | None = None  # the ASK target of the next attempt
-        self.load = False  # load the script before calling it
+        self.load = False  # load the function library before calling it
         self.waits = backend.durability == "replicated" and operation.writes
         self.stale_map = False  # the cluster's slot map must be reloaded
         self.replies = 0
@@ -389,25 +393,29 @@ class _Call:
         self.stale_map = False
         if self.asking is not None:
             return self.asking
-        return self.backend.servers.address(self.keys[0])
+        return self.backend.servers.address(self.route)
 
-    def commands(self) -> list[tuple[Any, ...]]:
+    def commands(self) -> bytes:
         """The commands of the next attempt, sent together on one connection."""
-        commands: list[tuple[Any, ...]] = []
+        commands: list[bytes] = []
         if self.load:
-            commands.append(("SCRIPT", "LOAD", SCRIPT))
+            commands.append(protocol.pack(b"FUNCTION", b"LOAD", LIBRARY_CODE))
         if self.asking is not None:
-            commands.append(("ASKING",))
-        commands.append(self.evalsha)
+            commands.append(protocol.pack(b"ASKING"))
+        commands.append(self.command)
         if self.waits:  # on the connection that wrote: one replica has the write
             left = max(1, int((self.deadline - time.monotonic()) * 800))
-            commands.append(("WAIT", 1, left))
+            commands.append(protocol.pack(b"WAIT", 1, left))
         self.replies = len(commands)
-        return commands
+        return b"".join(commands)
 
     def done(self, replies: list[Any]) -> list[Any]:
-        """The script's reply, or raises what the attempt met."""
-        self.load = False
+        """The function's reply, or raises what the attempt met."""
+        if self.load:
+            self.load = False
+            loaded = replies.pop(0)
+            if isinstance(loaded, Exception) and "already exists" not in str(loaded):
+                raise loaded  # loaded meanwhile by another client: fine
         self.asking = None
         reply = replies[-2] if self.waits else replies[-1]
         for earlier in replies[: replies.index(reply)]:
@@ -423,8 +431,11 @@ class _Call:
     def failed(self, error: BaseException, *, sent: bool) -> float:
         """The pause before the next attempt; raises the caller's error if none."""
         now = time.monotonic()
-        if isinstance(error, redis.exceptions.NoScriptError):
-            self.load = _load_again(self.attempts, error, self.backend)
+        if _missing_library(error):
+            self.attempts.loads += 1
+            if self.attempts.loads > 3:  # a node that keeps forgetting it
+                raise self.backend.refused(error) from None
+            self.load = True
             return 0.0
         if isinstance(error, redis.exceptions.MovedError):
             self.backend.servers.moved(error)
@@ -456,13 +467,11 @@ class _NotReplicated(Exception):
     """A write no replica acknowledged in time (``durability="replicated"``)."""
 
 
-def _load_again(attempts: protocol.Attempts, error: BaseException, backend: RedisBackend) -> bool:
-    """Load the script after ``NOSCRIPT`` (the call did not run); a server that keeps
-    forgetting it refuses the call."""
-    attempts.loads += 1
-    if attempts.loads > 3:
-        raise backend.refused(error) from None
-    return True
+def _missing_library(error: BaseException) -> bool:
+    """Whether ``error`` says the node lacks the function (nothing ran)."""
+    return isinstance(error, redis.exceptions.ResponseError) and str(error).startswith(
+        "Function not found"
+    )
 
 
 def _reply(connection: Any) -> Any:

@@ -110,7 +110,7 @@ def session_of_meta_key(namespace: str, key: bytes) -> str | None:
 
 
 class Settings(NamedTuple):
-    """What a store tells the script on every call (see the header of ``script.lua``)."""
+    """What a store tells the function on every call (see the header of ``script.lua``)."""
 
     stream_max_len: int
     max_entries: int | None
@@ -119,8 +119,8 @@ class Settings(NamedTuple):
     event_retention: float
     request_window: float
 
-    def header(self) -> list[bytes]:
-        """Arguments 4 to 6 and 8 to 10 of every call."""
+    def arguments(self) -> list[bytes]:
+        """Arguments 1 to 6 of every call."""
         return [
             b"%d" % self.stream_max_len,
             b"%d" % (-1 if self.max_entries is None else self.max_entries),
@@ -131,24 +131,47 @@ class Settings(NamedTuple):
         ]
 
 
-def arguments(
-    operation: Operation[Any], epoch: str, since: int, settings: list[bytes], request: bytes
-) -> list[Any]:
-    """The ``ARGV`` of one call of the script."""
-    cap, max_entries, eviction, session_ttl, retention, window = settings
-    return [
-        operation.name,
-        epoch,
-        since,
-        cap,
-        max_entries,
-        eviction,
-        request,
-        session_ttl,
-        retention,
-        window,
-        *operation.arguments(),
-    ]
+def pack(*arguments: Any) -> bytes:
+    """One command in the Redis protocol (RESP): bytes, str or int arguments."""
+    return b"*%d\r\n" % len(arguments) + b"".join(map(_bulk, arguments))
+
+
+def _bulk(argument: Any) -> bytes:
+    if isinstance(argument, str):
+        argument = argument.encode()
+    elif isinstance(argument, int):
+        argument = b"%d" % argument
+    return b"$%d\r\n%b\r\n" % (len(argument), argument)
+
+
+class Prefix(NamedTuple):
+    """The beginning of every call of one store, packed once: ``FCALL``, the function,
+    the session's keys, the store's settings."""
+
+    packed: bytes
+    length: int
+    """How many arguments it holds."""
+    route: bytes
+    """A key of the session (its slot is the session's)."""
+
+    def command(self, arguments: list[Any]) -> bytes:
+        """The whole command of a call with these further arguments."""
+        return (
+            b"*%d\r\n" % (self.length + len(arguments))
+            + self.packed
+            + b"".join(map(_bulk, arguments))
+        )
+
+
+def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
+    """The :class:`Prefix` of a store's calls."""
+    head = [b"FCALL", function, len(keys), *keys, *settings.arguments()]
+    return Prefix(b"".join(map(_bulk, head)), len(head), keys[0])
+
+
+def arguments(operation: Operation[Any], epoch: str, since: int, request: bytes) -> list[Any]:
+    """The arguments of one call after the store's prefix (7 on in ``ARGV``)."""
+    return [operation.name, epoch, since, request, *operation.arguments()]
 
 
 def new_request_id() -> bytes:

@@ -1,4 +1,12 @@
--- sharedctx: every operation on one session, atomically, in one script call.
+#!lua name=__LIBRARY__
+-- sharedctx: every operation on one session, atomically, in one function call.
+--
+-- A Redis Functions library: its helpers are defined once, when it is loaded (on each
+-- master; replicas get it by replication), and each call runs ``call`` below, which
+-- first sets the call's state (the locals just after this header), then works with
+-- the helpers. Calls never overlap, so that state is the call's alone. The client
+-- names the library and its function ``sharedctx_`` and the hash of this text, so a
+-- changed library is loaded next to the old one rather than over it.
 --
 -- KEYS: the session's keys, "<namespace>:{<session>}:<part>", all in one cluster slot:
 --   1 meta      hash: epoch, rev (last revision), tick (recency clock), expired,
@@ -20,47 +28,29 @@
 --  12 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
 --  13 channel   (not a key) the sharded pub/sub channel of the session: each change is
 --               published there, with its value, to the processes listening now
--- ARGV: 1 operation, 2 the client's epoch ("" if it has none), 3 the revision after
---   which the caller wants the events back (-1: none), 4 stream cap, 5 max entries
---   (-1: none), 6 eviction ("lru", "oldest", "reject"), 7 request id of a write (""
---   for a read), 8 session ttl ms (-1: none), 9 event retention ms, 10 how long a
---   request id is remembered (ms), 11.. the operation's arguments.
+-- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
+--   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
+--   5 event retention ms, 6 how long a request id is remembered (ms); then the call's:
+--   7 operation, 8 the client's epoch ("" if it has none), 9 the revision after which
+--   the caller wants the events back (-1: none), 10 request id of a write ("" for a
+--   read), 11.. the operation's arguments.
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
 -- session's data is gone since the client last saw it: nothing was done),
 -- "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
 -- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
 
-local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES,
-  REQUESTS, REQUESTED, LEASES, CHANNEL = unpack(KEYS)
+local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES, REQUESTS,
+  REQUESTED, LEASES, CHANNEL
+local KEYS, ARGV  -- the call's keys and arguments
+local cap, max_entries, eviction, session_ttl, retention, window
+local op, client_epoch, since, request
+local time, now, epoch
+local changed  -- whether this call changed the session (it then lives on)
+local touched  -- whether it recorded a read for eviction (in the recency zset)
 local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
-local op, client_epoch, since, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_entries, eviction, request = tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local session_ttl, retention, window = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
 local FIRST = 11  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
-
-if op == "destroy" then  -- every key of the session, for everyone
-  redis.call("DEL", unpack(KEYS, 1, DATA))
-  return {"ok", "", {}, 0}
-end
-
-local time = redis.call("TIME")
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local changed = false  -- whether this call changed the session (it then lives on)
-local touched = false  -- whether it recorded a read for eviction (in the recency zset)
-
-local epoch = redis.call("HGET", META, "epoch")
-if not epoch then
-  -- A new session, or one whose data is gone: start clean.
-  redis.call("DEL", unpack(KEYS, 1, DATA))
-  epoch = time[1] .. "." .. time[2]
-  redis.call("HSET", META, "epoch", epoch, "rev", 0, "tick", 0, "floor", 0, "bytes", 0)
-  changed = true
-end
-if client_epoch ~= "" and client_epoch ~= epoch then
-  return {"lost", epoch, {}, 0}
-end
 
 local function blob_meta(blob)
   return cmsgpack.unpack(string.sub(blob, 9, 8 + tonumber(string.sub(blob, 1, 8))))
@@ -425,18 +415,6 @@ local function floor()
   return since >= 0 and tonumber(redis.call("HGET", META, "floor")) or 0
 end
 
--- A write sent again (its reply was lost): answer what it answered the first time.
-if request ~= "" then
-  local outcome = redis.call("HGET", REQUESTS, request)
-  if outcome then
-    -- A write of ours, so that WAIT (durability "replicated") waits for replicas to
-    -- have everything up to here, the first outcome included.
-    redis.call("ZADD", REQUESTED, now, request)
-    outcome = cmsgpack.unpack(outcome)
-    return {outcome[1], epoch, events_since(), floor(), unpack(outcome, 2)}
-  end
-end
-
 local function reply(status, ...)
   local result = {...}
   if request ~= "" then  -- remember the outcome of this write, without any value
@@ -458,148 +436,192 @@ local function reply(status, ...)
   return {status, epoch, events_since(), floor(), unpack(result)}
 end
 
-local a, at = ARGV, FIRST
+local function call(keys, args)
+  KEYS, ARGV = keys, args
+  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES, REQUESTS,
+    REQUESTED, LEASES, CHANNEL = unpack(keys)
+  cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
+  session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
 
-if op == "get" then
-  return reply("ok", read(a[at]) or "")
-elseif op == "get_many" then
-  local keys = {}
-  for i = at, #a do
-    keys[#keys + 1] = a[i]
+  if op == "destroy" then  -- every key of the session, for everyone
+    redis.call("DEL", unpack(KEYS, 1, DATA))
+    return {"ok", "", {}, 0}
   end
-  return reply("ok", entries(keys, true))
-elseif op == "contains" then
-  return reply("ok", live(a[at]) and 1 or 0)
-elseif op == "write" or op == "write_many" then
-  -- Each value: key, value, ttl, if_version, source, holder, then its tags.
-  local writes, keep, fresh, i = {}, {}, 0, at
-  while i <= #a do
-    local write = {key = a[i], value = a[i + 1], ttl = tonumber(a[i + 2]),
-      if_version = tonumber(a[i + 3]), source = a[i + 4], holder = a[i + 5]}
-    write.tags, i = read_tags(i + 6)
-    write.blob, write.old = live(write.key)
-    local version = write.old and write.old[1] or 0
-    if write.if_version >= 0 and write.if_version ~= version then
-      if op == "write" then
-        return reply("conflict", version)
+
+  time = redis.call("TIME")
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  changed, touched = false, false
+
+  epoch = redis.call("HGET", META, "epoch")
+  if not epoch then
+    -- A new session, or one whose data is gone: start clean.
+    redis.call("DEL", unpack(KEYS, 1, DATA))
+    epoch = time[1] .. "." .. time[2]
+    redis.call("HSET", META, "epoch", epoch, "rev", 0, "tick", 0, "floor", 0, "bytes", 0)
+    changed = true
+  end
+  if client_epoch ~= "" and client_epoch ~= epoch then
+    return {"lost", epoch, {}, 0}
+  end
+
+  -- A write sent again (its reply was lost): answer what it answered the first time.
+  if request ~= "" then
+    local outcome = redis.call("HGET", REQUESTS, request)
+    if outcome then
+      -- A write of ours, so that WAIT (durability "replicated") waits for replicas to
+      -- have everything up to here, the first outcome included.
+      redis.call("ZADD", REQUESTED, now, request)
+      outcome = cmsgpack.unpack(outcome)
+      return {outcome[1], epoch, events_since(), floor(), unpack(outcome, 2)}
+    end
+  end
+
+  local a, at = ARGV, FIRST
+
+  if op == "get" then
+    return reply("ok", read(a[at]) or "")
+  elseif op == "get_many" then
+    local keys = {}
+    for i = at, #a do
+      keys[#keys + 1] = a[i]
+    end
+    return reply("ok", entries(keys, true))
+  elseif op == "contains" then
+    return reply("ok", live(a[at]) and 1 or 0)
+  elseif op == "write" or op == "write_many" then
+    -- Each value: key, value, ttl, if_version, source, holder, then its tags.
+    local writes, keep, fresh, i = {}, {}, 0, at
+    while i <= #a do
+      local write = {key = a[i], value = a[i + 1], ttl = tonumber(a[i + 2]),
+        if_version = tonumber(a[i + 3]), source = a[i + 4], holder = a[i + 5]}
+      write.tags, i = read_tags(i + 6)
+      write.blob, write.old = live(write.key)
+      local version = write.old and write.old[1] or 0
+      if write.if_version >= 0 and write.if_version ~= version then
+        if op == "write" then
+          return reply("conflict", version)
+        end
+        return reply("conflict", write.key, write.if_version, version)
       end
-      return reply("conflict", write.key, write.if_version, version)
+      if not write.old then
+        fresh = fresh + 1
+      end
+      keep[write.key] = true
+      writes[#writes + 1] = write
     end
-    if not write.old then
-      fresh = fresh + 1
+    if not make_room(fresh, keep, #writes) then
+      return reply("full", redis.call("HLEN", ENTRIES))
     end
-    keep[write.key] = true
-    writes[#writes + 1] = write
-  end
-  if not make_room(fresh, keep, #writes) then
-    return reply("full", redis.call("HLEN", ENTRIES))
-  end
-  local written = {}
-  for _, write in ipairs(writes) do
-    if write.holder ~= "" then
-      release(write.key, write.holder)
+    local written = {}
+    for _, write in ipairs(writes) do
+      if write.holder ~= "" then
+        release(write.key, write.holder)
+      end
+      written[#written + 1] = put(write.key, write.value, write.blob, write.old, write.ttl,
+        write.source, write.tags)
     end
-    written[#written + 1] = put(write.key, write.value, write.blob, write.old, write.ttl,
-      write.source, write.tags)
-  end
-  if op == "write" then
-    return reply("ok", written[1])
-  end
-  return reply("ok", written)
-elseif op == "delete" then
-  local blob, meta = live(a[at])
-  if blob then
-    remove(a[at], blob, meta, "delete")
-    return reply("ok", 1)
-  end
-  return reply("ok", 0)
-elseif op == "expire" then  -- key, ttl (-1: none)
-  local key, ttl = a[at], tonumber(a[at + 1])
-  local blob, meta = live(key)
-  if not blob then
-    return reply("ok", 0)
-  end
-  local value = string.sub(blob, 9 + tonumber(string.sub(blob, 1, 8)))
-  meta[5], meta[6] = ttl, -1
-  if ttl >= 0 then
-    meta[6] = now + ttl
-    redis.call("ZADD", DEADLINES, meta[6], key)
-  else
-    redis.call("ZREM", DEADLINES, key)
-  end
-  local new_blob = blob_of(cmsgpack.pack(meta), value)
-  redis.call("HSET", ENTRIES, key, new_blob)
-  redis.call("HINCRBY", META, "bytes", #new_blob - #blob)
-  return reply("ok", 1)
-elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
-  local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
-  return reply("ok", keys, redis.call("HGET", META, "rev"))
-elseif op == "find_range" then  -- lo, hi, limit
-  local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
-  return reply("ok", entries(keys, false))
-elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since rev
-  if redis.call("HGET", META, "rev") ~= a[at] then
-    return reply("changed")
-  end
-  local keys = {}
-  for i = at + 1, #a do
-    keys[#keys + 1] = a[i]
-  end
-  return reply("ok", entries(keys, false))
-elseif op == "find_tag" then  -- tag, after ("" for none), limit
-  local prefix = string.format("%08d", #a[at]) .. a[at]
-  local lo = a[at + 1] == "" and "[" .. prefix or "(" .. prefix .. a[at + 1]
-  local function untagged(member)
-    return string.sub(member, #prefix + 1)
-  end
-  local keys = live_range(TAGS, lo, "[" .. prefix .. "\255", tonumber(a[at + 2]), untagged)
-  return reply("ok", entries(keys, false))
-elseif op == "count" then
-  return reply("ok", count())
-elseif op == "revision" then
-  return reply("ok", redis.call("HGET", META, "rev"), redis.call("HGET", META, "floor"))
-elseif op == "purge" then  -- the sweep: expired entries, and what must not be kept
-  local purged = purge_due(-1)
-  drop_old_events()
-  forget_requests()
-  return reply("ok", purged)
-elseif op == "clear" then
-  local removed = 0
-  for _, key in ipairs(redis.call("ZRANGE", INDEX, 0, -1)) do
-    local blob, meta = live(key)  -- an expired entry goes as an expire event
+    if op == "write" then
+      return reply("ok", written[1])
+    end
+    return reply("ok", written)
+  elseif op == "delete" then
+    local blob, meta = live(a[at])
     if blob then
-      remove(key, blob, meta, "delete")
-      removed = removed + 1
+      remove(a[at], blob, meta, "delete")
+      return reply("ok", 1)
     end
-  end
-  return reply("ok", removed)
-elseif op == "stats" then
-  return reply("ok", count(), redis.call("HMGET", META, "expired", "evicted", "rev"))
-elseif op == "lease" then  -- key, holder, lease ms
-  local key, holder, length = a[at], a[at + 1], tonumber(a[at + 2])
-  local blob = read(key)
-  if blob then
-    return reply("ok", blob)
-  end
-  local current, expires = lease_of(key)
-  if current and current ~= holder then
-    return reply("wait", expires - now)
-  end
-  redis.call("HSET", LEASES, key, holder .. " " .. (now + length))
-  changed = true
-  return reply("lead")
-elseif op == "renew" then  -- lease ms, then key/holder pairs
-  local length, kept = tonumber(a[at]), {}
-  for i = at + 1, #a, 2 do
-    if lease_of(a[i]) == a[i + 1] then
-      redis.call("HSET", LEASES, a[i], a[i + 1] .. " " .. (now + length))
-      kept[#kept + 1] = a[i]
-      changed = true
+    return reply("ok", 0)
+  elseif op == "expire" then  -- key, ttl (-1: none)
+    local key, ttl = a[at], tonumber(a[at + 1])
+    local blob, meta = live(key)
+    if not blob then
+      return reply("ok", 0)
     end
+    local value = string.sub(blob, 9 + tonumber(string.sub(blob, 1, 8)))
+    meta[5], meta[6] = ttl, -1
+    if ttl >= 0 then
+      meta[6] = now + ttl
+      redis.call("ZADD", DEADLINES, meta[6], key)
+    else
+      redis.call("ZREM", DEADLINES, key)
+    end
+    local new_blob = blob_of(cmsgpack.pack(meta), value)
+    redis.call("HSET", ENTRIES, key, new_blob)
+    redis.call("HINCRBY", META, "bytes", #new_blob - #blob)
+    return reply("ok", 1)
+  elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
+    local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
+    return reply("ok", keys, redis.call("HGET", META, "rev"))
+  elseif op == "find_range" then  -- lo, hi, limit
+    local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
+    return reply("ok", entries(keys, false))
+  elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since rev
+    if redis.call("HGET", META, "rev") ~= a[at] then
+      return reply("changed")
+    end
+    local keys = {}
+    for i = at + 1, #a do
+      keys[#keys + 1] = a[i]
+    end
+    return reply("ok", entries(keys, false))
+  elseif op == "find_tag" then  -- tag, after ("" for none), limit
+    local prefix = string.format("%08d", #a[at]) .. a[at]
+    local lo = a[at + 1] == "" and "[" .. prefix or "(" .. prefix .. a[at + 1]
+    local function untagged(member)
+      return string.sub(member, #prefix + 1)
+    end
+    local keys = live_range(TAGS, lo, "[" .. prefix .. "\255", tonumber(a[at + 2]), untagged)
+    return reply("ok", entries(keys, false))
+  elseif op == "count" then
+    return reply("ok", count())
+  elseif op == "revision" then
+    return reply("ok", redis.call("HGET", META, "rev"), redis.call("HGET", META, "floor"))
+  elseif op == "purge" then  -- the sweep: expired entries, and what must not be kept
+    local purged = purge_due(-1)
+    drop_old_events()
+    forget_requests()
+    return reply("ok", purged)
+  elseif op == "clear" then
+    local removed = 0
+    for _, key in ipairs(redis.call("ZRANGE", INDEX, 0, -1)) do
+      local blob, meta = live(key)  -- an expired entry goes as an expire event
+      if blob then
+        remove(key, blob, meta, "delete")
+        removed = removed + 1
+      end
+    end
+    return reply("ok", removed)
+  elseif op == "stats" then
+    return reply("ok", count(), redis.call("HMGET", META, "expired", "evicted", "rev"))
+  elseif op == "lease" then  -- key, holder, lease ms
+    local key, holder, length = a[at], a[at + 1], tonumber(a[at + 2])
+    local blob = read(key)
+    if blob then
+      return reply("ok", blob)
+    end
+    local current, expires = lease_of(key)
+    if current and current ~= holder then
+      return reply("wait", expires - now)
+    end
+    redis.call("HSET", LEASES, key, holder .. " " .. (now + length))
+    changed = true
+    return reply("lead")
+  elseif op == "renew" then  -- lease ms, then key/holder pairs
+    local length, kept = tonumber(a[at]), {}
+    for i = at + 1, #a, 2 do
+      if lease_of(a[i]) == a[i + 1] then
+        redis.call("HSET", LEASES, a[i], a[i + 1] .. " " .. (now + length))
+        kept[#kept + 1] = a[i]
+        changed = true
+      end
+    end
+    return reply("ok", kept)
+  elseif op == "release" then  -- key, holder
+    release(a[at], a[at + 1])
+    return reply("ok")
   end
-  return reply("ok", kept)
-elseif op == "release" then  -- key, holder
-  release(a[at], a[at + 1])
-  return reply("ok")
+  return redis.error_reply("sharedctx: unknown operation " .. tostring(op))
 end
-return redis.error_reply("sharedctx: unknown operation " .. tostring(op))
+
+redis.register_function("__LIBRARY__", call)

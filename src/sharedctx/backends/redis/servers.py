@@ -14,8 +14,11 @@ not.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import weakref
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -27,10 +30,45 @@ from redis.retry import Retry
 
 from sharedctx.backends.redis.protocol import Target
 
-__all__ = ["Address", "ClusterServers", "OneServer", "Servers", "servers_for"]
+__all__ = ["Address", "ClusterServers", "Connections", "OneServer", "Servers", "servers_for"]
 
 Address = tuple[str, int] | None
 """A node's host and port (None: the one server of a plain URL)."""
+
+
+class Connections:
+    """Connections to one node, each lent to one call at a time (a free list).
+
+    redis-py's pool does the same and more (health checks, limits, observability
+    hooks): measured, its lending cost a call more than the rest of the client side.
+    A connection is made by redis-py (handshake, password, TLS) and connects when
+    first used. After a fork the child starts a list of its own.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._free: deque[Any] = deque()
+        self._made: list[Any] = []
+        self._pid = os.getpid()
+
+    def take(self) -> Any:
+        """A connection for one call; give it back with :meth:`give`."""
+        if self._pid != os.getpid():
+            self._free, self._made, self._pid = deque(), [], os.getpid()
+        try:
+            return self._free.pop()
+        except IndexError:
+            connection = self._make()
+            self._made.append(connection)
+            return connection
+
+    def give(self, connection: Any) -> None:
+        self._free.append(connection)
+
+    def close(self) -> list[Any]:
+        """Forget every connection; return them, for the caller to disconnect."""
+        made, self._made, self._free = self._made, [], deque()
+        return made if self._pid == os.getpid() else []
 
 
 class Servers:
@@ -44,7 +82,34 @@ class Servers:
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[Address, redis.asyncio.Redis]
         ] = weakref.WeakKeyDictionary()
+        self._async_connections: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Address, Connections]
+        ] = weakref.WeakKeyDictionary()
+        self._connections: dict[Address, Connections] = {}
         self._lock = threading.Lock()
+
+    def connections(self, address: Address) -> Connections:
+        """The sync connections to a node."""
+        connections = self._connections.get(address)
+        if connections is None:
+            with self._lock:
+                connections = self._connections.get(address)
+                if connections is None:
+                    pool = self.client(address).connection_pool
+                    connections = self._connections[address] = Connections(pool.make_connection)
+        return connections
+
+    def async_connections(self, address: Address) -> Connections:
+        """The asyncio connections to a node, for the running event loop."""
+        loop = asyncio.get_running_loop()
+        by_address = self._async_connections.get(loop)
+        connections = None if by_address is None else by_address.get(address)
+        if connections is None:
+            pool = self.async_client(address).connection_pool
+            with self._lock:
+                by_address = self._async_connections.setdefault(loop, {})
+                connections = by_address.setdefault(address, Connections(pool.make_connection))
+        return connections
 
     def address(self, key: bytes) -> Address:
         """The node that serves ``key``'s slot (as far as this process knows)."""
@@ -81,6 +146,20 @@ class Servers:
         """Close every connection: the sync ones now, the asyncio ones on their loops."""
         with self._lock:
             loops, self._async = list(self._async.items()), weakref.WeakKeyDictionary()
+            lent, self._connections = list(self._connections.values()), {}
+            async_lent = [
+                (loop, connections)
+                for loop, by_address in self._async_connections.items()
+                for connections in by_address.values()
+            ]
+            self._async_connections = weakref.WeakKeyDictionary()
+        for connections in lent:
+            for connection in connections.close():
+                connection.disconnect()
+        for loop, connections in async_lent:
+            if not loop.is_closed() and loop.is_running():
+                for connection in connections.close():
+                    asyncio.run_coroutine_threadsafe(connection.disconnect(), loop)
         for loop, clients in loops:
             if not loop.is_closed() and loop.is_running():
                 for client in clients.values():
@@ -91,6 +170,10 @@ class Servers:
         loop = asyncio.get_running_loop()
         with self._lock:
             clients = self._async.pop(loop, {})
+            by_address = self._async_connections.pop(loop, {})
+        for connections in by_address.values():
+            for connection in connections.close():
+                await connection.disconnect()
         for client in clients.values():
             await client.aclose()
 

@@ -54,7 +54,7 @@ class RedisStore:
         self.max_entries = options.max_entries
         self._hub = hub
         self._keys = backend.keys_of(session_id)
-        self._settings = backend.settings(options)
+        self._prefix = backend.prefix(session_id, options)
         self.tally = protocol.ReadTally()
         self._epoch = ""
         self._delivered = -1  # last revision handed to the hub (-1: nobody listens)
@@ -79,7 +79,7 @@ class RedisStore:
         while True:
             self._begin(user)
             argv = self._argv(operation, request, events)
-            raw = self.backend.call(operation, self._keys, argv)
+            raw = self.backend.call(operation, self._prefix, argv)
             try:
                 return operation.parse(self._settle(raw, user, operation), self.tally)
             except _Retry:
@@ -91,7 +91,7 @@ class RedisStore:
         while True:
             self._begin(True)
             argv = self._argv(operation, request, True)
-            raw = await self.backend.acall(operation, self._keys, argv)
+            raw = await self.backend.acall(operation, self._prefix, argv)
             try:
                 return operation.parse(self._settle(raw, True, operation), self.tally)
             except _Retry:
@@ -122,7 +122,7 @@ class RedisStore:
             since = operation.since
         else:
             since = self._delivered if events and len(self._hub) else -1
-        return protocol.arguments(operation, self._epoch, since, self._settings, request)
+        return protocol.arguments(operation, self._epoch, since, request)
 
     def _begin(self, user: bool) -> None:
         if self._closed:
@@ -406,10 +406,10 @@ class RedisStore:
         with self._sweeping:  # wait for a sweep under way
             return True
 
-    def destroy_call(self) -> tuple[Operation[Any], list[bytes], list[Any]]:
+    def destroy_call(self) -> tuple[Operation[Any], protocol.Prefix, list[Any]]:
         """The call that deletes every key of the session."""
         operation = protocol.Count(b"destroy", writes=True)
-        return operation, self._keys, protocol.arguments(operation, "", -1, self._settings, b"")
+        return operation, self._prefix, protocol.arguments(operation, "", -1, b"")
 
 
 class RedisAsyncStore:
