@@ -185,7 +185,7 @@ def test_resharding_a_live_session_loses_and_duplicates_nothing(
 
         progress = watcher.values[-1]
         moved = cluster.migrate_slot(slot, target, keys_batch=4, between_steps=half_way)
-        assert moved >= 8  # the session's keys went over, in several batches...
+        assert moved >= 5  # the session's keys went over, in several batches...
         assert len(steps) >= 3
         assert progress < processes * times  # ... while the writers ran
         redirected = _errors(cluster, source) | _errors(cluster, target)

@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 SUFFIXES = (
     "meta", "entries", "index", "deadlines", "recency", "tags", "events", "history",
-    "values", "requests", "requested", "leases", "channel",
+    "values", "requests", "leases", "channel",
 )  # fmt: skip
 """The last parts of a session's keys, in the order the script takes them; the last
 one names the session's sharded pub/sub channel (not a key)."""

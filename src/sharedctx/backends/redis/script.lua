@@ -11,7 +11,8 @@
 -- KEYS: the session's keys, "<namespace>:{<session>}:<part>", all in one cluster slot:
 --   1 meta      hash: epoch, rev (last revision), tick (recency clock), expired,
 --               evicted (counters), floor (events up to this revision may have been
---               trimmed from the stream), bytes (size of the entries), written (ms)
+--               trimmed from the stream), bytes (size of the entries), written (ms),
+--               refreshed (ms: the events' expiry last moved), requests (cursor)
 --   2 entries   hash: key -> blob ("%08d" length of the metadata, metadata, value)
 --   3 index     zset, score 0: the keys, for prefix ranges
 --   4 deadlines zset: key -> expiry (ms of the server's clock)
@@ -23,10 +24,10 @@
 --               events of live keys whose value is in `values`
 --   9 values    hash: revision of a set event -> the value it set, while the event is
 --               in the stream and its key lives (a value must not outlive its key)
---  10 requests  hash: request id -> outcome of a write (status and result, no value)
---  11 requested zset: request id -> ms, to forget requests after the window
---  12 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
---  13 channel   (not a key) the sharded pub/sub channel of the session: each change is
+--  10 requests  hash: request id -> outcome of a write: cmsgpack {ms, status, result...}
+--               (no value), forgotten by the sweeps after the window
+--  11 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
+--  12 channel   (not a key) the sharded pub/sub channel of the session: each change is
 --               published there, with its value, to the processes listening now
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
@@ -40,14 +41,15 @@
 -- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
 
 local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES, REQUESTS,
-  REQUESTED, LEASES, CHANNEL
+  LEASES, CHANNEL
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
 local op, client_epoch, since, request
 local time, now, epoch
+local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
 local changed  -- whether this call changed the session (it then lives on)
 local touched  -- whether it recorded a read for eviction (in the recency zset)
-local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
+local DATA = 11  -- KEYS[1..DATA] are the session's keys; the rest is not
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
 local FIRST = 11  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
@@ -86,18 +88,19 @@ local function trim_through(entries)
     redis.call("XDEL", EVENTS, id)
   end
   if last then
-    redis.call("HSET", META, "floor", last)
+    floor_rev = last
   end
 end
 
 -- Record a change: in the stream (metadata), its value (for a set) while the event
 -- is kept, and on the channel (with the value) for the processes listening now.
 local function emit(action, key, packed, value)
-  local rev = redis.call("HINCRBY", META, "rev", 1)
-  if redis.call("EXISTS", EVENTS) == 0 and rev > 1 then
+  rev = rev + 1
+  local length = redis.call("XLEN", EVENTS)
+  if length == 0 and rev > 1 then
     -- The stream expired (nothing happened for the retention time): what it held is
     -- gone for a watcher behind it.
-    redis.call("HSET", META, "floor", rev - 1)
+    floor_rev = rev - 1
   end
   redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
   if action == "set" then
@@ -106,7 +109,7 @@ local function emit(action, key, packed, value)
   end
   redis.call("SPUBLISH", CHANNEL, rev .. "\n" .. action .. "\n" .. string.format("%08d", #key)
     .. key .. string.format("%08d", #packed) .. packed .. value)
-  local over = redis.call("XLEN", EVENTS) - cap
+  local over = length + 1 - cap
   if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
     trim_through(redis.call("XRANGE", EVENTS, "-", "+", "COUNT", over))
   end
@@ -138,7 +141,7 @@ local function remove(key, blob, meta, action)
   for _, tag in ipairs(meta[8]) do
     redis.call("ZREM", TAGS, tag_member(tag, key))
   end
-  redis.call("HINCRBY", META, "bytes", -#blob)
+  bytes = bytes - #blob
   if action == "expire" or action == "evict" then
     redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
@@ -254,7 +257,7 @@ local function put(key, value, old_blob, old, ttl, source, tags)
     for _, tag in ipairs(old[8]) do
       redis.call("ZREM", TAGS, tag_member(tag, key))
     end
-    redis.call("HINCRBY", META, "bytes", -#old_blob)
+    bytes = bytes - #old_blob
   else
     redis.call("ZADD", INDEX, 0, key)
   end
@@ -266,11 +269,10 @@ local function put(key, value, old_blob, old, ttl, source, tags)
   elseif old and old[6] >= 0 then
     redis.call("ZREM", DEADLINES, key)
   end
-  local rev = tonumber(redis.call("HGET", META, "rev")) + 1
-  local packed = cmsgpack.pack({version, rev, created, now, ttl, expires, source, tags})
+  local packed = cmsgpack.pack({version, rev + 1, created, now, ttl, expires, source, tags})
   local blob = blob_of(packed, value)
   redis.call("HSET", ENTRIES, key, blob)
-  redis.call("HINCRBY", META, "bytes", #blob)
+  bytes = bytes + #blob
   touch(key)
   emit("set", key, packed, value)
   return packed
@@ -356,12 +358,22 @@ local function drop_old_events()
   end
 end
 
+-- Forget the request ids older than the window: a part of the log per sweep (the
+-- cursor of the walk through it is kept in META).
 local function forget_requests()
-  local old = redis.call("ZRANGEBYSCORE", REQUESTED, "-inf", now - window, "LIMIT", 0, 100)
+  local cursor = redis.call("HGET", META, "requests") or "0"
+  local found = redis.call("HSCAN", REQUESTS, cursor, "COUNT", 200)
+  local old = {}
+  for i = 1, #found[2], 2 do
+    local at = cmsgpack.unpack(found[2][i + 1])[1]
+    if type(at) ~= "number" or at < now - window then  -- (or of an older version)
+      old[#old + 1] = found[2][i]
+    end
+  end
   if #old > 0 then
     redis.call("HDEL", REQUESTS, unpack(old))
-    redis.call("ZREM", REQUESTED, unpack(old))
   end
+  redis.call("HSET", META, "requests", found[1])
 end
 
 local function lease_of(key)
@@ -384,6 +396,9 @@ local function release(key, holder)
   end
 end
 
+-- The session changed: it lives on. With a session ttl every key expires that long
+-- after the last write; the events (and their values) expire the retention time after
+-- it, or sooner: that expiry is moved on only every eighth of the retention time.
 local function session_lives()
   if session_ttl >= 0 then
     for i = 1, DATA do
@@ -391,14 +406,17 @@ local function session_lives()
     end
   end
   local events_ttl = session_ttl >= 0 and math.min(retention, session_ttl) or retention
-  redis.call("PEXPIREAT", EVENTS, now + events_ttl)
-  redis.call("PEXPIREAT", VALUES, now + events_ttl)
+  if session_ttl >= 0 or now - refreshed >= events_ttl / 8 then
+    redis.call("PEXPIREAT", EVENTS, now + events_ttl)
+    redis.call("PEXPIREAT", VALUES, now + events_ttl)
+    redis.call("HSET", META, "refreshed", now)
+  end
 end
 
 -- The changes after revision `since`, as {revision, action, key, metadata, value}
 -- (the value of a set, while it is kept; else "").
 local function events_since()
-  if since < 0 or tonumber(redis.call("HGET", META, "rev")) <= since then
+  if since < 0 or rev <= since then
     return {}
   end
   local found = {}
@@ -412,19 +430,17 @@ local function events_since()
 end
 
 local function floor()
-  return since >= 0 and tonumber(redis.call("HGET", META, "floor")) or 0
+  return since >= 0 and floor_rev or 0
 end
 
 local function reply(status, ...)
   local result = {...}
   if request ~= "" then  -- remember the outcome of this write, without any value
-    redis.call("HSET", REQUESTS, request, cmsgpack.pack({status, ...}))
-    redis.call("ZADD", REQUESTED, now, request)
-    forget_requests()
+    redis.call("HSET", REQUESTS, request, cmsgpack.pack({now, status, ...}))
     changed = true
   end
   if changed then
-    redis.call("HSET", META, "written", now)
+    redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
     session_lives()
   elseif touched and session_ttl >= 0 then
     -- A read created or changed the recency zset: it expires with the session.
@@ -439,7 +455,7 @@ end
 local function call(keys, args)
   KEYS, ARGV = keys, args
   META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES, REQUESTS,
-    REQUESTED, LEASES, CHANNEL = unpack(keys)
+    LEASES, CHANNEL = unpack(keys)
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
@@ -453,14 +469,18 @@ local function call(keys, args)
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   changed, touched = false, false
 
-  epoch = redis.call("HGET", META, "epoch")
+  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed")
+  epoch = state[1]
   if not epoch then
     -- A new session, or one whose data is gone: start clean.
     redis.call("DEL", unpack(KEYS, 1, DATA))
     epoch = time[1] .. "." .. time[2]
-    redis.call("HSET", META, "epoch", epoch, "rev", 0, "tick", 0, "floor", 0, "bytes", 0)
+    redis.call("HSET", META, "epoch", epoch, "rev", 0, "floor", 0, "bytes", 0, "tick", 0)
+    state = {epoch}
     changed = true
   end
+  rev, floor_rev = tonumber(state[2]) or 0, tonumber(state[3]) or 0
+  bytes, refreshed = tonumber(state[4]) or 0, tonumber(state[5]) or 0
   if client_epoch ~= "" and client_epoch ~= epoch then
     return {"lost", epoch, {}, 0}
   end
@@ -471,9 +491,9 @@ local function call(keys, args)
     if outcome then
       -- A write of ours, so that WAIT (durability "replicated") waits for replicas to
       -- have everything up to here, the first outcome included.
-      redis.call("ZADD", REQUESTED, now, request)
-      outcome = cmsgpack.unpack(outcome)
-      return {outcome[1], epoch, events_since(), floor(), unpack(outcome, 2)}
+      redis.call("HSET", REQUESTS, request, outcome)
+      outcome = cmsgpack.unpack(outcome)  -- {time, status, result...}
+      return {outcome[2], epoch, events_since(), floor(), unpack(outcome, 3)}
     end
   end
 
@@ -548,16 +568,17 @@ local function call(keys, args)
     end
     local new_blob = blob_of(cmsgpack.pack(meta), value)
     redis.call("HSET", ENTRIES, key, new_blob)
-    redis.call("HINCRBY", META, "bytes", #new_blob - #blob)
+    bytes = bytes + #new_blob - #blob
+    changed = true
     return reply("ok", 1)
   elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
     local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
-    return reply("ok", keys, redis.call("HGET", META, "rev"))
+    return reply("ok", keys, tostring(rev))
   elseif op == "find_range" then  -- lo, hi, limit
     local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
     return reply("ok", entries(keys, false))
   elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since rev
-    if redis.call("HGET", META, "rev") ~= a[at] then
+    if tostring(rev) ~= a[at] then
       return reply("changed")
     end
     local keys = {}
@@ -576,7 +597,7 @@ local function call(keys, args)
   elseif op == "count" then
     return reply("ok", count())
   elseif op == "revision" then
-    return reply("ok", redis.call("HGET", META, "rev"), redis.call("HGET", META, "floor"))
+    return reply("ok", rev, floor_rev)
   elseif op == "purge" then  -- the sweep: expired entries, and what must not be kept
     local purged = purge_due(-1)
     drop_old_events()
@@ -593,7 +614,8 @@ local function call(keys, args)
     end
     return reply("ok", removed)
   elseif op == "stats" then
-    return reply("ok", count(), redis.call("HMGET", META, "expired", "evicted", "rev"))
+    local counters = redis.call("HMGET", META, "expired", "evicted")
+    return reply("ok", count(), {counters[1], counters[2], rev})
   elseif op == "lease" then  -- key, holder, lease ms
     local key, holder, length = a[at], a[at + 1], tonumber(a[at + 2])
     local blob = read(key)
