@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Self
 
+from sharedctx import _scheduler
 from sharedctx._checks import refuse_on_event_loop
 from sharedctx._errors import ContextClosedError, WatchOverflowError
 from sharedctx._glob import Glob
@@ -168,7 +169,7 @@ class EventHub:
         self._queued += 1
         self.pending.append((self._queued, event, only))
 
-    def deliver(self) -> None:
+    def deliver(self, *, wait: bool = True) -> None:
         """Deliver queued events; called by the store after releasing its lock.
 
         One thread delivers at a time. A caller that finds another thread delivering
@@ -176,7 +177,9 @@ class EventHub:
         write returns its subscribers have seen it. A write made by a callback (of
         any context) does not wait: its event follows once the delivering thread
         gets to it, and two callbacks writing to each other's context cannot
-        deadlock.
+        deadlock. With ``wait=False`` (a background thread, which must not wait for
+        a slow subscriber), delivery that cannot start at once goes to the shared
+        event pool instead.
         """
         pending = self.pending
         target = self._queued
@@ -202,6 +205,9 @@ class EventHub:
                     self._notify()
             elif _in_callback.depth:
                 return  # called from a callback: the thread delivering goes on
+            elif not wait:
+                _scheduler.run_soon(self.deliver)
+                return
             else:
                 with self._finished:
                     self._waiters += 1

@@ -254,8 +254,14 @@ def test_a_watcher_behind_the_stream_cap_gets_watch_overflow_error(url: str) -> 
         with SharedContext(session, backend=capped) as watching:
             watch = watching.watch()
             store: Any = watching._store
-            # The watch's side reads nothing meanwhile.
+            # The watch's side delivers nothing meanwhile, and its channel's messages
+            # are lost (its connection is cut): what it missed is read back from the
+            # stream, which by then keeps only the last changes.
             with store._delivery_lock, SharedContext(session, backend=capped) as writer:
+                writer.set("k", 0)
+                admin = redis.Redis.from_url(url)
+                admin.client_kill_filter(_type="pubsub")
+                admin.close()
                 for n in range(300):
                     writer.set(f"k{n}", n)
             received: list[int] = []
@@ -620,3 +626,19 @@ def test_a_watch_replays_more_changes_than_one_reply_carries(url: str) -> None:
             revisions = [watch.get(timeout=5).revision for _ in range(2500)]
         assert revisions == list(range(1, 2501))
         ctx.destroy()
+
+
+def test_a_change_made_elsewhere_arrives_by_its_channel_not_by_the_sweep(url: str) -> None:
+    # No sweep runs during the test: the only way for the change to arrive is the
+    # session's pub/sub channel (a sweep would catch up within purge_interval too).
+    listening = RedisBackend(url, purge_interval=3600)
+    session = new_session()
+    with SharedContext(session, backend=listening) as ctx:
+        arrived = threading.Event()
+        ctx.subscribe("k", lambda event: arrived.set())
+        ctx.count()  # the subscription is confirmed by now: the listener caught up
+        with SharedContext(session, backend=url) as elsewhere:
+            elsewhere.set("k", 1)
+        assert arrived.wait(5), "the change did not come through the channel"
+        ctx.destroy()
+    listening.close()

@@ -127,6 +127,9 @@ class RedisBackend:
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
             **client_options,
+            # RESP2: a channel's messages are plain replies to read (with RESP3, redis-py
+            # hands them to a push handler instead), and the replies parse faster.
+            "protocol": 2,
         }
         try:
             self.servers = servers_for(target, options)

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sharedctx import _scheduler
 from sharedctx._errors import (
     ContextClosedError,
     InvalidArgumentError,
@@ -176,8 +175,9 @@ class RedisStore:
         one is missing before them (then :meth:`catch_up`).
 
         ``floor``: changes up to it may have been trimmed from the stream (None: not
-        known; a reply's). Delivers on this thread (``here``: a caller's call, whose own
-        changes are delivered before it returns) or on the shared event pool.
+        known; a reply's). Delivers on this thread: a caller's call (``here``) waits
+        until its own changes are delivered; a background thread (the follower's) does
+        not wait for another thread delivering, and leaves it to the event pool then.
         """
         complete = True
         with self._delivery_lock:
@@ -199,10 +199,7 @@ class RedisStore:
         if len(changes) >= protocol.EVENT_BATCH:
             complete = False  # more may wait in the stream
         if self._hub.pending:
-            if here:
-                self._hub.deliver()
-            else:
-                _scheduler.run_soon(self._hub.deliver)
+            self._hub.deliver(wait=here)
         return complete
 
     def receive(self, message: bytes) -> None:
