@@ -196,7 +196,12 @@ class SharedContext:
         type pydantic accepts) the value is converted into it; a value that does not
         fit raises ``SchemaError`` naming the key and the bad field.
         """
-        return _value(key, self._store.get(check_key(key)), default, type)
+        entry = self._store.get(check_key(key))
+        if entry is None:
+            return default
+        if type is None:  # the usual get: _value() inlined
+            return entry.value
+        return convert(key, entry.value, type)
 
     @overload
     async def aget(self, key: str, default: Any = None) -> Any: ...
@@ -362,6 +367,8 @@ class SharedContext:
         """The store's ``Write`` for a ``set``: checked and encoded."""
         key = check_key(key)
         data, plain = encode(key, value, self._max_entry_bytes)
+        if ttl is _DEFAULT and source is None and tags is None and if_version is None:
+            return Write(key, data, plain, self._default_ttl, "unknown", ())  # the usual set
         return Write(
             key,
             data,

@@ -80,6 +80,9 @@ class EventHub:
         # Copy-on-write: writers read these without a lock; subscribe/unsubscribe
         # replace them whole under ``_index_lock``.
         self._by_prefix: dict[str, tuple[Subscription, ...]] = {}
+        self.active = False
+        """Whether any subscription is registered (read-only for stores: when False,
+        :meth:`wants` is False for every key)."""
         self._prefix_lengths: tuple[int, ...] = ()
         self._subscriptions: dict[str, Subscription] = {}
         self._index_lock = threading.Lock()
@@ -159,6 +162,7 @@ class EventHub:
             by_prefix.setdefault(subscription.glob.prefix, []).append(subscription)
         self._by_prefix = {prefix: tuple(subs) for prefix, subs in by_prefix.items()}
         self._prefix_lengths = tuple(sorted({len(prefix) for prefix in by_prefix}))
+        self.active = bool(by_prefix)
 
     def enqueue(self, event: ContextEvent, only: Subscription | None = None) -> None:
         """Queue an event; called by the store under its lock, in revision order.

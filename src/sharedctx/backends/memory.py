@@ -315,8 +315,9 @@ class MemoryStore:
         ):
             self._add_deadline(deadline, key)
         self._history.append((revision, "set", entry))
-        if self._hub.wants(key):
-            self._hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
+        hub = self._hub
+        if hub.active and hub.wants(key):
+            hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
         return entry
 
     def delete(self, key: str) -> bool:
