@@ -163,7 +163,9 @@ def test_a_lost_reply_is_sent_again_until_the_deadline_then_outcome_unknown() ->
 
 
 def test_a_call_that_never_got_through_is_unavailable_and_fails_fast() -> None:
-    attempts = protocol.Attempts(protocol.Delete("k"), deadline=10.0, where="redis://h")
+    attempts = protocol.Attempts(
+        protocol.KeyFlag(b"delete", "k", writes=True), deadline=10.0, where="redis://h"
+    )
     assert attempts.failed(ConnectionError("stale connection"), sent=False, now=0.0) == 0.0
     with pytest.raises(BackendUnavailableError) as caught:
         attempts.failed(ConnectionError("refused"), sent=False, now=0.0)

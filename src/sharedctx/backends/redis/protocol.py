@@ -344,11 +344,11 @@ class GetMany(Operation[dict[str, ContextEntry]]):
         return found
 
 
-class Contains(Operation[bool]):
-    name = b"contains"
+class KeyFlag(Operation[bool]):
+    """An operation on one key whose result is yes or no (``contains``, ``delete``)."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key
+    def __init__(self, name: bytes, key: str, *, writes: bool = False) -> None:
+        self.name, self.key, self.writes = name, key, writes
 
     def arguments(self) -> list[Any]:
         return [self.key]
@@ -423,20 +423,6 @@ def full(session_id: str, limit: int | None, held: int, new_keys: int) -> Capaci
         f"context {session_id!r} holds {held} of at most {limit} entries: no room for "
         f"{new_keys} new key(s)"
     )
-
-
-class Delete(Operation[bool]):
-    name = b"delete"
-    writes = True
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def arguments(self) -> list[Any]:
-        return [self.key]
-
-    def parse(self, reply: Reply, tally: ReadTally) -> bool:
-        return bool(reply.result[0])
 
 
 class Expire(Operation[bool]):

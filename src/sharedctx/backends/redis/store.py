@@ -315,7 +315,7 @@ class RedisStore:
         return self.run(protocol.GetMany(keys))
 
     def contains(self, key: str) -> bool:
-        return self.run(protocol.Contains(key))
+        return self.run(protocol.KeyFlag(b"contains", key))
 
     def write(self, write: Write) -> ContextEntry:
         try:
@@ -331,7 +331,7 @@ class RedisStore:
         return self.run(protocol.WriteMany(writes, self.max_entries, self.session_id))
 
     def delete(self, key: str) -> bool:
-        return self.run(protocol.Delete(key))
+        return self.run(protocol.KeyFlag(b"delete", key, writes=True))
 
     def expire(self, key: str, ttl: float | None) -> bool:
         return self.run(protocol.Expire(key, ttl))
@@ -423,7 +423,7 @@ class RedisAsyncStore:
         return await self._store.arun(protocol.GetMany(keys))
 
     async def contains(self, key: str) -> bool:
-        return await self._store.arun(protocol.Contains(key))
+        return await self._store.arun(protocol.KeyFlag(b"contains", key))
 
     async def write(self, write: Write) -> ContextEntry:
         try:
@@ -436,7 +436,7 @@ class RedisAsyncStore:
         return await store.arun(protocol.WriteMany(writes, store.max_entries, store.session_id))
 
     async def delete(self, key: str) -> bool:
-        return await self._store.arun(protocol.Delete(key))
+        return await self._store.arun(protocol.KeyFlag(b"delete", key, writes=True))
 
     async def expire(self, key: str, ttl: float | None) -> bool:
         return await self._store.arun(protocol.Expire(key, ttl))
