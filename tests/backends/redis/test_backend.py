@@ -253,22 +253,23 @@ def test_a_watcher_behind_the_stream_cap_gets_watch_overflow_error(url: str) -> 
     try:
         with SharedContext(session, backend=capped) as watching:
             watch = watching.watch()
-            store: Any = watching._store
-            # The watch's side delivers nothing meanwhile, and its channel's messages
-            # are lost (its connection is cut): what it missed is read back from the
-            # stream, which by then keeps only the last changes.
-            with store._delivery_lock, SharedContext(session, backend=capped) as writer:
-                writer.set("k", 0)
-                admin = redis.Redis.from_url(url)
-                admin.client_kill_filter(_type="pubsub")
-                admin.close()
+            watching.set("k", 0)
+            assert watch.get(timeout=5).revision == 1
+            # Nothing of the watching process reads the session's channel any more
+            # (as when its connection is down), while 300 changes are made elsewhere:
+            # by the time it looks, the stream keeps only the last ones.
+            capped.follower.stop()
+            elsewhere = RedisBackend(url, stream_max_len=10)  # the writers' cap applies
+            with SharedContext(session, backend=elsewhere) as writer:
                 for n in range(300):
                     writer.set(f"k{n}", n)
+            elsewhere.close()
+            watching.count()  # a call of the watching context brings back what it missed
             received: list[int] = []
             with pytest.raises(WatchOverflowError, match="trimmed"):
                 _drain(watch, received)
             assert watch.closed
-            assert received == list(range(1, len(received) + 1))  # no gap before the error
+            assert received == list(range(2, 2 + len(received)))  # none skipped before it
             watching.destroy()
     finally:
         capped.close()

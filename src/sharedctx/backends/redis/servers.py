@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -210,11 +211,21 @@ class ClusterServers(Servers):
     def __init__(self, nodes: list[tuple[str, int]], options: dict[str, Any]) -> None:
         super().__init__(options)
         self.nodes = nodes
-        self._cluster = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            reinitialize_steps=1,
-            **self.options,
-        )
+        # The cluster is asked for its nodes now. During a failover that may fail for a
+        # while: try again until the deadline of a call.
+        deadline = time.monotonic() + float(options.get("socket_timeout") or 2.0)
+        while True:
+            try:
+                self._cluster = RedisCluster(
+                    startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+                    reinitialize_steps=1,
+                    **self.options,
+                )
+                return
+            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
 
     def address(self, key: bytes) -> Address:
         node = self._cluster.nodes_manager.get_node_from_slot(key_slot(key))
