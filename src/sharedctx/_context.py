@@ -196,12 +196,7 @@ class SharedContext:
         type pydantic accepts) the value is converted into it; a value that does not
         fit raises ``SchemaError`` naming the key and the bad field.
         """
-        entry = self._store.get(check_key(key))
-        if entry is None:
-            return default
-        if type is None:  # the usual get: _value() inlined
-            return entry.value
-        return convert(key, entry.value, type)
+        return _value(key, self._store.get(check_key(key)), default, type)
 
     @overload
     async def aget(self, key: str, default: Any = None) -> Any: ...
