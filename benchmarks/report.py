@@ -109,7 +109,7 @@ def regression_table(results: Results) -> Table:
                 number(r.round1),
                 number(r.now),
                 f"{r.change:+.0%} {'slower' if r.change > 0 else 'faster'}",
-                "SLOWER" if r.slower else "",
+                "SLOWER" if r.slower else "not judged" if r.tolerance is None else "",
             ]
             for r in results.regressions
         ],

@@ -36,8 +36,9 @@ class Regression:
     round1: float
     now: float
     higher_is_better: bool
-    tolerance: float
-    """Relative change allowed for noise before it counts as slower."""
+    tolerance: float | None
+    """Relative change allowed for noise before it counts as slower; None: shown but
+    not judged (no tolerance would separate a change from this figure's noise)."""
 
     @property
     def change(self) -> float:
@@ -48,7 +49,7 @@ class Regression:
 
     @property
     def slower(self) -> bool:
-        return self.change > self.tolerance
+        return self.tolerance is not None and self.change > self.tolerance
 
 
 @dataclass
