@@ -28,10 +28,11 @@ import gc
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import cycle, islice
@@ -44,11 +45,15 @@ __all__ = [
     "CallCase",
     "CallSettings",
     "Case",
+    "CpuShare",
+    "CpuSnapshot",
     "Histogram",
     "Latency",
     "Log",
     "Settings",
     "compare",
+    "cpu_share",
+    "cpu_snapshot",
     "machine",
     "measure",
     "per_call",
@@ -235,6 +240,86 @@ def _histogram(ordered_us: list[float]) -> Histogram:
         counts[bin_of(value) - first] += 1
     edges = [10 ** (index / BINS_PER_DECADE) for index in range(first, last + 2)]
     return Histogram(edges, counts)
+
+
+# -- who else used the machine ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds spent so far by the whole machine and by this run (Linux)."""
+
+    at: float
+    """``time.monotonic()`` when taken."""
+    machine_busy_s: float
+    """All cores, since boot, not idle (``/proc/stat``: user, nice, system, irq, softirq)."""
+    steal_s: float
+    """Taken from this VM by the hypervisor, since boot."""
+    ours_s: float
+    """This process and all its descendants, alive or reaped."""
+
+
+@dataclass(frozen=True)
+class CpuShare:
+    """Who used the machine between two snapshots, as shares of all its cores."""
+
+    seconds: float
+    others: float
+    """Processes that are not this run's (other users, another test suite...)."""
+    steal: float
+    """The hypervisor (other VMs)."""
+
+
+def cpu_snapshot() -> CpuSnapshot | None:
+    """Now's :class:`CpuSnapshot`; None where ``/proc`` cannot tell (not Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    ours += sum(_descendant_ticks(os.getpid())) / tick
+    return CpuSnapshot(
+        time.monotonic(), (user + nice + system + irq + softirq) / tick, steal / tick, ours
+    )
+
+
+def _descendant_ticks(root: int) -> Iterator[int]:
+    """CPU ticks of the live descendants of ``root`` (with their reaped children)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(rest[1])
+        ticks[pid] = sum(int(value) for value in rest[11:15])  # utime stime cutime cstime
+    for pid, total in ticks.items():
+        ancestor = parents.get(pid)
+        while ancestor is not None and ancestor > 1:
+            if ancestor == root:
+                yield total
+                break
+            ancestor = parents.get(ancestor)
+
+
+def cpu_share(before: CpuSnapshot | None, after: CpuSnapshot | None) -> CpuShare | None:
+    """Who used the machine between two snapshots (None if either is unknown)."""
+    if before is None or after is None or after.at <= before.at:
+        return None
+    capacity = (after.at - before.at) * (os.cpu_count() or 1)
+    busy = after.machine_busy_s - before.machine_busy_s
+    ours = after.ours_s - before.ours_s
+    return CpuShare(
+        after.at - before.at,
+        max(0.0, busy - ours) / capacity,
+        (after.steal_s - before.steal_s) / capacity,
+    )
 
 
 def machine() -> dict[str, str | int]:

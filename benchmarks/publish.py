@@ -18,9 +18,11 @@ from pathlib import Path
 from report import (
     CLOCK_NOTE,
     cores_note,
+    disturbance_note,
     format_machine,
     markdown,
     regression_table,
+    run_table,
     tables,
     target_table,
 )
@@ -92,8 +94,11 @@ def readme_block(results: Results) -> str:
         "",
         "![the run's chart](docs/benchmark.png)",
         "",
-        *markdown(target_table(results)),
     ]
+    note = disturbance_note(results)
+    if note is not None:
+        lines += [f"**{note}**", ""]
+    lines += markdown(target_table(results))
     for table in tables(results):
         lines += markdown(table)
     if results.redis is not None and results.redis.notifications:
@@ -102,4 +107,6 @@ def readme_block(results: Results) -> str:
         lines += [cores_note(results), ""]
     if results.regressions:
         lines += markdown(regression_table(results))
+    if results.workloads:
+        lines += markdown(run_table(results))
     return "\n".join(lines)

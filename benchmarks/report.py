@@ -22,10 +22,12 @@ __all__ = [
     "CORES_NOTE",
     "Table",
     "cores_note",
+    "disturbance_note",
     "format_machine",
     "format_report",
     "markdown",
     "number",
+    "run_table",
     "size_label",
     "tables",
     "text",
@@ -116,6 +118,41 @@ def regression_table(results: Results) -> Table:
     )
 
 
+DISTURBED = 0.10
+"""Share of the machine's CPU taken by others above which a workload is flagged."""
+
+
+def run_table(results: Results) -> Table:
+    """How long each workload took, and the CPU others took from the machine meanwhile."""
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    return Table(
+        "The run: seconds per workload, and the machine's CPU used by others meanwhile",
+        ["workload", "seconds", "other processes", "hypervisor (steal)"],
+        [
+            [name, f"{run.seconds:.0f}", share(run.others_cpu), share(run.steal_cpu)]
+            for name, run in results.workloads.items()
+        ],
+    )
+
+
+def disturbance_note(results: Results) -> str | None:
+    """A warning naming the workloads during which others took much of the machine."""
+    disturbed = [
+        f"{name} ({run.others_cpu:.0%})"
+        for name, run in results.workloads.items()
+        if run.others_cpu is not None and run.others_cpu > DISTURBED
+    ]
+    if not disturbed:
+        return None
+    return (
+        f"Warning: other processes used more than {DISTURBED:.0%} of the machine's CPU "
+        f"during {', '.join(disturbed)}; those figures may be disturbed."
+    )
+
+
 def format_report(results: Results) -> str:
     """Every table, the targets and the comparison with the first round, as text."""
     lines: list[str] = []
@@ -129,7 +166,12 @@ def format_report(results: Results) -> str:
         lines += ["", cores_note(results)]
     if results.regressions:
         lines += text(regression_table(results))
+    if results.workloads:
+        lines += text(run_table(results))
     lines += text(target_table(results), first_column_right=False)
+    note = disturbance_note(results)
+    if note is not None:
+        lines += ["", note]
     return "\n".join(lines)
 
 

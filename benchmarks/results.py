@@ -11,7 +11,7 @@ from load_workloads import LoadResults
 from redis_workloads import RedisResults
 from workloads import ExpiryResults
 
-__all__ = ["Regression", "Results", "Target", "write_json"]
+__all__ = ["Regression", "Results", "Target", "WorkloadRun", "write_json"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,18 @@ class Regression:
         return self.tolerance is not None and self.change > self.tolerance
 
 
+@dataclass(frozen=True)
+class WorkloadRun:
+    """One workload's run: its duration, and the machine's CPU that others took."""
+
+    seconds: float
+    """Wall-clock duration (servers started included)."""
+    others_cpu: float | None
+    """Share of all cores used by processes outside this run (None: not known)."""
+    steal_cpu: float | None
+    """Share of all cores taken by the hypervisor (None: not known)."""
+
+
 @dataclass
 class Results:
     """Everything one run measured; what was not run stays empty."""
@@ -82,8 +94,8 @@ class Results:
     """Where the first round's figures of ``regressions`` come from."""
     seconds: float = 0.0
     """Wall-clock duration of the run."""
-    workload_seconds: dict[str, float] = field(default_factory=dict)
-    """Wall-clock duration of each workload (servers started included)."""
+    workloads: dict[str, WorkloadRun] = field(default_factory=dict)
+    """How long each workload took, and who else used the machine meanwhile."""
 
 
 def write_json(results: Results, path: Path) -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chart import draw_chart
 from cluster_workloads import FailoverSettings, run_cluster, run_failover
-from harness import CallSettings, Log, Settings, machine
+from harness import CallSettings, Log, Settings, cpu_share, cpu_snapshot, machine
 from load_workloads import run_load
 from publish import publish, source_revision
 from redis_workloads import (
@@ -45,7 +45,7 @@ from redis_workloads import (
     server_version,
 )
 from report import format_machine, format_report
-from results import Results, write_json
+from results import Results, WorkloadRun, write_json
 from round1 import run_round1
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
@@ -246,12 +246,21 @@ def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log)
 
 
 def _timer(results: Results, log: Log) -> Callable[[str], contextlib.AbstractContextManager[None]]:
+    """``with timed(workload):`` records how long it took and who else used the machine."""
+
     @contextlib.contextmanager
     def timed(workload: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, before = time.perf_counter(), cpu_snapshot()
         yield
-        results.workload_seconds[workload] = time.perf_counter() - started
-        log(f"{workload}: {results.workload_seconds[workload]:.0f} s")
+        seconds, share = time.perf_counter() - started, cpu_share(before, cpu_snapshot())
+        run = WorkloadRun(
+            seconds,
+            None if share is None else share.others,
+            None if share is None else share.steal,
+        )
+        results.workloads[workload] = run
+        others = "" if run.others_cpu is None else f" ({run.others_cpu:.0%} of the CPU to others)"
+        log(f"{workload}: {seconds:.0f} s{others}")
 
     return timed
 
