@@ -23,8 +23,9 @@ the throughput that 3 machines would give.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis
 from harness import CallSettings, Latency, Log, per_call, sample_calls, summarize
@@ -98,7 +99,7 @@ def run_cluster(calls: CallSettings, throughput: ThroughputSettings, log: Log) -
             for context in contexts.values():
                 context.set_multiple(dict.fromkeys(keys, VALUE))
 
-            def setter(context: SharedContext) -> Any:
+            def setter(context: SharedContext) -> Callable[[str], object]:
                 return lambda key: context.set(key, VALUE)
 
             operations = {
@@ -162,6 +163,8 @@ def run_cluster(calls: CallSettings, throughput: ThroughputSettings, log: Log) -
 
 @dataclass(frozen=True)
 class FailoverSettings:
+    """How many kills, and how long the writer runs around each."""
+
     runs: int
     """Kills per durability."""
     before_kill_s: float = 1.5

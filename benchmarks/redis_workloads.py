@@ -60,6 +60,7 @@ __all__ = [
     "NotificationSettings",
     "RedisResults",
     "ThroughputSettings",
+    "run_clients",
     "run_latency",
     "run_notifications",
     "run_processes",
