@@ -49,7 +49,10 @@ def _judge(
     issue: str, goal: str, value: float, limit: float, *, at_least: bool = False, detail: str = ""
 ) -> Target:
     met = value >= limit if at_least else value <= limit
-    return Target(issue, goal, f"{number(value)}x{detail}", "met" if met else "missed")
+    shown = number(value)
+    if shown == number(limit) and value != limit:  # 2.503 must not read as 2.5
+        shown = f"{value:.4g}"
+    return Target(issue, goal, f"{shown}x{detail}", "met" if met else "missed")
 
 
 def targets(results: Results) -> list[Target]:
