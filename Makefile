@@ -32,7 +32,7 @@ test: lint redis-server
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed redis-server
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --publish
 
 # The Redis tests start their own redis-server; install it when it is missing and
 # apt-get is available. Without it those tests are skipped (they fail under CI=true).

@@ -1,365 +1,451 @@
-"""The results of a run, the issue's targets judged on them, and their three outputs:
-a text report, ``results.json`` and a log-log chart (``benchmark.png``).
+"""The tables of a run, as text for the terminal and as Markdown for the README.
 
-Every ratio is computed from this run's medians; nothing here knows a result in
-advance. Two targets are stated loosely in the issue and made precise here:
-"flat" means the cost at the largest size is at most ``FLAT`` times the cost at the
-smallest, and "O(expired log n)" means the purge cost per expired entry grows from
-the smallest to the largest size by at most ``LOG_SLACK`` times as much as log n.
+Each section builds :class:`Table` objects from :class:`results.Results`; the same
+tables are printed by ``run.py`` and written into the README by ``publish.py``, so
+the two never disagree.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
-from redis_workloads import BATCH, RedisResults
-from workloads import MATCHES, PATTERN, SUBSCRIPTIONS, SYSTEMS, TAG, THREAD_COUNTS, ExpiryResults
+from harness import Latency
+from redis_workloads import NOTIFIED_BY, OPERATIONS
+from results import Results
+from workloads import MATCHES, PATTERN, TAG
 
 __all__ = [
-    "Results",
-    "Target",
-    "draw_chart",
+    "CLOCK_NOTE",
+    "CORES_NOTE",
+    "Table",
+    "cores_note",
+    "disturbance_note",
     "format_machine",
     "format_report",
-    "targets",
-    "write_json",
+    "markdown",
+    "number",
+    "run_table",
+    "size_label",
+    "tables",
+    "text",
 ]
 
-TARGET_SIZE = 100_000
-"""The size of the get and set targets."""
-FLAT = 2.0
-LOG_SLACK = 2.0
-LATENESS_MS = 100.0
-
-_TITLES = {
+TITLES = {
     "get": "get (hit)",
-    "set": "set (existing key)",
+    "set": "set (existing key, random keys)",
+    "set_hot": "set (one hot key)",
     "find_by_pattern": f"find_by_pattern({PATTERN!r}), {MATCHES} results",
     "find_by_tag": f"find_by_tag({TAG!r}), {MATCHES} results",
 }
-
-
-@dataclass
-class Results:
-    """Everything one run measured; what was not run stays empty."""
-
-    machine: dict[str, str | int]
-    config: dict[str, object]
-    sized: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
-    """Workload -> system -> entries -> median µs/op."""
-    purge_us: dict[int, float] = field(default_factory=dict)
-    """Entries -> median µs per expired entry of ``purge_expired()``."""
-    subscriptions: dict[str, dict[str, float]] = field(default_factory=dict)
-    """System -> subscriptions -> median µs per ``set``."""
-    memory_bytes: dict[str, float] = field(default_factory=dict)
-    """System -> bytes per entry, holding ``memory_entries`` entries."""
-    memory_entries: int = 0
-    expiry: ExpiryResults | None = None
-    threads_ops_per_s: dict[str, dict[int, float]] = field(default_factory=dict)
-    """System -> threads -> operations per second."""
-    redis: RedisResults | None = None
-    skipped: dict[str, str] = field(default_factory=dict)
-    """Workload -> why it was not measured."""
-    targets: list[Target] = field(default_factory=list)
-    seconds: float = 0.0
-    """Wall-clock duration of the run."""
+CLOCK_NOTE = (
+    "Notification latency is one-way, from just before the write in process A to the "
+    "moment process B has the change, both read with time.monotonic_ns(): "
+    "CLOCK_MONOTONIC, one clock for the whole machine on Linux."
+)
+CORES_NOTE = (
+    "On this machine every cluster node, the single server and the client processes "
+    "share the same {cores} cores: spreading sessions over {masters} masters cannot add "
+    "CPU here, so the cluster's ops/s show what routing costs and that the load is "
+    "spread (sessions and calls per master), not what {masters} machines would give."
+)
 
 
 @dataclass(frozen=True)
-class Target:
-    """One target of the issue, judged on this run."""
+class Table:
+    """A titled table: ``header`` names every column, the first labels the rows."""
 
-    goal: str
-    measured: str
-    status: str
-    """``PASS``, ``MISS`` or ``skipped``."""
-
-
-def _judge(goal: str, value: float, limit: float, *, at_least: bool = False) -> Target:
-    met = value >= limit if at_least else value <= limit
-    return Target(goal, f"{_number(value)}x", "PASS" if met else "MISS")
+    title: str
+    header: list[str]
+    rows: list[list[str]]
 
 
-def targets(results: Results) -> list[Target]:
-    """The issue's targets that this run has the numbers for."""
-    found = [*_store_targets(results), *_query_targets(results), *_other_targets(results)]
-    return found + _redis_targets(results)
+def number(value: float) -> str:
+    """A figure with three significant digits, or thousands separators above 1000."""
+    if math.isnan(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _store_targets(results: Results) -> Iterable[Target]:
-    for workload in ("get", "set"):
-        costs = results.sized.get(workload, {})
-        if TARGET_SIZE not in costs.get("sharedctx", {}):
-            continue
-        mine = costs["sharedctx"][TARGET_SIZE]
-        where = f"{_TITLES[workload]}, N={_size(TARGET_SIZE)}"
-        ttl_cache = costs["cachetools+lock"][TARGET_SIZE]
-        yield _judge(f"{where}: sharedctx / cachetools+lock <= 1", mine / ttl_cache, 1.0)
-        locked = costs["dict+lock"][TARGET_SIZE]
-        yield _judge(f"{where} (stretch): sharedctx / dict+lock <= 3", mine / locked, 3.0)
-
-
-def _query_targets(results: Results) -> Iterable[Target]:
-    for workload in ("find_by_pattern", "find_by_tag"):
-        costs = results.sized.get(workload, {})
-        mine = costs.get("sharedctx", {})
-        if not mine:
-            continue
-        small, large = min(mine), max(mine)
-        speedup = costs["reference"][large] / mine[large]
-        yield _judge(
-            f"{workload}, N={_size(large)}: reference / sharedctx >= 1000",
-            speedup,
-            1000,
-            at_least=True,
-        )
-        yield _judge(
-            f"{workload} flat: sharedctx N={_size(large)} / N={_size(small)} <= {FLAT:g}",
-            mine[large] / mine[small],
-            FLAT,
-        )
-
-
-def _other_targets(results: Results) -> Iterable[Target]:
-    prefixed = f"{SUBSCRIPTIONS} prefixed"
-    if results.subscriptions:
-        mine = results.subscriptions["sharedctx"]
-        yield _judge(
-            f"set with {prefixed} non-matching subscriptions / with none <= 2",
-            mine[prefixed] / mine["none"],
-            2.0,
-        )
-    if results.memory_bytes:
-        memory = results.memory_bytes
-        yield _judge(
-            "bytes per entry: sharedctx / reference <= 2",
-            memory["sharedctx"] / memory["reference"],
-            2,
-        )
-    if results.expiry is not None:
-        expiry = results.expiry
-        latest = expiry.lateness_ms.get("max", math.inf)
-        met = expiry.received == expiry.keys and latest <= LATENESS_MS
-        yield Target(
-            f"expiry of {expiry.keys:,} keys in 1 s: every event <= {LATENESS_MS:g} ms late",
-            f"max {_number(latest)} ms, {expiry.received:,}/{expiry.keys:,} events",
-            "PASS" if met else "MISS",
-        )
-    if len(results.purge_us) > 1:
-        purge = results.purge_us
-        small, large = min(purge), max(purge)
-        limit = LOG_SLACK * math.log(large) / math.log(small)
-        yield _judge(
-            f"purge per expired entry, N={_size(small)} -> {_size(large)}: growth <= "
-            f"{LOG_SLACK:g} x log-n growth (= {limit:.2g})",
-            purge[large] / purge[small],
-            limit,
-        )
-    if results.threads_ops_per_s:
-        ops = results.threads_ops_per_s["sharedctx"]
-        few, many = THREAD_COUNTS[0], THREAD_COUNTS[-1]
-        yield _judge(
-            f"ops/s: sharedctx {many} threads / {few} thread >= 1",
-            ops[many] / ops[few],
-            1.0,
-            at_least=True,
-        )
-
-
-def _redis_targets(results: Results) -> list[Target]:
-    if results.redis is None and "redis" not in results.skipped:
-        return []  # not selected
-    latency = {} if results.redis is None else results.redis.latency_us
-    batch = f"set {BATCH} keys"
-    goals = [
-        ("get", "sharedctx", "redis-py", "Redis get: sharedctx / redis-py GET <= 1.5"),
-        ("set", "sharedctx", "redis-py", "Redis set: sharedctx / redis-py SET <= 1.5"),
-        (
-            batch,
-            "sharedctx set_multiple",
-            "redis-py MULTI/EXEC",
-            f"Redis set_multiple({BATCH}), one round trip: sharedctx / redis-py MULTI/EXEC <= 1.5",
-        ),
-    ]
-    found = []
-    for operation, mine, baseline, goal in goals:
-        costs = latency.get(operation, {})
-        if mine in costs:
-            found.append(_judge(goal, costs[mine] / costs[baseline], 1.5))
-        else:
-            found.append(Target(goal, "-", "skipped"))
-    return found
-
-
-# -- text ------------------------------------------------------------------------------
+def size_label(size: int) -> str:
+    exponent = round(math.log10(size))
+    return f"1e{exponent}" if 10**exponent == size else f"{size:,}"
 
 
 def format_machine(machine: dict[str, str | int]) -> str:
     """One line naming the machine."""
     return (
-        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
+        f"{machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
         f"{machine['python']} (GIL {machine['gil']}), {machine['platform']}, "
         f"sharedctx {machine['sharedctx']}"
     )
 
 
+def tables(results: Results) -> list[Table]:
+    """Every table of the run, in the order they are shown."""
+    return [
+        *_memory_tables(results),
+        *_redis_tables(results),
+        *_cluster_tables(results),
+    ]
+
+
+def target_table(results: Results) -> Table:
+    return Table(
+        "Targets",
+        ["status", "issue", "goal", "measured"],
+        [[t.status, t.issue, t.goal, t.measured] for t in results.targets],
+    )
+
+
+def regression_table(results: Results) -> Table:
+    return Table(
+        f"The first round's figures (from {results.round1_source}) and this run's",
+        ["figure", "scale", "round 1", "this run", "change", ""],
+        [
+            [
+                r.figure,
+                r.scale,
+                number(r.round1),
+                number(r.now),
+                f"{r.change:+.0%} {'slower' if r.change > 0 else 'faster'}",
+                "SLOWER" if r.slower else "not judged" if r.tolerance is None else "",
+            ]
+            for r in results.regressions
+        ],
+    )
+
+
+DISTURBED = 0.10
+"""Share of the machine's CPU taken by others above which a workload is flagged."""
+
+
+def run_table(results: Results) -> Table:
+    """How long each workload took, and the CPU others took from the machine meanwhile."""
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    return Table(
+        "The run: seconds per workload, and the machine's CPU used by others meanwhile",
+        ["workload", "seconds", "other processes", "hypervisor (steal)"],
+        [
+            [name, f"{run.seconds:.0f}", share(run.others_cpu), share(run.steal_cpu)]
+            for name, run in results.workloads.items()
+        ],
+    )
+
+
+def disturbance_note(results: Results) -> str | None:
+    """A warning naming the workloads during which others took much of the machine."""
+    disturbed = [
+        f"{name} ({run.others_cpu:.0%})"
+        for name, run in results.workloads.items()
+        if run.others_cpu is not None and run.others_cpu > DISTURBED
+    ]
+    if not disturbed:
+        return None
+    return (
+        f"Warning: other processes used more than {DISTURBED:.0%} of the machine's CPU "
+        f"during {', '.join(disturbed)}; those figures may be disturbed."
+    )
+
+
 def format_report(results: Results) -> str:
-    """The tables of medians and the targets, as text."""
+    """Every table, the targets and the comparison with the first round, as text."""
     lines: list[str] = []
-    for workload in [name for name in _TITLES if name in results.sized]:
-        costs = results.sized[workload]
-        sizes = sorted({size for by_size in costs.values() for size in by_size})
-        rows = [[system] + [_number(costs[system][size]) for size in sizes] for system in costs]
-        lines += _table(f"{_TITLES[workload]}: µs/op", [f"N={_size(n)}" for n in sizes], rows)
-    if results.purge_us:
-        purge = results.purge_us
-        row = ["sharedctx"] + [_number(purge[size]) for size in sorted(purge)]
-        header = [f"N={_size(size)}" for size in sorted(purge)]
-        lines += _table("purge_expired(): µs per expired entry", header, [row])
-    if results.subscriptions:
-        variants = list(results.subscriptions["sharedctx"])
-        rows = [
-            [system] + [_with_ratio(costs[variant], costs["none"]) for variant in variants]
-            for system, costs in results.subscriptions.items()
-        ]
-        lines += _table("set with non-matching subscriptions: µs/op (x none)", variants, rows)
-    if results.memory_bytes:
-        rows = [[system, f"{size:,.0f}"] for system, size in results.memory_bytes.items()]
-        title = f"memory: bytes per entry, N={_size(results.memory_entries)}"
-        lines += _table(f"{title} (tracemalloc)", ["bytes"], rows)
-    if results.expiry is not None:
-        lines += _expiry_table(results.expiry)
-    if results.threads_ops_per_s:
-        lines += _ops_table("threads: ops/s (get+set)", results.threads_ops_per_s, "threads")
-    if results.redis is not None:
-        lines += _redis_tables(results.redis)
+    for table in tables(results):
+        lines += text(table)
     for workload, reason in results.skipped.items():
         lines.append(f"{workload}: skipped ({reason})")
-    lines += ["", "Targets (ratios of this run's medians)"]
-    width = max((len(target.goal) for target in results.targets), default=0)
-    for target in results.targets:
-        lines.append(f"  {target.status:<7} {target.goal:<{width}}  {target.measured}")
+    if results.redis is not None and results.redis.notifications:
+        lines += ["", CLOCK_NOTE]
+    if results.cluster is not None:
+        lines += ["", cores_note(results)]
+    if results.regressions:
+        lines += text(regression_table(results))
+    if results.workloads:
+        lines += text(run_table(results))
+    lines += text(target_table(results), first_column_right=False)
+    note = disturbance_note(results)
+    if note is not None:
+        lines += ["", note]
     return "\n".join(lines)
 
 
-def _expiry_table(expiry: ExpiryResults) -> list[str]:
-    lateness = expiry.lateness_ms
-    header = ["events", "min", "p50", "p99", "max"]
-    row = [f"{expiry.keys:,} keys", f"{expiry.received:,}"]
-    row += [_number(lateness[name]) if name in lateness else "-" for name in header[1:]]
-    return _table("expire events: ms after the deadline", header, [row])
+def cores_note(results: Results) -> str:
+    """What a cluster on this machine can show (its cores in the sentence)."""
+    masters = results.cluster.masters if results.cluster is not None else 3
+    return CORES_NOTE.format(cores=results.machine["usable_cores"], masters=masters)
 
 
-def _ops_table(title: str, ops: dict[str, dict[int, float]], unit: str) -> list[str]:
-    counts = sorted({count for by_count in ops.values() for count in by_count})
-    header = [f"{unit}={count}" for count in counts] + [f"{counts[-1]} / {counts[0]}"]
-    rows = [
-        [system]
-        + [f"{by_count[count]:,.0f}" for count in counts]
-        + [f"{_number(by_count[counts[-1]] / by_count[counts[0]])}x"]
-        for system, by_count in ops.items()
-    ]
-    return _table(title, header, rows)
-
-
-def _redis_tables(redis: RedisResults) -> list[str]:
-    lines = ["", f"Redis {redis.server} on loopback"]
-    if redis.backend_error is not None:
-        lines.append("sharedctx Redis backend not available: skipped")
-    for operation, costs in redis.latency_us.items():
-        rows = [[system, _number(cost)] for system, cost in costs.items()]
-        lines += _table(f"Redis {operation}: µs per call", ["µs"], rows)
-    if redis.ops_per_s:
-        lines += _ops_table("Redis clients: ops/s (get+set)", redis.ops_per_s, "clients")
-    return lines
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
-    cells = [["", *header], *rows]
-    widths = [max(len(row[column]) for row in cells) for column in range(len(cells[0]))]
-    lines = ["", title]
+def text(table: Table, *, first_column_right: bool = False) -> list[str]:
+    """The table as aligned text lines (first column left, the others right)."""
+    cells = [table.header, *table.rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(table.header))]
+    lines = ["", table.title]
     for row in cells:
-        first = f"  {row[0]:<{widths[0]}}"
-        lines.append(
-            first + "".join(f"  {cell:>{w}}" for cell, w in zip(row[1:], widths[1:], strict=True))
-        )
+        first = f"  {row[0]:>{widths[0]}}" if first_column_right else f"  {row[0]:<{widths[0]}}"
+        rest = [f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)]
+        if table.title == "Targets":  # long text columns read better left-aligned
+            rest = [f"{cell:<{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join([first, *rest]).rstrip())
     return lines
 
 
-def _with_ratio(cost: float, baseline: float) -> str:
-    return f"{_number(cost)} ({_number(cost / baseline)}x)"
+def markdown(table: Table) -> list[str]:
+    """The table in Markdown, with its title in bold above it."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    aligned = ["---"] + ["---:" for _ in table.header[1:]]
+    if table.title == "Targets":
+        aligned = ["---" for _ in table.header]
+    return [
+        f"**{table.title}**",
+        "",
+        line(table.header),
+        line(aligned),
+        *(line(row) for row in table.rows),
+        "",
+    ]
 
 
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+# -- in process ------------------------------------------------------------------------
 
 
-def _size(size: int) -> str:
-    exponent = round(math.log10(size))
-    return f"1e{exponent}" if 10**exponent == size else f"{size:,}"
+def _memory_tables(results: Results) -> Iterator[Table]:
+    for workload in [name for name in TITLES if name in results.sized]:
+        costs = results.sized[workload]
+        sizes = sorted({size for by_size in costs.values() for size in by_size})
+        yield Table(
+            f"In process, {TITLES[workload]}: µs/op (median)",
+            ["system", *(f"N={size_label(n)}" for n in sizes)],
+            [[system] + [number(costs[system][size]) for size in sizes] for system in costs],
+        )
+    if results.purge_us:
+        purge = results.purge_us
+        yield Table(
+            "In process, purge_expired(): µs per expired entry (median)",
+            ["system", *(f"N={size_label(size)}" for size in sorted(purge))],
+            [["sharedctx", *(number(purge[size]) for size in sorted(purge))]],
+        )
+    if results.subscriptions:
+        variants = list(results.subscriptions["sharedctx"])
+        yield Table(
+            "In process, set with non-matching subscriptions: µs/op (x none)",
+            ["system", *variants],
+            [
+                [system]
+                + [
+                    f"{number(c[variant])} ({number(c[variant] / c['none'])}x)"
+                    for variant in variants
+                ]
+                for system, c in results.subscriptions.items()
+            ],
+        )
+    if results.memory_bytes:
+        yield Table(
+            f"In process, bytes per entry at N={size_label(results.memory_entries)} (tracemalloc)",
+            ["system", "bytes"],
+            [[system, f"{size:,.0f}"] for system, size in results.memory_bytes.items()],
+        )
+    if results.expiry is not None:
+        expiry = results.expiry
+        late = expiry.lateness_ms
+        header = ["keys", "events", "min", "p50", "p99", "max"]
+        yield Table(
+            "In process, expire events: ms after the deadline",
+            header,
+            [
+                [f"{expiry.keys:,}", f"{expiry.received:,}"]
+                + [number(late[name]) if name in late else "-" for name in header[2:]]
+            ],
+        )
+    if results.threads_ops_per_s:
+        yield _ops_table(
+            "In process, threads: ops/s (get+set)", results.threads_ops_per_s, "threads"
+        )
 
 
-# -- files -----------------------------------------------------------------------------
+def _ops_table(title: str, ops: dict[str, dict[int, float]], unit: str) -> Table:
+    counts = sorted({count for by_count in ops.values() for count in by_count})
+    header = ["system", *(f"{unit}={count}" for count in counts)]
+    return Table(
+        title,
+        header,
+        [
+            [system, *(f"{by_count[count]:,.0f}" for count in counts)]
+            for system, by_count in ops.items()
+        ],
+    )
 
 
-def write_json(results: Results, path: Path) -> None:
-    """All medians, ratios, the machine and the settings, as JSON."""
-    path.write_text(json.dumps(asdict(results), indent=2) + "\n")
+# -- Redis -----------------------------------------------------------------------------
 
 
-def draw_chart(results: Results, path: Path) -> bool:
-    """Cost versus entries, log-log, one panel per sized workload and one line per
-    system; False (and no file) if nothing was measured by size."""
-    panels = {
-        title + ": µs/op": results.sized[name]
-        for name, title in _TITLES.items()
-        if name in results.sized
-    }
-    if len(results.purge_us) > 1:
-        panels["purge_expired(): µs per expired entry"] = {"sharedctx": results.purge_us}
-    if not panels:
-        return False
-    columns = min(3, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(5.2 * columns, 4.2 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = list(figure.subplots(rows, columns, squeeze=False).flat)
-    colors = {system: f"C{index}" for index, system in enumerate(SYSTEMS)}
-    for (title, costs), ax in zip(panels.items(), axes, strict=False):
-        for system, by_size in costs.items():
-            sizes = sorted(by_size)
-            medians = [by_size[size] for size in sizes]
-            ax.plot(sizes, medians, marker="o", label=system, color=colors[system])
-        ax.set(xscale="log", yscale="log", xlabel="entries", ylabel="µs", title=title)
-        _label_plainly(ax)
-        ax.title.set_fontsize(9)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in axes[len(panels) :]:  # the grid's cells left over
-        ax.set_visible(False)
-    machine = results.machine
-    figure.suptitle(f"sharedctx benchmarks: {machine['cpu']}, {machine['python']}", fontsize=10)
-    figure.savefig(path, dpi=110)
-    return True
+def _latency_header(counted: str) -> list[str]:
+    return ["p50", "p90", "p99", "max", "mean", counted]
 
 
-def _label_plainly(ax: Axes) -> None:
-    """Label a log y axis with plain numbers (0.5, not 5 x 10^-1); on an axis of less
-    than two decades also label some minor ticks (2, 5), which may be the only ones."""
+def _latency_row(label: str, latency: Latency) -> list[str]:
+    return [
+        label,
+        *(number(getattr(latency, name)) for name in ("p50", "p90", "p99", "max", "mean")),
+        f"{latency.count:,}",
+    ]
 
-    def minor(value: float, _: int) -> str:
-        low, high = ax.get_ylim()
-        mantissa = round(value / 10 ** math.floor(math.log10(value)))
-        shown = high < 10 * low or (high < 100 * low and mantissa in (2, 5))
-        return f"{value:g}" if shown else ""
 
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+def _redis_tables(results: Results) -> Iterator[Table]:
+    redis = results.redis
+    if redis is None:
+        return
+    if redis.latency:
+        rows = []
+        for operation, systems in redis.latency.items():
+            server = redis.server_us.get(operation, {})
+            for system, latency in systems.items():
+                label = f"{operation}: {system}"
+                if system == "redis-py":
+                    label += f" {OPERATIONS[operation]}"
+                rows.append(
+                    [
+                        *_latency_row(label, latency),
+                        number(server[system]) if system in server else "-",
+                        number(latency.p50 / systems["redis-py"].p50) + "x",
+                    ]
+                )
+        yield Table(
+            f"Redis {redis.server} on loopback: µs per call",
+            ["operation: system", *_latency_header("calls"), "server µs", "p50 / redis-py"],
+            rows,
+        )
+    if redis.notifications:
+        raw = redis.notifications.get("redis-py")
+        rows = []
+        for how, latency in redis.notifications.items():
+            losses = redis.notification_losses.get(how, {})
+            rows.append(
+                [
+                    *_latency_row(NOTIFIED_BY[how], latency),
+                    f"{losses.get('lost', 0)}/{losses.get('discarded', 0)}",
+                    f"{number(latency.p50 / raw.p50)}x" if raw is not None else "-",
+                ]
+            )
+        header = ["process A -> process B", *_latency_header("samples"), "lost/discarded"]
+        header.append("p50 / raw")
+        yield Table("Notifications across processes: µs one way", header, rows)
+    if redis.processes_ops_per_s:
+        yield _ops_table(
+            "Redis ops/s (get+set), client processes, each on its own session or keys",
+            redis.processes_ops_per_s,
+            "processes",
+        )
+    if redis.threads_ops_per_s:
+        yield _ops_table(
+            "Redis ops/s (get+set), client threads of one process (the first round's workload)",
+            redis.threads_ops_per_s,
+            "threads",
+        )
+
+
+# -- cluster ---------------------------------------------------------------------------
+
+
+def _cluster_tables(results: Results) -> Iterator[Table]:
+    cluster = results.cluster
+    if cluster is not None:
+        rows = [
+            [
+                *_latency_row(f"{operation} {system}", latency),
+                number(latency.p50 / systems["one node"].p50) + "x",
+            ]
+            for operation, systems in cluster.latency.items()
+            for system, latency in systems.items()
+        ]
+        yield Table(
+            f"Redis Cluster ({cluster.masters} masters) vs one node: µs per call",
+            ["operation, where", *_latency_header("calls"), "p50 / one node"],
+            rows,
+        )
+        if cluster.ops_per_s:
+            calls = sum(cluster.calls_per_master) or 1
+            yield Table(
+                f"{cluster.sessions} sessions, {cluster.clients} client processes: ops/s (get+set)",
+                ["where", "ops/s", "sessions per master", "calls per master"],
+                [
+                    [
+                        f"cluster of {cluster.masters} masters",
+                        f"{cluster.ops_per_s['cluster']:,.0f}",
+                        " / ".join(map(str, cluster.sessions_per_master)),
+                        " / ".join(f"{count / calls:.0%}" for count in cluster.calls_per_master),
+                    ],
+                    [
+                        "one node",
+                        f"{cluster.ops_per_s['one node']:,.0f}",
+                        str(cluster.sessions),
+                        "100%",
+                    ],
+                ],
+            )
+    failover = results.failover
+    if failover is not None:
+        rows = []
+        for durability, runs in failover.runs.items():
+            for index, run in enumerate(runs):
+                lag = run.replication_lag_us
+                rows.append(
+                    [
+                        f"{durability} #{index + 1}",
+                        str(failover.replicas[durability]),
+                        f"{run.acked:,}",
+                        str(run.lost),
+                        f"{run.writes_per_s:,.0f}",
+                        f"{run.failover_s:.1f}",
+                        f"{run.stalled_s:.1f}",
+                        number(statistics.median(lag)) if lag else "-",
+                        number(max(lag)) if lag else "-",
+                    ]
+                )
+        yield Table(
+            "Failover: the session's master SIGKILLed under a writer",
+            [
+                "durability, run",
+                "replicas",
+                "acked",
+                "lost",
+                "writes/s",
+                "failover s",
+                "stalled s",
+                "lag p50 µs",
+                "lag max µs",
+            ],
+            rows,
+        )
+    load = results.load
+    if load is not None:
+        yield Table(
+            "What one session costs the server",
+            ["session", "changes", "script calls", "server ms", "bytes", "wall s"],
+            [
+                [
+                    "demo pipeline (--pace 0, 3 workers)",
+                    str(load.demo_changes),
+                    str(load.demo_calls),
+                    number(load.demo_server_ms),
+                    f"{load.demo_bytes:,}",
+                    number(load.demo_seconds),
+                ],
+                [
+                    f"idle, open (per second; {load.idle_sessions} sessions)",
+                    "0",
+                    number(load.idle_calls_per_session_s),
+                    number(load.idle_calls_per_session_s * load.idle_server_us_per_call / 1000),
+                    "-",
+                    "1",
+                ],
+            ],
+        )

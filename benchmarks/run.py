@@ -1,30 +1,54 @@
-"""Run the sharedctx benchmarks and report them against the issue's targets.
+"""Run the sharedctx benchmarks and report them against the issues' targets.
 
-    python benchmarks/run.py [--quick] [--out DIR] [--only WORKLOAD ...]
+    python benchmarks/run.py [--quick] [--out DIR] [--only WORKLOAD ...] [--publish]
 
-``make bench`` runs the full set (a few minutes, sizes up to 1e6 entries);
-``--quick`` (also ``python -m sharedctx bench --quick``, which calls :func:`main`)
-stops at 1e5 entries and takes fewer samples. The machine is printed first,
-progress goes to stderr, then come the tables of medians and the targets with
-PASS or MISS. ``results.json`` and ``benchmark.png`` are written to ``--out``
-(``benchmarks/results/`` by default, which git ignores). Timings are reported,
-never asserted: the exit status is 0 whatever they are.
+``make bench`` runs the full set with ``--publish`` (about 10 minutes on a 2-core
+VM); ``--quick`` takes fewer samples, smaller sizes and one failover per setting
+(about a minute and a half), for development. The machine is printed first, progress
+goes to stderr, then come the tables, the first round's figures then and now, and
+every target with what was measured and whether it was met. ``results.json`` and
+``benchmark.png`` are written to ``--out`` (``benchmarks/results/`` by default,
+which git ignores); ``--publish`` then copies them to ``docs/`` and rewrites the
+README's figures from the same run (``publish.py``). Timings are reported, never
+asserted: the exit status is 0 whatever they are.
+
+Every server (a ``redis-server``, local Redis Clusters) and every worker process is
+started by the run, on loopback, and stopped before it ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as a script or loaded by path (``sharedctx bench``): its sibling modules must import.
+# Run as a script: its sibling modules must import.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Log, Settings, machine
-from redis_workloads import run_redis
-from report import Results, draw_chart, format_machine, format_report, targets, write_json
+from chart import draw_chart
+from cluster_workloads import FailoverSettings, run_cluster, run_failover
+from harness import CallSettings, Log, Settings, cpu_share, cpu_snapshot, machine
+from load_workloads import run_load
+from publish import publish, source_revision
+from redis_workloads import (
+    NotificationSettings,
+    RedisResults,
+    ThroughputSettings,
+    run_latency,
+    run_notifications,
+    run_processes,
+    run_threads,
+    server_version,
+)
+from report import format_machine, format_report
+from results import Results, WorkloadRun, write_json
+from round1 import run_round1
+from servers import missing_cluster_tools, missing_server, redis_server
+from targets import regressions, targets
 from workloads import (
     PATTERN,
     SIZED_WORKLOADS,
@@ -36,11 +60,14 @@ from workloads import (
     run_purge,
     run_sized,
     run_subscriptions,
-    run_threads,
 )
+from workloads import run_threads as run_memory_threads
 
 __all__ = ["main"]
 
+REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load")
+"""The workloads that share one ``redis-server``."""
+CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
     *SIZED_WORKLOADS,
     "purge",
@@ -48,7 +75,9 @@ WORKLOADS = (
     "memory",
     "expiry",
     "threads",
-    "redis",
+    *REDIS_WORKLOADS,
+    *CLUSTER_WORKLOADS,
+    "round1",
 )
 
 
@@ -64,6 +93,15 @@ class Mode:
     """For the workloads with threads: longer samples, as each starts its threads."""
     memory_entries: int
     expiry_keys: int
+    redis_calls: CallSettings
+    redis_batch_calls: CallSettings
+    """For ``set_multiple``/``get_multiple`` of 1000 keys (milliseconds per call)."""
+    notifications: NotificationSettings
+    throughput: ThroughputSettings
+    cluster_calls: CallSettings
+    cluster_throughput: ThroughputSettings
+    failover: FailoverSettings
+    idle_seconds: float
 
 
 FULL = Mode(
@@ -73,6 +111,14 @@ FULL = Mode(
     Settings(rounds=9, sample_ns=100_000_000),
     memory_entries=100_000,
     expiry_keys=100_000,
+    redis_calls=CallSettings(rounds=15, calls=400),
+    redis_batch_calls=CallSettings(rounds=15, calls=8, warmup=3),
+    notifications=NotificationSettings(samples=1500, seconds=60),
+    throughput=ThroughputSettings(rounds=3, seconds=2.0),
+    cluster_calls=CallSettings(rounds=10, calls=300),
+    cluster_throughput=ThroughputSettings(rounds=3, seconds=2.0),
+    failover=FailoverSettings(runs=5),
+    idle_seconds=3.0,
 )
 QUICK = Mode(
     "quick",
@@ -81,6 +127,14 @@ QUICK = Mode(
     Settings(rounds=3, sample_ns=25_000_000),
     memory_entries=10_000,
     expiry_keys=10_000,
+    redis_calls=CallSettings(rounds=5, calls=100),
+    redis_batch_calls=CallSettings(rounds=3, calls=4, warmup=2),
+    notifications=NotificationSettings(samples=300, seconds=10),
+    throughput=ThroughputSettings(rounds=2, seconds=0.5),
+    cluster_calls=CallSettings(rounds=5, calls=100),
+    cluster_throughput=ThroughputSettings(rounds=2, seconds=0.5),
+    failover=FailoverSettings(runs=1),
+    idle_seconds=1.0,
 )
 
 
@@ -90,15 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     mode = QUICK if options.quick else FULL
     selected = set(options.only or WORKLOADS)
     started = time.perf_counter()
-    results = Results(machine(), _config(mode))
-    print(format_machine(results.machine))
+    results = Results(machine(), _config(mode, source_revision()))
+    print(f"Machine: {format_machine(results.machine)}")
     print(
-        f"Mode: {mode.name}; N up to {mode.sizes[-1]:,}; medians of {mode.settings.rounds} "
-        f"interleaved samples of ~{mode.settings.sample_ns / 1e6:g} ms per case "
-        f"(~{mode.thread_settings.sample_ns / 1e6:g} ms with threads)",
+        f"Mode: {mode.name}; N up to {mode.sizes[-1]:,}; in process, medians of "
+        f"{mode.settings.rounds} interleaved samples per case; Redis calls timed one by one "
+        f"({mode.redis_calls.rounds} x {mode.redis_calls.calls} per case)",
         flush=True,
     )
-    _measure(mode, selected, results, _logger(started))
+    log = _logger(started)
+    _measure(mode, selected, results, log)
+    if "round1" in selected:
+        with _timer(results, log)("round1"):
+            round1 = run_round1(options.quick, log)
+        results.round1_source = round1.source
+        results.regressions = regressions(results, round1.figures)
     results.targets = targets(results)
     results.seconds = time.perf_counter() - started
     print(format_report(results))
@@ -110,41 +170,115 @@ def main(argv: list[str] | None = None) -> int:
         written.append(chart)
     else:
         chart.unlink(missing_ok=True)  # an older run's chart would not match results.json
+    if options.publish:
+        written += publish(results, options.out)
     print(f"\nWrote {', '.join(map(str, written))}; the run took {results.seconds:.0f} s")
     return 0
 
 
 def _measure(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
+    timed = _timer(results, log)
     # The latency-sensitive expiry run goes first, while the process is small.
     if "expiry" in selected:
-        results.expiry = run_expiry(mode.expiry_keys, log)
+        with timed("expiry"):
+            results.expiry = run_expiry(mode.expiry_keys, log)
     if "memory" in selected:
-        results.memory_bytes = run_memory(mode.memory_entries, log)
-        results.memory_entries = mode.memory_entries
+        with timed("memory"):
+            results.memory_bytes = run_memory(mode.memory_entries, log)
+            results.memory_entries = mode.memory_entries
     if "subscriptions" in selected:
-        results.subscriptions = run_subscriptions(mode.settings, log)
+        with timed("subscriptions"):
+            results.subscriptions = run_subscriptions(mode.settings, log)
     if "threads" in selected:
-        results.threads_ops_per_s = run_threads(mode.thread_settings, log)
+        with timed("threads"):
+            results.threads_ops_per_s = run_memory_threads(mode.thread_settings, log)
     if selected.intersection(SIZED_WORKLOADS):
-        results.sized = run_sized(mode.sizes, selected, mode.settings, log)
+        with timed("sized"):
+            results.sized = run_sized(mode.sizes, selected, mode.settings, log)
     if "purge" in selected:
-        results.purge_us = run_purge(mode.sizes, mode.settings, log)
-    if "redis" in selected:
-        redis = run_redis(mode.settings, mode.thread_settings, log)
-        if isinstance(redis, str):
-            results.skipped["redis"] = redis
-        else:
-            results.redis = redis
+        with timed("purge"):
+            results.purge_us = run_purge(mode.sizes, mode.settings, log)
+    if selected.intersection(REDIS_WORKLOADS):
+        _measure_redis(mode, selected, results, log)
+    if selected.intersection(CLUSTER_WORKLOADS):
+        _measure_cluster(mode, selected, results, log)
 
 
-def _config(mode: Mode) -> dict[str, object]:
+def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
+    missing = missing_server()
+    if missing is not None:
+        for workload in selected.intersection(REDIS_WORKLOADS):
+            results.skipped[workload] = missing
+        return
+    timed = _timer(results, log)
+    with redis_server() as url:
+        redis = results.redis = RedisResults(server_version(url))
+        if "redis" in selected:
+            with timed("redis"):
+                run_latency(url, mode.redis_calls, mode.redis_batch_calls, redis, log)
+        if "notifications" in selected:
+            with timed("notifications"):
+                run_notifications(url, mode.notifications, redis, log)
+        if "redis-processes" in selected:
+            with timed("redis-processes"):
+                run_processes(url, mode.throughput, redis, log)
+        if "redis-threads" in selected:
+            with timed("redis-threads"):
+                run_threads(url, mode.thread_settings, redis, log)
+        if "load" in selected:
+            with timed("load"):
+                results.load = run_load(url, mode.idle_seconds, log)
+
+
+def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
+    missing = missing_cluster_tools()
+    if missing is not None:
+        for workload in selected.intersection(CLUSTER_WORKLOADS):
+            results.skipped[workload] = missing
+        return
+    timed = _timer(results, log)
+    if "cluster" in selected:
+        with timed("cluster"):
+            results.cluster = run_cluster(mode.cluster_calls, mode.cluster_throughput, log)
+    if "failover" in selected:
+        with timed("failover"):
+            results.failover = run_failover(mode.failover, log)
+
+
+def _timer(results: Results, log: Log) -> Callable[[str], contextlib.AbstractContextManager[None]]:
+    """``with timed(workload):`` records how long it took and who else used the machine."""
+
+    @contextlib.contextmanager
+    def timed(workload: str) -> Iterator[None]:
+        started, before = time.perf_counter(), cpu_snapshot()
+        yield
+        seconds, share = time.perf_counter() - started, cpu_share(before, cpu_snapshot())
+        run = WorkloadRun(
+            seconds,
+            None if share is None else share.others,
+            None if share is None else share.steal,
+        )
+        results.workloads[workload] = run
+        others = "" if run.others_cpu is None else f" ({run.others_cpu:.0%} of the CPU to others)"
+        log(f"{workload}: {seconds:.0f} s{others}")
+
+    return timed
+
+
+def _config(mode: Mode, source: str) -> dict[str, object]:
     return {
         "mode": mode.name,
+        "source": source,
         "sizes": list(mode.sizes),
         "rounds": mode.settings.rounds,
         "sample_ms": mode.settings.sample_ns / 1e6,
         "thread_sample_ms": mode.thread_settings.sample_ns / 1e6,
         "expiry_keys": mode.expiry_keys,
+        "redis_calls": f"{mode.redis_calls.rounds} x {mode.redis_calls.calls}",
+        "redis_batch_calls": f"{mode.redis_batch_calls.rounds} x {mode.redis_batch_calls.calls}",
+        "notifications": mode.notifications.samples,
+        "throughput_s": f"{mode.throughput.rounds} x {mode.throughput.seconds:g}",
+        "failover_runs": mode.failover.runs,
         "value": VALUE,
         "ttl_s": TTL,
         "pattern": PATTERN,
@@ -164,7 +298,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="benchmarks/run.py", description="Run the sharedctx benchmarks."
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smaller sizes and fewer samples (under a minute)"
+        "--quick",
+        action="store_true",
+        help="smaller sizes, fewer samples, one failover per setting (about 1.5 minutes)",
     )
     parser.add_argument(
         "--out",
@@ -179,7 +315,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="WORKLOAD",
         help=f"any of: {', '.join(WORKLOADS)}",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="copy the chart and the JSON to docs/ and rewrite the README's figures",
+    )
+    options = parser.parse_args(argv)
+    if options.publish and options.only:
+        parser.error("--publish needs every workload: the README shows them all")
+    return options
 
 
 if __name__ == "__main__":

@@ -70,8 +70,10 @@ PURGED = 1000
 """Entries that expire per purge sample."""
 THREAD_ENTRIES = 10_000
 THREAD_COUNTS = (1, 4)
-SIZED_WORKLOADS = ("find_by_pattern", "find_by_tag", "get", "set")
-"""In the order they run: the queries first, as ``set`` changes the data."""
+SIZED_WORKLOADS = ("find_by_pattern", "find_by_tag", "get", "set", "set_hot")
+"""In the order they run: the queries first, as ``set`` changes the data. ``set``
+writes keys spread over the whole store in random order, ``set_hot`` one key again
+and again."""
 
 _FILLER_PREFIXES = ("analysis:body", "analysis:mood", "result:mind", "input:mind")
 _OTHER_TAGS = tuple(f"batch-{i}" for i in range(100))
@@ -277,6 +279,8 @@ def _sized_case(workload: str, store: Store, data: Dataset) -> Case:
         return get_case(store.get, data.probes)
     if workload == "set":
         return set_case(store.set, data.probes, VALUE)
+    if workload == "set_hot":
+        return set_case(store.set, data.probes[:1], VALUE)
     if workload == "find_by_pattern":
         return _query_case(store.find_by_pattern, PATTERN)
     return _query_case(store.find_by_tag, TAG)
