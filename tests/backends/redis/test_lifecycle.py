@@ -132,6 +132,55 @@ def test_an_overwritten_value_stays_only_for_the_event_retention(
     backend.close()
 
 
+def test_every_value_a_key_held_goes_with_it_and_no_other(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    # The values of a key's set events are found by their chain: all of them go when
+    # the key goes, those of other keys stay for watchers that resume.
+    key_secrets = [secret_value() for _ in range(3)]
+    other_secret = secret_value()
+    with SharedContext(new_session(), backend=server.url) as ctx:
+        ctx.set("other", other_secret)
+        for number, secret in enumerate(key_secrets):
+            if number == 1:
+                ctx.set_multiple({"k": secret, "more": 1})
+            else:
+                ctx.set("k", secret, ttl=60)
+        ctx.set("other", "public")
+        assert all(holds(admin, secret) for secret in [*key_secrets, other_secret])
+        ctx.delete("k")
+        assert not any(holds(admin, secret) for secret in key_secrets)
+        assert holds(admin, other_secret)  # its event is kept, with its value
+        watch = ctx.watch(since=0)
+        replayed = [watch.get(timeout=5).entry for _ in range(2)]
+        watch.close()
+        assert replayed[0].value == other_secret
+        assert replayed[1].key == "k"
+        assert not replayed[1].has_value  # the value of k's first set is gone
+        ctx.set("k", "again")
+        ctx.delete("k")  # a key set after its removal starts a new chain
+        assert holds(admin, other_secret)
+
+
+def test_the_values_of_events_trimmed_by_the_stream_cap_are_gone(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    secret = secret_value()
+    backend = RedisBackend(server.url, stream_max_len=16, purge_interval=3600)
+    with SharedContext(new_session(), backend=backend) as ctx:
+        ctx.set("k", secret)
+        ctx.set("k", "public")
+        assert holds(admin, secret)
+        for number in range(40):
+            ctx.set(f"other:{number % 5}", number)
+        assert not holds(admin, secret)
+        values = admin.hlen(f"sharedctx:{{{ctx.session_id}}}:values")
+        events = admin.xlen(f"sharedctx:{{{ctx.session_id}}}:events")
+        assert 16 <= events <= 17  # trimmed by a sixteenth of the cap at a time
+        assert values == 2 * events  # each set event: its value and its link
+    backend.close()
+
+
 def test_destroy_leaves_no_byte_of_the_session(server: RedisServer, admin: redis.Redis) -> None:
     secret = secret_value()
     ctx = SharedContext(new_session(), backend=server.url, max_entries=5)

@@ -57,27 +57,25 @@ def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> No
     prefix = protocol.prefix(b"lib", keys, settings)
     write = protocol.Write(Write("k", b"\x01", None, 2.5, None, ("a", "b"), 3, "h"), None, "s")
     argv = protocol.arguments(write, "e", 5, b"req")
-    assert argv == [
-        b"write",
-        "e",
-        5,
-        b"req",
-        "k",
-        b"\x01",
-        2500,
-        3,
-        protocol.KEEP,
-        "h",
-        2,
-        "a",
-        "b",
-    ]
+    plain = [b"write", "e", 5, b"req", "k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
     settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000"]
-    expected = protocol.pack(b"FCALL", b"lib", len(keys), *keys, *settings_args, *argv)
+    expected = protocol.pack(b"FCALL", b"lib", len(keys), *keys, *settings_args, *plain)
     assert prefix.command(argv) == expected
     assert prefix.route == keys[0]
     keep = protocol.Write(Write("k", b"\x01", None, KEEP_TTL, "src", None, None, None), 10, "s")
-    assert keep.arguments() == ["k", b"\x01", -2, -1, "src", "", protocol.KEEP]
+    assert prefix.command(keep.arguments()) == protocol.pack(
+        b"FCALL", b"lib", len(keys), *keys, *settings_args, "k", b"\x01", -2, -1, "src", "",
+        protocol.KEEP,
+    )  # fmt: skip
+    writes = [Write(f"k{i}", b"v" * i, None, None, None, ("t",) * (i % 2), None, None)
+              for i in range(3)]  # fmt: skip
+    many = protocol.WriteMany(writes, None, "s")
+    assert prefix.command(many.arguments()) == protocol.pack(
+        b"FCALL", b"lib", len(keys), *keys, *settings_args,
+        "k0", b"", -1, -1, protocol.KEEP, "", 0,
+        "k1", b"v", -1, -1, protocol.KEEP, "", 1, "t",
+        "k2", b"vv", -1, -1, protocol.KEEP, "", 0,
+    )  # fmt: skip
     assert write.writes
     assert not protocol.Get("k").writes
 
@@ -113,14 +111,57 @@ def test_reads_count_hits_and_misses_in_the_tally() -> None:
     assert (tally.hits, tally.misses) == (2, 3)
 
 
+def message(*changes: tuple[int, bytes, bytes, bytes, bytes]) -> bytes:
+    # Packed as the script's cmsgpack packs a Lua string: a msgpack str, whatever its
+    # bytes (msgspec packs bytes as bin; both headers are read).
+    return msgspec.msgpack.encode(
+        [
+            [rev, action.decode(), key.decode(), packed, value]
+            for rev, action, key, packed, value in changes
+        ]
+    )
+
+
 def test_a_change_reads_the_same_from_a_reply_and_from_a_channel_message() -> None:
     packed = meta()
-    message = b"7\nset\n" + b"%08d" % 3 + b"k:1" + b"%08d" % len(packed) + packed + b"\xa1v"
-    from_message = protocol.change_of_message(message)
+    [from_message] = protocol.changes_of_message(message((7, b"set", b"k:1", packed, b"\xa1v")))
     from_reply = protocol.change_of_reply([b"7", b"set", b"k:1", packed, b"\xa1v"])
     assert from_message == from_reply
     event = protocol.event_of("s", from_message)
     assert (event.action, event.key, event.revision, event.entry.value) == ("set", "k:1", 7, "v")
+
+
+def test_a_message_carries_every_change_of_its_call_in_order() -> None:
+    # Short and long strings and bytes: every msgpack header of a string.
+    parts = [
+        (9, b"set", b"a\n1", meta(), b"\xa3x\ny"),
+        (10, b"delete", b"k" * 40, meta(), b""),
+        (11, b"set", "é".encode() * 200, meta(), b"\xc4" + b"\xff" * 70_000),
+    ]
+    assert protocol.changes_of_message(message(*parts)) == parts
+
+
+def test_binary_strings_as_the_script_packs_them_are_read_intact() -> None:
+    # cmsgpack packs the metadata and value (not UTF-8) as msgpack str: fixstr, str 8,
+    # str 16 and str 32 headers.
+    def lua_string(data: bytes) -> bytes:
+        n = len(data)
+        if n < 32:
+            return bytes([0xA0 | n]) + data
+        if n < 256:
+            return b"\xd9" + n.to_bytes(1, "big") + data
+        if n < 65536:
+            return b"\xda" + n.to_bytes(2, "big") + data
+        return b"\xdb" + n.to_bytes(4, "big") + data
+
+    values = [b"\xff\xfe", b"\x80" * 200, b"\xc1" * 1000, b"\x00\xff" * 40_000]
+    payload = bytes([0x90 | len(values)])  # a fixarray of the changes
+    for rev, value in enumerate(values, 1):
+        payload += b"\x95" + bytes([rev]) + lua_string(b"set") + lua_string(b"k")
+        payload += lua_string(meta()) + lua_string(value)
+    changes = protocol.changes_of_message(payload)
+    assert [change[4] for change in changes] == values
+    assert [change[0] for change in changes] == [1, 2, 3, 4]
 
 
 def test_a_removal_event_has_no_value() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Generator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import msgspec
+
 from sharedctx._codec import decode
 from sharedctx._errors import (
     BackendUnavailableError,
@@ -39,7 +41,7 @@ __all__ = [
     "Operation",
     "Reply",
     "Settings",
-    "change_of_message",
+    "changes_of_message",
     "change_of_reply",
     "event_of",
     "find",
@@ -51,8 +53,8 @@ __all__ = [
 T = TypeVar("T")
 
 SUFFIXES = (
-    "meta", "entries", "index", "deadlines", "recency", "tags", "events", "history",
-    "values", "requests", "leases", "channel",
+    "meta", "entries", "index", "deadlines", "recency", "tags", "events", "values",
+    "requests", "leases", "channel",
 )  # fmt: skip
 """The last parts of a session's keys, in the order the script takes them; the last
 one names the session's sharded pub/sub channel (not a key)."""
@@ -144,6 +146,14 @@ def _bulk(argument: Any) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(argument), argument)
 
 
+class Packed(NamedTuple):
+    """Arguments already in the Redis protocol: ``count`` of them, in ``data`` (a
+    batch of writes is packed at once, not argument by argument)."""
+
+    count: int
+    data: bytes
+
+
 class Prefix(NamedTuple):
     """The beginning of every call of one store, packed once: ``FCALL``, the function,
     the session's keys, the store's settings."""
@@ -155,12 +165,17 @@ class Prefix(NamedTuple):
     """A key of the session (its slot is the session's)."""
 
     def command(self, arguments: list[Any]) -> bytes:
-        """The whole command of a call with these further arguments."""
-        return (
-            b"*%d\r\n" % (self.length + len(arguments))
-            + self.packed
-            + b"".join(map(_bulk, arguments))
-        )
+        """The whole command of a call with these further arguments (a
+        :class:`Packed` among them stands for its own)."""
+        count, parts = self.length, [self.packed]
+        for argument in arguments:
+            if isinstance(argument, Packed):
+                count += argument.count
+                parts.append(argument.data)
+            else:
+                count += 1
+                parts.append(_bulk(argument))
+        return b"*%d\r\n" % count + b"".join(parts)
 
 
 def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
@@ -249,19 +264,35 @@ Change = tuple[int, bytes, bytes, bytes, bytes]
 (empty for a removal, or for a set whose value was removed since)."""
 
 
-def change_of_message(payload: bytes) -> Change:
-    """The change a message on the session's channel carries (see ``emit`` in the
-    script: revision, action, key and metadata lengths, value)."""
-    revision, action, rest = payload.split(b"\n", 2)
-    key_end = 8 + int(rest[:8])
-    packed_end = key_end + 8 + int(rest[key_end : key_end + 8])
-    return (
-        int(revision),
-        action,
-        rest[8:key_end],
-        rest[key_end + 8 : packed_end],
-        rest[packed_end:],
-    )
+_MESSAGE = msgspec.msgpack.Decoder(
+    list[tuple[int, msgspec.Raw, msgspec.Raw, msgspec.Raw, msgspec.Raw]]
+)
+_STRING_HEADER = {0xD9: 2, 0xDA: 3, 0xDB: 5, 0xC4: 2, 0xC5: 3, 0xC6: 5}
+"""Lengths of the msgpack headers of strings (str 8/16/32) and bytes (bin 8/16/32)."""
+
+
+def _string_bytes(raw: msgspec.Raw) -> bytes:
+    """The bytes of a packed msgpack string (the script's cmsgpack packs every Lua
+    string, binary or not, as a msgpack str, which only raw decoding keeps intact)."""
+    data = memoryview(raw)
+    first = data[0]
+    return bytes(data[1 if 0xA0 <= first <= 0xBF else _STRING_HEADER[first] :])
+
+
+def changes_of_message(payload: bytes) -> list[Change]:
+    """The changes a message on the session's channel carries, in order: those of one
+    call, a msgpack array of [revision, action, key, metadata, value] (see ``emit`` in
+    the script)."""
+    return [
+        (
+            revision,
+            _string_bytes(action),
+            _string_bytes(key),
+            _string_bytes(packed),
+            _string_bytes(value),
+        )
+        for revision, action, key, packed, value in _MESSAGE.decode(payload)
+    ]
 
 
 def change_of_reply(event: list[bytes]) -> Change:
@@ -364,7 +395,7 @@ class Write(Operation[ContextEntry]):
     def __init__(self, write: StoreWrite, max_entries: int | None, session_id: str) -> None:
         self.key, self.data, self.if_version = write.key, write.data, write.if_version
         self.max_entries, self.session_id = max_entries, session_id
-        self._arguments = _write_arguments(write)
+        self._arguments = [_write_arguments([write])]
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -386,7 +417,7 @@ class WriteMany(Operation[list[ContextEntry]]):
         self, writes: Sequence[StoreWrite], max_entries: int | None, session_id: str
     ) -> None:
         self.items, self.max_entries, self.session_id = writes, max_entries, session_id
-        self._arguments = [part for write in writes for part in _write_arguments(write)]
+        self._arguments = [_write_arguments(writes)]
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -403,18 +434,28 @@ class WriteMany(Operation[list[ContextEntry]]):
         ]
 
 
-def _write_arguments(write: StoreWrite) -> list[Any]:
-    """One value's arguments to the script: key, value, ttl, if_version, source,
+_WRITE_HEAD = b"$%d\r\n%b\r\n" * 6
+
+
+def _write_arguments(writes: Sequence[StoreWrite]) -> Packed:
+    """Each value's arguments to the script: key, value, ttl, if_version, source,
     holder, then its tags (a count and the tags) or KEEP."""
-    return [
-        write.key,
-        write.data,
-        _ttl_ms(write.ttl),
-        -1 if write.if_version is None else write.if_version,
-        KEEP if write.source is None else write.source,
-        write.holder or "",
-        *_tags(write.tags),
-    ]
+    count, parts = 0, []
+    for write in writes:
+        key, data = write.key.encode(), write.data
+        ttl = b"%d" % _ttl_ms(write.ttl)
+        if_version = b"-1" if write.if_version is None else b"%d" % write.if_version
+        source = KEEP if write.source is None else write.source.encode()
+        holder = write.holder.encode() if write.holder else b""
+        parts.append(
+            _WRITE_HEAD
+            % (len(key), key, len(data), data, len(ttl), ttl, len(if_version), if_version,
+               len(source), source, len(holder), holder)
+        )  # fmt: skip
+        tags = _tags(write.tags)
+        parts.extend(map(_bulk, tags))
+        count += 6 + len(tags)
+    return Packed(count, b"".join(parts))
 
 
 def full(session_id: str, limit: int | None, held: int, new_keys: int) -> CapacityError:

@@ -20,15 +20,17 @@
 --   6 tags      zset, score 0: "%08d" .. #tag .. tag .. key
 --   7 events    stream: id "<revision>-0"; a (action), k (key), m (the metadata), t
 --               (ms): every change, without values, for watchers that resume
---   8 history   zset, score 0: "%08d" .. #key .. key .. "%020d" revision: the set
---               events of live keys whose value is in `values`
---   9 values    hash: revision of a set event -> the value it set, while the event is
---               in the stream and its key lives (a value must not outlive its key)
---  10 requests  hash: request id -> outcome of a write: cmsgpack {ms, status, result...}
+--   8 values    hash: revision of a set event -> the value it set, while the event is
+--               in the stream and its key lives (a value must not outlive its key);
+--               "p" .. revision -> the revision of the key's set before it (0: none),
+--               the chain by which a removed key's values are found
+--   9 requests  hash: request id -> outcome of a write: cmsgpack {ms, status, result...}
 --               (no value), forgotten by the sweeps after the window
---  11 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
---  12 channel   (not a key) the sharded pub/sub channel of the session: each change is
---               published there, with its value, to the processes listening now
+--  10 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
+--  11 channel   (not a key) the sharded pub/sub channel of the session: the changes of
+--               each call are published there, with their values, to the processes
+--               listening now: one message, a msgpack array of [revision, action,
+--               key, metadata, value]
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
 --   5 event retention ms, 6 how long a request id is remembered (ms); then the call's:
@@ -40,16 +42,18 @@
 -- "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
 -- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
 
-local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES, REQUESTS,
-  LEASES, CHANNEL
+local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
+  CHANNEL
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
 local op, client_epoch, since, request
 local time, now, epoch
 local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
+local stream_length  -- of the event stream, once read in this call
 local changed  -- whether this call changed the session (it then lives on)
 local touched  -- whether it recorded a read for eviction (in the recency zset)
-local DATA = 11  -- KEYS[1..DATA] are the session's keys; the rest is not
+local DATA = 10  -- KEYS[1..DATA] are the session's keys; the rest is not
+local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
 local FIRST = 11  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
@@ -66,71 +70,124 @@ local function tag_member(tag, key)
   return string.format("%08d", #tag) .. tag .. key
 end
 
-local function history_prefix(key)
-  return string.format("%08d", #key) .. key
+-- Send a command once per CHUNK arguments of list (none if it is empty).
+local function send(command, key, list)
+  for first = 1, #list, CHUNK do
+    redis.call(command, key, unpack(list, first, math.min(first + CHUNK - 1, #list)))
+  end
 end
 
-local function history_member(key, rev)
-  return history_prefix(key) .. string.format("%020d", rev)
+-- The revision of an event of the stream (from XRANGE).
+local function revision_of(event)
+  return tonumber(string.match(event[1], "^(%d+)"))
 end
 
--- Forget the stream's oldest events, `entries` (from XRANGE), and the values they
--- set: a watcher behind them has lost events.
-local function trim_through(entries)
-  local last
-  for _, event in ipairs(entries) do
-    local id, fields = event[1], event[2]  -- fields: a, action, k, key, m, meta, t, ms
-    last = tonumber(string.match(id, "^(%d+)"))
-    if fields[2] == "set" then
-      redis.call("HDEL", VALUES, last)
-      redis.call("ZREM", HISTORY, history_member(fields[4], last))
+-- The revision of the stream's oldest event, or nil if it has none.
+local function oldest_event()
+  local oldest = redis.call("XRANGE", EVENTS, "-", "+", "COUNT", 1)[1]
+  return oldest and revision_of(oldest)
+end
+
+-- Forget the values of the events from revision `first` through `last`, just trimmed
+-- from the stream: a watcher behind them has lost events.
+local function forget_events(first, last)
+  local fields = {}
+  for trimmed = first, last do
+    fields[#fields + 1] = trimmed
+    fields[#fields + 1] = "p" .. trimmed
+  end
+  send("HDEL", VALUES, fields)
+  floor_rev = math.max(floor_rev, last)
+end
+
+-- Writes of many values are buffered and sent as one command each (a set_multiple
+-- of 1000 keys is not 5000 calls): the new entries, their values, index and
+-- deadlines (as argument pairs), and the changes to publish. `flush` sends them; it
+-- runs before anything reads those keys again, and before the reply.
+local pending = {entries = {}, values = {}, index = {}, deadlines = {}}
+local published = {}  -- {revision, action, key, metadata, value} of each change
+local buffered = false
+
+local function buffer(list, first, second)
+  list[#list + 1] = first
+  list[#list + 1] = second
+  buffered = true
+end
+
+local function empty_buffers()
+  for name, list in pairs(pending) do
+    if #list > 0 then
+      pending[name] = {}
     end
-    redis.call("XDEL", EVENTS, id)
   end
-  if last then
-    floor_rev = last
-  end
+  published = {}
+  buffered = false
 end
 
--- Record a change: in the stream (metadata), its value (for a set) while the event
--- is kept, and on the channel (with the value) for the processes listening now.
-local function emit(action, key, packed, value)
+local function flush()
+  if not buffered then
+    return
+  end
+  send("HSET", ENTRIES, pending.entries)
+  send("HSET", VALUES, pending.values)
+  send("ZADD", INDEX, pending.index)
+  send("ZADD", DEADLINES, pending.deadlines)
+  if #published > 0 then
+    redis.call("SPUBLISH", CHANNEL, cmsgpack.pack(published))
+  end
+  empty_buffers()
+end
+
+-- Record a change: in the stream (metadata), its value (for a set, linked to the
+-- key's set before it, `previous`) while the event is kept, and on the channel (with
+-- the value) for the processes listening now: one message per call, a msgpack array
+-- of the call's changes.
+local function emit(action, key, packed, value, previous)
   rev = rev + 1
-  local length = redis.call("XLEN", EVENTS)
-  if length == 0 and rev > 1 then
+  if not stream_length then
+    stream_length = redis.call("XLEN", EVENTS)
+  end
+  if stream_length == 0 and rev > 1 then
     -- The stream expired (nothing happened for the retention time): what it held is
     -- gone for a watcher behind it.
     floor_rev = rev - 1
   end
   redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
+  stream_length = stream_length + 1
   if action == "set" then
-    redis.call("HSET", VALUES, rev, value)
-    redis.call("ZADD", HISTORY, 0, history_member(key, rev))
+    buffer(pending.values, rev, value)
+    buffer(pending.values, "p" .. rev, previous)
   end
-  redis.call("SPUBLISH", CHANNEL, rev .. "\n" .. action .. "\n" .. string.format("%08d", #key)
-    .. key .. string.format("%08d", #packed) .. packed .. value)
-  local over = length + 1 - cap
+  published[#published + 1] = {rev, action, key, packed, value}
+  buffered = true
+  local over = stream_length - cap
   if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
-    trim_through(redis.call("XRANGE", EVENTS, "-", "+", "COUNT", over))
+    flush()  -- what is trimmed may be buffered still
+    local first = oldest_event()
+    redis.call("XTRIM", EVENTS, "MAXLEN", stream_length - over)
+    stream_length = stream_length - over
+    forget_events(first, (oldest_event() or rev + 1) - 1)
   end
   changed = true
   return rev
 end
 
--- Delete the values the session's set events of key hold: a value must not outlive
--- its key (the events stay, without them).
-local function forget_values(key)
-  local prefix = history_prefix(key)
-  local members = redis.call("ZRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
-  if #members == 0 then
-    return
+-- Delete the values the session's set events of a removed key hold (`meta`: its
+-- last metadata), following their chain: a value must not outlive its key (the
+-- events stay, without them).
+local function forget_values(meta)
+  flush()
+  local fields, set_rev = {}, meta[2]
+  while set_rev > floor_rev do
+    local previous = redis.call("HGET", VALUES, "p" .. set_rev)
+    if not previous then
+      break
+    end
+    fields[#fields + 1] = set_rev
+    fields[#fields + 1] = "p" .. set_rev
+    set_rev = tonumber(previous)
   end
-  local revisions = {}
-  for i, member in ipairs(members) do
-    revisions[i] = tonumber(string.sub(member, -20))
-  end
-  redis.call("HDEL", VALUES, unpack(revisions))
-  redis.call("ZREMRANGEBYLEX", HISTORY, "[" .. prefix, "[" .. prefix .. "\255")
+  send("HDEL", VALUES, fields)
 end
 
 local function remove(key, blob, meta, action)
@@ -145,13 +202,13 @@ local function remove(key, blob, meta, action)
   if action == "expire" or action == "evict" then
     redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
-  forget_values(key)
+  forget_values(meta)
   emit(action, key, cmsgpack.pack(meta), "")
 end
 
--- The live blob and metadata of key, or nil (an expired entry is removed here).
-local function live(key)
-  local blob = redis.call("HGET", ENTRIES, key)
+-- The blob and metadata of key stored as `blob` (false if none), or nil if it is
+-- not live (an expired entry is removed here).
+local function alive(key, blob)
   if not blob then
     return nil
   end
@@ -161,6 +218,30 @@ local function live(key)
     return nil
   end
   return blob, meta
+end
+
+-- The live blob and metadata of key, or nil.
+local function live(key)
+  return alive(key, redis.call("HGET", ENTRIES, key))
+end
+
+-- The live blobs and metadata of keys (false for none), read together.
+local function live_many(keys)
+  flush()
+  local blobs, metas, seen = {}, {}, {}
+  for first = 1, #keys, CHUNK do
+    local last = math.min(first + CHUNK - 1, #keys)
+    local stored = redis.call("HMGET", ENTRIES, unpack(keys, first, last))
+    for n = first, last do
+      local key, blob, meta = keys[n], false, false
+      if not seen[key] then  -- a key that comes again may have been removed since
+        blob, meta = alive(key, stored[n - first + 1])
+        seen[key] = {blob or false, meta or false}
+      end
+      blobs[n], metas[n] = seen[key][1], seen[key][2]
+    end
+  end
+  return blobs, metas
 end
 
 local function purge_due(limit)
@@ -259,22 +340,22 @@ local function put(key, value, old_blob, old, ttl, source, tags)
     end
     bytes = bytes - #old_blob
   else
-    redis.call("ZADD", INDEX, 0, key)
+    buffer(pending.index, 0, key)
   end
   for _, tag in ipairs(tags) do
     redis.call("ZADD", TAGS, 0, tag_member(tag, key))
   end
   if expires >= 0 then
-    redis.call("ZADD", DEADLINES, expires, key)
+    buffer(pending.deadlines, expires, key)
   elseif old and old[6] >= 0 then
     redis.call("ZREM", DEADLINES, key)
   end
   local packed = cmsgpack.pack({version, rev + 1, created, now, ttl, expires, source, tags})
   local blob = blob_of(packed, value)
-  redis.call("HSET", ENTRIES, key, blob)
+  buffer(pending.entries, key, blob)
   bytes = bytes + #blob
   touch(key)
-  emit("set", key, packed, value)
+  emit("set", key, packed, value, old and old[2] or 0)
   return packed
 end
 
@@ -293,10 +374,12 @@ end
 -- {key, blob, key, blob...} of the live ones among keys.
 local function entries(keys, reading)
   local found = {}
-  for _, key in ipairs(keys) do
-    local blob = reading and read(key) or live(key)
+  for n, blob in ipairs((live_many(keys))) do
     if blob then
-      found[#found + 1] = key
+      if reading and eviction == "lru" then
+        touch(keys[n])
+      end
+      found[#found + 1] = keys[n]
       found[#found + 1] = blob
     end
   end
@@ -342,17 +425,21 @@ end
 -- Forget the events older than the retention time, and the values they set.
 local function drop_old_events()
   local oldest = now - retention
+  flush()  -- what is trimmed may be buffered still
   while true do
-    local batch = redis.call("XRANGE", EVENTS, "-", "+", "COUNT", 100)
-    local old = {}
-    for _, event in ipairs(batch) do
-      if tonumber(event[2][8]) > oldest then
-        break
-      end
-      old[#old + 1] = event
+    local batch = redis.call("XRANGE", EVENTS, "-", "+", "COUNT", CHUNK)
+    local old = 0
+    while old < #batch and tonumber(batch[old + 1][2][8]) <= oldest do
+      old = old + 1
     end
-    trim_through(old)
-    if #old < 100 then
+    if old == 0 then
+      break
+    end
+    local last = revision_of(batch[old])
+    redis.call("XTRIM", EVENTS, "MINID", (last + 1) .. "-0")
+    forget_events(revision_of(batch[1]), last)
+    stream_length = nil  -- read again if needed
+    if old < CHUNK then
       break
     end
   end
@@ -434,6 +521,7 @@ local function floor()
 end
 
 local function reply(status, ...)
+  flush()
   local result = {...}
   if request ~= "" then  -- remember the outcome of this write, without any value
     redis.call("HSET", REQUESTS, request, cmsgpack.pack({now, status, ...}))
@@ -454,8 +542,8 @@ end
 
 local function call(keys, args)
   KEYS, ARGV = keys, args
-  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, HISTORY, VALUES, REQUESTS,
-    LEASES, CHANNEL = unpack(keys)
+  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
+    CHANNEL = unpack(keys)
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
@@ -467,7 +555,8 @@ local function call(keys, args)
 
   time = redis.call("TIME")
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  changed, touched = false, false
+  changed, touched, stream_length = false, false, nil
+  empty_buffers()  -- a call that failed half-way may have left some
 
   local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed")
   epoch = state[1]
@@ -511,12 +600,18 @@ local function call(keys, args)
     return reply("ok", live(a[at]) and 1 or 0)
   elseif op == "write" or op == "write_many" then
     -- Each value: key, value, ttl, if_version, source, holder, then its tags.
-    local writes, keep, fresh, i = {}, {}, 0, at
+    local writes, keys, i = {}, {}, at
     while i <= #a do
       local write = {key = a[i], value = a[i + 1], ttl = tonumber(a[i + 2]),
         if_version = tonumber(a[i + 3]), source = a[i + 4], holder = a[i + 5]}
       write.tags, i = read_tags(i + 6)
-      write.blob, write.old = live(write.key)
+      writes[#writes + 1] = write
+      keys[#keys + 1] = write.key
+    end
+    local blobs, metas = live_many(keys)
+    local keep, fresh = {}, 0
+    for n, write in ipairs(writes) do
+      write.blob, write.old = blobs[n], metas[n]
       local version = write.old and write.old[1] or 0
       if write.if_version >= 0 and write.if_version ~= version then
         if op == "write" then
@@ -528,7 +623,6 @@ local function call(keys, args)
         fresh = fresh + 1
       end
       keep[write.key] = true
-      writes[#writes + 1] = write
     end
     if not make_room(fresh, keep, #writes) then
       return reply("full", redis.call("HLEN", ENTRIES))

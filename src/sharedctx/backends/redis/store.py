@@ -174,10 +174,11 @@ class RedisStore:
         """Hand the changes after the last delivered one to the hub, in order; False if
         one is missing before them (then :meth:`catch_up`).
 
-        ``floor``: changes up to it may have been trimmed from the stream (None: not
-        known; a reply's). Delivers on this thread: a caller's call (``here``) waits
-        until its own changes are delivered; a background thread (the follower's) does
-        not wait for another thread delivering, and leaves it to the event pool then.
+        ``floor``: changes up to it may have been trimmed from the stream (a reply's;
+        None for a channel message, which has every change of its call). Delivers on
+        this thread: a caller's call (``here``) waits until its own changes are
+        delivered; a background thread (the follower's) does not wait for another
+        thread delivering, and leaves it to the event pool then.
         """
         complete = True
         with self._delivery_lock:
@@ -196,15 +197,15 @@ class RedisStore:
                 self._delivered = revision
                 if self._hub.wants(change[2].decode()):
                     self._hub.enqueue(protocol.event_of(self.session_id, change))
-        if len(changes) >= protocol.EVENT_BATCH:
-            complete = False  # more may wait in the stream
+        if floor is not None and len(changes) >= protocol.EVENT_BATCH:
+            complete = False  # more may wait in the stream than a reply carries
         if self._hub.pending:
             self._hub.deliver(wait=here)
         return complete
 
     def receive(self, message: bytes) -> None:
         """A change published on the session's channel (the follower's)."""
-        if not self.advance([protocol.change_of_message(message)], None):
+        if not self.advance(protocol.changes_of_message(message), None):
             self.catch_up()
 
     def catch_up(self) -> None:
