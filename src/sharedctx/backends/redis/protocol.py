@@ -147,10 +147,10 @@ def _bulk(argument: Any) -> bytes:
 
 
 class Packed(NamedTuple):
-    """Arguments already in the Redis protocol: ``count`` of them, in ``data`` (a
+    """Arguments already in the Redis protocol: ``length`` of them, in ``data`` (a
     batch of writes is packed at once, not argument by argument)."""
 
-    count: int
+    length: int
     data: bytes
 
 
@@ -170,7 +170,7 @@ class Prefix(NamedTuple):
         count, parts = self.length, [self.packed]
         for argument in arguments:
             if isinstance(argument, Packed):
-                count += argument.count
+                count += argument.length
                 parts.append(argument.data)
             else:
                 count += 1
