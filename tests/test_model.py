@@ -200,6 +200,18 @@ class StoreMachine(RuleBasedStateMachine):
         expected = sorted(key for key, item in self.model.items() if tag in item.tags)
         assert [entry.key for entry in self.ctx.find_by_tag(tag)] == expected
 
+    @rule(
+        tag=st.sampled_from(["x", "y", "z"]),
+        after=st.one_of(st.none(), KEYS),
+        limit=st.one_of(st.none(), st.integers(1, 3)),
+    )
+    def find_a_page_by_tag(self, tag: str, after: str | None, limit: int | None) -> None:
+        self.purge()
+        tagged = sorted(key for key, item in self.model.items() if tag in item.tags)
+        expected = [key for key in tagged if after is None or key > after][:limit]
+        page = self.ctx.find_by_tag(tag, limit=limit, after=after)
+        assert [entry.key for entry in page] == expected
+
     @precondition(lambda self: len(self.model) > 0)
     @rule()
     def clear(self) -> None:

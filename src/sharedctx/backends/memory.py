@@ -7,7 +7,8 @@ updates (never while encoding, decoding or running callbacks):
   the eviction order (moved to the end on write, and on read for ``"lru"``);
 - ``_index``: a ``SortedList`` of keys, so a pattern with a literal prefix reads only
   the keys in that prefix's range: O(log n + k);
-- ``_tags``: tag -> sorted list of keys;
+- ``_tags``: tag -> sorted list of keys (a :class:`_TagIndex`; a key that loses a
+  tag is set aside in O(1) and leaves the sorted list at the next compaction);
 - ``_deadlines``: a heap of ``(deadline, key)`` holding, for every key with a TTL,
   at least one item no later than its deadline. A write that moves a deadline later
   (the common case: each write restarts the TTL) pushes nothing; the item is pushed
@@ -113,7 +114,7 @@ class MemoryStore:
         self._closed = False
         self._entries: OrderedDict[str, ContextEntry] = OrderedDict()
         self._index = SortedList()
-        self._tags: dict[str, SortedList] = {}
+        self._tags = _TagIndex()
         self._deadlines: list[tuple[float, str]] = []
         self._revision = 0
         # The last changes, for watches from a revision: (revision, action, entry).
@@ -177,8 +178,7 @@ class MemoryStore:
     def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
         with self._lock:
             self._begin()
-            tagged = self._tags.get(tag)
-            keys = () if tagged is None else _after(tagged, page.after)
+            keys = self._tags.keys(tag, page.after)
             entries = self._entries
             found = [entries[key] for key in _paged(keys, page)]
         self._hub.deliver()
@@ -293,15 +293,15 @@ class MemoryStore:
                 key, 1, revision, source, tags, data, plain, wall, wall, ttl, expires, deadline
             )
             self._index.add(key)
-            self._tag(key, tags)
+            self._tags.add(key, tags)
         else:
             if source is None:
                 source = old.source
             if tags is None:
                 tags = old.tags
             elif tags != old.tags:
-                self._untag(key, old.tags)
-                self._tag(key, tags)
+                self._tags.remove(key, old.tags)
+                self._tags.add(key, tags)
             entry = ContextEntry(
                 key, old.version + 1, revision, source, tags, data, plain, old.created, wall,
                 ttl, expires, deadline,
@@ -519,7 +519,7 @@ class MemoryStore:
         key = entry.key
         del self._entries[key]
         self._index.remove(key)
-        self._untag(key, entry.tags)
+        self._tags.remove(key, entry.tags)
         if action == "expire":
             self._expired += 1
         elif action == "evict":
@@ -533,26 +533,56 @@ class MemoryStore:
         if self._hub.wants(entry.key):
             self._hub.enqueue(ContextEvent(action, entry.key, removed, self.session_id, revision))
 
-    def _tag(self, key: str, tags: tuple[str, ...]) -> None:
-        for tag in tags:
-            tagged = self._tags.get(tag)
-            if tagged is None:
-                self._tags[tag] = SortedList((key,))
-            else:
-                tagged.add(key)
-
-    def _untag(self, key: str, tags: tuple[str, ...]) -> None:
-        for tag in tags:
-            keys = self._tags[tag]
-            keys.remove(key)
-            if not keys:
-                del self._tags[tag]
-
     def _reset(self) -> None:
         self._entries = OrderedDict()
         self._index = SortedList()
-        self._tags = {}
+        self._tags = _TagIndex()
         self._deadlines = []
+
+
+class _TagIndex:
+    """Tag -> its keys in order. A key that loses a tag is only set aside (a set per
+    tag), so that rewriting an entry without its tags costs O(1), not a sorted-list
+    removal; reads skip the keys set aside, and a tag's list is compacted once they
+    are half of it (amortized O(1) per removal)."""
+
+    def __init__(self) -> None:
+        self._sorted: dict[str, SortedList] = {}
+        self._removed: dict[str, set[str]] = {}
+
+    def add(self, key: str, tags: tuple[str, ...]) -> None:
+        for tag in tags:
+            removed = self._removed.get(tag)
+            if removed is not None and key in removed:
+                removed.discard(key)  # it is still in the sorted list
+                continue
+            tagged = self._sorted.get(tag)
+            if tagged is None:
+                self._sorted[tag] = SortedList((key,))
+            else:
+                tagged.add(key)
+
+    def remove(self, key: str, tags: tuple[str, ...]) -> None:
+        for tag in tags:
+            removed = self._removed.setdefault(tag, set())
+            removed.add(key)
+            tagged = self._sorted[tag]
+            if 2 * len(removed) >= len(tagged):
+                kept = [member for member in tagged if member not in removed]
+                del self._removed[tag]
+                if kept:
+                    self._sorted[tag] = SortedList(kept)
+                else:
+                    del self._sorted[tag]
+
+    def keys(self, tag: str, after: str | None) -> Iterable[str]:
+        """The keys tagged ``tag``, in order, after ``after`` if given."""
+        tagged = self._sorted.get(tag)
+        if tagged is None:
+            return ()
+        keys = _after(tagged, after)
+        removed = self._removed.get(tag)
+        return keys if not removed else (key for key in keys if key not in removed)
 
 
 def _after(keys: SortedList, after: str | None) -> Iterable[str]:
