@@ -38,6 +38,7 @@ from sharedctx import (
     SharedContext,
     WatchOverflowError,
 )
+from sharedctx.backends.redis import protocol
 
 from ... import _workers
 from ...conftest import RedisServer
@@ -641,5 +642,32 @@ def test_a_change_made_elsewhere_arrives_by_its_channel_not_by_the_sweep(url: st
         with SharedContext(session, backend=url) as elsewhere:
             elsewhere.set("k", 1)
         assert arrived.wait(5), "the change did not come through the channel"
+        ctx.destroy()
+    listening.close()
+
+
+def test_changes_keep_arriving_by_channel_over_many_starts_of_listening(
+    url: str, admin: redis.Redis
+) -> None:
+    # Each time the last subscription of a process goes, its listener stops and drops
+    # its connection; the next subscription starts another on a new connection.
+    # redis-py's pool counts the connections made from it (100 by default) until they
+    # are given back to it: a listener's never is, so from the 101st start on no
+    # listener could connect and changes came only by the sweep (none runs here).
+    listening = RedisBackend(url, purge_interval=3600)
+    session = new_session()
+    channel = protocol.session_keys("sharedctx", session)[-1]
+    with SharedContext(session, backend=listening) as ctx:
+        with SharedContext(session, backend=url) as elsewhere:
+            for n in range(120):
+                arrived = threading.Event()
+                subscription = ctx.subscribe("k", lambda event, got=arrived: got.set())
+                elsewhere.set("k", n)
+                assert arrived.wait(5), f"change {n} did not come through the channel"
+                ctx.unsubscribe(subscription)
+                deadline = time.monotonic() + 5  # the listener unsubscribed: it ends
+                while admin.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1]:
+                    assert time.monotonic() < deadline, "the listener did not unsubscribe"
+                    time.sleep(0.001)
         ctx.destroy()
     listening.close()

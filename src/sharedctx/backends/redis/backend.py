@@ -273,7 +273,7 @@ class RedisBackend:
 
     def new_connection(self, address: Address) -> Any:
         """A connection to a node of its own, outside the pools (the follower's)."""
-        return self.servers.client(address).connection_pool.make_connection()
+        return self.servers.new_connection(address)
 
     # -- admin ---------------------------------------------------------------------------
 

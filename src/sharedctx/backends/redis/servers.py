@@ -14,6 +14,7 @@ not.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import time
@@ -96,8 +97,8 @@ class Servers:
             with self._lock:
                 connections = self._connections.get(address)
                 if connections is None:
-                    pool = self.client(address).connection_pool
-                    connections = self._connections[address] = Connections(pool.make_connection)
+                    make = _maker(self.client(address).connection_pool)
+                    connections = self._connections[address] = Connections(make)
         return connections
 
     def async_connections(self, address: Address) -> Connections:
@@ -106,11 +107,15 @@ class Servers:
         by_address = self._async_connections.get(loop)
         connections = None if by_address is None else by_address.get(address)
         if connections is None:
-            pool = self.async_client(address).connection_pool
+            make = _maker(self.async_client(address).connection_pool)
             with self._lock:
                 by_address = self._async_connections.setdefault(loop, {})
-                connections = by_address.setdefault(address, Connections(pool.make_connection))
+                connections = by_address.setdefault(address, Connections(make))
         return connections
+
+    def new_connection(self, address: Address) -> Any:
+        """A sync connection to a node of its own, outside :meth:`connections`."""
+        return _maker(self.client(address).connection_pool)()
 
     def address(self, key: bytes) -> Address:
         """The node that serves ``key``'s slot (as far as this process knows)."""
@@ -260,6 +265,14 @@ class ClusterServers(Servers):
     def close(self) -> None:
         super().close()
         self._cluster.close()
+
+
+def _maker(pool: Any) -> Callable[[], Any]:
+    """Make connections as redis-py's ``pool`` would (its class and options), without
+    counting them: its sync pool counts each one it makes against ``max_connections``
+    (100 by default) until it is given back to it, and these never are (they are lent
+    by :class:`Connections`, or held by a listener until it ends)."""
+    return functools.partial(pool.connection_class, **pool.connection_kwargs)
 
 
 def servers_for(target: Target, options: dict[str, Any]) -> Servers:
