@@ -464,7 +464,8 @@ def _wait(
     """Subscribe to ``globs``, then ``look`` until ``ready`` gives a result."""
     deadline = None if timeout is None else time.monotonic() + timeout
     signal = Signal()
-    subscriptions = [Subscription(glob, signal.set) for glob in globs]
+    # Woken by a change, and by lost events too (a trimmed stream): look again.
+    subscriptions = [Subscription(glob, signal.set, signal.set) for glob in globs]
     try:
         for subscription in subscriptions:
             yield Subscribe(subscription)

@@ -276,6 +276,38 @@ def test_a_watcher_behind_the_stream_cap_gets_watch_overflow_error(url: str) -> 
         capped.close()
 
 
+def test_a_wait_whose_changes_were_trimmed_unread_looks_again(url: str) -> None:
+    # The awaited key is written while the waiting process reads nothing, and its
+    # change is trimmed from the stream before the process catches up: the wait hears
+    # that events were lost, and looks at the store again instead of sleeping on.
+    session = new_session()
+    capped = RedisBackend(url, stream_max_len=10)
+    try:
+        with SharedContext(session, backend=capped) as waiting:
+            found: list[list[Any]] = []
+            waiter = threading.Thread(
+                target=lambda: found.append(waiting.wait_for("k5", timeout=30))
+            )
+            waiter.start()
+            deadline = time.monotonic() + 5
+            while not waiting.stats().subscriptions:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.2)  # past its first look: it is waiting for a change
+            capped.follower.stop()
+            elsewhere = RedisBackend(url, stream_max_len=10)  # the writers' cap applies
+            with SharedContext(session, backend=elsewhere) as writer:
+                for n in range(300):
+                    writer.set(f"k{n}", n)
+            elsewhere.close()
+            waiting.count()  # brings back the kept changes, and news of the others
+            waiter.join(10)  # long before its timeout, when it looks a last time
+            assert [[entry.value for entry in entries] for entries in found] == [[5]]
+            waiting.destroy()
+    finally:
+        capped.close()
+
+
 def _drain(watch: Any, into: list[int]) -> None:
     while True:
         into.append(watch.get(timeout=10).revision)
