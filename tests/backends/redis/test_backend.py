@@ -260,11 +260,7 @@ def test_a_watcher_behind_the_stream_cap_gets_watch_overflow_error(url: str) -> 
             # (as when its connection is down), while 300 changes are made elsewhere:
             # by the time it looks, the stream keeps only the last ones.
             capped.follower.stop()
-            elsewhere = RedisBackend(url, stream_max_len=10)  # the writers' cap applies
-            with SharedContext(session, backend=elsewhere) as writer:
-                for n in range(300):
-                    writer.set(f"k{n}", n)
-            elsewhere.close()
+            _write_past_the_cap(url, session)
             watching.count()  # a call of the watching context brings back what it missed
             received: list[int] = []
             with pytest.raises(WatchOverflowError, match="trimmed"):
@@ -295,17 +291,22 @@ def test_a_wait_whose_changes_were_trimmed_unread_looks_again(url: str) -> None:
                 time.sleep(0.01)
             time.sleep(0.2)  # past its first look: it is waiting for a change
             capped.follower.stop()
-            elsewhere = RedisBackend(url, stream_max_len=10)  # the writers' cap applies
-            with SharedContext(session, backend=elsewhere) as writer:
-                for n in range(300):
-                    writer.set(f"k{n}", n)
-            elsewhere.close()
+            _write_past_the_cap(url, session)
             waiting.count()  # brings back the kept changes, and news of the others
             waiter.join(10)  # long before its timeout, when it looks a last time
             assert [[entry.value for entry in entries] for entries in found] == [[5]]
             waiting.destroy()
     finally:
         capped.close()
+
+
+def _write_past_the_cap(url: str, session: str) -> None:
+    """Write k0..k299 = 0..299 from another backend, whose stream cap is 10."""
+    elsewhere = RedisBackend(url, stream_max_len=10)  # the writers' cap applies
+    with SharedContext(session, backend=elsewhere) as writer:
+        for n in range(300):
+            writer.set(f"k{n}", n)
+    elsewhere.close()
 
 
 def _drain(watch: Any, into: list[int]) -> None:
