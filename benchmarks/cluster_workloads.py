@@ -31,7 +31,7 @@ import redis
 from harness import CallSettings, Latency, Log, per_call, sample_calls, summarize
 from processes import workers
 from redis_workloads import ThroughputSettings, run_clients
-from servers import cluster, redis_server
+from servers import SHAREDCTX_COMMAND, cluster, command_stats, redis_server
 from workloads import VALUE
 
 from sharedctx import RedisBackend, SharedContext
@@ -146,12 +146,7 @@ def run_cluster(calls: CallSettings, throughput: ThroughputSettings, log: Log) -
                 ).items()
             }
             results.calls_per_master = [
-                int(
-                    nodes.admin(master)
-                    .info("commandstats")
-                    .get("cmdstat_evalsha", {})
-                    .get("calls", 0)
-                )
+                int(command_stats(nodes.admin(master), SHAREDCTX_COMMAND).get("calls", 0))
                 for master in masters
             ]
         log("cluster spread done")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import redis
 from harness import Log
+from servers import SHAREDCTX_COMMAND, command_stats
 from workloads import VALUE
 
 from sharedctx import RedisBackend, SharedContext
@@ -69,7 +70,7 @@ def run_load(url: str, idle_seconds: float, log: Log) -> LoadResults:
             check=True,
         )  # fmt: skip
         demo_seconds = time.perf_counter() - started
-        evalsha = client.info("commandstats").get("cmdstat_evalsha", {})
+        calls = command_stats(client, SHAREDCTX_COMMAND)
         session = json.loads(done.stdout)["session_id"]
         backend = RedisBackend(url)
         try:
@@ -94,7 +95,7 @@ def run_load(url: str, idle_seconds: float, log: Log) -> LoadResults:
             time.sleep(2 * backend.purge_interval)  # every session is swept already
             client.config_resetstat()
             time.sleep(idle_seconds)
-            idle = client.info("commandstats").get("cmdstat_evalsha", {})
+            idle = command_stats(client, SHAREDCTX_COMMAND)
         finally:
             for context in contexts:
                 context.destroy()
@@ -103,8 +104,8 @@ def run_load(url: str, idle_seconds: float, log: Log) -> LoadResults:
     return LoadResults(
         demo_seconds=demo_seconds,
         demo_changes=changes,
-        demo_calls=int(evalsha.get("calls", 0)),
-        demo_server_ms=float(evalsha.get("usec", 0)) / 1000,
+        demo_calls=int(calls.get("calls", 0)),
+        demo_server_ms=float(calls.get("usec", 0)) / 1000,
         demo_bytes=demo_bytes,
         idle_sessions=IDLE_SESSIONS,
         idle_calls_per_session_s=int(idle.get("calls", 0)) / IDLE_SESSIONS / idle_seconds,

@@ -48,6 +48,7 @@ from harness import (
     summarize,
 )
 from processes import Worker, workers
+from servers import SHAREDCTX_COMMAND
 from workloads import VALUE, threaded_case
 
 from sharedctx import SharedContext
@@ -163,7 +164,7 @@ def run_latency(
                     "sharedctx": per_call(context.get, keys),
                     "redis-py": per_call(client.get, raw_keys),
                 },
-                {"sharedctx": "evalsha", "redis-py": "get"},
+                {"sharedctx": SHAREDCTX_COMMAND, "redis-py": "get"},
             ),
             "get_entry": (
                 single,
@@ -171,12 +172,12 @@ def run_latency(
                     "sharedctx": per_call(context.get_entry, keys),
                     "redis-py": per_call(client.get, raw_keys),
                 },
-                {"sharedctx": "evalsha", "redis-py": "get"},
+                {"sharedctx": SHAREDCTX_COMMAND, "redis-py": "get"},
             ),
             "set": (
                 single,
                 {"sharedctx": per_call(put, keys), "redis-py": per_call(put_raw, raw_keys)},
-                {"sharedctx": "evalsha", "redis-py": "set"},
+                {"sharedctx": SHAREDCTX_COMMAND, "redis-py": "set"},
             ),
             "delete": (
                 single,
@@ -193,7 +194,7 @@ def run_latency(
                     "redis-py": per_call(multi_set, [""]),
                     "redis-py MSET": per_call(lambda _: client.mset(raw_batch), [""]),
                 },
-                {"sharedctx": "evalsha", "redis-py": "exec", "redis-py MSET": "mset"},
+                {"sharedctx": SHAREDCTX_COMMAND, "redis-py": "exec", "redis-py MSET": "mset"},
             ),
             f"get_multiple({BATCH})": (
                 batch,
@@ -202,7 +203,7 @@ def run_latency(
                     "redis-py": per_call(multi_get, [""]),
                     "redis-py MGET": per_call(lambda _: client.mget(raw_batch_keys), [""]),
                 },
-                {"sharedctx": "evalsha", "redis-py": "exec", "redis-py MGET": "mget"},
+                {"sharedctx": SHAREDCTX_COMMAND, "redis-py": "exec", "redis-py MGET": "mget"},
             ),
         }
         for operation, (settings, cases, commands) in groups.items():

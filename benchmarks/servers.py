@@ -25,9 +25,26 @@ import redis
 if TYPE_CHECKING:
     from tests._cluster import LocalCluster
 
-__all__ = ["cluster", "missing_cluster_tools", "missing_server", "redis_server"]
+__all__ = [
+    "SHAREDCTX_COMMAND",
+    "cluster",
+    "command_stats",
+    "missing_cluster_tools",
+    "missing_server",
+    "redis_server",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+SHAREDCTX_COMMAND = "fcall"
+"""The command that runs every sharedctx call on the server (its Redis function): its
+line of ``INFO commandstats`` counts sharedctx's calls and the server time they took."""
+
+
+def command_stats(client: redis.Redis, command: str) -> dict[str, float]:
+    """``INFO commandstats`` of one command (``calls``, ``usec``...; empty if unused)."""
+    stats: dict[str, float] = client.info("commandstats").get(f"cmdstat_{command}", {})
+    return stats
 
 
 def missing_server() -> str | None:
