@@ -3,9 +3,14 @@ in key order, on every backend."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sharedctx import InvalidArgumentError, SharedContext
+from sharedctx._glob import compile_glob, escape
 
 
 @pytest.fixture
@@ -70,3 +75,32 @@ def test_bad_pages_are_refused(filled: SharedContext) -> None:
         filled.keys("*", after="")
     with pytest.raises(ValueError, match="after key"):
         filled.find_by_tag("all", after=3)  # type: ignore[arg-type]
+
+
+# Keys near the edges of a prefix's range: the characters just below and above a
+# prefix's last one, the least and the greatest code point.
+EDGE_CHARS = st.sampled_from(["a", "b", "`", "\x00", "\x7f", "é", chr(sys.maxunicode)])
+EDGE_KEYS = st.text(alphabet=EDGE_CHARS, min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stored=st.sets(EDGE_KEYS, max_size=12),
+    prefix=st.text(alphabet=EDGE_CHARS, max_size=3),
+    tail=st.sampled_from(["*", "?*", "*a", "?"]),
+    after=st.none() | EDGE_KEYS,
+    limit=st.none() | st.integers(1, 5),
+)
+def test_a_pattern_s_page_is_the_model_s_at_the_edges_of_its_prefix(
+    stored: set[str], prefix: str, tail: str, after: str | None, limit: int | None
+) -> None:
+    pattern = escape(prefix) + tail
+    glob = compile_glob(pattern)
+    expected = sorted(key for key in stored if glob.match(key) and (after is None or key > after))
+    expected = expected[:limit]
+    with SharedContext("edges") as ctx:
+        ctx.set_multiple(dict.fromkeys(stored, 0))
+        assert ctx.keys(pattern, limit=limit, after=after) == expected
+        assert [entry.key for entry in ctx.find_by_pattern(pattern, limit=limit, after=after)] == (
+            expected
+        )

@@ -49,6 +49,7 @@ from sharedctx._glob import compile_glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_backend
 from sharedctx.backends.base import (
+    ALL,
     AsyncStore,
     Backend,
     Eviction,
@@ -918,6 +919,8 @@ def _record(entry: ContextEntry) -> dict[str, Any]:
 
 
 def _page(limit: int | None, after: str | None) -> Page:
+    if limit is None and after is None:
+        return ALL  # the usual query: no page
     return Page(
         None if after is None else check_key(after, "after key"),
         check_positive_int(limit, "limit", allow_none=True),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -218,13 +219,14 @@ class MemoryStore:
         if glob.is_literal:
             found = prefix in self._entries and (after is None or prefix > after)
             return (prefix,) if found else ()
+        end = _prefix_end(prefix)  # the keys that start with prefix are below it
         if after is not None and after >= prefix:
-            keys = self._index.irange(minimum=after, inclusive=(False, True))
+            keys = self._index.irange(after, end, inclusive=(False, False))
+        elif prefix:
+            keys = self._index.irange(prefix, end, inclusive=(True, False))
         else:
-            keys = self._index.irange(minimum=prefix) if prefix else iter(self._index)
-        if glob.selects_prefix:
-            return _while_prefixed(keys, prefix)
-        return filter(glob.match, _while_prefixed(keys, prefix))
+            keys = iter(self._index)
+        return keys if glob.selects_prefix else filter(glob.match, keys)
 
     # -- writes ------------------------------------------------------------------
 
@@ -596,11 +598,13 @@ def _paged(keys: Iterable[str], page: Page) -> Iterable[str]:
     return keys if page.limit is None else itertools.islice(keys, page.limit)
 
 
-def _while_prefixed(keys: Iterable[str], prefix: str) -> Iterable[str]:
-    for key in keys:
-        if not key.startswith(prefix):
-            return
-        yield key
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (None: no such
+    string, or no prefix)."""
+    stripped = prefix.rstrip(chr(sys.maxunicode))
+    if not stripped:
+        return None
+    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
 
 
 class MemoryAsyncStore:
