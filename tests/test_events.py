@@ -16,6 +16,8 @@ from sharedctx import (
     SharedContext,
     WatchOverflowError,
 )
+from sharedctx._events import EventHub, Subscription
+from sharedctx._glob import compile_glob
 
 from .conftest import ContextFactory
 
@@ -295,3 +297,22 @@ def test_a_slow_subscriber_never_delays_a_write_it_does_not_watch(ctx: SharedCon
     writer.join(5)
     assert finished, "a write to a key nobody watches waited for a slow subscriber"
     assert ctx.get("unwatched") == 2
+
+
+def test_a_failing_error_handler_does_not_keep_the_others_from_hearing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # fail_all tells every subscription that events were lost; one whose on_error
+    # raises (an asyncio waiter whose loop has closed) is logged like a failing callback.
+    hub = EventHub()
+    heard: list[str] = []
+
+    def broken(error: Exception) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    hub.add(Subscription(compile_glob("a*"), heard.append, broken), 0)
+    hub.add(Subscription(compile_glob("b*"), heard.append, lambda e: heard.append(str(e))), 0)
+    with caplog.at_level(logging.ERROR, logger="sharedctx"):
+        hub.fail_all(WatchOverflowError("events 1 to 5 were trimmed"))
+    assert heard == ["events 1 to 5 were trimmed"]
+    assert "Event loop is closed" in caplog.text

@@ -151,10 +151,13 @@ class EventHub:
     def fail_all(self, error: Exception) -> None:
         """Tell every subscription that events were lost (``error`` says which)."""
         for subscription in list(self._subscriptions.values()):
-            if subscription.on_error is not None:
-                subscription.on_error(error)
-            else:
+            if subscription.on_error is None:
                 _log.error("sharedctx subscriber %s: %s", subscription.id, error)
+                continue
+            try:
+                subscription.on_error(error)
+            except Exception:  # as a callback's: the others still hear of it
+                _log.exception("sharedctx subscriber %s failed on %s", subscription.id, error)
 
     def _reindex(self) -> None:
         by_prefix: dict[str, list[Subscription]] = {}

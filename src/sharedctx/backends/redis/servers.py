@@ -14,7 +14,6 @@ not.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import threading
 import time
@@ -272,7 +271,7 @@ def _maker(pool: Any) -> Callable[[], Any]:
     counting them: its sync pool counts each one it makes against ``max_connections``
     (100 by default) until it is given back to it, and these never are (they are lent
     by :class:`Connections`, or held by a listener until it ends)."""
-    return functools.partial(pool.connection_class, **pool.connection_kwargs)
+    return lambda: pool.connection_class(**pool.connection_kwargs)
 
 
 def servers_for(target: Target, options: dict[str, Any]) -> Servers:
