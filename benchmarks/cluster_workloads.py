@@ -35,7 +35,7 @@ from servers import SHAREDCTX_COMMAND, cluster, command_stats, redis_server
 from workloads import VALUE
 
 from sharedctx import RedisBackend, SharedContext
-from sharedctx.backends.redis.protocol import session_keys
+from sharedctx.backends.redis.keys import session_keys
 
 if TYPE_CHECKING:
     from tests._cluster import LocalCluster

@@ -258,7 +258,7 @@ async def test_async_watch_timeout_and_overflow(ctx: SharedContext) -> None:
     assert [(await watch.aget()).key for _ in range(2)] == ["k0", "k1"]
     with pytest.raises(WatchOverflowError):
         await watch.aget()
-    assert watch._waiters == []
+    assert watch._waiter._futures == []  # a timed-out wait left no future behind
 
 
 async def test_async_iteration_ends_when_the_context_closes(make_context: ContextFactory) -> None:

@@ -235,7 +235,7 @@ def test_close_cancels_the_expiry_timer() -> None:
     ctx = SharedContext("s")
     ctx.set("k", 1, ttl=30)
     store: Any = ctx._store
-    timer = store._timer
+    timer = store._session.timer
     assert timer is not None
     assert not timer.cancelled
     ctx.close()
@@ -246,7 +246,7 @@ def test_with_an_injected_clock_expiry_waits_for_a_call(clock: FakeClock) -> Non
     with SharedContext("s", clock=clock) as ctx:
         ctx.set("k", 1, ttl=0.01)
         store: Any = ctx._store
-        assert store._timer is None  # the fake clock is not the timer's clock
+        assert store._session.timer is None  # the fake clock is not the timer's clock
         clock.advance(1)
         assert ctx.purge_expired() == 1
 

@@ -13,6 +13,8 @@ safely from many threads and asyncio tasks.
 
 from typing import TYPE_CHECKING, Any
 
+from sharedctx._closeable import Closeable
+from sharedctx._codec import Codec, MsgpackCodec
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import (
     BackendUnavailableError,
@@ -64,6 +66,9 @@ __all__ = [
     "Backend",
     "MemoryBackend",
     "CheckpointDecision",
+    "Closeable",
+    "Codec",
+    "MsgpackCodec",
     "CheckpointStatus",
     "DNAProfile",
     "Eviction",

@@ -1,9 +1,12 @@
-"""Values to bytes and back: msgpack (msgspec), never pickle.
+"""Values to stored bytes and back: the :class:`Codec` a context owns.
 
-A context stores the encoded bytes, so what is stored is a snapshot that no caller
-can change afterwards, and its encoded size is what ``max_entry_bytes`` limits. An
-immutable scalar (str, int, float, bool, bytes) is kept as it is instead: it needs
-neither a copy nor decoding.
+A context turns every value into bytes with its codec before a store sees it, and
+every entry read back decodes its value through the codec that wrote it
+(``ContextEntry.codec``): in entries, in events, in exports and in ``get_or_set``
+results, on every backend. The default, :class:`MsgpackCodec`, is a msgpack snapshot
+(msgspec, never pickle) with the ``max_entry_bytes`` check; a backend may wrap it
+when a session is opened (sealed sessions), which is the seam for encryption,
+compression or a serializer of one's own. See ``docs/architecture.md``.
 
 Reads with ``type=`` convert the decoded value with pydantic (models, dataclasses,
 TypedDicts, builtins) or msgspec (Structs), and report a mismatch as ``SchemaError``.
@@ -12,15 +15,31 @@ TypedDicts, builtins) or msgspec (Structs), and report a mismatch as ``SchemaErr
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from sharedctx._errors import SchemaError, SerializationError, ValueTooLargeError
 
-__all__ = ["convert", "decode", "encode", "encode_plain", "type_name"]
+__all__ = ["MSGPACK", "Codec", "MsgpackCodec", "convert", "type_name"]
 
-_SCALARS = frozenset({str, int, float, bool, bytes})
+
+class Codec(Protocol):
+    """Turns a key's value into the bytes a store keeps, and back.
+
+    ``encode`` raises ``SerializationError`` for a value it cannot encode and
+    ``ValueTooLargeError`` for one over its size limit, before anything is stored.
+    ``decode`` gives a new, independent copy of the value on every call and raises a
+    ``ContextError`` naming the key for bytes it cannot read. Both may use ``key``
+    (a sealing codec binds each value to its key). Codecs compare equal when they
+    read the same bytes the same way (entries compare their codecs).
+    """
+
+    def encode(self, key: str, value: Any) -> bytes:
+        """The stored bytes of ``value`` under ``key``."""
+
+    def decode(self, key: str, data: bytes) -> Any:
+        """A new copy of the value that ``encode`` turned into ``data``."""
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -35,34 +54,60 @@ def _enc_hook(obj: Any) -> Any:
 
 
 _encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
-decode = msgspec.msgpack.Decoder().decode
-"""Decode bytes written by :func:`encode` into builtin Python values."""
+_decode = msgspec.msgpack.Decoder().decode
 
 
-def encode_plain(plain: Any) -> bytes:
-    """Encode a plain value (one that :func:`encode` returned as ``plain``)."""
-    return _encode(plain)
+class MsgpackCodec:
+    """Values as msgpack snapshots, at most ``max_entry_bytes`` each (the default codec).
 
-
-def encode(key: str, value: Any, max_bytes: int) -> tuple[bytes, Any]:
-    """Encode ``value`` for ``key``; return ``(data, plain)``.
-
-    ``plain`` is the value itself when it is an immutable scalar (what decoding
-    ``data`` gives), else None.
-    Raises ``SerializationError`` or ``ValueTooLargeError``; nothing else changes.
+    Builtins, dataclasses, pydantic models, msgspec Structs, datetime, date, UUID,
+    Decimal and Enum can be stored; they read back as builtins (an aware datetime
+    stays a datetime). What is stored is a snapshot: a caller's later change to its
+    object never reaches the store, and every read decodes a new copy.
     """
-    try:
-        data = _encode(value)
-    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-        raise SerializationError(
-            f"cannot store the value for key {key!r}: {_reason(exc)}"
-        ) from None
-    if len(data) > max_bytes:
-        raise ValueTooLargeError(key, len(data), max_bytes)
-    # Immutable scalars need no copy; containers are decoded afresh on every read
-    # (measured: keeping a dict copy beside the bytes made set slower and entries
-    # bigger by more than it made get faster).
-    return data, value if value.__class__ in _SCALARS else None
+
+    __slots__ = ("max_entry_bytes",)
+
+    def __init__(self, max_entry_bytes: int = 102400) -> None:
+        self.max_entry_bytes = max_entry_bytes
+
+    def encode(self, key: str, value: Any) -> bytes:
+        """The msgpack bytes of ``value``; ``SerializationError`` or
+        ``ValueTooLargeError`` (naming ``key``) if it cannot be stored."""
+        try:
+            data = _encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise SerializationError(
+                f"cannot store the value for key {key!r}: {_reason(exc)}"
+            ) from None
+        if len(data) > self.max_entry_bytes:
+            raise ValueTooLargeError(key, len(data), self.max_entry_bytes)
+        return data
+
+    def decode(self, key: str, data: bytes) -> Any:
+        """A new copy of the value; ``SerializationError`` if ``data`` is not msgpack."""
+        try:
+            return _decode(data)
+        except msgspec.DecodeError:
+            raise SerializationError(
+                f"the stored value of key {key!r} is not msgpack written by "
+                "sharedctx; it is left as it is and not decoded any other way"
+            ) from None
+
+    # Every MsgpackCodec reads the same bytes the same way: the size limit only
+    # bounds what it writes.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MsgpackCodec)
+
+    def __hash__(self) -> int:
+        return hash(MsgpackCodec)
+
+    def __repr__(self) -> str:
+        return f"MsgpackCodec(max_entry_bytes={self.max_entry_bytes})"
+
+
+MSGPACK = MsgpackCodec()
+"""The default codec (``max_entry_bytes`` 100 KiB)."""
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,21 +1,13 @@
 """``SharedContext``: the public API of one pipeline session's shared state.
 
-The context checks arguments, encodes and decodes values and applies defaults; the
-store (see ``sharedctx.backends``) keeps the data and does each call atomically.
-
-**How a twin is written.** Every call that reads or writes has an awaitable
-``a``-prefixed twin on the same object, and there is one way to write it:
-
-- a one-step call is two methods of one or two lines each: the sync method calls
-  ``self._store.<call>(...)``, its twin ``await self._astore.<call>(...)`` with the
-  same arguments, and whatever they do around it (checking arguments, encoding,
-  decoding) is a shared helper that both call;
-- a multi-step call (``update``, ``get_or_set``, the waits) is written once, as a
-  generator of steps in ``_steps``; the sync method runs it with ``_steps.run`` on
-  the store, its twin awaits ``_steps.arun`` on the async store.
-
-``_store`` and ``_astore`` are a backend's ``Store`` and ``AsyncStore``: explicit
-classes checked by mypy against the protocols in ``sharedctx.backends.base``.
+The context checks arguments, encodes values with its codec and applies defaults;
+each public call becomes one operation (``sharedctx.backends.ops``) that the store
+(see ``sharedctx.backends``) does atomically. A call and its awaitable twin build the
+same operation: the sync method gives it to ``self._execute`` (the store's
+``execute``), the twin awaits ``self._aexecute``; a multi-step call (``update``,
+``get_or_set``, the waits) is a generator of steps from ``_multistep``, run by
+``steps.run`` / ``steps.arun`` on the same two. Those two attributes are the one place
+every call goes through. See ``docs/architecture.md`` ("How a twin is written").
 """
 
 from __future__ import annotations
@@ -25,12 +17,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import msgspec
 
-from sharedctx import _steps
+from sharedctx import _multistep, steps
 from sharedctx._checks import (
     check_key,
     check_keys,
@@ -42,22 +33,38 @@ from sharedctx._checks import (
     check_ttl,
     check_version,
 )
-from sharedctx._codec import convert, encode
+from sharedctx._closeable import Closeable
+from sharedctx._codec import MsgpackCodec, convert
 from sharedctx._errors import ContextClosedError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_backend
-from sharedctx.backends.base import (
+from sharedctx.backends.base import Backend, Eviction, Store, StoreOptions
+from sharedctx.backends.ops import (
     ALL,
-    AsyncStore,
-    Backend,
-    Eviction,
+    Activity,
+    Clear,
+    Close,
+    Contains,
+    Count,
+    Delete,
+    Destroy,
+    Expire,
+    Find,
+    FindTag,
+    Get,
+    GetMany,
+    Keys,
     Page,
-    Store,
-    StoreOptions,
+    PurgeExpired,
+    Revision,
+    Stats,
+    Subscribe,
     TTLArg,
+    Unsubscribe,
     Write,
+    WriteMany,
 )
 
 __all__ = ["TTL", "SharedContext"]
@@ -83,7 +90,16 @@ TTL = float | timedelta | None
 """Seconds, a ``timedelta``, or None for no expiry."""
 
 
-class SharedContext:
+_COUNT, _REVISION, _PURGE, _CLEAR, _ACTIVITY = (
+    Count(),
+    Revision(),
+    PurgeExpired(),
+    Clear(),
+    Activity(),
+)
+
+
+class SharedContext(Closeable):
     """The shared state of one pipeline session: a thread-safe key-value store with
     TTLs, versions, glob and tag queries, and change notifications.
 
@@ -135,17 +151,23 @@ class SharedContext:
         self._backend, self._owns_backend = open_backend(backend, clock=clock)
         self._hub = EventHub()
         self._store: Store
-        self._astore: AsyncStore
         try:
-            self._store, self._astore = self._backend.open(
-                self._session_id, self._hub, StoreOptions(self._max_entries, eviction)
+            self._store = self._backend.open(
+                self._session_id,
+                self._hub,
+                StoreOptions(self._max_entries, eviction),
+                MsgpackCodec(self._max_entry_bytes),
             )
         except BaseException:
             if self._owns_backend:
                 self._backend.close()
             raise
+        self._codec = self._store.codec  # the session's: the backend may wrap ours
+        # The one place every call goes through (see the module docstring).
+        self._execute = self._store.execute
+        self._aexecute = self._store.aexecute
         self._watches: set[Watch] = set()
-        self._flights = _steps.Flights()
+        self._flights = _multistep.Flights()
         self._lock = threading.Lock()  # guards _watches and _closed
         self._closed = False
 
@@ -175,7 +197,7 @@ class SharedContext:
     def activity(self) -> int:
         """A number that changes whenever this object reads or writes: compare two
         readings to tell whether the context was used in between (idle checks)."""
-        return self._store.activity()
+        return self._execute(_ACTIVITY)
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -197,7 +219,10 @@ class SharedContext:
         type pydantic accepts) the value is converted into it; a value that does not
         fit raises ``SchemaError`` naming the key and the bad field.
         """
-        return _value(key, self._store.get(check_key(key)), default, type)
+        entry = self._execute(Get(check_key(key)))
+        if entry is None:
+            return default
+        return entry.value if type is None else convert(key, entry.value, type)
 
     @overload
     async def aget(self, key: str, default: Any = None) -> Any: ...
@@ -208,46 +233,46 @@ class SharedContext:
 
     async def aget(self, key: str, default: Any = None, *, type: Any = None) -> Any:
         """Awaitable twin of :meth:`get`."""
-        return _value(key, await self._astore.get(check_key(key)), default, type)
+        return _value(key, await self._aexecute(Get(check_key(key))), default, type)
 
     def get_entry(self, key: str) -> ContextEntry | None:
         """The entry stored under ``key`` (value and metadata), or None."""
-        return self._store.get(check_key(key))
+        return self._execute(Get(check_key(key)))
 
     async def aget_entry(self, key: str) -> ContextEntry | None:
         """Awaitable twin of :meth:`get_entry`."""
-        return await self._astore.get(check_key(key))
+        return await self._aexecute(Get(check_key(key)))
 
     def has(self, key: str) -> bool:
         """Whether ``key`` holds a live value (does not count as a read for LRU)."""
-        return self._store.contains(check_key(key))
+        return self._execute(Contains(check_key(key)))
 
     async def ahas(self, key: str) -> bool:
         """Awaitable twin of :meth:`has`."""
-        return await self._astore.contains(check_key(key))
+        return await self._aexecute(Contains(check_key(key)))
 
     def __contains__(self, key: object) -> bool:
         return self.has(key)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         """Number of live (unexpired) entries."""
-        return self._store.count()
+        return self._execute(_COUNT)
 
     def count(self) -> int:
         """Number of live (unexpired) entries (``len(ctx)``)."""
-        return self._store.count()
+        return self._execute(_COUNT)
 
     async def acount(self) -> int:
         """Awaitable twin of :meth:`count`."""
-        return await self._astore.count()
+        return await self._aexecute(_COUNT)
 
     def get_multiple(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of those ``keys`` that are present, read at one instant."""
-        return _values(self._store.get_many(check_keys(keys)))
+        return _values(self._execute(GetMany(tuple(check_keys(keys)))))
 
     async def aget_multiple(self, keys: Iterable[str]) -> dict[str, Any]:
         """Awaitable twin of :meth:`get_multiple`."""
-        return _values(await self._astore.get_many(check_keys(keys)))
+        return _values(await self._aexecute(GetMany(tuple(check_keys(keys)))))
 
     def find_by_pattern(
         self, pattern: str, *, limit: int | None = None, after: str | None = None
@@ -258,38 +283,38 @@ class SharedContext:
         range of keys: O(log n + k). For pages, ``limit`` bounds how many come back and
         ``after`` continues after that key (give the last key of the previous page).
         """
-        return self._store.find(compile_glob(pattern), _page(limit, after))
+        return self._execute(Find(compile_glob(pattern), _page(limit, after)))
 
     async def afind_by_pattern(
         self, pattern: str, *, limit: int | None = None, after: str | None = None
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`find_by_pattern`."""
-        return await self._astore.find(compile_glob(pattern), _page(limit, after))
+        return await self._aexecute(Find(compile_glob(pattern), _page(limit, after)))
 
     def find_by_tag(
         self, tag: str, *, limit: int | None = None, after: str | None = None
     ) -> list[ContextEntry]:
         """Live entries carrying ``tag``, sorted by key (paged as :meth:`find_by_pattern`)."""
-        return self._store.find_tag(check_key(tag, "tag"), _page(limit, after))
+        return self._execute(FindTag(check_key(tag, "tag"), _page(limit, after)))
 
     async def afind_by_tag(
         self, tag: str, *, limit: int | None = None, after: str | None = None
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`find_by_tag`."""
-        return await self._astore.find_tag(check_key(tag, "tag"), _page(limit, after))
+        return await self._aexecute(FindTag(check_key(tag, "tag"), _page(limit, after)))
 
     def keys(
         self, pattern: str = "*", *, limit: int | None = None, after: str | None = None
     ) -> list[str]:
         """Live keys matching the Redis glob ``pattern``, sorted (paged as
         :meth:`find_by_pattern`)."""
-        return self._store.keys(compile_glob(pattern), _page(limit, after))
+        return self._execute(Keys(compile_glob(pattern), _page(limit, after)))
 
     async def akeys(
         self, pattern: str = "*", *, limit: int | None = None, after: str | None = None
     ) -> list[str]:
         """Awaitable twin of :meth:`keys`."""
-        return await self._astore.keys(compile_glob(pattern), _page(limit, after))
+        return await self._aexecute(Keys(compile_glob(pattern), _page(limit, after)))
 
     @property
     def revision(self) -> int:
@@ -298,19 +323,19 @@ class SharedContext:
         Give it as ``since=`` to a wait or a watch to count only the changes made after
         this point. On a shared backend this asks the server.
         """
-        return self._store.revision()
+        return self._execute(_REVISION)
 
     async def arevision(self) -> int:
         """Awaitable twin of :attr:`revision`."""
-        return await self._astore.revision()
+        return await self._aexecute(_REVISION)
 
     def stats(self) -> ContextStats:
         """Counters of this context as of now."""
-        return self._store.stats(len(self._hub))
+        return self._execute(Stats(len(self._hub)))
 
     async def astats(self) -> ContextStats:
         """Awaitable twin of :meth:`stats`."""
-        return await self._astore.stats(len(self._hub))
+        return await self._aexecute(Stats(len(self._hub)))
 
     # -- writes --------------------------------------------------------------------
 
@@ -334,7 +359,7 @@ class SharedContext:
         ``ValueTooLargeError``, ``SerializationError`` or ``CapacityError`` without
         storing anything.
         """
-        return self._store.write(self._checked_write(key, value, ttl, source, tags, if_version))
+        return self._execute(self._checked_write(key, value, ttl, source, tags, if_version))
 
     async def aset(
         self,
@@ -347,9 +372,7 @@ class SharedContext:
         if_version: int | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`set`."""
-        return await self._astore.write(
-            self._checked_write(key, value, ttl, source, tags, if_version)
-        )
+        return await self._aexecute(self._checked_write(key, value, ttl, source, tags, if_version))
 
     def _checked_write(
         self,
@@ -360,15 +383,14 @@ class SharedContext:
         tags: Iterable[str] | None,
         if_version: int | None,
     ) -> Write:
-        """The store's ``Write`` for a ``set``: checked and encoded."""
+        """The ``Write`` of a ``set``: checked and encoded."""
         key = check_key(key)
-        data, plain = encode(key, value, self._max_entry_bytes)
+        data = self._codec.encode(key, value)
         if ttl is _DEFAULT and source is None and tags is None and if_version is None:
-            return Write(key, data, plain, self._default_ttl, "unknown", ())  # the usual set
+            return Write(key, data, self._default_ttl, "unknown", ())  # the usual set
         return Write(
             key,
             data,
-            plain,
             self._ttl(ttl, key),
             "unknown" if source is None else check_source(source, key),
             () if tags is None else check_tags(tags, key),
@@ -390,7 +412,7 @@ class SharedContext:
 
         Options as for :meth:`set`. If any value is rejected nothing is stored.
         """
-        return self._store.write_many(self._checked_batch(mapping, ttl, source, tags))
+        return self._execute(self._checked_batch(mapping, ttl, source, tags))
 
     async def aset_multiple(
         self,
@@ -401,7 +423,7 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`set_multiple`."""
-        return await self._astore.write_many(self._checked_batch(mapping, ttl, source, tags))
+        return await self._aexecute(self._checked_batch(mapping, ttl, source, tags))
 
     def _checked_batch(
         self,
@@ -409,8 +431,8 @@ class SharedContext:
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> list[Write]:
-        """The store's ``Write`` of each value of a ``set_multiple``."""
+    ) -> WriteMany:
+        """The ``WriteMany`` of a ``set_multiple``: every value checked and encoded."""
         if not isinstance(mapping, Mapping):
             raise InvalidArgumentError(
                 f"set_multiple takes a mapping of keys to values, not {type(mapping).__name__}"
@@ -418,12 +440,12 @@ class SharedContext:
         ttl_arg = self._ttl(ttl)
         source = "unknown" if source is None else check_source(source)
         tag_tuple = () if tags is None else check_tags(tags)
+        encode = self._codec.encode
         writes = []
         for key, value in mapping.items():
             key = check_key(key)
-            data, plain = encode(key, value, self._max_entry_bytes)
-            writes.append(Write(key, data, plain, ttl_arg, source, tag_tuple))
-        return writes
+            writes.append(Write(key, encode(key, value), ttl_arg, source, tag_tuple))
+        return WriteMany(tuple(writes))
 
     def export(self, pattern: str = "*") -> Iterator[dict[str, Any]]:
         """The entries matching ``pattern``, as JSON-able records in key order: ``key``,
@@ -438,7 +460,7 @@ class SharedContext:
         glob = compile_glob(pattern)
         after: str | None = None
         while True:
-            entries = self._store.find(glob, Page(after, EXPORT_PAGE))
+            entries = self._execute(Find(glob, Page(after, EXPORT_PAGE)))
             yield from map(_record, entries)
             if len(entries) < EXPORT_PAGE:
                 return
@@ -449,7 +471,7 @@ class SharedContext:
         glob = compile_glob(pattern)
         after: str | None = None
         while True:
-            entries = await self._astore.find(glob, Page(after, EXPORT_PAGE))
+            entries = await self._aexecute(Find(glob, Page(after, EXPORT_PAGE)))
             for record in map(_record, entries):
                 yield record
             if len(entries) < EXPORT_PAGE:
@@ -467,17 +489,15 @@ class SharedContext:
         ``VersionConflictError`` and nothing is stored. A bad record raises
         ``InvalidArgumentError`` naming it.
         """
-        return self._store.write_many(self._checked_records(records, overwrite))
+        return self._execute(self._checked_records(records, overwrite))
 
     async def aimport_records(
         self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`import_records`."""
-        return await self._astore.write_many(self._checked_records(records, overwrite))
+        return await self._aexecute(self._checked_records(records, overwrite))
 
-    def _checked_records(
-        self, records: Iterable[Mapping[str, Any]], overwrite: bool
-    ) -> list[Write]:
+    def _checked_records(self, records: Iterable[Mapping[str, Any]], overwrite: bool) -> WriteMany:
         if isinstance(records, Mapping | str | bytes) or not isinstance(records, Iterable):
             raise InvalidArgumentError(
                 f"records must be an iterable of records (mappings), not {type(records).__name__}"
@@ -488,7 +508,7 @@ class SharedContext:
             if write.key in writes:
                 raise InvalidArgumentError(f"record {number}: key {write.key!r} comes twice")
             writes[write.key] = write
-        return list(writes.values())
+        return WriteMany(tuple(writes.values()))
 
     def _checked_record(self, number: int, record: Any, if_version: int | None) -> Write:
         if not isinstance(record, Mapping):
@@ -502,11 +522,9 @@ class SharedContext:
             key = check_key(record["key"])
             ttl = record.get("ttl")
             source, tags = record.get("source"), record.get("tags")
-            data, plain = encode(key, record["value"], self._max_entry_bytes)
             return Write(
                 key,
-                data,
-                plain,
+                self._codec.encode(key, record["value"]),
                 None if ttl is None else check_ttl(ttl, key),
                 "unknown" if source is None else check_source(source, key),
                 () if tags is None else check_tags(tags, key),
@@ -517,38 +535,38 @@ class SharedContext:
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; False if it was not there."""
-        return self._store.delete(check_key(key))
+        return self._execute(Delete(check_key(key)))
 
     async def adelete(self, key: str) -> bool:
         """Awaitable twin of :meth:`delete`."""
-        return await self._astore.delete(check_key(key))
+        return await self._aexecute(Delete(check_key(key)))
 
     def expire(self, key: str, ttl: TTL) -> bool:
         """Give an existing key a new TTL from now (None: no expiry).
 
         The value, version and metadata stay; no event is emitted. False if absent.
         """
-        return self._store.expire(*_checked_expire(key, ttl))
+        return self._execute(Expire(*_checked_expire(key, ttl)))
 
     async def aexpire(self, key: str, ttl: TTL) -> bool:
         """Awaitable twin of :meth:`expire`."""
-        return await self._astore.expire(*_checked_expire(key, ttl))
+        return await self._aexecute(Expire(*_checked_expire(key, ttl)))
 
     def purge_expired(self) -> int:
         """Remove the entries expired by now, emitting ``expire`` events."""
-        return self._store.purge_expired()
+        return self._execute(_PURGE)
 
     async def apurge_expired(self) -> int:
         """Awaitable twin of :meth:`purge_expired`."""
-        return await self._astore.purge_expired()
+        return await self._aexecute(_PURGE)
 
     def clear(self) -> int:
         """Remove every entry (emitting ``delete`` events); return how many."""
-        return self._store.clear()
+        return self._execute(_CLEAR)
 
     async def aclear(self) -> int:
         """Awaitable twin of :meth:`clear`."""
-        return await self._astore.clear()
+        return await self._aexecute(_CLEAR)
 
     # -- multi-step calls ------------------------------------------------------------
 
@@ -569,7 +587,7 @@ class SharedContext:
         on a fresh value), so it should have no side effects; its result is written
         once. ``source``/``tags`` omitted keep the entry's current ones.
         """
-        return _steps.run(self._update(key, fn, default, ttl, source, tags), self._store)
+        return steps.run(self._update(key, fn, default, ttl, source, tags), self._execute)
 
     async def aupdate(
         self,
@@ -582,7 +600,7 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`update`; ``fn`` may also be a coroutine function."""
-        return await _steps.arun(self._update(key, fn, default, ttl, source, tags), self._astore)
+        return await steps.arun(self._update(key, fn, default, ttl, source, tags), self._aexecute)
 
     def _update(
         self,
@@ -592,15 +610,15 @@ class SharedContext:
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> _steps.Steps[ContextEntry]:
+    ) -> steps.Steps[ContextEntry]:
         key = check_key(key)
         if not callable(fn):
             raise InvalidArgumentError(f"the update function for key {key!r} is not callable")
-        return _steps.update(
+        return _multistep.update(
             key,
             fn,
             default,
-            self._max_entry_bytes,
+            self._codec,
             self._ttl(ttl, key),
             None if source is None else check_source(source, key),
             None if tags is None else check_tags(tags, key),
@@ -623,8 +641,7 @@ class SharedContext:
         caller takes over if its holder dies). If ``factory`` raises, nothing is
         stored and the callers waiting in this process get the same exception.
         """
-        steps = self._get_or_set(key, factory, ttl, source, tags)
-        return _steps.run(steps, self._store)
+        return steps.run(self._get_or_set(key, factory, ttl, source, tags), self._execute)
 
     async def aget_or_set(
         self,
@@ -636,8 +653,8 @@ class SharedContext:
         tags: Iterable[str] | None = None,
     ) -> Any:
         """Awaitable twin of :meth:`get_or_set`; ``factory`` may be a coroutine function."""
-        steps = self._get_or_set(key, factory, ttl, source, tags)
-        return await _steps.arun(steps, self._astore)
+        calls = self._get_or_set(key, factory, ttl, source, tags)
+        return await steps.arun(calls, self._aexecute)
 
     def _get_or_set(
         self,
@@ -646,16 +663,16 @@ class SharedContext:
         ttl: TTL | KeepTTL | _Default,
         source: str | None,
         tags: Iterable[str] | None,
-    ) -> _steps.Steps[Any]:
+    ) -> steps.Steps[Any]:
         key = check_key(key)
         if not callable(factory):
             raise InvalidArgumentError(f"the factory for key {key!r} must be callable")
-        return _steps.get_or_set(
+        return _multistep.get_or_set(
             key,
             factory,
             self._flights,
-            self._store.unsubscribe,
-            self._max_entry_bytes,
+            self._unsubscribe,
+            self._codec,
             self._ttl(ttl, key),
             "unknown" if source is None else check_source(source, key),
             () if tags is None else check_tags(tags, key),
@@ -679,7 +696,7 @@ class SharedContext:
         it never polls. Raises ``ContextError`` if called on a thread that runs an
         asyncio event loop (use :meth:`await_for` there).
         """
-        return _steps.run(self._wait_for(pattern, count, timeout, since), self._store)
+        return steps.run(self._wait_for(pattern, count, timeout, since), self._execute)
 
     async def await_for(
         self,
@@ -690,17 +707,17 @@ class SharedContext:
         since: int | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`wait_for`; never blocks the event loop."""
-        return await _steps.arun(self._wait_for(pattern, count, timeout, since), self._astore)
+        return await steps.arun(self._wait_for(pattern, count, timeout, since), self._aexecute)
 
     def _wait_for(
         self, pattern: str, count: int, timeout: float | None, since: int | None
-    ) -> _steps.Steps[list[ContextEntry]]:
+    ) -> steps.Steps[list[ContextEntry]]:
         glob = compile_glob(pattern)
-        return _steps.wait_for(
+        return _multistep.wait_for(
             glob,
             check_positive_int(count, "count"),
             check_timeout(timeout),
-            self._store.unsubscribe,
+            self._unsubscribe,
             _since(since),
         )
 
@@ -713,20 +730,20 @@ class SharedContext:
         Raises ``TimeoutError`` naming the missing keys when ``timeout`` passes, and
         ``ContextError`` on a thread that runs an event loop (use :meth:`await_for_keys`).
         """
-        return _steps.run(self._wait_for_keys(keys, timeout, since), self._store)
+        return steps.run(self._wait_for_keys(keys, timeout, since), self._execute)
 
     async def await_for_keys(
         self, keys: Iterable[str], *, timeout: float | None = None, since: int | None = None
     ) -> dict[str, ContextEntry]:
         """Awaitable twin of :meth:`wait_for_keys`."""
-        return await _steps.arun(self._wait_for_keys(keys, timeout, since), self._astore)
+        return await steps.arun(self._wait_for_keys(keys, timeout, since), self._aexecute)
 
     def _wait_for_keys(
         self, keys: Iterable[str], timeout: float | None, since: int | None
-    ) -> _steps.Steps[dict[str, ContextEntry]]:
+    ) -> steps.Steps[dict[str, ContextEntry]]:
         wanted = list(dict.fromkeys(check_keys(keys)))
-        return _steps.wait_for_keys(
-            wanted, check_timeout(timeout), self._store.unsubscribe, _since(since)
+        return _multistep.wait_for_keys(
+            wanted, check_timeout(timeout), self._unsubscribe, _since(since)
         )
 
     # -- notifications ---------------------------------------------------------------
@@ -752,13 +769,17 @@ class SharedContext:
         if not callable(callback):
             raise InvalidArgumentError(f"callback must be callable, not {callback!r}")
         subscription = Subscription(compile_glob(pattern), callback, since=_since(since))
-        self._store.subscribe(subscription)
+        self._execute(Subscribe(subscription))
         return subscription.id
 
     def unsubscribe(self, subscription_id: str) -> bool:
         """Stop a subscription; False if the id is unknown (or already stopped)."""
         self._check_open()
-        return self._store.unsubscribe(subscription_id)
+        return self._unsubscribe(subscription_id)
+
+    def _unsubscribe(self, subscription_id: str) -> bool:
+        # Immediate on every backend, so that asyncio code calls it directly too.
+        return self._execute(Unsubscribe(subscription_id))
 
     def watch(
         self, pattern: str = "*", *, max_pending: int = 1000, since: int | None = None
@@ -781,7 +802,7 @@ class SharedContext:
         subscription_id = ""
 
         def cancel() -> None:
-            self._store.unsubscribe(subscription_id)
+            self._unsubscribe(subscription_id)
             with self._lock:
                 self._watches.discard(watch)
 
@@ -792,7 +813,7 @@ class SharedContext:
             self._check_open()
             self._watches.add(watch)
         try:
-            self._store.subscribe(subscription)
+            self._execute(Subscribe(subscription))
         except BaseException:
             watch.close()
             raise
@@ -821,7 +842,7 @@ class SharedContext:
         """
         if self._mark_closed():
             try:
-                self._store.close()
+                self._execute(Close())
             finally:
                 if self._owns_backend:
                     self._backend.close()
@@ -830,7 +851,7 @@ class SharedContext:
         """Remove the session's data for everyone, then close. Idempotent."""
         if self._mark_closed():
             try:
-                self._store.destroy()
+                self._execute(Destroy())
             finally:
                 if self._owns_backend:
                     self._backend.close()
@@ -840,7 +861,7 @@ class SharedContext:
         event loop used (Redis). Use it in asyncio code."""
         if self._mark_closed():
             try:
-                await self._astore.close()
+                await self._aexecute(Close())
             finally:
                 if self._owns_backend:
                     await self._backend.aclose()
@@ -849,7 +870,7 @@ class SharedContext:
         """Awaitable twin of :meth:`destroy`."""
         if self._mark_closed():
             try:
-                await self._astore.destroy()
+                await self._aexecute(Destroy())
             finally:
                 if self._owns_backend:
                     await self._backend.aclose()
@@ -865,28 +886,6 @@ class SharedContext:
             watch.close()
         return True
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
 
 def _value(key: str, entry: ContextEntry | None, default: Any, type_: Any) -> Any:
     if entry is None:
@@ -895,7 +894,7 @@ def _value(key: str, entry: ContextEntry | None, default: Any, type_: Any) -> An
     return value if type_ is None else convert(key, value, type_)
 
 
-def _values(entries: Mapping[str, ContextEntry]) -> dict[str, Any]:
+def _values(entries: dict[str, ContextEntry]) -> dict[str, Any]:
     return {key: entry.value for key, entry in entries.items()}
 
 

@@ -24,14 +24,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from types import TracebackType
 from typing import Self
 
 from sharedctx import _scheduler
 from sharedctx._checks import refuse_on_event_loop
+from sharedctx._closeable import Closeable
 from sharedctx._errors import ContextClosedError, WatchOverflowError
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEvent
+from sharedctx._waker import Waker
 
 __all__ = ["EventHub", "Subscription", "Watch"]
 
@@ -255,7 +256,7 @@ class EventHub:
             )
 
 
-class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
+class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
     """A bounded stream of the events matching a pattern (``SharedContext.watch``).
 
     Iterate it (``for``/``async for``) or call ``get``/``aget``; it is also a context
@@ -270,8 +271,8 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
         self.max_pending = max_pending
         self._cancel = cancel
         self._buffer: deque[ContextEvent | Exception] = deque()
-        self._condition = threading.Condition(threading.Lock())
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiter = Waker()
+        self._condition = self._waiter.condition
         self._closed = False
         self._error: Exception | None = None
 
@@ -328,10 +329,7 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
         self._wake()
 
     def _wake(self) -> None:
-        self._condition.notify_all()
-        for loop, future in self._waiters:
-            loop.call_soon_threadsafe(_resolve, future)
-        self._waiters.clear()
+        self._waiter.wake()
 
     def _take(self) -> ContextEvent | None:
         # Called with the condition held: the next event, an error, or None (wait).
@@ -372,17 +370,14 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
                 event = self._take()
                 if event is not None:
                     return event
-                future: asyncio.Future[None] = loop.create_future()
-                self._waiters.append((loop, future))
+                future = self._waiter.future()
             remaining = None if deadline is None else deadline - loop.time()
             try:
                 await asyncio.wait_for(future, remaining)
             except TimeoutError:
                 raise TimeoutError(f"no event on {self.pattern!r} within {timeout} s") from None
             finally:
-                with self._condition:  # timed out or cancelled: forget the waiter
-                    if (loop, future) in self._waiters:
-                        self._waiters.remove((loop, future))
+                self._waiter.forget(future)  # timed out or cancelled: no more wake-ups
 
     def __iter__(self) -> Self:
         return self
@@ -402,33 +397,6 @@ class Watch(Iterator[ContextEvent], AsyncIterator[ContextEvent]):
         except ContextClosedError:
             raise StopAsyncIteration from None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._buffer)} pending"
         return f"<Watch {self.pattern!r} {state}>"
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sharedctx import _scheduler
 from sharedctx._checks import check_positive_int, check_session_id, check_ttl
+from sharedctx._closeable import Closeable
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import ContextClosedError, SessionExistsError
 from sharedctx.backends import open_backend
@@ -32,7 +33,7 @@ class _Session:
         self.idle_since = now
 
 
-class ContextManager:
+class ContextManager(Closeable):
     """Creates, finds and destroys the contexts of pipeline sessions (thread-safe).
 
     The options are the defaults of every context it creates (``create_context``
@@ -124,22 +125,27 @@ class ContextManager:
 
     def close(self) -> None:
         """Close every session's context and stop the idle check. Idempotent."""
+        for context in self._close_all():
+            context.close()
+        if self._owns_backend:
+            self._backend.close()
+
+    async def aclose(self) -> None:
+        """Awaitable twin of :meth:`close`, for asyncio code (it closes the contexts'
+        connections of this event loop)."""
+        for context in self._close_all():
+            await context.aclose()
+        if self._owns_backend:
+            await self._backend.aclose()
+
+    def _close_all(self) -> list[SharedContext]:
         with self._lock:
             self._closed = True
             sessions, self._sessions = list(self._sessions.values()), {}
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        for session in sessions:
-            session.context.close()
-        if self._owns_backend:
-            self._backend.close()
-
-    def __enter__(self) -> ContextManager:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        return [session.context for session in sessions]
 
     def __repr__(self) -> str:
         return f"<ContextManager sessions={len(self._sessions)}>"

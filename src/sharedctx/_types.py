@@ -1,8 +1,8 @@
 """The values sharedctx hands out: entries, their metadata, change events and stats.
 
-All of them are immutable. An entry keeps its value encoded (or, for an immutable
-scalar, as it is); ``entry.value`` decodes a new, independent copy on every access,
-so no reader, subscriber or watcher can change what another one sees.
+All of them are immutable. An entry keeps its value encoded, with the codec that
+encoded it; ``entry.value`` decodes a new, independent copy on every access, so no
+reader, subscriber or watcher can change what another one sees.
 
 Backends build entries with the public keyword constructor of :class:`ContextEntry`
 (see ``sharedctx.backends``); everything else here is read-only for them too.
@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from sharedctx._codec import decode, encode_plain
-from sharedctx._errors import SerializationError
+from sharedctx._codec import MSGPACK, Codec
 
 __all__ = [
     "KEEP_TTL",
@@ -69,11 +68,11 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     seconds.
 
     A backend constructs entries by keyword: ``ContextEntry(key=..., version=...,
-    revision=..., source=..., tags=..., encoded=..., plain=..., created=...,
-    updated=..., ttl=..., expires=...)``. ``encoded`` is the value as sharedctx's codec wrote it
-    (msgpack); a store that keeps an immutable scalar as it is passes it as
-    ``plain`` instead (then ``encoded`` is None). An entry with neither has no
-    value: the entry of a removal event, whose value is gone.
+    revision=..., source=..., tags=..., encoded=..., created=..., updated=...,
+    ttl=..., expires=..., codec=...)``. ``encoded`` is the value as the session's
+    codec wrote it (the bytes a store keeps), ``codec`` that codec (the one the store
+    was opened with). An entry whose ``encoded`` is None has no value: the entry of a
+    removal event, whose value is gone.
     """
 
     key: str
@@ -87,9 +86,7 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     tags: tuple[str, ...]
     """The tags given with the last write that set them."""
     encoded: bytes | None
-    """The value, msgpack-encoded; None when ``plain`` holds it or there is no value."""
-    plain: Any
-    """The value itself when it is an immutable scalar (str, int, float, bool, bytes)."""
+    """The value as ``codec`` encoded it; None for the entry of a removal event."""
     created: float
     """When the key was first written (POSIX seconds; kept across updates)."""
     updated: float
@@ -101,28 +98,19 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     deadline: float | None = None
     """The expiry on the store's own clock, for the store's use (not compared across
     stores)."""
+    codec: Codec = MSGPACK
+    """The codec that wrote ``encoded``, through which ``value`` decodes it."""
 
     @property
     def value(self) -> Any:
         """A new copy of the stored value (None for the entry of a removal event)."""
-        plain = self.plain
-        if plain is not None:  # an immutable scalar, kept as it is
-            return plain
         encoded = self.encoded
-        if encoded is None:
-            return None
-        try:
-            return decode(encoded)
-        except msgspec.DecodeError:
-            raise SerializationError(
-                f"the stored value of key {self.key!r} is not msgpack written by "
-                "sharedctx; it is left as it is and not decoded any other way"
-            ) from None
+        return None if encoded is None else self.codec.decode(self.key, encoded)
 
     @property
     def has_value(self) -> bool:
         """False for the entry of a removal event (its value is gone)."""
-        return self.plain is not None or self.encoded is not None
+        return self.encoded is not None
 
     @property
     def metadata(self) -> EntryMetadata:
@@ -131,10 +119,8 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def size(self) -> int:
-        """Encoded size of the value in bytes (what ``max_entry_bytes`` limits)."""
-        if self.encoded is not None:
-            return len(self.encoded)
-        return 0 if self.plain is None else len(encode_plain(self.plain))
+        """Size of the value as stored, in bytes (0 without a value)."""
+        return 0 if self.encoded is None else len(self.encoded)
 
     @property
     def created_at(self) -> datetime:
@@ -153,7 +139,7 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
 
     def without_value(self) -> ContextEntry:
         """This entry's metadata without its value: what a removal event carries."""
-        return msgspec.structs.replace(self, encoded=None, plain=None)
+        return msgspec.structs.replace(self, encoded=None)
 
     def __repr__(self) -> str:
         value = f"value={self.value!r}, " if self.has_value else ""

@@ -1,72 +1,52 @@
 """A third backend, written against the public backend protocol alone.
 
-``RecordingBackend`` keeps its sessions in stores that a ``MemoryBackend`` opens and
-records every call a context makes to them. It imports nothing but the public names
-of ``sharedctx.backends``, and its stores let a context call only what the ``Store``
-and ``AsyncStore`` protocols declare: anything else fails the test. The behavioural
-suite runs on it as on the memory and Redis backends (``backend`` in conftest.py),
-which shows that a new backend needs no change to ``src/``.
+``RecordingBackend`` keeps its sessions in a ``MemoryBackend`` and records every
+operation a context gives its stores. It imports nothing but the public names of
+``sharedctx.backends``, and its stores refuse any operation that is not one of
+``sharedctx.backends.OPERATIONS``: anything else fails the test. The behavioural
+suite (``sharedctx.testing``) runs on it as on the memory and Redis backends, which
+shows that a new backend needs no change to ``src/``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from sharedctx.backends import AsyncStore, MemoryBackend, Store, StoreOptions
+from sharedctx.backends import OPERATIONS, MemoryBackend, Operation, Store, StoreOptions
 
-STORE_CALLS = frozenset(name for name in vars(Store) if not name.startswith("_"))
-ASYNC_STORE_CALLS = frozenset(name for name in vars(AsyncStore) if not name.startswith("_"))
+T = TypeVar("T")
 
 
-class _Recorder:
-    def __init__(self, target: Any, calls: list[str], allowed: frozenset[str]) -> None:
-        self._target, self._calls, self._allowed = target, calls, allowed
+class RecordingStore:
+    """A ``Store`` that records each operation's name and passes it on."""
 
-    def _method(self, name: str) -> Any:
-        if name not in self._allowed:
-            raise AssertionError(f"the context used {name!r}, which its store protocol lacks")
-        self._calls.append(name)
-        return getattr(self._target, name)
+    def __init__(self, store: Store, calls: list[str]) -> None:
+        self._store, self._calls = store, calls
+        self.codec = store.codec
 
+    def _record(self, operation: Operation[Any]) -> None:
+        if type(operation) not in OPERATIONS:
+            raise AssertionError(f"the context sent {operation!r}, which is no sharedctx operation")
+        self._calls.append(operation.name)
 
-class RecordingStore(_Recorder):
-    """A ``Store`` that records each call and passes it on."""
+    def execute(self, operation: Operation[T]) -> T:
+        self._record(operation)
+        return self._store.execute(operation)
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = self._method(name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return method(*args, **kwargs)
-
-        return call
-
-
-class RecordingAsyncStore(_Recorder):
-    """An ``AsyncStore`` that records each call and awaits the one it wraps."""
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = self._method(name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await method(*args, **kwargs)
-
-        return call
+    async def aexecute(self, operation: Operation[T]) -> T:
+        self._record(operation)
+        return await self._store.aexecute(operation)
 
 
 class RecordingBackend:
-    """A ``Backend``: sessions kept in memory, every store call recorded in ``calls``."""
+    """A ``Backend``: sessions kept in memory, every operation's name in ``calls``."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self._memory = MemoryBackend()
 
-    def open(self, session_id: str, hub: Any, options: StoreOptions) -> tuple[Any, Any]:
-        store, astore = self._memory.open(session_id, hub, options)
-        return (
-            RecordingStore(store, self.calls, STORE_CALLS),
-            RecordingAsyncStore(astore, self.calls, ASYNC_STORE_CALLS),
-        )
+    def open(self, session_id: str, hub: Any, options: StoreOptions, codec: Any) -> RecordingStore:
+        return RecordingStore(self._memory.open(session_id, hub, options, codec), self.calls)
 
     def close(self) -> None:
         self._memory.close()

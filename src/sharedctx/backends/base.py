@@ -1,15 +1,20 @@
 """The backend protocol: what a place to keep sessions must provide.
 
-A :class:`Backend` (``MemoryBackend``, ``RedisBackend``, or one of your own) opens the
-:class:`Store` of one session for one ``SharedContext``, together with its
-:class:`AsyncStore`: the awaitable twins of the store's calls. The context checks
-arguments, encodes and decodes values and applies defaults (the default TTL,
-``source="unknown"``); a store only keeps what it is given, and does each call
-atomically (linearizably). A store must:
+A :class:`Backend` (``MemoryBackend``, ``RedisBackend``, or one of your own) opens
+the :class:`Store` of one session for one ``SharedContext``. The context checks
+arguments, encodes values with its codec and applies defaults (the default TTL,
+``source="unknown"``); it then hands each call to the store as an operation (see
+``sharedctx.backends.ops``), and the store does it atomically (linearizably) and
+returns its result. A store must:
 
-- build entries with ``ContextEntry``'s keyword constructor (``sharedctx``'s public
-  value types are the whole vocabulary between a context and its store);
-- raise ``ContextClosedError`` from every call once it is closed;
+- handle every operation of ``ops.OPERATIONS`` in ``execute`` and its awaitable
+  twin ``aexecute`` (a store with no I/O of its own inherits ``aexecute`` from
+  :class:`InProcessStore`; :func:`handles` and :class:`Handlers` give the usual
+  table of one handler per operation);
+- build entries with ``ContextEntry``'s keyword constructor, with ``codec`` the
+  store's :attr:`Store.codec` (``sharedctx``'s public value types are the whole
+  vocabulary between a context and its store);
+- raise ``ContextClosedError`` from every operation once it is closed;
 - give every change the session's next revision (+1 per change), and report each
   change that :meth:`EventHub.wants` to the context's hub in revision order with
   :meth:`EventHub.enqueue`, then call :meth:`EventHub.deliver` once its own lock (if
@@ -18,71 +23,38 @@ atomically (linearizably). A store must:
   was changed) and ``OutcomeUnknownError`` for a write whose outcome it could not
   learn.
 
-The memory store shows the smallest complete implementation; ``tests/backends``
-holds a third backend, written against this module alone, that passes the whole
-behavioural suite.
+``sharedctx.testing`` holds the behavioural suite every backend must pass; the memory
+store shows the smallest complete implementation, and ``tests/backends`` a third
+backend written against this module alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
-import msgspec
-
-from sharedctx._events import EventHub, Subscription
-from sharedctx._glob import Glob
-from sharedctx._types import ContextEntry, ContextStats, KeepTTL
+from sharedctx._codec import Codec
+from sharedctx._errors import ContextError
+from sharedctx._events import EventHub
+from sharedctx.backends.ops import Operation
 
 __all__ = [
-    "AsyncStore",
     "Backend",
     "Eviction",
-    "Lease",
-    "Page",
+    "Handlers",
+    "InProcessStore",
     "Store",
     "StoreOptions",
-    "TTLArg",
-    "Write",
+    "UnsupportedOperationError",
+    "handles",
 ]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 Eviction = Literal["lru", "oldest", "reject"]
 """What a full context does for a new key: evict the least recently used (read or
 written) entry, the least recently written one, or raise ``CapacityError``."""
-
-TTLArg = float | None | KeepTTL
-"""A resolved TTL for a store: seconds, None for no expiry, or KEEP_TTL."""
-
-
-class Write(msgspec.Struct, frozen=True, gc=False):
-    """A value to store under one key, as a context hands it to ``Store.write``."""
-
-    key: str
-    data: bytes
-    """The value, encoded (what ``ContextEntry.encoded`` holds)."""
-    plain: Any
-    """The value itself when it is an immutable scalar (else None): a store may keep it
-    as ``ContextEntry.plain`` instead of ``data``."""
-    ttl: TTLArg
-    source: str | None
-    """None: keep the entry's current source (``"unknown"`` for a new key)."""
-    tags: tuple[str, ...] | None
-    """None: keep the entry's current tags (none for a new key)."""
-    if_version: int | None = None
-    """Store only if the key is at this version (0: absent)."""
-    holder: str | None = None
-    """Also release this holder's ``get_or_set`` lease on the key (see ``Store.lease``)."""
-
-
-class Page(NamedTuple):
-    """Which part of a sorted result a query wants: keys after ``after``, at most
-    ``limit`` of them (None: no bound)."""
-
-    after: str | None = None
-    limit: int | None = None
-
-
-ALL = Page()
 
 
 class StoreOptions(NamedTuple):
@@ -93,145 +65,30 @@ class StoreOptions(NamedTuple):
     eviction: Eviction = "lru"
 
 
-class Lease(NamedTuple):
-    """The answer to :meth:`Store.lease`: the key's live entry, or who computes it.
-
-    ``state`` is ``"value"`` (``entry`` holds the live entry), ``"lead"`` (the caller
-    holds the lease and computes the value; the store keeps the lease alive until a
-    :meth:`Store.write` with ``holder`` or a :meth:`Store.release`), or ``"wait"``
-    (another holder computes it: look again within ``wait`` seconds, or as soon as
-    the key changes).
-    """
-
-    state: Literal["value", "lead", "wait"]
-    entry: ContextEntry | None = None
-    wait: float = 0.0
-
-
 class Store(Protocol):
-    """One session's data, for one context (see the module docstring).
+    """One session's data, for one context (see the module docstring)."""
 
-    Queries return live entries sorted by key, from ``page.after`` (exclusive) on,
-    at most ``page.limit`` of them.
-    """
+    codec: Codec
+    """The session's codec: the one the store was opened with, or the backend's
+    wrapping of it (a sealed session's). The context encodes values with it, and the
+    store's entries decode through it."""
 
-    def get(self, key: str) -> ContextEntry | None:
-        """The live entry (a read: counts a hit or miss, refreshes LRU recency)."""
+    def execute(self, operation: Operation[T]) -> T:
+        """Do ``operation`` and return its result (see ``sharedctx.backends.ops``)."""
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
-        """The live entries among ``keys`` (reads, as ``get``), seen at one instant."""
-
-    def contains(self, key: str) -> bool:
-        """Whether ``key`` is live (not a read: no stats, no recency)."""
-
-    def write(self, write: Write) -> ContextEntry:
-        """Store a value (see :class:`Write`).
-
-        Raises ``VersionConflictError`` if ``if_version`` is not the current version
-        (0: absent) and ``CapacityError`` if a new key does not fit.
-        """
-
-    def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
-        """Store several values (distinct keys) at once: all of them or none. Raises
-        ``VersionConflictError`` for the first write whose ``if_version`` does not hold
-        and ``CapacityError`` if the new keys do not fit."""
-
-    def delete(self, key: str) -> bool:
-        """Remove a key; False if it was not there."""
-
-    def expire(self, key: str, ttl: float | None) -> bool:
-        """Set a live key's TTL from now, without a new version or an event."""
-
-    def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
-        """Live entries whose key matches."""
-
-    def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
-        """Live entries carrying ``tag``."""
-
-    def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
-        """Live keys that match."""
-
-    def count(self) -> int:
-        """Number of live entries."""
-
-    def revision(self) -> int:
-        """The session's current revision (that of its last change; 0 if none)."""
-
-    def purge_expired(self) -> int:
-        """Remove expired entries now, with their ``expire`` events; return how many."""
-
-    def clear(self) -> int:
-        """Remove every entry, with ``delete`` events; return how many."""
-
-    def stats(self, subscriptions: int) -> ContextStats:
-        """Counters as of now."""
-
-    def lease(self, key: str, holder: str) -> Lease:
-        """For ``get_or_set`` across processes: the live entry of ``key``, or a lease to
-        compute it. A store whose sessions live in one process may always answer
-        ``"lead"`` for an absent key (the context runs one factory per process)."""
-
-    def release(self, key: str, holder: str) -> None:
-        """Give up ``holder``'s lease on ``key`` (its factory failed)."""
-
-    def activity(self) -> int:
-        """A number that changes whenever a call reads or writes (for idle checks)."""
-
-    def subscribe(self, subscription: Subscription) -> None:
-        """Deliver to ``subscription`` every event after the current revision.
-
-        With ``subscription.since``, first queue for it alone (``hub.enqueue(event,
-        only=subscription)``) the kept changes after that revision, in order (a set
-        whose key was removed since without its value), and raise
-        ``WatchOverflowError`` if some are no longer kept (``InvalidArgumentError``
-        if ``since`` is after the current revision).
-        """
-
-    def unsubscribe(self, subscription_id: str) -> bool:
-        """Stop a subscription; False if unknown."""
-
-    def close(self) -> None:
-        """Release this object's resources (the data stays if others can see it)."""
-
-    def destroy(self) -> None:
-        """Delete the session's data for everyone, then close."""
-
-
-class AsyncStore(Protocol):
-    """The awaitable twins of the :class:`Store` calls that may wait for I/O."""
-
-    async def get(self, key: str) -> ContextEntry | None: ...
-    async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]: ...
-    async def contains(self, key: str) -> bool: ...
-    async def write(self, write: Write) -> ContextEntry: ...
-    async def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]: ...
-    async def delete(self, key: str) -> bool: ...
-    async def expire(self, key: str, ttl: float | None) -> bool: ...
-    async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]: ...
-    async def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]: ...
-    async def keys(self, glob: Glob, page: Page = ALL) -> list[str]: ...
-    async def count(self) -> int: ...
-    async def revision(self) -> int: ...
-    async def purge_expired(self) -> int: ...
-    async def clear(self) -> int: ...
-    async def stats(self, subscriptions: int) -> ContextStats: ...
-    async def lease(self, key: str, holder: str) -> Lease: ...
-    async def release(self, key: str, holder: str) -> None: ...
-    async def subscribe(self, subscription: Subscription) -> None: ...
-    async def close(self) -> None: ...
-    async def destroy(self) -> None: ...
+    async def aexecute(self, operation: Operation[T]) -> T:
+        """Awaitable twin of :meth:`execute`, for the asyncio twins of the context."""
 
 
 class Backend(Protocol):
     """Where sessions live. ``SharedContext(backend=...)`` takes one, or a URL that
     :func:`sharedctx.backends.open_backend` turns into one."""
 
-    def open(
-        self, session_id: str, hub: EventHub, options: StoreOptions
-    ) -> tuple[Store, AsyncStore]:
-        """The store of ``session_id`` for one context, and its awaitable twin.
+    def open(self, session_id: str, hub: EventHub, options: StoreOptions, codec: Codec) -> Store:
+        """The store of ``session_id`` for one context.
 
-        ``hub`` is that context's; the store reports the session's changes to it.
+        ``hub`` is that context's (the store reports the session's changes to it) and
+        ``codec`` the context's value codec, which the backend may wrap.
         """
 
     def close(self) -> None:
@@ -239,3 +96,65 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Awaitable twin of :meth:`close` (closes this event loop's connections)."""
+
+
+class UnsupportedOperationError(ContextError, NotImplementedError):
+    """A store was given an operation it has no handler for (a backend written for an
+    older sharedctx, or an operation that is not a sharedctx one)."""
+
+
+def handles(*operations: type[Operation[Any]]) -> Callable[[F], F]:
+    """Mark a store method as the handler of ``operations`` (see :class:`Handlers`)."""
+
+    def mark(method: F) -> F:
+        method.__sharedctx_handles__ = operations  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class Handlers:
+    """A store's ``execute``: each operation goes to the method marked with
+    :func:`handles` for its type, one dict lookup away. A subclass sets
+    ``self.handlers = self.bind_handlers()`` in its ``__init__``."""
+
+    _table: ClassVar[dict[type[Operation[Any]], str]] = {}
+    handlers: dict[type[Operation[Any]], Callable[[Any], Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[type[Operation[Any]], str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, member in vars(klass).items():
+                for operation in getattr(member, "__sharedctx_handles__", ()):
+                    table[operation] = name
+        cls._table = table
+
+    def bind_handlers(self) -> dict[type[Operation[Any]], Callable[[Any], Any]]:
+        """This store's handlers, by operation type."""
+        return {operation: getattr(self, name) for operation, name in self._table.items()}
+
+    def execute(self, operation: Operation[T]) -> T:
+        """Do ``operation`` with its handler; ``UnsupportedOperationError`` if none."""
+        handler = self.handlers.get(operation.__class__)
+        if handler is None:
+            raise self.unsupported(operation)
+        return handler(operation)  # type: ignore[no-any-return]
+
+    def unsupported(self, operation: object) -> UnsupportedOperationError:
+        """The error for an operation without a handler."""
+        what = getattr(operation, "name", "") or type(operation).__name__
+        return UnsupportedOperationError(
+            f"{type(self).__name__} has no handler for the operation {what!r} "
+            f"({type(operation).__module__}.{type(operation).__qualname__}); "
+            "is the backend written for another version of sharedctx?"
+        )
+
+
+class InProcessStore(Handlers):
+    """A :class:`Handlers` store that never waits for I/O (it holds a lock for
+    microseconds): its awaitable twin runs the call on the event loop's own thread."""
+
+    async def aexecute(self, operation: Operation[T]) -> T:
+        """Awaitable twin of :meth:`execute`: the same call, made at once."""
+        return self.execute(operation)

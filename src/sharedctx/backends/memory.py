@@ -1,21 +1,29 @@
-"""The in-memory store: the default backend, for threads and tasks of one process.
+"""The in-memory backend: sessions kept in this process, for its threads and tasks.
 
-Data structures, all guarded by one lock that is held only for dict and index
-updates (never while encoding, decoding or running callbacks):
+A :class:`MemoryBackend` holds its sessions by id; each ``open`` of an id gives a
+:class:`MemoryStore`, a handle on that session's one :class:`_Session` for one
+context (its hub, its settings, its read counters). Every handle of a session sees
+the same data and hears of every change; the session goes when its last handle is
+closed while it holds no entry, or when one of them destroys it (the others then
+raise ``SessionLostError`` once). See ``docs/architecture.md``.
 
-- ``_entries``: key -> immutable ``ContextEntry``, an ``OrderedDict`` whose order is
+A session's structures, all guarded by one lock that is held only for dict and
+index updates (never while encoding, decoding or running callbacks):
+
+- ``entries``: key -> immutable ``ContextEntry``, an ``OrderedDict`` whose order is
   the eviction order (moved to the end on write, and on read for ``"lru"``);
-- ``_index``: a ``SortedList`` of keys, so a pattern with a literal prefix reads only
+- ``index``: a ``SortedList`` of keys, so a pattern with a literal prefix reads only
   the keys in that prefix's range: O(log n + k);
-- ``_tags``: tag -> sorted list of keys (a :class:`_TagIndex`; a key that loses a
+- ``tags``: tag -> sorted list of keys (a :class:`_TagIndex`; a key that loses a
   tag is set aside in O(1) and leaves the sorted list at the next compaction);
-- ``_deadlines``: a heap of ``(deadline, key)`` holding, for every key with a TTL,
+- ``deadlines``: a heap of ``(deadline, key)`` holding, for every key with a TTL,
   at least one item no later than its deadline. A write that moves a deadline later
   (the common case: each write restarts the TTL) pushes nothing; the item is pushed
   again with the new deadline when it comes up. Stale items are skipped when
   popped, and the heap is rebuilt if they ever pile up. Every call first removes
   the entries that are due, so no read ever sees an expired entry; one shared
-  timer (``_scheduler``) does the same when nothing calls.
+  timer (``_scheduler``) does the same when nothing calls;
+- ``history``: the last changes, for watches that start from a revision.
 """
 
 from __future__ import annotations
@@ -26,38 +34,44 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from msgspec.structs import replace
 from sortedcontainers import SortedList
 
 from sharedctx import _scheduler
+from sharedctx._codec import Codec
 from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
     InvalidArgumentError,
+    SessionLostError,
     VersionConflictError,
     WatchOverflowError,
 )
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
-from sharedctx.backends.base import ALL, Lease, Page, StoreOptions, Write
+from sharedctx.backends import ops
+from sharedctx.backends.base import InProcessStore, StoreOptions, handles
+from sharedctx.backends.ops import Lease, Page
 
-__all__ = ["MemoryAsyncStore", "MemoryBackend", "MemoryStore"]
+__all__ = ["MemoryBackend", "MemoryStore"]
 
 _wall = time.time
 
 
 class MemoryBackend:
-    """Sessions kept in this process, in the context object that opens them.
+    """Sessions kept in this process: every context that opens an id on one backend
+    shares that session (another ``MemoryBackend`` is another place, like another
+    Redis server).
 
     ``clock``: zero-argument callable giving monotonic seconds (default
     ``time.monotonic``). With another clock, entries expire when a call notices (or
     on ``purge_expired()``), not on a timer: that is for tests, which then never
     sleep. ``history``: how many of its last changes a session keeps, for watches
-    that start from a revision (``watch(since=...)``). Nothing to close; one backend
-    can serve any number of contexts.
+    that start from a revision (``watch(since=...)``). One backend serves any number
+    of contexts; ``close()`` drops every session it holds.
     """
 
     def __init__(self, *, clock: Callable[[], float] | None = None, history: int = 10_000) -> None:
@@ -67,89 +81,264 @@ class MemoryBackend:
             raise InvalidArgumentError(f"history must be an int >= 0, not {history!r}")
         self.clock = clock
         self.history = history
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
 
     def open(
-        self, session_id: str, hub: EventHub, options: StoreOptions
-    ) -> tuple[MemoryStore, MemoryAsyncStore]:
-        """A new, empty store of ``session_id`` for one context (see the class doc)."""
-        store = MemoryStore(session_id, hub, options, clock=self.clock, history=self.history)
-        return store, MemoryAsyncStore(store)
+        self, session_id: str, hub: EventHub, options: StoreOptions, codec: Codec
+    ) -> MemoryStore:
+        """A handle on session ``session_id`` for one context (see the class doc)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                session = self._sessions[session_id] = _Session(self, session_id)
+            with session.lock:
+                return MemoryStore(session, hub, options, codec)
+
+    def forget(self, session: _Session) -> None:
+        """Drop ``session`` if it is unused: no handle, no entry (nothing grows without
+        bound in a process that opens a session per request)."""
+        with self._lock, session.lock:
+            if session.handles or session.entries:
+                return
+            session.drop()
+            if self._sessions.get(session.session_id) is session:
+                del self._sessions[session.session_id]
 
     def close(self) -> None:
-        """Nothing to release: each store's data goes with its context."""
+        """Drop every session (their data and timers). Idempotent."""
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            with session.lock:
+                session.drop()
 
     async def aclose(self) -> None:
         """Awaitable twin of :meth:`close`."""
+        self.close()
 
     def __repr__(self) -> str:
         return "memory" if self.clock is None else f"MemoryBackend(clock={self.clock!r})"
 
 
-class MemoryStore:
-    """One session's data in this process (see the module docstring)."""
+class _Session:
+    """One session's data, shared by its handles (see the module docstring)."""
+
+    def __init__(self, backend: MemoryBackend, session_id: str) -> None:
+        self.backend = backend
+        self.session_id = session_id
+        # Active expiry needs deadlines on the scheduler's clock; an injected clock
+        # (tests) moves only when told to, so then expiry happens on calls only.
+        self.clock = backend.clock or time.monotonic
+        self.active_expiry = backend.clock is None
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, ContextEntry] = OrderedDict()
+        self.index = SortedList()
+        self.tags = _TagIndex()
+        self.deadlines: list[tuple[float, str]] = []
+        self.revision = 0
+        # The last changes, for watches from a revision: (revision, action, entry).
+        self.history: deque[tuple[int, Action, ContextEntry]] = deque(maxlen=backend.history)
+        self.expired = self.evicted = 0
+        self.handles: set[MemoryStore] = set()
+        self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
+        self.timer: _scheduler.Timer | None = None
+        self.dropped = False
+
+    # -- handles (the caller holds the lock) ------------------------------------------
+
+    @property
+    def unused(self) -> bool:
+        """Whether no handle and no entry are left (the backend may forget it)."""
+        return not self.handles and not self.entries
+
+    def attach(self, handle: MemoryStore) -> None:
+        self.handles.add(handle)
+        self.hubs = tuple(handle.hub for handle in self.handles)
+
+    def detach(self, handle: MemoryStore) -> None:
+        self.handles.discard(handle)
+        self.hubs = tuple(handle.hub for handle in self.handles)
+
+    def deliver(self) -> None:
+        """Deliver every hub's queued events (call without the lock)."""
+        for hub in self.hubs:
+            if hub.pending:
+                hub.deliver()
+
+    # -- changes (the caller holds the lock) ------------------------------------------
+
+    def changed(self, action: Action, entry: ContextEntry) -> None:
+        """Record a removal: the next revision, the history, the events."""
+        self.revision = revision = self.revision + 1
+        removed = entry.without_value()
+        self.history.append((revision, action, removed))
+        key = entry.key
+        for hub in self.hubs:
+            if hub.active and hub.wants(key):
+                hub.enqueue(ContextEvent(action, key, removed, self.session_id, revision))
+
+    def remove(self, entry: ContextEntry, action: Action) -> None:
+        key = entry.key
+        del self.entries[key]
+        self.index.remove(key)
+        self.tags.remove(key, entry.tags)
+        if action == "expire":
+            self.expired += 1
+        elif action == "evict":
+            self.evicted += 1
+        self.changed(action, entry)
+
+    def purge_due(self, now: float) -> int:
+        deadlines, entries = self.deadlines, self.entries
+        purged = 0
+        while deadlines and deadlines[0][0] <= now:
+            _, key = heapq.heappop(deadlines)
+            entry = entries.get(key)
+            if entry is None or entry.deadline is None:
+                continue  # stale: the key is gone or lives forever now
+            if entry.deadline <= now:
+                self.remove(entry, "expire")
+                purged += 1
+            else:  # its deadline moved later: come back then
+                heapq.heappush(deadlines, (entry.deadline, key))
+        return purged
+
+    def add_deadline(self, deadline: float, key: str) -> None:
+        deadlines = self.deadlines
+        if len(deadlines) > 2 * len(self.entries) + 1024:  # mostly stale: rebuild
+            deadlines[:] = [
+                (entry.deadline, entry.key)
+                for entry in self.entries.values()
+                if entry.deadline is not None
+            ]
+            heapq.heapify(deadlines)
+        heapq.heappush(deadlines, (deadline, key))
+        if self.active_expiry and (self.timer is None or deadline < self.timer.when):
+            self.schedule(deadline)
+
+    def schedule(self, deadline: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = _scheduler.call_method_at(deadline, self.on_timer)
+
+    def on_timer(self) -> None:
+        with self.lock:
+            if self.dropped:
+                return
+            self.timer = None
+            self.purge_due(self.clock())
+            if self.deadlines:
+                self.schedule(self.deadlines[0][0])
+            hubs = [hub for hub in self.hubs if hub.pending]
+            unused = self.unused
+        for hub in hubs:  # subscribers may be slow: not on the timer thread
+            _scheduler.run_soon(hub.deliver)
+        if unused:
+            self.backend.forget(self)
+
+    def make_room(self, limit: int | None, reject: bool, new_keys: int, keep: set[str]) -> None:
+        if limit is None:
+            return
+        overflow = len(self.entries) + new_keys - limit
+        if overflow <= 0:
+            return
+        if reject or len(keep) > limit or new_keys > limit:
+            raise CapacityError(
+                f"context {self.session_id!r} holds {len(self.entries)} of at most "
+                f"{limit} entries: no room for {new_keys} new key(s)"
+            )
+        victims = []
+        for key, entry in self.entries.items():
+            if key not in keep:
+                victims.append(entry)
+                if len(victims) == overflow:
+                    break
+        for entry in victims:
+            self.remove(entry, "evict")
+
+    def reset(self) -> None:
+        """Forget every entry (not the revision: it only grows)."""
+        self.entries.clear()
+        self.index.clear()
+        self.tags = _TagIndex()
+        self.deadlines.clear()
+
+    def restart(self) -> None:
+        """Start the session again from nothing (it was destroyed): no entry, no
+        history, revision 0."""
+        self.reset()
+        self.history.clear()
+        self.revision = self.expired = self.evicted = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def drop(self) -> None:
+        """Forget the session's data and its timer for good (the backend forgets it)."""
+        self.dropped = True
+        self.restart()
+
+
+class MemoryStore(InProcessStore):
+    """One context's handle on a session of a :class:`MemoryBackend` (see the module
+    docstring): its hub, its settings and read counters, over the session's data."""
 
     def __init__(
-        self,
-        session_id: str,
-        hub: EventHub,
-        options: StoreOptions,
-        *,
-        clock: Callable[[], float] | None = None,
-        history: int = 10_000,
+        self, session: _Session, hub: EventHub, options: StoreOptions, codec: Codec
     ) -> None:
-        self.session_id = session_id
-        self._hub = hub
-        self._pending = hub.pending  # events waiting for delivery
+        self.session_id = session.session_id
+        self.hub = hub
+        self.codec = codec
+        self._session = session
+        self.handlers = self.bind_handlers()
         max_entries, eviction = options
         self._max_entries = max_entries
-        self._eviction = eviction
+        self._reject = eviction == "reject"
         bounded = max_entries is not None
         self._touch_on_read = bounded and eviction == "lru"
         self._touch_on_write = bounded and eviction != "reject"
-        # Active expiry needs deadlines on the scheduler's clock; an injected clock
-        # (tests) moves only when told to, so then expiry happens on calls only.
-        self._clock = clock or time.monotonic
-        self._active_expiry = clock is None
-        self._timer: _scheduler.Timer | None = None
-        self._lock = threading.Lock()
+        self._lock = session.lock
+        self._clock = session.clock
+        self._entries = session.entries
+        self._deadlines = session.deadlines
+        self._pending = hub.pending  # events waiting for delivery
+        self._alert = False  # closed, or the session was lost: look before any call
         self._closed = False
-        self._entries: OrderedDict[str, ContextEntry] = OrderedDict()
-        self._index = SortedList()
-        self._tags = _TagIndex()
-        self._deadlines: list[tuple[float, str]] = []
-        self._revision = 0
-        # The last changes, for watches from a revision: (revision, action, entry).
-        self._history: deque[tuple[int, Action, ContextEntry]] = deque(maxlen=history)
-        self._hits = self._misses = self._expired = self._evicted = 0
+        self._lost = False
+        self._hits = self._misses = 0
         self._calls = 0  # every call that reads or writes; for idle detection
+        session.attach(self)  # the backend holds the session's lock
 
     # -- reads -------------------------------------------------------------------
 
-    def get(self, key: str) -> ContextEntry | None:
+    @handles(ops.Get)
+    def _get(self, operation: ops.Get) -> ContextEntry | None:
         # The hot path: _begin() inlined (it counts as activity through hits/misses).
         with self._lock:
-            if self._closed:
-                self._check_open()
+            if self._alert:
+                self._check()
             deadlines = self._deadlines
             if deadlines and deadlines[0][0] <= self._clock():
-                self._purge_due(self._clock())
-            entry = self._entries.get(key)
+                self._session.purge_due(self._clock())
+            entry = self._entries.get(operation.key)
             if entry is None:
                 self._misses += 1
             else:
                 self._hits += 1
                 if self._touch_on_read:
-                    self._entries.move_to_end(key)
-        if self._pending:
-            self._hub.deliver()
+                    self._entries.move_to_end(operation.key)
+        if self._pending or len(self._session.hubs) > 1:
+            self._session.deliver()
         return entry
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
+    @handles(ops.GetMany)
+    def _get_many(self, operation: ops.GetMany) -> dict[str, ContextEntry]:
         found: dict[str, ContextEntry] = {}
         with self._lock:
             self._begin()
             entries = self._entries
-            for key in keys:
+            for key in operation.keys:
                 entry = entries.get(key)
                 if entry is None:
                     self._misses += 1
@@ -158,61 +347,85 @@ class MemoryStore:
                 found[key] = entry
                 if self._touch_on_read:
                     entries.move_to_end(key)
-        self._hub.deliver()
+        self._session.deliver()
         return found
 
-    def contains(self, key: str) -> bool:
+    @handles(ops.Contains)
+    def _contains(self, operation: ops.Contains) -> bool:
         with self._lock:
             self._begin()
-            found = key in self._entries
-        self._hub.deliver()
+            found = operation.key in self._entries
+        self._session.deliver()
         return found
 
-    def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
+    @handles(ops.Find)
+    def _find(self, operation: ops.Find) -> list[ContextEntry]:
+        page = operation.page
         with self._lock:
             self._begin()
             entries = self._entries
-            found = [entries[key] for key in _paged(self._matching(glob, page.after), page)]
-        self._hub.deliver()
+            keys = self._matching(operation.glob, page.after)
+            found = [entries[key] for key in _paged(keys, page)]
+        self._session.deliver()
         return found
 
-    def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
+    @handles(ops.FindTag)
+    def _find_tag(self, operation: ops.FindTag) -> list[ContextEntry]:
+        page = operation.page
         with self._lock:
             self._begin()
-            keys = self._tags.keys(tag, page.after)
+            keys = self._session.tags.keys(operation.tag, page.after)
             entries = self._entries
             found = [entries[key] for key in _paged(keys, page)]
-        self._hub.deliver()
+        self._session.deliver()
         return found
 
-    def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
+    @handles(ops.Keys)
+    def _keys(self, operation: ops.Keys) -> list[str]:
+        page = operation.page
         with self._lock:
             self._begin()
-            found = list(_paged(self._matching(glob, page.after), page))
-        self._hub.deliver()
+            found = list(_paged(self._matching(operation.glob, page.after), page))
+        self._session.deliver()
         return found
 
-    def count(self) -> int:
+    @handles(ops.Count)
+    def _count(self, operation: ops.Count) -> int:
         with self._lock:
             self._begin()
             size = len(self._entries)
-        self._hub.deliver()
+        self._session.deliver()
         return size
 
-    def stats(self, subscriptions: int) -> ContextStats:
+    @handles(ops.Revision)
+    def _revision(self, operation: ops.Revision) -> int:
+        with self._lock:
+            self._begin()
+            revision = self._session.revision
+        self._session.deliver()
+        return revision
+
+    @handles(ops.Stats)
+    def _stats(self, operation: ops.Stats) -> ContextStats:
+        session = self._session
         with self._lock:
             self._begin()
             stats = ContextStats(
                 entries=len(self._entries),
                 hits=self._hits,
                 misses=self._misses,
-                expired=self._expired,
-                evicted=self._evicted,
-                subscriptions=subscriptions,
-                revision=self._revision,
+                expired=session.expired,
+                evicted=session.evicted,
+                subscriptions=operation.subscriptions,
+                revision=session.revision,
             )
-        self._hub.deliver()
+        session.deliver()
         return stats
+
+    @handles(ops.Activity)
+    def _activity(self, operation: ops.Activity) -> int:
+        # get and write count through hits, misses and the revision; the rest in _calls.
+        return self._calls + self._hits + self._misses + self._session.revision
 
     def _matching(self, glob: Glob, after: str | None) -> Iterable[str]:
         prefix = glob.prefix
@@ -220,40 +433,44 @@ class MemoryStore:
             found = prefix in self._entries and (after is None or prefix > after)
             return (prefix,) if found else ()
         end = _prefix_end(prefix)  # the keys that start with prefix are below it
+        index = self._session.index
         if after is not None and after >= prefix:
-            keys = self._index.irange(after, end, inclusive=(False, False))
+            keys = index.irange(after, end, inclusive=(False, False))
         elif prefix:
-            keys = self._index.irange(prefix, end, inclusive=(True, False))
+            keys = index.irange(prefix, end, inclusive=(True, False))
         else:
-            keys = iter(self._index)
+            keys = iter(index)
         return keys if glob.selects_prefix else filter(glob.match, keys)
 
     # -- writes ------------------------------------------------------------------
 
-    def write(self, write: Write) -> ContextEntry:
+    @handles(ops.Write)
+    def _write(self, write: ops.Write) -> ContextEntry:
         key = write.key
         try:
             with self._lock:  # _begin() inlined: this is the hot path of set
-                if self._closed:
-                    self._check_open()
+                if self._alert:
+                    self._check()
                 now = self._clock()
                 deadlines = self._deadlines
                 if deadlines and deadlines[0][0] <= now:
-                    self._purge_due(now)
+                    self._session.purge_due(now)
                 old = self._entries.get(key)
                 if_version = write.if_version
                 if if_version is not None:
                     version = 0 if old is None else old.version
                     if version != if_version:
                         raise VersionConflictError(key, if_version, version)
-                if old is None:
-                    self._make_room(1, ())
+                if old is None and self._max_entries is not None:
+                    self._session.make_room(self._max_entries, self._reject, 1, set())
                 return self._put(write, old, now, _wall())
         finally:
-            if self._pending:
-                self._hub.deliver()
+            if self._pending or len(self._session.hubs) > 1:
+                self._session.deliver()
 
-    def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
+    @handles(ops.WriteMany)
+    def _write_many(self, operation: ops.WriteMany) -> list[ContextEntry]:
+        writes = operation.items
         try:
             with self._lock:
                 now = self._begin()
@@ -265,17 +482,20 @@ class MemoryStore:
                         if version != write.if_version:
                             raise VersionConflictError(write.key, write.if_version, version)
                 batch = {write.key for write in writes}
-                self._make_room(sum(key not in entries for key in batch), batch)
-                wall = time.time()
+                new_keys = sum(key not in entries for key in batch)
+                self._session.make_room(self._max_entries, self._reject, new_keys, batch)
+                wall = _wall()
                 return [self._put(write, entries.get(write.key), now, wall) for write in writes]
         finally:
-            self._hub.deliver()
+            self._session.deliver()
 
-    def _put(self, write: Write, old: ContextEntry | None, now: float, wall: float) -> ContextEntry:
-        # The one place an entry is written; the caller holds the lock and has made room.
-        self._revision = revision = self._revision + 1
-        key, ttl, source, tags, plain = write.key, write.ttl, write.source, write.tags, write.plain
-        data = None if plain is not None else write.data  # the plain copy is the snapshot
+    def _put(
+        self, write: ops.Write, old: ContextEntry | None, now: float, wall: float
+    ) -> ContextEntry:
+        # The one place an entry is written; the caller holds the lock and made room.
+        session = self._session
+        session.revision = revision = session.revision + 1
+        key, ttl, source, tags = write.key, write.ttl, write.source, write.tags
         expires: float | None
         deadline: float | None
         if ttl.__class__ is float:  # the usual case first
@@ -292,21 +512,22 @@ class MemoryStore:
             if tags is None:
                 tags = ()
             entry = ContextEntry(
-                key, 1, revision, source, tags, data, plain, wall, wall, ttl, expires, deadline
-            )
-            self._index.add(key)
-            self._tags.add(key, tags)
+                key, 1, revision, source, tags, write.data, wall, wall, ttl, expires,
+                deadline, self.codec,
+            )  # fmt: skip
+            session.index.add(key)
+            session.tags.add(key, tags)
         else:
             if source is None:
                 source = old.source
             if tags is None:
                 tags = old.tags
             elif tags != old.tags:
-                self._tags.remove(key, old.tags)
-                self._tags.add(key, tags)
+                session.tags.remove(key, old.tags)
+                session.tags.add(key, tags)
             entry = ContextEntry(
-                key, old.version + 1, revision, source, tags, data, plain, old.created, wall,
-                ttl, expires, deadline,
+                key, old.version + 1, revision, source, tags, write.data, old.created, wall,
+                ttl, expires, deadline, self.codec,
             )  # fmt: skip
         entries = self._entries
         entries[key] = entry
@@ -315,23 +536,26 @@ class MemoryStore:
         if deadline is not None and (
             old is None or old.deadline is None or deadline < old.deadline
         ):
-            self._add_deadline(deadline, key)
-        self._history.append((revision, "set", entry))
-        hub = self._hub
-        if hub.active and hub.wants(key):
-            hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
+            session.add_deadline(deadline, key)
+        session.history.append((revision, "set", entry))
+        for hub in session.hubs:
+            if hub.active and hub.wants(key):
+                hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
         return entry
 
-    def delete(self, key: str) -> bool:
+    @handles(ops.Delete)
+    def _delete(self, operation: ops.Delete) -> bool:
         with self._lock:
             self._begin()
-            entry = self._entries.get(key)
+            entry = self._entries.get(operation.key)
             if entry is not None:
-                self._remove(entry, "delete")
-        self._hub.deliver()
+                self._session.remove(entry, "delete")
+        self._session.deliver()
         return entry is not None
 
-    def expire(self, key: str, ttl: float | None) -> bool:
+    @handles(ops.Expire)
+    def _expire(self, operation: ops.Expire) -> bool:
+        key, ttl = operation.key, operation.ttl
         with self._lock:
             now = self._begin()
             entry = self._entries.get(key)
@@ -340,67 +564,69 @@ class MemoryStore:
             elif entry is not None and ttl is not None:
                 deadline = now + ttl
                 self._entries[key] = replace(
-                    entry, ttl=ttl, expires=time.time() + ttl, deadline=deadline
+                    entry, ttl=ttl, expires=_wall() + ttl, deadline=deadline
                 )
                 if entry.deadline is None or deadline < entry.deadline:
-                    self._add_deadline(deadline, key)
-        self._hub.deliver()
+                    self._session.add_deadline(deadline, key)
+        self._session.deliver()
         return entry is not None
 
-    def revision(self) -> int:
+    @handles(ops.PurgeExpired)
+    def _purge_expired(self, operation: ops.PurgeExpired) -> int:
         with self._lock:
-            self._begin()
-            return self._revision
-
-    def lease(self, key: str, holder: str) -> Lease:
-        # The context already runs one factory per process: nothing to lease here.
-        entry = self.get(key)
-        return Lease("lead") if entry is None else Lease("value", entry)
-
-    def release(self, key: str, holder: str) -> None:
-        self._check_open()
-
-    def purge_expired(self) -> int:
-        with self._lock:
-            self._check_open()
-            purged = self._purge_due(self._clock())
-        self._hub.deliver()
+            if self._alert:
+                self._check()
+            self._calls += 1
+            purged = self._session.purge_due(self._clock())
+        self._session.deliver()
         return purged
 
-    def clear(self) -> int:
+    @handles(ops.Clear)
+    def _clear(self, operation: ops.Clear) -> int:
+        session = self._session
         with self._lock:
             self._begin()
             removed = list(self._entries.values())
             for entry in removed:
-                self._changed("delete", entry)
-            self._reset()
-        self._hub.deliver()
+                session.changed("delete", entry)
+            session.reset()
+        session.deliver()
         return len(removed)
+
+    @handles(ops.TakeLease)
+    def _lease(self, operation: ops.TakeLease) -> Lease:
+        # The context already runs one factory per process: nothing to lease here.
+        entry = self._get(ops.Get(operation.key))
+        return Lease("lead") if entry is None else Lease("value", entry)
+
+    @handles(ops.Release)
+    def _release(self, operation: ops.Release) -> None:
+        with self._lock:
+            self._begin()
 
     # -- events and lifecycle ----------------------------------------------------
 
-    def activity(self) -> int:
-        # get and write count through hits, misses and the revision; the rest in _calls.
-        return self._calls + self._hits + self._misses + self._revision
-
-    def subscribe(self, subscription: Subscription) -> None:
+    @handles(ops.Subscribe)
+    def _subscribe(self, operation: ops.Subscribe) -> None:
+        subscription = operation.subscription
         with self._lock:
-            self._check_open()
+            self._begin()
             since = subscription.since
             if since is not None:
                 self._replay(subscription, since)
-            self._hub.add(subscription, self._revision)
-        self._hub.deliver()
+            self.hub.add(subscription, self._session.revision)
+        self._session.deliver()
 
     def _replay(self, subscription: Subscription, since: int) -> None:
         """Queue for ``subscription`` alone the kept changes after ``since``."""
-        if since > self._revision:
+        session = self._session
+        if since > session.revision:
             raise InvalidArgumentError(
                 f"since={since} is after session {self.session_id!r}'s last change, "
-                f"revision {self._revision}"
+                f"revision {session.revision}"
             )
-        history = self._history
-        oldest = history[0][0] if history else self._revision + 1
+        history = session.history
+        oldest = history[0][0] if history else session.revision + 1
         if since + 1 < oldest:
             raise WatchOverflowError(
                 f"changes {since + 1} to {oldest - 1} of session {self.session_id!r} are "
@@ -417,129 +643,69 @@ class MemoryStore:
                 entry = entry.without_value()
             replayed.append(ContextEvent(action, entry.key, entry, self.session_id, revision))
         for event in reversed(replayed):
-            self._hub.enqueue(event, only=subscription)
+            self.hub.enqueue(event, only=subscription)
 
-    def unsubscribe(self, subscription_id: str) -> bool:
-        return self._hub.remove(subscription_id)
+    @handles(ops.Unsubscribe)
+    def _unsubscribe(self, operation: ops.Unsubscribe) -> bool:
+        return self.hub.remove(operation.subscription_id)
 
-    def close(self) -> None:
+    @handles(ops.Close)
+    def _close(self, operation: ops.Close) -> None:
+        session = self._session
         with self._lock:
-            self._closed = True
-            self._history.clear()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._reset()
-        self._hub.remove_all()
+            if self._closed:
+                return
+            self._closed = self._alert = True
+            session.detach(self)
+            unused = session.unused
+        if unused:
+            session.backend.forget(session)
+        self.hub.remove_all()
 
-    def destroy(self) -> None:
-        self.close()  # the data lives in this object only
+    @handles(ops.Destroy)
+    def _destroy(self, operation: ops.Destroy) -> None:
+        session = self._session
+        with self._lock:
+            if self._closed:
+                return
+            others = [handle for handle in session.handles if handle is not self]
+            session.restart()
+        for handle in others:
+            handle.lose()
+        self._close(ops.Close())
+
+    def lose(self) -> None:
+        """Another handle destroyed the session: tell this one's subscriptions, and
+        make its next call raise ``SessionLostError`` (once; it goes on empty)."""
+        error = self._lost_error()
+        self._lost = self._alert = True
+        self.hub.restart()
+        self.hub.fail_all(error)
+
+    def _lost_error(self) -> SessionLostError:
+        return SessionLostError(
+            f"session {self.session_id!r} was destroyed by another context; it goes on empty"
+        )
 
     # -- internals (the caller holds the lock) -------------------------------------
 
-    def _check_open(self) -> None:
+    def _check(self) -> None:
         if self._closed:
             raise ContextClosedError(f"context {self.session_id!r} is closed")
+        if self._lost:
+            self._lost = self._alert = False
+            raise self._lost_error()
 
     def _begin(self) -> float:
         """Check the store is open and drop what is due; return the clock's time."""
-        if self._closed:
-            self._check_open()
+        if self._alert:
+            self._check()
         self._calls += 1
         now = self._clock()
         deadlines = self._deadlines
         if deadlines and deadlines[0][0] <= now:
-            self._purge_due(now)
+            self._session.purge_due(now)
         return now
-
-    def _purge_due(self, now: float) -> int:
-        deadlines, entries = self._deadlines, self._entries
-        purged = 0
-        while deadlines and deadlines[0][0] <= now:
-            _, key = heapq.heappop(deadlines)
-            entry = entries.get(key)
-            if entry is None or entry.deadline is None:
-                continue  # stale: the key is gone or lives forever now
-            if entry.deadline <= now:
-                self._remove(entry, "expire")
-                purged += 1
-            else:  # its deadline moved later: come back then
-                heapq.heappush(deadlines, (entry.deadline, key))
-        return purged
-
-    def _add_deadline(self, deadline: float, key: str) -> None:
-        deadlines = self._deadlines
-        if len(deadlines) > 2 * len(self._entries) + 1024:  # mostly stale: rebuild
-            deadlines[:] = [
-                (entry.deadline, entry.key)
-                for entry in self._entries.values()
-                if entry.deadline is not None
-            ]
-            heapq.heapify(deadlines)
-        heapq.heappush(deadlines, (deadline, key))
-        if self._active_expiry and (self._timer is None or deadline < self._timer.when):
-            self._schedule(deadline)
-
-    def _schedule(self, deadline: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = _scheduler.call_method_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._timer = None
-            self._purge_due(self._clock())
-            if self._deadlines:
-                self._schedule(self._deadlines[0][0])
-        if self._pending:  # subscribers may be slow: not on the timer thread
-            _scheduler.run_soon(self._hub.deliver)
-
-    def _make_room(self, new_keys: int, keep: set[str] | tuple[()]) -> None:
-        limit = self._max_entries
-        if limit is None:
-            return
-        overflow = len(self._entries) + new_keys - limit
-        if overflow <= 0:
-            return
-        if self._eviction == "reject" or len(keep) > limit or new_keys > limit:
-            raise CapacityError(
-                f"context {self.session_id!r} holds {len(self._entries)} of at most "
-                f"{limit} entries: no room for {new_keys} new key(s)"
-            )
-        victims = []
-        for key, entry in self._entries.items():
-            if key not in keep:
-                victims.append(entry)
-                if len(victims) == overflow:
-                    break
-        for entry in victims:
-            self._remove(entry, "evict")
-
-    def _remove(self, entry: ContextEntry, action: Action) -> None:
-        key = entry.key
-        del self._entries[key]
-        self._index.remove(key)
-        self._tags.remove(key, entry.tags)
-        if action == "expire":
-            self._expired += 1
-        elif action == "evict":
-            self._evicted += 1
-        self._changed(action, entry)
-
-    def _changed(self, action: Action, entry: ContextEntry) -> None:
-        self._revision = revision = self._revision + 1
-        removed = entry.without_value()
-        self._history.append((revision, action, removed))
-        if self._hub.wants(entry.key):
-            self._hub.enqueue(ContextEvent(action, entry.key, removed, self.session_id, revision))
-
-    def _reset(self) -> None:
-        self._entries = OrderedDict()
-        self._index = SortedList()
-        self._tags = _TagIndex()
-        self._deadlines = []
 
 
 class _TagIndex:
@@ -605,71 +771,3 @@ def _prefix_end(prefix: str) -> str | None:
     if not stripped:
         return None
     return stripped[:-1] + chr(ord(stripped[-1]) + 1)
-
-
-class MemoryAsyncStore:
-    """The awaitable twins of a :class:`MemoryStore`'s calls. Its calls never wait for
-    I/O (they hold a lock for microseconds), so each twin runs on the event loop."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-
-    async def get(self, key: str) -> ContextEntry | None:
-        return self._store.get(key)
-
-    async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
-        return self._store.get_many(keys)
-
-    async def contains(self, key: str) -> bool:
-        return self._store.contains(key)
-
-    async def write(self, write: Write) -> ContextEntry:
-        return self._store.write(write)
-
-    async def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
-        return self._store.write_many(writes)
-
-    async def delete(self, key: str) -> bool:
-        return self._store.delete(key)
-
-    async def expire(self, key: str, ttl: float | None) -> bool:
-        return self._store.expire(key, ttl)
-
-    async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
-        return self._store.find(glob, page)
-
-    async def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
-        return self._store.find_tag(tag, page)
-
-    async def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
-        return self._store.keys(glob, page)
-
-    async def count(self) -> int:
-        return self._store.count()
-
-    async def revision(self) -> int:
-        return self._store.revision()
-
-    async def purge_expired(self) -> int:
-        return self._store.purge_expired()
-
-    async def clear(self) -> int:
-        return self._store.clear()
-
-    async def stats(self, subscriptions: int) -> ContextStats:
-        return self._store.stats(subscriptions)
-
-    async def lease(self, key: str, holder: str) -> Lease:
-        return self._store.lease(key, holder)
-
-    async def release(self, key: str, holder: str) -> None:
-        self._store.release(key, holder)
-
-    async def subscribe(self, subscription: Subscription) -> None:
-        self._store.subscribe(subscription)
-
-    async def close(self) -> None:
-        self._store.close()
-
-    async def destroy(self) -> None:
-        self._store.destroy()

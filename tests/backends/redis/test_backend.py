@@ -38,7 +38,7 @@ from sharedctx import (
     SharedContext,
     WatchOverflowError,
 )
-from sharedctx.backends.redis import protocol
+from sharedctx.backends.redis import keys
 
 from ... import _workers
 from ...conftest import RedisServer
@@ -259,7 +259,7 @@ def test_a_watcher_behind_the_stream_cap_gets_watch_overflow_error(url: str) -> 
             # Nothing of the watching process reads the session's channel any more
             # (as when its connection is down), while 300 changes are made elsewhere:
             # by the time it looks, the stream keeps only the last ones.
-            capped.follower.stop()
+            capped.registry.follower.stop()
             _write_past_the_cap(url, session)
             watching.count()  # a call of the watching context brings back what it missed
             received: list[int] = []
@@ -290,7 +290,7 @@ def test_a_wait_whose_changes_were_trimmed_unread_looks_again(url: str) -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             time.sleep(0.2)  # past its first look: it is waiting for a change
-            capped.follower.stop()
+            capped.registry.follower.stop()
             _write_past_the_cap(url, session)
             waiting.count()  # brings back the kept changes, and news of the others
             waiter.join(10)  # long before its timeout, when it looks a last time
@@ -588,7 +588,7 @@ def test_one_follower_thread_serves_every_context_of_a_backend(url: str) -> None
         for ctx in contexts[:5]:
             ctx.watch()
         assert followers() - before <= 1  # one for the backend, not one per context
-        assert backend.follower._thread is not None
+        assert backend.registry.follower._thread is not None
         dropped = weakref.ref(contexts.pop()._store)
         gc.collect()
         assert dropped() is None  # the follower holds contexts weakly
@@ -689,7 +689,7 @@ def test_changes_keep_arriving_by_channel_over_many_starts_of_listening(
     # listener could connect and changes came only by the sweep (none runs here).
     listening = RedisBackend(url, purge_interval=3600)
     session = new_session()
-    channel = protocol.session_keys("sharedctx", session)[-1]
+    channel = keys.session_keys("sharedctx", session)[-1]
     with SharedContext(session, backend=listening) as ctx:
         with SharedContext(session, backend=url) as elsewhere:
             for n in range(120):

@@ -25,7 +25,7 @@ from sharedctx import (
     SharedContext,
     WatchOverflowError,
 )
-from sharedctx.backends.redis.protocol import session_keys
+from sharedctx.backends.redis.keys import session_keys
 
 from ..._cluster import LocalCluster, MigrationStep, Node, PrivateClusterFactory
 

@@ -1,4 +1,4 @@
-"""The Redis backend's I/O-free protocol: arguments, replies, retries, keys, URLs.
+"""The Redis backend's I/O-free parts: arguments, replies, retries, keys, URLs.
 
 No server here: these are the rules the sync and asyncio shells share.
 """
@@ -16,9 +16,12 @@ from sharedctx import (
     OutcomeUnknownError,
     VersionConflictError,
 )
+from sharedctx._codec import MSGPACK
 from sharedctx._glob import compile_glob
-from sharedctx.backends import Page, Write
-from sharedctx.backends.redis import protocol
+from sharedctx.backends import Page
+from sharedctx.backends.ops import Write
+from sharedctx.backends.redis import keys, retry, urls
+from sharedctx.backends.redis import operations as protocol
 
 PACK = msgspec.msgpack.encode
 
@@ -33,45 +36,45 @@ def reply(status: bytes, *result: object, events: list[object] | None = None) ->
 
 
 def test_a_sessions_keys_share_its_hash_tag_and_escape_braces() -> None:
-    keys = protocol.session_keys("ns", "a{b}%")
-    assert keys[0] == b"ns:{a%7Bb%7D%25}:meta"
-    assert all(key.startswith(b"ns:{a%7Bb%7D%25}:") for key in keys)
-    assert keys[-1].endswith(b":channel")
-    assert len(keys) == len(protocol.SUFFIXES)
+    names = keys.session_keys("ns", "a{b}%")
+    assert names[0] == b"ns:{a%7Bb%7D%25}:meta"
+    assert all(key.startswith(b"ns:{a%7Bb%7D%25}:") for key in names)
+    assert names[-1].endswith(b":channel")
+    assert len(names) == len(keys.SUFFIXES)
 
 
 @pytest.mark.parametrize("session", ["plain", "a}b{c", "%7B", "%257B", "x:{}:meta", "é"])
 def test_a_session_id_is_read_back_from_its_meta_key(session: str) -> None:
-    meta_key = protocol.session_keys("ns", session)[0]
-    assert protocol.session_of_meta_key("ns", meta_key) == session
+    meta_key = keys.session_keys("ns", session)[0]
+    assert keys.session_of_meta_key("ns", meta_key) == session
 
 
 @pytest.mark.parametrize("key", [b"ns:{a}:entries", b"other:{a}:meta", b"ns:{a}b}:meta", b"ns:{}"])
 def test_other_keys_are_not_taken_for_sessions(key: bytes) -> None:
-    assert protocol.session_of_meta_key("ns", key) is None
+    assert keys.session_of_meta_key("ns", key) is None
 
 
 def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> None:
     settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0)
-    keys = protocol.session_keys("ns", "s")
-    prefix = protocol.prefix(b"lib", keys, settings)
-    write = protocol.Write(Write("k", b"\x01", None, 2.5, None, ("a", "b"), 3, "h"), None, "s")
+    names = keys.session_keys("ns", "s")
+    prefix = protocol.prefix(b"lib", names, settings)
+    write = protocol.Write(Write("k", b"\x01", 2.5, None, ("a", "b"), 3, "h"), None, "s")
     argv = protocol.arguments(write, "e", 5, b"req")
     plain = [b"write", "e", 5, b"req", "k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
     settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000"]
-    expected = protocol.pack(b"FCALL", b"lib", len(keys), *keys, *settings_args, *plain)
+    expected = protocol.pack(b"FCALL", b"lib", len(names), *names, *settings_args, *plain)
     assert prefix.command(argv) == expected
-    assert prefix.route == keys[0]
-    keep = protocol.Write(Write("k", b"\x01", None, KEEP_TTL, "src", None, None, None), 10, "s")
+    assert prefix.route == names[0]
+    keep = protocol.Write(Write("k", b"\x01", KEEP_TTL, "src", None, None, None), 10, "s")
     assert prefix.command(keep.arguments()) == protocol.pack(
-        b"FCALL", b"lib", len(keys), *keys, *settings_args, "k", b"\x01", -2, -1, "src", "",
+        b"FCALL", b"lib", len(names), *names, *settings_args, "k", b"\x01", -2, -1, "src", "",
         protocol.KEEP,
     )  # fmt: skip
-    writes = [Write(f"k{i}", b"v" * i, None, None, None, ("t",) * (i % 2), None, None)
+    writes = [Write(f"k{i}", b"v" * i, None, None, ("t",) * (i % 2), None, None)
               for i in range(3)]  # fmt: skip
     many = protocol.WriteMany(writes, None, "s")
     assert prefix.command(many.arguments()) == protocol.pack(
-        b"FCALL", b"lib", len(keys), *keys, *settings_args,
+        b"FCALL", b"lib", len(names), *names, *settings_args,
         "k0", b"", -1, -1, protocol.KEEP, "", 0,
         "k1", b"v", -1, -1, protocol.KEEP, "", 1, "t",
         "k2", b"vv", -1, -1, protocol.KEEP, "", 0,
@@ -86,23 +89,23 @@ def test_commands_are_packed_as_the_redis_protocol_says() -> None:
 
 
 def test_a_written_entry_is_built_from_its_metadata() -> None:
-    write = protocol.Write(Write("k", b"\xa1x", None, None, None, None, None, None), None, "s")
-    entry = write.parse(reply(b"ok", meta(version=3)), protocol.ReadTally())
+    write = protocol.Write(Write("k", b"\xa1x", None, None, None, None, None), None, "s")
+    entry = write.parse(reply(b"ok", meta(version=3)), protocol.Reader(MSGPACK))
     assert (entry.key, entry.value, entry.version, entry.revision) == ("k", "x", 3, 7)
     assert (entry.source, entry.tags, entry.ttl, entry.expires) == ("mind:tim", ("t",), None, None)
     assert (entry.created, entry.updated) == (1.0, 2.0)
 
 
 def test_conflicts_and_full_sessions_become_errors_naming_the_key() -> None:
-    write = protocol.Write(Write("k", b"\x01", None, None, None, None, 2, None), 5, "s")
+    write = protocol.Write(Write("k", b"\x01", None, None, None, 2, None), 5, "s")
     with pytest.raises(VersionConflictError, match="'k' is at version 4"):
-        write.parse(reply(b"conflict", 4), protocol.ReadTally())
+        write.parse(reply(b"conflict", 4), protocol.Reader(MSGPACK))
     with pytest.raises(CapacityError, match="holds 5 of at most 5"):
-        write.parse(reply(b"full", 5), protocol.ReadTally())
+        write.parse(reply(b"full", 5), protocol.Reader(MSGPACK))
 
 
 def test_reads_count_hits_and_misses_in_the_tally() -> None:
-    tally = protocol.ReadTally()
+    tally = protocol.Reader(MSGPACK)
     blob = b"%08d" % len(meta()) + meta() + b"\xa1v"
     assert protocol.Get("k").parse(reply(b"ok", blob), tally) is not None
     assert protocol.Get("k").parse(reply(b"ok", b""), tally) is None
@@ -127,7 +130,7 @@ def test_a_change_reads_the_same_from_a_reply_and_from_a_channel_message() -> No
     [from_message] = protocol.changes_of_message(message((7, b"set", b"k:1", packed, b"\xa1v")))
     from_reply = protocol.change_of_reply([b"7", b"set", b"k:1", packed, b"\xa1v"])
     assert from_message == from_reply
-    event = protocol.event_of("s", from_message)
+    event = protocol.event_of("s", from_message, MSGPACK)
     assert (event.action, event.key, event.revision, event.entry.value) == ("set", "k:1", 7, "v")
 
 
@@ -166,7 +169,7 @@ def test_binary_strings_as_the_script_packs_them_are_read_intact() -> None:
 
 def test_a_removal_event_has_no_value() -> None:
     change = protocol.change_of_reply([b"8", b"delete", b"k", meta(), b""])
-    event = protocol.event_of("s", change)
+    event = protocol.event_of("s", change, MSGPACK)
     assert event.action == "delete"
     assert not event.entry.has_value
     assert event.entry.value is None
@@ -193,8 +196,8 @@ def test_a_general_pattern_filters_its_range_then_reads_the_entries_at_one_revis
 
 
 def test_a_lost_reply_is_sent_again_until_the_deadline_then_outcome_unknown() -> None:
-    write = protocol.Write(Write("plan", b"\x01", None, None, None, None, None, None), None, "s")
-    attempts = protocol.Attempts(write, deadline=10.0, where="redis://h")
+    write = protocol.Write(Write("plan", b"\x01", None, None, None, None, None), None, "s")
+    attempts = retry.Attempts(write, deadline=10.0, where="redis://h")
     assert attempts.failed(ConnectionError("reset"), sent=True, now=0.0) == 0.0
     assert attempts.failed(ConnectionError("refused"), sent=False, now=1.0) > 0
     with pytest.raises(OutcomeUnknownError) as caught:
@@ -204,7 +207,7 @@ def test_a_lost_reply_is_sent_again_until_the_deadline_then_outcome_unknown() ->
 
 
 def test_a_call_that_never_got_through_is_unavailable_and_fails_fast() -> None:
-    attempts = protocol.Attempts(
+    attempts = retry.Attempts(
         protocol.KeyFlag(b"delete", "k", writes=True), deadline=10.0, where="redis://h"
     )
     assert attempts.failed(ConnectionError("stale connection"), sent=False, now=0.0) == 0.0
@@ -214,7 +217,7 @@ def test_a_call_that_never_got_through_is_unavailable_and_fails_fast() -> None:
 
 
 def test_a_read_that_was_sent_and_timed_out_is_unavailable_not_unknown() -> None:
-    attempts = protocol.Attempts(protocol.Get("k"), deadline=1.0, where="redis://h")
+    attempts = retry.Attempts(protocol.Get("k"), deadline=1.0, where="redis://h")
     with pytest.raises(BackendUnavailableError) as caught:
         attempts.failed(TimeoutError("slow"), sent=True, now=1.0)
     assert not isinstance(caught.value, OutcomeUnknownError)
@@ -231,7 +234,7 @@ def test_a_read_that_was_sent_and_timed_out_is_unavailable_not_unknown() -> None
     ],
 )
 def test_passwords_are_redacted(url: str, shown: str) -> None:
-    assert protocol.redact(url) == shown
+    assert urls.redact(url) == shown
 
 
 @pytest.mark.parametrize(
@@ -247,21 +250,21 @@ def test_passwords_are_redacted(url: str, shown: str) -> None:
 )
 def test_bad_urls_are_refused_naming_the_bad_part(url: str, problem: str) -> None:
     with pytest.raises(InvalidArgumentError, match=problem) as caught:
-        protocol.check_url(url)
+        urls.check_url(url)
     assert "pw" not in str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["redis://h", "redis://h:6380/2", "rediss://u:p@h/0", "unix:///s"])
 def test_good_urls_pass(url: str) -> None:
-    assert protocol.check_url(url) == protocol.Target(False, url, [], {})
+    assert urls.check_url(url) == urls.Target(False, url, [], {})
 
 
 def test_a_cluster_url_names_its_startup_nodes_and_credentials() -> None:
-    target = protocol.check_url("rediss+cluster://user:p%40w@h1:7000,[::1]:7001/0")
+    target = urls.check_url("rediss+cluster://user:p%40w@h1:7000,[::1]:7001/0")
     assert target.cluster
     assert target.nodes == [("h1", 7000), ("::1", 7001)]
     assert target.options == {"ssl": True, "username": "user", "password": "p@w"}
-    assert protocol.redact("redis+cluster://:pw@h1:1,h2:2") == "redis+cluster://:***@h1:1,h2:2"
+    assert urls.redact("redis+cluster://:pw@h1:1,h2:2") == "redis+cluster://:***@h1:1,h2:2"
 
 
 @pytest.mark.parametrize(
@@ -275,4 +278,4 @@ def test_a_cluster_url_names_its_startup_nodes_and_credentials() -> None:
 )
 def test_bad_cluster_urls_are_refused(url: str, problem: str) -> None:
     with pytest.raises(InvalidArgumentError, match=problem):
-        protocol.check_url(url)
+        urls.check_url(url)

@@ -1,13 +1,17 @@
 """The Redis backend: one session shared by many processes and hosts.
 
-``backend.py`` holds ``RedisBackend`` and its connections, ``store.py`` the store of
-one session, ``follower.py`` the thread that sweeps and reads events, ``protocol.py``
-the I/O-free part (script arguments, replies, retries), and ``script.lua`` the
-server side: every operation is one call of it, atomic on the server.
+Its parts each own one thing (see ``docs/architecture.md``): ``backend.py``
+(``RedisBackend``: the parts put together, and the admin calls), ``servers.py`` (one
+server or a cluster's nodes, and connections), ``calls.py`` (the call loop: retries,
+redirects, deadlines), ``sessions.py`` (the open stores and their follower),
+``store.py`` (one session's store), ``follower.py`` (sweeps; a pub/sub listener per
+node), ``operations.py`` (the function's operations and replies, no I/O),
+``keys.py``, ``retry.py`` and ``urls.py``, and ``script.lua``, the server side: a
+Redis Functions library whose one function does every operation atomically.
 """
 
 from sharedctx.backends.redis.backend import RedisBackend, SessionSummary
-from sharedctx.backends.redis.protocol import redact
-from sharedctx.backends.redis.store import RedisAsyncStore, RedisStore
+from sharedctx.backends.redis.store import RedisStore
+from sharedctx.backends.redis.urls import redact
 
-__all__ = ["RedisAsyncStore", "RedisBackend", "RedisStore", "SessionSummary", "redact"]
+__all__ = ["RedisBackend", "RedisStore", "SessionSummary", "redact"]

@@ -1,4 +1,4 @@
-"""The follower: the background work of one ``RedisBackend`` for all its sessions.
+"""The follower: the background work of one backend for all its open sessions.
 
 One thread sweeps each open session every ``purge_interval`` (expired entries,
 events older than the retention) and renews, every third of ``lease_ttl``, the
@@ -27,20 +27,34 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis
 
 from sharedctx._errors import BackendUnavailableError, ContextClosedError, ContextError
+from sharedctx.backends.redis.calls import Caller
+from sharedctx.backends.redis.servers import Address
 
-if TYPE_CHECKING:
-    from sharedctx.backends.redis.backend import RedisBackend
-    from sharedctx.backends.redis.servers import Address
-    from sharedctx.backends.redis.store import RedisStore
+__all__ = ["Followed", "Follower", "Listener"]
 
-__all__ = ["Follower", "Listener"]
+_log = logging.getLogger("sharedctx.redis")
 
-_log = logging.getLogger("sharedctx")
+
+class Followed(Protocol):
+    """What the follower needs of an open store (a ``RedisStore``)."""
+
+    session_id: str
+
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def channel(self) -> bytes: ...
+    def sweep(self) -> None: ...
+    def renew_leases(self) -> None: ...
+    def receive(self, message: bytes) -> None: ...
+    def catch_up(self) -> None: ...
+
+
 MAX_BLOCK = 0.25
 """Longest wait for a message, in seconds (a listener looks at its channels between)."""
 
@@ -48,20 +62,22 @@ MAX_BLOCK = 0.25
 class Follower:
     """The background work of one backend (see the module docstring)."""
 
-    def __init__(self, backend: RedisBackend) -> None:
-        self._backend = backend
-        self._stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+    def __init__(self, caller: Caller, *, purge_interval: float, lease_ttl: float) -> None:
+        self._caller = caller
+        self.purge_interval = purge_interval
+        self.lease_ttl = lease_ttl
+        self._stores: weakref.WeakSet[Followed] = weakref.WeakSet()
         self._listeners: dict[Address, Listener] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def add(self, store: RedisStore) -> None:
+    def add(self, store: Followed) -> None:
         """Sweep ``store``'s session (starts the thread if needed)."""
         with self._lock:
             if self._stopped:
-                raise ContextError(f"{self._backend!r} is closed")
+                raise ContextError(f"the Redis backend of {self._caller} is closed")
             self._stores.add(store)
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -69,19 +85,19 @@ class Follower:
                 )
                 self._thread.start()
 
-    def remove(self, store: RedisStore) -> None:
+    def remove(self, store: Followed) -> None:
         """Stop sweeping and listening for ``store``."""
         self.unlisten(store)
         with self._lock:
             self._stores.discard(store)
 
-    def listen(self, store: RedisStore) -> None:
+    def listen(self, store: Followed) -> None:
         """Hand ``store`` the changes published on its session's channel from now on."""
-        address = self._backend.servers.address(store.channel)
+        address = self._caller.servers.address(store.channel)
         while True:
             with self._lock:
                 if self._stopped:
-                    raise ContextError(f"{self._backend!r} is closed")
+                    raise ContextError(f"the Redis backend of {self._caller} is closed")
                 listener = self._listeners.get(address)
                 if listener is None:
                     listener = self._listeners[address] = Listener(self, address)
@@ -89,14 +105,14 @@ class Follower:
                 return
             self.forget(listener)  # it was ending: start another
 
-    def unlisten(self, store: RedisStore) -> None:
+    def unlisten(self, store: Followed) -> None:
         """Stop handing ``store`` its session's changes."""
         with self._lock:
             listeners = list(self._listeners.values())
         for listener in listeners:
             listener.discard(store)
 
-    def relocate(self, stores: list[RedisStore]) -> None:
+    def relocate(self, stores: list[Followed]) -> None:
         """Listen for ``stores`` again on the node that serves them now (their slot
         moved, or their node failed); they catch up once subscribed there."""
         for store in stores:
@@ -113,8 +129,8 @@ class Follower:
                 del self._listeners[listener.address]
 
     @property
-    def backend(self) -> RedisBackend:
-        return self._backend
+    def caller(self) -> Caller:
+        return self._caller
 
     @property
     def stopped(self) -> bool:
@@ -131,10 +147,9 @@ class Follower:
         for listener in listeners:
             listener.stop()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(self._backend.socket_timeout + 1)
+            thread.join(self._caller.socket_timeout + 1)
 
     def _run(self) -> None:
-        backend = self._backend
         next_sweep = next_renewal = time.monotonic()
         while True:
             with self._lock:
@@ -145,10 +160,10 @@ class Follower:
             now = time.monotonic()
             unavailable = False
             if now >= next_sweep:
-                next_sweep = now + backend.purge_interval
+                next_sweep = now + self.purge_interval
                 unavailable = _each(stores, "sweeping", lambda store: store.sweep())
             if now >= next_renewal and not unavailable:
-                next_renewal = now + backend.lease_ttl / 3
+                next_renewal = now + self.lease_ttl / 3
                 unavailable = _each(stores, "renewing leases of", lambda s: s.renew_leases())
             del stores  # no strong reference while waiting
             pause = max(0.0, min(next_sweep, next_renewal) - time.monotonic())
@@ -162,8 +177,8 @@ class Listener:
     def __init__(self, follower: Follower, address: Address) -> None:
         self.address = address
         self._follower = follower
-        self._backend = follower.backend
-        self._channels: dict[bytes, weakref.WeakSet[RedisStore]] = {}
+        self._caller = follower.caller
+        self._channels: dict[bytes, weakref.WeakSet[Followed]] = {}
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._connection: Any = None
@@ -173,7 +188,7 @@ class Listener:
             target=self._run, name="sharedctx-redis-listener", daemon=True
         )
 
-    def add(self, store: RedisStore) -> bool:
+    def add(self, store: Followed) -> bool:
         """Listen for ``store``; False if this listener is ending (use another)."""
         channel = store.channel
         with self._lock:
@@ -192,7 +207,7 @@ class Listener:
             store.catch_up()  # a change may have passed before it was a listener
         return True
 
-    def discard(self, store: RedisStore) -> None:
+    def discard(self, store: Followed) -> None:
         channel = store.channel
         with self._lock:
             stores = self._channels.get(channel)
@@ -211,7 +226,7 @@ class Listener:
         with self._lock:
             started = self._thread.ident is not None
         if started and self._thread is not threading.current_thread():
-            self._thread.join(self._backend.socket_timeout + MAX_BLOCK + 1)
+            self._thread.join(self._caller.socket_timeout + MAX_BLOCK + 1)
 
     def _send(self, *command: Any) -> None:
         with self._send_lock:
@@ -268,7 +283,7 @@ class Listener:
                 return
 
     def _connect(self) -> Any:
-        connection = self._backend.new_connection(self.address)
+        connection = self._caller.new_connection(self.address)
         connection.connect()
         with self._lock:
             channels = list(self._channels)
@@ -288,15 +303,15 @@ class Listener:
         """This node cannot serve the channels now: where the slot map is stale (a
         failover, a moved slot), reload it and listen on the nodes that serve them."""
         if isinstance(error, redis.exceptions.AskError):
-            self._backend.servers.moved(error)
+            self._caller.servers.moved(error)
         else:
-            self._backend.refresh_slots()
+            self._caller.refresh_slots()
         with self._lock:
             moved = [
                 store
                 for stores in self._channels.values()
                 for store in stores
-                if self._backend.servers.address(store.channel) != self.address
+                if self._caller.servers.address(store.channel) != self.address
             ]
             for store in moved:
                 self._channels.pop(store.channel, None)
@@ -316,11 +331,11 @@ class Listener:
             # The node dropped the channel: its slot moved elsewhere.
             with self._lock:
                 self._channels.pop(channel, None)
-            self._backend.refresh_slots()
+            self._caller.refresh_slots()
             self._follower.relocate(stores)
 
 
-def _guarded(store: RedisStore, doing: str, action: Callable[[RedisStore], object]) -> None:
+def _guarded(store: Followed, doing: str, action: Callable[[Followed], object]) -> None:
     try:
         action(store)
     except (BackendUnavailableError, ContextClosedError):
@@ -329,7 +344,7 @@ def _guarded(store: RedisStore, doing: str, action: Callable[[RedisStore], objec
         _log.exception("sharedctx: %s session %r failed", doing, store.session_id)
 
 
-def _each(stores: list[RedisStore], doing: str, action: Callable[[RedisStore], object]) -> bool:
+def _each(stores: list[Followed], doing: str, action: Callable[[Followed], object]) -> bool:
     """Apply ``action`` to every store; whether the server was unavailable."""
     for store in stores:
         try:

@@ -29,7 +29,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from sharedctx.backends.redis.protocol import Target
+from sharedctx.backends.redis.urls import Target
 
 __all__ = ["Address", "ClusterServers", "Connections", "OneServer", "Servers", "servers_for"]
 

@@ -1,21 +1,26 @@
-"""One session on Redis, for one ``SharedContext``: ``RedisStore`` and its awaitable
-twin ``RedisAsyncStore``.
+"""One session on Redis, for one ``SharedContext``: ``RedisStore``.
 
-Each store call is one operation of ``protocol`` sent through the backend (a
-pattern query that the index cannot answer alone takes up to a few). A store
-learns of changes from the session's event stream: while the context has
-subscriptions, every call brings back the events after the last one delivered (so
-a write's own subscribers see it before the write returns), and the follower
-thread reads the stream for changes made elsewhere. Events reach the context's
-``EventHub`` once each, in revision order; only those it wants are built.
+Each store operation (``sharedctx.backends.ops``) has one handler here, which turns
+it into one or a few of the function's operations (``operations.py``) as a
+generator; ``execute`` runs it with blocking calls and ``aexecute`` with awaited
+ones (``sharedctx.steps``), through a :class:`Calls` (the backend's call loop, which
+knows nothing of stores). A store learns of changes from the session's event
+stream: while the context has subscriptions, every call brings back the events
+after the last one delivered (so a write's own subscribers see it before the write
+returns), and the follower's listener hands it the changes made elsewhere. Events
+reach the context's ``EventHub`` once each, in revision order; only those it wants
+are built.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Generator
+from types import GeneratorType
+from typing import Any, Protocol, TypeVar
 
+from sharedctx import steps
+from sharedctx._codec import Codec
 from sharedctx._errors import (
     ContextClosedError,
     InvalidArgumentError,
@@ -23,38 +28,72 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import EventHub, Subscription
-from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextStats
-from sharedctx.backends.base import ALL, Lease, Page, StoreOptions, Write
-from sharedctx.backends.redis import protocol
-from sharedctx.backends.redis.protocol import Operation
+from sharedctx.backends import ops
+from sharedctx.backends.base import Handlers, StoreOptions, handles
+from sharedctx.backends.ops import Lease
+from sharedctx.backends.redis import operations as protocol
+from sharedctx.backends.redis.operations import Operation, Prefix
+from sharedctx.steps import Twin
 
-if TYPE_CHECKING:
-    from sharedctx.backends.redis.backend import RedisBackend
-
-__all__ = ["RedisAsyncStore", "RedisStore"]
+__all__ = ["Calls", "Listening", "RedisStore"]
 
 T = TypeVar("T")
-Steps = Generator[Operation[Any], Any, T]
+Steps = Generator[Any, Any, T]
+
+
+class Calls(Protocol):
+    """How a store calls the function (the backend's ``calls.Caller``)."""
+
+    def call(self, operation: Operation[Any], prefix: Prefix, argv: list[Any]) -> list[Any]: ...
+    async def acall(
+        self, operation: Operation[Any], prefix: Prefix, argv: list[Any]
+    ) -> list[Any]: ...
+
+
+class Listening(Protocol):
+    """How a store starts and stops hearing of its session's changes, and leaves (the
+    backend's session registry, ``sessions.Sessions``)."""
+
+    def listen(self, store: RedisStore) -> None: ...
+    def unlisten(self, store: RedisStore) -> None: ...
+    def forget(self, store: RedisStore) -> None: ...
 
 
 class _Retry(Exception):
     """A call met a loss of the session that this store had already handled."""
 
 
-class RedisStore:
-    """One session on Redis, for one context (see the module docstring)."""
+class RedisStore(Handlers):
+    """One session on Redis, for one context (see the module docstring).
+
+    Made by the backend's session registry, which also hands it to the follower.
+    """
 
     def __init__(
-        self, backend: RedisBackend, session_id: str, hub: EventHub, options: StoreOptions
+        self,
+        session_id: str,
+        hub: EventHub,
+        options: StoreOptions,
+        codec: Codec,
+        *,
+        calls: Calls,
+        prefix: Prefix,
+        channel: bytes,
+        lease_ttl: float,
+        listening: Listening,
     ) -> None:
         self.session_id = session_id
-        self.backend = backend
+        self.codec = codec
         self.max_entries = options.max_entries
+        self.handlers = self.bind_handlers()
         self._hub = hub
-        self._keys = backend.keys_of(session_id)
-        self._prefix = backend.prefix(session_id, options)
-        self.tally = protocol.ReadTally()
+        self._caller = calls
+        self._prefix = prefix
+        self._channel = channel
+        self._lease_ttl = lease_ttl
+        self._listening = listening
+        self.reader = protocol.Reader(codec)
         self._epoch = ""
         self._delivered = -1  # last revision handed to the hub (-1: nobody listens)
         self._delivery_lock = threading.Lock()
@@ -67,9 +106,28 @@ class RedisStore:
         # One call now: a wrong password or an unreachable server fails here, and the
         # session's epoch is known from the start (a loss after it is reported).
         self.run(protocol.Revision(), user=False)
-        backend.follower.add(self)
 
-    # -- calling the script ----------------------------------------------------------------
+    def execute(self, operation: ops.Operation[T]) -> T:
+        """Do ``operation`` with blocking calls."""
+        handler = self.handlers.get(operation.__class__)
+        if handler is None:
+            raise self.unsupported(operation)
+        work = handler(operation)
+        if work.__class__ is GeneratorType:
+            return steps.run(work, self.run)  # type: ignore[no-any-return]
+        return work  # type: ignore[no-any-return]
+
+    async def aexecute(self, operation: ops.Operation[T]) -> T:
+        """Awaitable twin of :meth:`execute`, on this event loop's connections."""
+        handler = self.handlers.get(operation.__class__)
+        if handler is None:
+            raise self.unsupported(operation)
+        work = handler(operation)
+        if work.__class__ is GeneratorType:
+            return await steps.arun(work, self.arun)
+        return work  # type: ignore[no-any-return]
+
+    # -- calling the function ----------------------------------------------------------------
 
     def run(self, operation: Operation[T], *, user: bool = True, events: bool = True) -> T:
         """Send ``operation`` and parse its reply (``user``: a caller's call, which may
@@ -78,9 +136,9 @@ class RedisStore:
         while True:
             self._begin(user)
             argv = self._argv(operation, request, events)
-            raw = self.backend.call(operation, self._prefix, argv)
+            raw = self._caller.call(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, user, operation), self.tally)
+                return operation.parse(self._settle(raw, user, operation), self.reader)
             except _Retry:
                 continue
 
@@ -90,31 +148,11 @@ class RedisStore:
         while True:
             self._begin(True)
             argv = self._argv(operation, request, True)
-            raw = await self.backend.acall(operation, self._prefix, argv)
+            raw = await self._caller.acall(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, True, operation), self.tally)
+                return operation.parse(self._settle(raw, True, operation), self.reader)
             except _Retry:
                 continue
-
-    def drive(self, steps: Steps[T]) -> T:
-        """Run a query made of several operations (``protocol.find``)."""
-        result: Any = None
-        while True:
-            try:
-                operation = steps.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result = self.run(operation)
-
-    async def adrive(self, steps: Steps[T]) -> T:
-        """Awaitable twin of :meth:`drive`."""
-        result: Any = None
-        while True:
-            try:
-                operation = steps.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result = await self.arun(operation)
 
     def _argv(self, operation: Operation[Any], request: bytes, events: bool) -> list[Any]:
         if operation.since is not None:
@@ -196,7 +234,7 @@ class RedisStore:
                     break
                 self._delivered = revision
                 if self._hub.wants(change[2].decode()):
-                    self._hub.enqueue(protocol.event_of(self.session_id, change))
+                    self._hub.enqueue(protocol.event_of(self.session_id, change, self.codec))
         if floor is not None and len(changes) >= protocol.EVENT_BATCH:
             complete = False  # more may wait in the stream than a reply carries
         if self._hub.pending:
@@ -227,7 +265,7 @@ class RedisStore:
     @property
     def channel(self) -> bytes:
         """The session's pub/sub channel."""
-        return self._keys[-1]
+        return self._channel
 
     def subscribing(self, subscription: Subscription) -> Steps[None]:
         """Subscribe, as operations to run in turn: from the current revision, or first
@@ -268,11 +306,11 @@ class RedisStore:
                 self._delivered = revision  # nobody listened: start from now
             for change in replayed:
                 if change[0] <= start:
-                    event = protocol.event_of(self.session_id, change)
+                    event = protocol.event_of(self.session_id, change, self.codec)
                     self._hub.enqueue(event, only=subscription)
             self._hub.add(subscription, start)
         if not listening:
-            self.backend.follower.listen(self)
+            self._listening.listen(self)
         self._hub.deliver()
         return True
 
@@ -289,7 +327,7 @@ class RedisStore:
         """Extend the ``get_or_set`` leases this store holds (the follower calls it)."""
         leases = list(self._leases.items())
         if leases and not self._closed:
-            renew = protocol.Renew(leases, self.backend.lease_ttl)
+            renew = protocol.Renew(leases, self._lease_ttl)
             renewed: list[str] = self.run(renew, user=False)
             kept = set(renewed)
             for key, holder in leases:
@@ -307,92 +345,119 @@ class RedisStore:
         if holder is not None and self._leases.get(key) == holder:
             del self._leases[key]
 
-    # -- the Store protocol ------------------------------------------------------------------
+    # -- the handlers of the store's operations -----------------------------------------------
 
-    def get(self, key: str) -> ContextEntry | None:
-        return self.run(protocol.Get(key))
+    @handles(ops.Get)
+    def _get(self, operation: ops.Get) -> Steps[ContextEntry | None]:
+        return (yield from protocol.Get(operation.key))
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
-        return self.run(protocol.GetMany(keys))
+    @handles(ops.GetMany)
+    def _get_many(self, operation: ops.GetMany) -> Steps[dict[str, ContextEntry]]:
+        return (yield from protocol.GetMany(operation.keys))
 
-    def contains(self, key: str) -> bool:
-        return self.run(protocol.KeyFlag(b"contains", key))
+    @handles(ops.Contains)
+    def _contains(self, operation: ops.Contains) -> Steps[bool]:
+        return (yield from protocol.KeyFlag(b"contains", operation.key))
 
-    def write(self, write: Write) -> ContextEntry:
+    @handles(ops.Write)
+    def _write(self, write: ops.Write) -> Steps[ContextEntry]:
         try:
-            return self.run(self.write_operation(write))
+            return (yield from protocol.Write(write, self.max_entries, self.session_id))
         finally:
             self.unleased(write.key, write.holder)
 
-    def write_operation(self, write: Write) -> protocol.Write:
-        """The operation of a :meth:`write`."""
-        return protocol.Write(write, self.max_entries, self.session_id)
+    @handles(ops.WriteMany)
+    def _write_many(self, operation: ops.WriteMany) -> Steps[list[ContextEntry]]:
+        return (yield from protocol.WriteMany(operation.items, self.max_entries, self.session_id))
 
-    def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
-        return self.run(protocol.WriteMany(writes, self.max_entries, self.session_id))
+    @handles(ops.Delete)
+    def _delete(self, operation: ops.Delete) -> Steps[bool]:
+        return (yield from protocol.KeyFlag(b"delete", operation.key, writes=True))
 
-    def delete(self, key: str) -> bool:
-        return self.run(protocol.KeyFlag(b"delete", key, writes=True))
+    @handles(ops.Expire)
+    def _expire(self, operation: ops.Expire) -> Steps[bool]:
+        return (yield from protocol.Expire(operation.key, operation.ttl))
 
-    def expire(self, key: str, ttl: float | None) -> bool:
-        return self.run(protocol.Expire(key, ttl))
+    @handles(ops.Find)
+    def _find(self, operation: ops.Find) -> Steps[list[ContextEntry]]:
+        return (yield from protocol.find(operation.glob, operation.page))
 
-    def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
-        return self.drive(protocol.find(glob, page))
+    @handles(ops.FindTag)
+    def _find_tag(self, operation: ops.FindTag) -> Steps[list[ContextEntry]]:
+        return (yield from protocol.FindTag(operation.tag, operation.page))
 
-    def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
-        return self.run(protocol.FindTag(tag, page))
+    @handles(ops.Keys)
+    def _keys(self, operation: ops.Keys) -> Steps[list[str]]:
+        return (yield from protocol.matching_keys(operation.glob, operation.page))
 
-    def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
-        return self.drive(protocol.matching_keys(glob, page))
+    @handles(ops.Count)
+    def _count(self, operation: ops.Count) -> Steps[int]:
+        return (yield from protocol.Count(b"count"))
 
-    def count(self) -> int:
-        return self.run(protocol.Count(b"count"))
+    @handles(ops.Revision)
+    def _revision(self, operation: ops.Revision) -> Steps[int]:
+        revision, _ = yield from protocol.Revision()
+        return revision
 
-    def revision(self) -> int:
-        return self.run(protocol.Revision())[0]
+    @handles(ops.PurgeExpired)
+    def _purge_expired(self, operation: ops.PurgeExpired) -> Steps[int]:
+        return (yield from protocol.Count(b"purge", writes=True))
 
-    def purge_expired(self) -> int:
-        return self.run(protocol.Count(b"purge", writes=True))
+    @handles(ops.Clear)
+    def _clear(self, operation: ops.Clear) -> Steps[int]:
+        return (yield from protocol.Count(b"clear", writes=True))
 
-    def clear(self) -> int:
-        return self.run(protocol.Count(b"clear", writes=True))
+    @handles(ops.Stats)
+    def _stats(self, operation: ops.Stats) -> Steps[ContextStats]:
+        return (yield from protocol.Stats(operation.subscriptions))
 
-    def stats(self, subscriptions: int) -> ContextStats:
-        return self.run(protocol.Stats(subscriptions))
-
-    def lease(self, key: str, holder: str) -> Lease:
-        lease = self.run(protocol.TakeLease(key, holder, self.backend.lease_ttl))
+    @handles(ops.TakeLease)
+    def _lease(self, operation: ops.TakeLease) -> Steps[Lease]:
+        key, holder = operation.key, operation.holder
+        lease = yield from protocol.TakeLease(key, holder, self._lease_ttl)
         return self.leased(key, holder, lease)
 
-    def release(self, key: str, holder: str) -> None:
-        self.unleased(key, holder)
-        self.run(protocol.Release(key, holder))
+    @handles(ops.Release)
+    def _release(self, operation: ops.Release) -> Steps[None]:
+        self.unleased(operation.key, operation.holder)
+        yield from protocol.Release(operation.key, operation.holder)
 
-    def activity(self) -> int:
+    @handles(ops.Activity)
+    def _activity(self, operation: ops.Activity) -> int:
         return self._calls
 
-    def subscribe(self, subscription: Subscription) -> None:
-        self.drive(self.subscribing(subscription))
+    @handles(ops.Subscribe)
+    def _subscribe(self, operation: ops.Subscribe) -> Steps[None]:
+        yield from self.subscribing(operation.subscription)
 
-    def unsubscribe(self, subscription_id: str) -> bool:
-        removed = self._hub.remove(subscription_id)
+    @handles(ops.Unsubscribe)
+    def _unsubscribe(self, operation: ops.Unsubscribe) -> bool:
+        removed = self._hub.remove(operation.subscription_id)
         if removed and not len(self._hub):
-            self.backend.follower.unlisten(self)
+            self._listening.unlisten(self)
         return removed
 
-    def close(self) -> None:
-        self._closed = True
-        self._leases.clear()
-        self.backend.follower.remove(self)
-        self._hub.remove_all()
+    @handles(ops.Close)
+    def _close(self, operation: ops.Close) -> None:
+        self.close()
 
-    def destroy(self) -> None:
+    @handles(ops.Destroy)
+    def _destroy(self, operation: ops.Destroy) -> Steps[None]:
         if self.begin_destroy():
             try:
-                self.backend.call(*self.destroy_call())
+                destroy = protocol.Count(b"destroy", writes=True)
+                argv = protocol.arguments(destroy, "", -1, b"")
+                calls = self._caller
+                yield Twin(calls.call, calls.acall, destroy, self._prefix, argv)
             finally:
                 self.close()
+
+    def close(self) -> None:
+        """Stop this store: no more calls, listening or sweeps."""
+        self._closed = True
+        self._leases.clear()
+        self._listening.forget(self)
+        self._hub.remove_all()
 
     def begin_destroy(self) -> bool:
         """Stop this store so that no sweep recreates the session while it is deleted;
@@ -400,91 +465,6 @@ class RedisStore:
         if self._closed:
             return False
         self._closed = True
-        self.backend.follower.remove(self)
+        self._listening.forget(self)
         with self._sweeping:  # wait for a sweep under way
             return True
-
-    def destroy_call(self) -> tuple[Operation[Any], protocol.Prefix, list[Any]]:
-        """The call that deletes every key of the session."""
-        operation = protocol.Count(b"destroy", writes=True)
-        return operation, self._prefix, protocol.arguments(operation, "", -1, b"")
-
-
-class RedisAsyncStore:
-    """The awaitable twins of a :class:`RedisStore`'s calls, on redis-py's asyncio
-    client of the running loop."""
-
-    def __init__(self, store: RedisStore) -> None:
-        self._store = store
-
-    async def get(self, key: str) -> ContextEntry | None:
-        return await self._store.arun(protocol.Get(key))
-
-    async def get_many(self, keys: Sequence[str]) -> dict[str, ContextEntry]:
-        return await self._store.arun(protocol.GetMany(keys))
-
-    async def contains(self, key: str) -> bool:
-        return await self._store.arun(protocol.KeyFlag(b"contains", key))
-
-    async def write(self, write: Write) -> ContextEntry:
-        try:
-            return await self._store.arun(self._store.write_operation(write))
-        finally:
-            self._store.unleased(write.key, write.holder)
-
-    async def write_many(self, writes: Sequence[Write]) -> list[ContextEntry]:
-        store = self._store
-        return await store.arun(protocol.WriteMany(writes, store.max_entries, store.session_id))
-
-    async def delete(self, key: str) -> bool:
-        return await self._store.arun(protocol.KeyFlag(b"delete", key, writes=True))
-
-    async def expire(self, key: str, ttl: float | None) -> bool:
-        return await self._store.arun(protocol.Expire(key, ttl))
-
-    async def find(self, glob: Glob, page: Page = ALL) -> list[ContextEntry]:
-        return await self._store.adrive(protocol.find(glob, page))
-
-    async def find_tag(self, tag: str, page: Page = ALL) -> list[ContextEntry]:
-        return await self._store.arun(protocol.FindTag(tag, page))
-
-    async def keys(self, glob: Glob, page: Page = ALL) -> list[str]:
-        return await self._store.adrive(protocol.matching_keys(glob, page))
-
-    async def count(self) -> int:
-        return await self._store.arun(protocol.Count(b"count"))
-
-    async def revision(self) -> int:
-        return (await self._store.arun(protocol.Revision()))[0]
-
-    async def purge_expired(self) -> int:
-        return await self._store.arun(protocol.Count(b"purge", writes=True))
-
-    async def clear(self) -> int:
-        return await self._store.arun(protocol.Count(b"clear", writes=True))
-
-    async def stats(self, subscriptions: int) -> ContextStats:
-        return await self._store.arun(protocol.Stats(subscriptions))
-
-    async def lease(self, key: str, holder: str) -> Lease:
-        store = self._store
-        lease = await store.arun(protocol.TakeLease(key, holder, store.backend.lease_ttl))
-        return store.leased(key, holder, lease)
-
-    async def release(self, key: str, holder: str) -> None:
-        self._store.unleased(key, holder)
-        await self._store.arun(protocol.Release(key, holder))
-
-    async def subscribe(self, subscription: Subscription) -> None:
-        await self._store.adrive(self._store.subscribing(subscription))
-
-    async def close(self) -> None:
-        self._store.close()
-
-    async def destroy(self) -> None:
-        store = self._store
-        if store.begin_destroy():
-            try:
-                await store.backend.acall(*store.destroy_call())
-            finally:
-                store.close()

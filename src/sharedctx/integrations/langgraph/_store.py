@@ -1,16 +1,15 @@
 """``SharedContextStore``: a LangGraph ``BaseStore`` kept in a sharedctx session.
 
 Each op is written once, as a generator that yields the context calls it needs as
-typed steps (see ``_steps``); ``batch`` runs each step with the context's sync
-method, ``abatch`` awaits its ``a``-prefixed twin. So the two differ only in how a
-call is made.
+``sharedctx.steps.Twin`` steps (a context method and its ``a``-prefixed twin, with
+the same arguments); ``batch`` runs them with ``steps.run``, ``abatch`` awaits them
+with ``steps.arun``. So the two differ only in how a call is made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from langgraph.store.base import (
     BaseStore,
@@ -27,6 +26,7 @@ from langgraph.store.base import (
 
 from sharedctx import (
     Backend,
+    Closeable,
     ContextEntry,
     InvalidArgumentError,
     InvalidKeyError,
@@ -42,20 +42,12 @@ from sharedctx.integrations.langgraph._matching import (
     matches_conditions,
     matches_filter,
 )
-from sharedctx.integrations.langgraph._steps import (
-    Delete,
-    Expire,
-    FindByPattern,
-    GetEntry,
-    Keys,
-    Set,
-    Steps,
-)
+from sharedctx.steps import Steps, Twin, arun, run
 
 __all__ = ["SharedContextStore"]
 
 
-class SharedContextStore(BaseStore):
+class SharedContextStore(Closeable, BaseStore):
     """A LangGraph store whose items are entries of a sharedctx session.
 
     Use it wherever LangGraph takes a store (``graph.compile(store=store)``); every
@@ -163,27 +155,11 @@ class SharedContextStore(BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run ``ops`` in order; their results, in the same order."""
-        steps = self._execute(ops)
-        result: Any = None
-        while True:
-            try:
-                step = steps.send(result)
-            except StopIteration as stop:
-                results: list[Result] = stop.value
-                return results
-            result = step.run(self._context)
+        return run(self._execute(ops), _no_operation)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Awaitable twin of :meth:`batch`; it never blocks the event loop."""
-        steps = self._execute(ops)
-        result: Any = None
-        while True:
-            try:
-                step = steps.send(result)
-            except StopIteration as stop:
-                results: list[Result] = stop.value
-                return results
-            result = await step.arun(self._context)
+        return await arun(self._execute(ops), _ano_operation)
 
     def _execute(self, ops: Iterable[Op]) -> Steps[list[Result]]:
         ops = list(ops)
@@ -203,34 +179,41 @@ class SharedContextStore(BaseStore):
         return results
 
     def _get(self, op: GetOp) -> Steps[Item | None]:
-        entry = yield from GetEntry(self._keys.key(op.namespace, op.key))
+        context = self._context
+        key = self._keys.key(op.namespace, op.key)
+        entry = yield from Twin(context.get_entry, context.aget_entry, key)
         if entry is None:
             return None
         if op.refresh_ttl:
-            yield from _refresh([entry])
+            yield from _refresh(context, [entry])
         return Item(value=entry.value, **self._fields(entry))
 
     def _put(self, op: PutOp) -> Steps[None]:
+        context = self._context
         key = self._keys.key(op.namespace, op.key)
         if op.value is None:
-            yield from Delete(key)
+            yield from Twin(context.delete, context.adelete, key)
         else:
             ttl = None if op.ttl is None else op.ttl * 60
-            yield from Set(key, dict(op.value), ttl, self._source)
+            value, source = dict(op.value), self._source
+            yield Twin(_set, _aset, context, key, value, ttl, source)
 
     def _search(self, op: SearchOp) -> Steps[list[SearchItem]]:
         if op.limit == 0:
             return []
         pattern = self._keys.pattern(op.namespace_prefix)
-        found = yield from _first_matching(pattern, check_filter(op.filter), op.offset + op.limit)
+        filter, count = check_filter(op.filter), op.offset + op.limit
+        found = yield from _first_matching(self._context, pattern, filter, count)
         page = found[op.offset :]
         if op.refresh_ttl:
-            yield from _refresh(entry for entry, _ in page)
+            yield from _refresh(self._context, (entry for entry, _ in page))
         return [SearchItem(value=value, **self._fields(entry)) for entry, value in page]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> Steps[list[tuple[str, ...]]]:
         conditions = check_conditions(op.match_conditions)
-        keys = yield from Keys(self._keys.pattern(literal_head(conditions)))
+        context = self._context
+        pattern = self._keys.pattern(literal_head(conditions))
+        keys = yield from Twin(context.keys, context.akeys, pattern)
         namespaces = {decoded[0] for decoded in map(self._keys.decode, keys) if decoded}
         found = [ns for ns in namespaces if matches_conditions(ns, conditions)]
         if op.max_depth is not None:
@@ -264,28 +247,6 @@ class SharedContextStore(BaseStore):
         if self._owns_context:
             await self._context.aclose()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return f"<SharedContextStore key_prefix={self.key_prefix!r} of {self._context!r}>"
 
@@ -294,8 +255,26 @@ SEARCH_PAGE = 100
 """The fewest entries a search with a filter reads at a time."""
 
 
+def _no_operation(step: object) -> Any:
+    raise TypeError(f"not a step of the store: {step!r}")
+
+
+async def _ano_operation(step: object) -> Any:
+    raise TypeError(f"not a step of the store: {step!r}")
+
+
+def _set(context: SharedContext, key: str, value: Any, ttl: float | None, source: str) -> Any:
+    return context.set(key, value, ttl=ttl, source=source)
+
+
+async def _aset(
+    context: SharedContext, key: str, value: Any, ttl: float | None, source: str
+) -> Any:
+    return await context.aset(key, value, ttl=ttl, source=source)
+
+
 def _first_matching(
-    pattern: str, filter: Mapping[str, Any] | None, count: int
+    context: SharedContext, pattern: str, filter: Mapping[str, Any] | None, count: int
 ) -> Steps[list[tuple[ContextEntry, Any]]]:
     """The first ``count`` (>= 1) entries of ``pattern``, in key order, whose value
     matches ``filter`` (None: every value), with their values.
@@ -309,7 +288,7 @@ def _first_matching(
     found: list[tuple[ContextEntry, Any]] = []
     after: str | None = None
     while True:
-        entries = yield from FindByPattern(pattern, limit=size, after=after)
+        entries = yield Twin(_find, _afind, context, pattern, size, after)
         for entry in entries:
             value = entry.value
             if filter is None or matches_filter(value, filter):
@@ -321,11 +300,19 @@ def _first_matching(
         after = entries[-1].key
 
 
-def _refresh(entries: Iterable[ContextEntry]) -> Steps[None]:
+def _find(context: SharedContext, pattern: str, limit: int, after: str | None) -> Any:
+    return context.find_by_pattern(pattern, limit=limit, after=after)
+
+
+async def _afind(context: SharedContext, pattern: str, limit: int, after: str | None) -> Any:
+    return await context.afind_by_pattern(pattern, limit=limit, after=after)
+
+
+def _refresh(context: SharedContext, entries: Iterable[ContextEntry]) -> Steps[None]:
     """Restart the TTL of the entries that have one (no new version, no event)."""
     for entry in entries:
         if entry.ttl is not None:
-            yield from Expire(entry.key, entry.ttl)
+            yield from Twin(context.expire, context.aexpire, entry.key, entry.ttl)
 
 
 MAX_KEY_LENGTH = 1024

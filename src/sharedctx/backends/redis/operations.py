@@ -1,63 +1,52 @@
-"""The Redis backend's protocol, without I/O: script arguments, replies, and retries.
+"""The function's operations and replies, without I/O: the arguments of each call of
+``script.lua`` and the meaning of its reply.
 
-Everything the sync and the asyncio shells share lives here, so that each shell is
-only the I/O: the names of a session's keys, the arguments of each operation of
-``script.lua`` and the meaning of its reply, entries and events rebuilt from the
-stored blobs, the policy that decides whether a failed call is sent again, and URL
-redaction. It is unit-tested without a server.
-
-An operation is an :class:`Operation`: ``arguments()`` for the script and
-``parse(reply)`` for the result. ``writes`` marks the operations that change the
-session: they carry a request id, and the script answers a request id it has seen
-with its first outcome, so sending one again never applies it twice.
+A store call (an operation of ``sharedctx.backends.ops``) becomes one or a few of
+the :class:`Operation` here: ``arguments()`` for the function and ``parse(reply,
+reader)`` for the result, with entries and events rebuilt from the stored blobs
+(their values decode through the session's codec). ``writes`` marks the operations
+that change the session: they carry a request id, and the function answers a request
+id it has seen with its first outcome, so sending one again never applies it twice.
+A query that takes several calls (``find``, ``replay``) is a generator of them, run
+by ``sharedctx.steps``. Unit-tested without a server.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Generator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
 
-from sharedctx._codec import decode
-from sharedctx._errors import (
-    BackendUnavailableError,
-    CapacityError,
-    InvalidArgumentError,
-    OutcomeUnknownError,
-    VersionConflictError,
-)
+from sharedctx._codec import Codec
+from sharedctx._errors import CapacityError, VersionConflictError
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
-from sharedctx.backends.base import ALL, Lease, Page, TTLArg
-from sharedctx.backends.base import Write as StoreWrite
+from sharedctx.backends.ops import ALL, Lease, Page, TTLArg
+from sharedctx.backends.ops import Write as StoreWrite
 
 __all__ = [
-    "SUFFIXES",
-    "Attempts",
+    "EVENT_BATCH",
+    "Change",
     "Operation",
+    "Prefix",
+    "Reader",
     "Reply",
     "Settings",
-    "changes_of_message",
     "change_of_reply",
+    "changes_of_message",
     "event_of",
     "find",
-    "redact",
-    "session_keys",
-    "session_of_meta_key",
+    "matching_keys",
+    "pack",
+    "prefix",
+    "replay",
 ]
 
 T = TypeVar("T")
 
-SUFFIXES = (
-    "meta", "entries", "index", "deadlines", "recency", "tags", "events", "values",
-    "requests", "leases", "channel",
-)  # fmt: skip
-"""The last parts of a session's keys, in the order the script takes them; the last
-one names the session's sharded pub/sub channel (not a key)."""
+_decode_meta = msgspec.msgpack.Decoder().decode
 
 KEEP = b"\0keep"
 """A source or tags argument that keeps the entry's own."""
@@ -70,45 +59,6 @@ KEYS_BATCH = 500
 
 EVENT_BATCH = 1000
 """Most events one reply brings back (``EVENT_BATCH`` in the script)."""
-
-
-# -- keys --------------------------------------------------------------------------------
-
-
-def _escape_session(session_id: str) -> str:
-    # Injective, and free of braces, so that the hash tag is exactly the session.
-    return session_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-
-
-_ESCAPED = re.compile("%(25|7B|7D)")
-_UNESCAPE = {"25": "%", "7B": "{", "7D": "}"}
-
-
-def session_keys(namespace: str, session_id: str) -> list[bytes]:
-    """The Redis keys of a session, in the order the script takes them, then its
-    channel (all in one cluster slot: they share the session's hash tag)."""
-    base = f"{namespace}:{{{_escape_session(session_id)}}}:"
-    return [(base + suffix).encode() for suffix in SUFFIXES]
-
-
-def meta_pattern(namespace: str) -> str:
-    """The ``SCAN MATCH`` pattern of every session's meta key in ``namespace``."""
-    return f"{namespace}:{{*}}:meta"
-
-
-def session_of_meta_key(namespace: str, key: bytes) -> str | None:
-    """The session whose meta key is ``key``, or None if it is not one."""
-    text = key.decode("utf-8", "replace")
-    head, tail = f"{namespace}:{{", "}:meta"
-    if not (text.startswith(head) and text.endswith(tail)) or len(text) < len(head + tail):
-        return None
-    escaped = text[len(head) : -len(tail)]
-    if "{" in escaped or "}" in escaped:
-        return None
-    return _ESCAPED.sub(lambda match: _UNESCAPE[match.group(1)], escaped)
-
-
-# -- settings and replies ------------------------------------------------------------------
 
 
 class Settings(NamedTuple):
@@ -229,9 +179,10 @@ def _tags(tags: tuple[str, ...] | None) -> list[Any]:
 # -- entries and events ------------------------------------------------------------------------
 
 
-def entry_of(key: str, value: bytes, packed: bytes) -> ContextEntry:
-    """The entry of ``key`` from its value and packed metadata."""
-    version, revision, created, updated, ttl, expires, source, tags = decode(packed)
+def entry_of(key: str, value: bytes, packed: bytes, codec: Codec) -> ContextEntry:
+    """The entry of ``key`` from its value (as ``codec`` encoded it) and packed
+    metadata."""
+    version, revision, created, updated, ttl, expires, source, tags = _decode_meta(packed)
     return ContextEntry(
         key=key,
         version=version,
@@ -239,24 +190,24 @@ def entry_of(key: str, value: bytes, packed: bytes) -> ContextEntry:
         source=source,
         tags=tuple(tags),
         encoded=value or None,  # no value: the entry of a removal event
-        plain=None,
         created=created / 1000,
         updated=updated / 1000,
         ttl=None if ttl < 0 else ttl / 1000,
         expires=None if expires < 0 else expires / 1000,
+        codec=codec,
     )
 
 
-def entry_of_blob(key: str, blob: bytes) -> ContextEntry:
+def entry_of_blob(key: str, blob: bytes, codec: Codec) -> ContextEntry:
     """The entry of ``key`` from a stored blob: 8 digits of metadata length, metadata,
     value."""
     size = int(blob[:8])
-    return entry_of(key, blob[8 + size :], blob[8 : 8 + size])
+    return entry_of(key, blob[8 + size :], blob[8 : 8 + size], codec)
 
 
-def entries_of(flat: list[bytes]) -> list[ContextEntry]:
+def entries_of(flat: list[bytes], codec: Codec) -> list[ContextEntry]:
     """Entries from the script's ``{key, blob, key, blob...}``."""
-    return [entry_of_blob(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+    return [entry_of_blob(flat[i].decode(), flat[i + 1], codec) for i in range(0, len(flat), 2)]
 
 
 Change = tuple[int, bytes, bytes, bytes, bytes]
@@ -301,22 +252,24 @@ def change_of_reply(event: list[bytes]) -> Change:
     return int(revision), action, key, packed, value
 
 
-def event_of(session_id: str, change: Change) -> ContextEvent:
+def event_of(session_id: str, change: Change, codec: Codec) -> ContextEvent:
     """The event of a change."""
     revision, action, raw_key, packed, value = change
     key = raw_key.decode()
-    entry = entry_of(key, value, packed)
+    entry = entry_of(key, value, packed, codec)
     return ContextEvent(action.decode(), key, entry, session_id, revision)  # type: ignore[arg-type]
 
 
 # -- operations ---------------------------------------------------------------------------------
 
 
-class ReadTally:
-    """Hits and misses of one store object's reads (counted here: counting them on the
-    server would make every read a write)."""
+class Reader:
+    """What a store's replies are read with: the session's ``codec`` (entries decode
+    their values through it), and the hits and misses of the store's reads (counted
+    here: counting them on the server would make every read a write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
         self.hits = 0
         self.misses = 0
 
@@ -336,8 +289,13 @@ class Operation(Generic[T]):
     def arguments(self) -> list[Any]:
         return []
 
-    def parse(self, reply: Reply, tally: ReadTally) -> T:
+    def parse(self, reply: Reply, reader: Reader) -> T:
         raise NotImplementedError
+
+    def __iter__(self) -> Generator[Operation[T], Any, T]:
+        """Yield this operation and return its result: ``result = yield from op``."""
+        result: T = yield self
+        return result
 
 
 class Get(Operation[ContextEntry | None]):
@@ -349,14 +307,14 @@ class Get(Operation[ContextEntry | None]):
     def arguments(self) -> list[Any]:
         return [self.key]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> ContextEntry | None:
+    def parse(self, reply: Reply, reader: Reader) -> ContextEntry | None:
         blob = reply.result[0]
         if not blob:
-            tally.misses += 1
+            reader.misses += 1
             return None
-        tally.hits += 1
+        reader.hits += 1
         assert self.key is not None
-        return entry_of_blob(self.key, blob)
+        return entry_of_blob(self.key, blob, reader.codec)
 
 
 class GetMany(Operation[dict[str, ContextEntry]]):
@@ -368,10 +326,10 @@ class GetMany(Operation[dict[str, ContextEntry]]):
     def arguments(self) -> list[Any]:
         return list(self.keys)
 
-    def parse(self, reply: Reply, tally: ReadTally) -> dict[str, ContextEntry]:
-        found = {entry.key: entry for entry in entries_of(reply.result[0])}
-        tally.hits += len(found)
-        tally.misses += len(self.keys) - len(found)
+    def parse(self, reply: Reply, reader: Reader) -> dict[str, ContextEntry]:
+        found = {entry.key: entry for entry in entries_of(reply.result[0], reader.codec)}
+        reader.hits += len(found)
+        reader.misses += len(self.keys) - len(found)
         return found
 
 
@@ -384,7 +342,7 @@ class KeyFlag(Operation[bool]):
     def arguments(self) -> list[Any]:
         return [self.key]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> bool:
+    def parse(self, reply: Reply, reader: Reader) -> bool:
         return bool(reply.result[0])
 
 
@@ -400,13 +358,13 @@ class Write(Operation[ContextEntry]):
     def arguments(self) -> list[Any]:
         return self._arguments
 
-    def parse(self, reply: Reply, tally: ReadTally) -> ContextEntry:
+    def parse(self, reply: Reply, reader: Reader) -> ContextEntry:
         assert self.key is not None
         if reply.status == b"conflict":
             raise VersionConflictError(self.key, self.if_version or 0, int(reply.result[0]))
         if reply.status == b"full":
             raise full(self.session_id, self.max_entries, int(reply.result[0]), 1)
-        return entry_of(self.key, self.data, reply.result[0])
+        return entry_of(self.key, self.data, reply.result[0], reader.codec)
 
 
 class WriteMany(Operation[list[ContextEntry]]):
@@ -422,14 +380,14 @@ class WriteMany(Operation[list[ContextEntry]]):
     def arguments(self) -> list[Any]:
         return self._arguments
 
-    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
+    def parse(self, reply: Reply, reader: Reader) -> list[ContextEntry]:
         if reply.status == b"conflict":
             key, expected, actual = reply.result
             raise VersionConflictError(key.decode(), int(expected), int(actual))
         if reply.status == b"full":
             raise full(self.session_id, self.max_entries, int(reply.result[0]), len(self.items))
         return [
-            entry_of(write.key, write.data, packed)
+            entry_of(write.key, write.data, packed, reader.codec)
             for write, packed in zip(self.items, reply.result[0], strict=True)
         ]
 
@@ -476,7 +434,7 @@ class Expire(Operation[bool]):
     def arguments(self) -> list[Any]:
         return [self.key, _ttl_ms(self.ttl)]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> bool:
+    def parse(self, reply: Reply, reader: Reader) -> bool:
         return bool(reply.result[0])
 
 
@@ -486,7 +444,7 @@ class Count(Operation[int]):
     def __init__(self, name: bytes, writes: bool = False) -> None:
         self.name, self.writes = name, writes
 
-    def parse(self, reply: Reply, tally: ReadTally) -> int:
+    def parse(self, reply: Reply, reader: Reader) -> int:
         return int(reply.result[0] or 0)
 
 
@@ -495,7 +453,7 @@ class Revision(Operation[tuple[int, int]]):
 
     name = b"revision"
 
-    def parse(self, reply: Reply, tally: ReadTally) -> tuple[int, int]:
+    def parse(self, reply: Reply, reader: Reader) -> tuple[int, int]:
         return int(reply.result[0] or 0), int(reply.result[1] or 0)
 
 
@@ -508,7 +466,7 @@ class Replay(Operation[tuple[list[Change], int, int]]):
     def __init__(self, since: int) -> None:
         self.since = since
 
-    def parse(self, reply: Reply, tally: ReadTally) -> tuple[list[Change], int, int]:
+    def parse(self, reply: Reply, reader: Reader) -> tuple[list[Change], int, int]:
         changes = [change_of_reply(event) for event in reply.events]
         return changes, int(reply.result[0] or 0), reply.floor
 
@@ -531,11 +489,11 @@ class Stats(Operation[ContextStats]):
     def __init__(self, subscriptions: int) -> None:
         self.subscriptions = subscriptions
 
-    def parse(self, reply: Reply, tally: ReadTally) -> ContextStats:
+    def parse(self, reply: Reply, reader: Reader) -> ContextStats:
         count, counters = reply.result
         expired, evicted, revision = (int(value or 0) for value in counters)
         return ContextStats(
-            count, tally.hits, tally.misses, expired, evicted, self.subscriptions, revision
+            count, reader.hits, reader.misses, expired, evicted, self.subscriptions, revision
         )
 
 
@@ -554,7 +512,7 @@ class Keys(_Range[tuple[list[str], bytes]]):
 
     name = b"keys"
 
-    def parse(self, reply: Reply, tally: ReadTally) -> tuple[list[str], bytes]:
+    def parse(self, reply: Reply, reader: Reader) -> tuple[list[str], bytes]:
         keys, revision = reply.result
         return [key.decode() for key in keys], revision
 
@@ -564,8 +522,8 @@ class FindRange(_Range[list[ContextEntry]]):
 
     name = b"find_range"
 
-    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
-        return entries_of(reply.result[0])
+    def parse(self, reply: Reply, reader: Reader) -> list[ContextEntry]:
+        return entries_of(reply.result[0], reader.codec)
 
 
 class FindKeys(Operation[list[ContextEntry] | None]):
@@ -579,8 +537,8 @@ class FindKeys(Operation[list[ContextEntry] | None]):
     def arguments(self) -> list[Any]:
         return [self.revision, *self.keys]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry] | None:
-        return entries_of(reply.result[0]) if reply.status == b"ok" else None
+    def parse(self, reply: Reply, reader: Reader) -> list[ContextEntry] | None:
+        return entries_of(reply.result[0], reader.codec) if reply.status == b"ok" else None
 
 
 class FindTag(Operation[list[ContextEntry]]):
@@ -593,8 +551,8 @@ class FindTag(Operation[list[ContextEntry]]):
         limit = -1 if self.page.limit is None else self.page.limit
         return [self.tag, self.page.after or "", limit]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> list[ContextEntry]:
-        return entries_of(reply.result[0])
+    def parse(self, reply: Reply, reader: Reader) -> list[ContextEntry]:
+        return entries_of(reply.result[0], reader.codec)
 
 
 class TakeLease(Operation[Lease]):
@@ -606,11 +564,11 @@ class TakeLease(Operation[Lease]):
     def arguments(self) -> list[Any]:
         return [self.key, self.holder, _ms(self.seconds)]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> Lease:
+    def parse(self, reply: Reply, reader: Reader) -> Lease:
         assert self.key is not None
         if reply.status == b"ok":
-            tally.hits += 1
-            return Lease("value", entry_of_blob(self.key, reply.result[0]))
+            reader.hits += 1
+            return Lease("value", entry_of_blob(self.key, reply.result[0], reader.codec))
         if reply.status == b"wait":
             return Lease("wait", wait=int(reply.result[0]) / 1000)
         return Lease("lead")
@@ -627,7 +585,7 @@ class Renew(Operation[list[str]]):
     def arguments(self) -> list[Any]:
         return [_ms(self.seconds), *(part for lease in self.leases for part in lease)]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> list[str]:
+    def parse(self, reply: Reply, reader: Reader) -> list[str]:
         return [key.decode() for key in reply.result[0]]
 
 
@@ -640,7 +598,7 @@ class Release(Operation[None]):
     def arguments(self) -> list[Any]:
         return [self.key, self.holder]
 
-    def parse(self, reply: Reply, tally: ReadTally) -> None:
+    def parse(self, reply: Reply, reader: Reader) -> None:
         return None
 
 
@@ -717,181 +675,3 @@ def matching_keys(glob: Glob, page: Page) -> Generator[Operation[Any], Any, list
     lo, hi = page_range(glob, page)
     matched, _ = yield from _matching_keys(glob, lo, hi, page.limit)
     return matched
-
-
-# -- retries -----------------------------------------------------------------------------------
-
-
-class Attempts:
-    """Whether a call whose attempt failed is sent again, and the error if not.
-
-    A call is sent again, with the same request id, while its deadline has not
-    passed: at once after a connection that failed before the call was sent, after
-    a short pause once it may have been sent. A write that may have reached the
-    server and whose outcome could not be learned raises ``OutcomeUnknownError``;
-    anything else that never got through raises ``BackendUnavailableError`` (nothing
-    was changed).
-    """
-
-    PAUSES = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
-
-    def __init__(self, operation: Operation[Any], deadline: float, where: str) -> None:
-        self.operation = operation
-        self.deadline = deadline
-        self.where = where
-        self.sent = False  # an attempt may have reached the server
-        self.failures = 0
-        self.loads = 0  # times the script was loaded again (NOSCRIPT)
-
-    def failed(self, error: BaseException, *, sent: bool, now: float) -> float:
-        """The pause before the next attempt; raises the error for the caller when the
-        call is not sent again."""
-        self.sent = self.sent or sent
-        self.failures += 1
-        if not sent and not self.sent and self.failures > 1:
-            raise self.error(error)  # the server refuses connections: fail fast
-        pause = self.PAUSES[min(self.failures - 1, len(self.PAUSES) - 1)]
-        if now + pause >= self.deadline:
-            raise self.error(error)
-        return pause
-
-    def busy(self, error: BaseException, now: float) -> float:
-        """The pause before trying again a call that did not run because the cluster is
-        changing (a slot moving, a failover); raises when the deadline has passed."""
-        self.failures += 1
-        pause = self.PAUSES[min(self.failures - 1, len(self.PAUSES) - 1)]
-        if now + pause >= self.deadline:
-            raise self.error(error)
-        return pause
-
-    def error(self, error: BaseException) -> BackendUnavailableError:
-        """The error for a call that is not sent again."""
-        if self.sent and self.operation.writes:
-            what = (
-                "the write"
-                if self.operation.key is None
-                else f"the write of {self.operation.key!r}"
-            )
-            return OutcomeUnknownError(
-                f"Redis at {self.where} did not answer in time: {what} may or may not "
-                f"have been applied (at most once); read the key's version to know "
-                f"({error})",
-                self.operation.key,
-            )
-        return unavailable(self.where, error)
-
-
-def unavailable(where: str, error: BaseException) -> BackendUnavailableError:
-    """The error for a call that did not get through: nothing was changed."""
-    return BackendUnavailableError(f"Redis at {where} is unavailable: {error}")
-
-
-# -- URLs -----------------------------------------------------------------------------------------
-
-
-SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
-
-
-class Target(NamedTuple):
-    """Where a URL points: one server (its URL for redis-py) or a cluster's startup
-    nodes, with the connection options the URL gives."""
-
-    cluster: bool
-    url: str
-    """For one server: the URL as redis-py reads it."""
-    nodes: list[tuple[str, int]]
-    """For a cluster: the startup nodes."""
-    options: dict[str, Any]
-    """For a cluster: username, password, ssl."""
-
-
-def redact(url: str) -> str:
-    """``url`` with any password (``:pw@``, or ``?password=``) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # malformed: redact whatever looks like user:password@
-        return re.sub(r"(//[^/@]*?):[^/]*@", r"\1:***@", url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}")
-    query = [
-        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
-        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
-    ]
-    return urlunsplit(parts._replace(query="&".join(query)))
-
-
-def check_url(url: object) -> Target:
-    """Where ``url`` points, if it is a Redis URL redis-py will read as written; else
-    ``InvalidArgumentError`` naming the bad part (with the password redacted).
-
-    redis-py ignores some mistakes silently (``redis://h/abc`` is database 0); here
-    they are errors. ``redis+cluster://h1:p1,h2:p2`` (``rediss+cluster://`` for TLS)
-    names a Redis Cluster by some of its nodes.
-    """
-    if not isinstance(url, str):
-        raise InvalidArgumentError(f"a Redis URL must be a str, not {type(url).__name__}")
-    shown = redact(url)
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme not in SCHEMES:
-        raise InvalidArgumentError(
-            f"a Redis URL starts with redis://, rediss://, unix:// or redis+cluster://, "
-            f"not {shown!r}"
-        )
-    if scheme.endswith("+cluster"):
-        return _cluster_target(scheme, rest, shown)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidArgumentError(f"bad Redis URL {shown!r}: {exc}") from None
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise InvalidArgumentError(f"bad Redis URL {shown!r}: no socket path")
-        return Target(False, url, [], {})
-    if not parts.hostname:
-        raise InvalidArgumentError(f"bad Redis URL {shown!r}: no host")
-    if port == 0:
-        raise InvalidArgumentError(f"bad Redis URL {shown!r}: port 0")
-    _check_database(parts.path, shown)
-    return Target(False, url, [], {})
-
-
-def _check_database(path: str, shown: str, *, cluster: bool = False) -> None:
-    database = path.strip("/")
-    if database and not (database.isascii() and database.isdigit()):
-        raise InvalidArgumentError(
-            f"bad Redis URL {shown!r}: the database must be a number, not {database!r}"
-        )
-    if cluster and database not in ("", "0"):
-        raise InvalidArgumentError(
-            f"bad Redis URL {shown!r}: a Redis Cluster has database 0 only, not {database}"
-        )
-
-
-def _cluster_target(scheme: str, rest: str, shown: str) -> Target:
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    options: dict[str, Any] = {"ssl": scheme == "rediss+cluster"}
-    if at:
-        user, colon, password = userinfo.partition(":")
-        if user:
-            options["username"] = unquote(user)
-        if colon:
-            options["password"] = unquote(password)
-    nodes = []
-    for node in hosts.split(","):
-        host, colon, port = node.rpartition(":")
-        host = host.strip("[]")
-        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise InvalidArgumentError(
-                f"bad Redis URL {shown!r}: each node is host:port, not {node!r}"
-            )
-        nodes.append((host, int(port)))
-    _check_database(path, shown, cluster=True)
-    if query:
-        raise InvalidArgumentError(
-            f"bad Redis URL {shown!r}: a cluster URL takes no query ({query.split('=')[0]}=)"
-        )
-    return Target(True, "", nodes, options)

@@ -1,0 +1,99 @@
+"""The open sessions of one Redis backend: who opens a store, and who follows it.
+
+:class:`Sessions` is the one owner of a backend's open stores: it makes each
+``RedisStore`` (with the session's keys and settings packed once), hands it to the
+follower that sweeps it and, while its context listens, hears its channel, and
+forgets it when the store closes. The store sees it only as its
+:class:`~sharedctx.backends.redis.store.Listening`.
+"""
+
+from __future__ import annotations
+
+from sharedctx._codec import Codec
+from sharedctx._events import EventHub
+from sharedctx.backends.base import StoreOptions
+from sharedctx.backends.redis import keys
+from sharedctx.backends.redis.calls import LIBRARY, Caller
+from sharedctx.backends.redis.follower import Follower
+from sharedctx.backends.redis.operations import Settings, prefix
+from sharedctx.backends.redis.store import RedisStore
+
+__all__ = ["SessionSettings", "Sessions"]
+
+
+class SessionSettings:
+    """What the function is told of a backend's sessions on every call (see the
+    header of ``script.lua``), and how long a ``get_or_set`` lease lives."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        stream_max_len: int,
+        event_retention: float,
+        session_ttl: float | None,
+        request_window: float,
+        lease_ttl: float,
+    ) -> None:
+        self.namespace = namespace
+        self.stream_max_len = stream_max_len
+        self.event_retention = event_retention
+        self.session_ttl = session_ttl
+        self.request_window = request_window
+        self.lease_ttl = lease_ttl
+
+    def for_store(self, options: StoreOptions) -> Settings:
+        return Settings(
+            self.stream_max_len,
+            options.max_entries,
+            options.eviction,
+            self.session_ttl,
+            self.event_retention,
+            self.request_window,
+        )
+
+
+class Sessions:
+    """A backend's open stores and its follower (see the module docstring)."""
+
+    def __init__(self, caller: Caller, settings: SessionSettings, purge_interval: float) -> None:
+        self._caller = caller
+        self._settings = settings
+        self.follower = Follower(
+            caller, purge_interval=purge_interval, lease_ttl=settings.lease_ttl
+        )
+
+    def open(
+        self, session_id: str, hub: EventHub, options: StoreOptions, codec: Codec
+    ) -> RedisStore:
+        """A store of ``session_id`` for one context, swept from now on."""
+        names = keys.session_keys(self._settings.namespace, session_id)
+        store = RedisStore(
+            session_id,
+            hub,
+            options,
+            codec,
+            calls=self._caller,
+            prefix=prefix(LIBRARY, names, self._settings.for_store(options)),
+            channel=names[-1],
+            lease_ttl=self._settings.lease_ttl,
+            listening=self,
+        )
+        self.follower.add(store)
+        return store
+
+    def listen(self, store: RedisStore) -> None:
+        """Hand ``store`` its session's changes made elsewhere."""
+        self.follower.listen(store)
+
+    def unlisten(self, store: RedisStore) -> None:
+        """Stop handing ``store`` its session's changes."""
+        self.follower.unlisten(store)
+
+    def forget(self, store: RedisStore) -> None:
+        """``store`` closed: no more sweeps or listening."""
+        self.follower.remove(store)
+
+    def close(self) -> None:
+        """Stop the follower for good (the backend is closing)."""
+        self.follower.stop()
