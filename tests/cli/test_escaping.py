@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from sharedctx import SharedContext
-from sharedctx.cli._views import printable
+from sharedctx.terminal import printable
 
 from ..conftest import RedisServer
 from ._run import on_terminal, sharedctx, start_watch

@@ -10,7 +10,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from sharedctx import SharedContext
-from sharedctx.cli._views import printable
+from sharedctx.terminal import printable
 from sharedctx.demo._pipeline import DemoOptions, run_pipeline
 from sharedctx.demo._view import PHASES, Timeline, result_view
 from sharedctx.pipeline._models import PipelineStatus

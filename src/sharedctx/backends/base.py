@@ -31,6 +31,7 @@ backend written against this module alone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
 from sharedctx._codec import Codec
@@ -43,6 +44,7 @@ __all__ = [
     "Eviction",
     "Handlers",
     "InProcessStore",
+    "SessionSummary",
     "Store",
     "StoreOptions",
     "UnsupportedOperationError",
@@ -55,6 +57,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 Eviction = Literal["lru", "oldest", "reject"]
 """What a full context does for a new key: evict the least recently used (read or
 written) entry, the least recently written one, or raise ``CapacityError``."""
+
+
+class SessionSummary(NamedTuple):
+    """One session as ``sharedctx sessions`` lists it."""
+
+    session_id: str
+    entries: int
+    """Live entries."""
+    bytes: int
+    """Size of the stored entries (values and their metadata)."""
+    last_write: datetime | None
+    """When the session last changed."""
+    drops_at: datetime | None
+    """When the backend drops the whole session, or None: not by itself."""
 
 
 class StoreOptions(NamedTuple):

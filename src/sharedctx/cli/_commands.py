@@ -33,7 +33,7 @@ from sharedctx._context import SharedContext
 from sharedctx._errors import ContextError, InvalidArgumentError, SessionLostError
 from sharedctx._events import Watch
 from sharedctx.backends import Backend, open_backend
-from sharedctx.cli._views import (
+from sharedctx.terminal import (
     entries_table,
     entry_row,
     event_line,

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from sharedctx._context import SharedContext
 from sharedctx._types import ContextEntry
-from sharedctx.cli._views import entries_table, entry_row, print_unsqueezed, printable
+from sharedctx.terminal import entries_table, entry_row, print_unsqueezed, printable
 from sharedctx.demo import _persona
 from sharedctx.demo._pipeline import (
     CHECKPOINT,

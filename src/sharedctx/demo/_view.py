@@ -5,7 +5,7 @@ in another process would: each phase pending, running (or waiting) or done, with
 its time, its events and what it has produced so far. It is drawn live on a
 terminal, or printed a row per finished phase elsewhere. Every line fits 80 columns
 (or the terminal, if narrower). Whatever comes from the session goes through
-:func:`~sharedctx.cli._views.printable`.
+:func:`~sharedctx.terminal.printable`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rich.text import Text
 
 from sharedctx._glob import Glob, compile_glob
 from sharedctx._types import ContextEvent
-from sharedctx.cli._views import printable
+from sharedctx.terminal import printable
 from sharedctx.demo._pipeline import DemoOutcome
 from sharedctx.pipeline._context import StandardKeys
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -21,7 +21,7 @@ import redis.asyncio
 from sharedctx._codec import Codec
 from sharedctx._errors import ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
-from sharedctx.backends.base import StoreOptions
+from sharedctx.backends.base import SessionSummary, StoreOptions
 from sharedctx.backends.redis import keys
 from sharedctx.backends.redis.calls import Caller
 from sharedctx.backends.redis.servers import servers_for
@@ -30,20 +30,6 @@ from sharedctx.backends.redis.store import RedisStore
 from sharedctx.backends.redis.urls import check_url, redact
 
 __all__ = ["RedisBackend", "SessionSummary"]
-
-
-class SessionSummary(NamedTuple):
-    """One session as ``sharedctx sessions`` lists it."""
-
-    session_id: str
-    entries: int
-    """Live entries."""
-    bytes: int
-    """Size of the stored entries (values and their metadata)."""
-    last_write: datetime | None
-    """When the session last changed."""
-    drops_at: datetime | None
-    """When the server drops the whole session (``session_ttl``), or None: never."""
 
 
 class RedisBackend:

@@ -1,6 +1,7 @@
 """Terminal views of a context (rich): its entries, and its events as they happen.
 
-Used by ``sharedctx inspect``, ``sharedctx watch`` and ``sharedctx demo``. Rich
+Needs the ``cli`` extra (rich). Used by ``sharedctx inspect``, ``sharedctx watch``
+and ``sharedctx demo``, and free for a pipeline's own command line. Rich
 drops colour by itself when the output is not a terminal (a pipe, a file) or when
 ``NO_COLOR`` is set, so the same code prints plain text there.
 
@@ -25,10 +26,10 @@ from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
-from sharedctx._types import ContextEntry, ContextEvent
+from sharedctx import ContextEntry, ContextEvent
 
 if TYPE_CHECKING:
-    from sharedctx.backends.redis import SessionSummary
+    from sharedctx.backends import SessionSummary
 
 __all__ = [
     "entries_table",
