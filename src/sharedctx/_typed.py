@@ -11,9 +11,13 @@ pipeline's typed keys as class attributes, and ``MySchema(context)`` binds them 
 model, a dataclass, a msgspec Struct, a ``TypedDict``, or a type such as
 ``list[Model]``, validated as pydantic's ``TypeAdapter`` validates it (msgspec for
 Structs). One rule says whether a value fits a typed key, on every write, read, query,
-wait, watch and :meth:`Schema.check`: it converts to the model, and in a family with an
-``id_field``, that field holds the id the value is stored under. A value that does not
-fit raises ``SchemaError`` naming the key and the path of the bad field.
+wait, watch and :meth:`Schema.check`: as it is stored, it converts to the model, and in
+a family with an ``id_field``, that field holds the id the value is stored under. A
+write checks the value in the form a read will find (encoded, then decoded), so a model
+changed after it was made, or a Struct made with wrong types (neither pydantic nor
+msgspec checks an instance again), is refused rather than stored: a value that a write
+accepts, a read accepts. A value that does not fit raises ``SchemaError`` naming the
+key and the path of the bad field.
 
 **Families and ids.** A key template holds at most one placeholder, ``{name}`` (the
 ``str.format`` syntax: ``{{`` and ``}}`` are literal braces); ``source`` and ``tags``
@@ -38,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import string
+import sys
 import typing
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from types import MappingProxyType, TracebackType
@@ -46,7 +51,7 @@ from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, o
 import msgspec
 
 from sharedctx._checks import check_key, check_positive_int, check_source, check_tags
-from sharedctx._codec import convert, type_name
+from sharedctx._codec import convert, decode, encode, type_name
 from sharedctx._context import SharedContext
 from sharedctx._errors import ContextClosedError, InvalidArgumentError, InvalidKeyError, SchemaError
 from sharedctx._events import Watch
@@ -216,7 +221,8 @@ class TypedKey(Generic[M]):
         return None if self.id_name is None else key[len(self.prefix) : len(key) - len(self.suffix)]
 
     def validate(self, value: Any, id_: str | None = None) -> M:
-        """``value`` converted to the model, if it fits this key (of ``id_``, in a family).
+        """A stored (decoded) ``value`` converted to the model, if it fits this key (of
+        ``id_``, in a family).
 
         Raises ``SchemaError`` naming the key and the path of each bad field; in a
         family with an ``id_field``, also if that field does not hold ``id_``.
@@ -233,6 +239,17 @@ class TypedKey(Generic[M]):
                 problem = f"is {found!r}, but the value is written under the id {id_!r}"
                 raise SchemaError(key, type_name(self.model), [(self.id_field, problem)])
         return checked
+
+    def validate_write(self, value: Any, id_: str | None = None) -> M:
+        """A ``value`` to write converted to the model, checked in the form it will be
+        stored in (so that a read accepts it); raises as :meth:`validate`, and
+        ``SerializationError`` for a value that cannot be stored at all."""
+        try:
+            stored = decode(_encode_quietly(value))
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            encode(self.key(id_), value, sys.maxsize)  # the codec's SerializationError says why
+            raise
+        return self.validate(stored, id_)
 
     def source_for(self, id_: str | None = None) -> str | None:
         """The source that a write (of ``id_``) records; None: the context's default."""
@@ -262,6 +279,17 @@ class TypedKey(Generic[M]):
 
     def __repr__(self) -> str:
         return f"TypedKey({self.template!r}, {type_name(self.model)})"
+
+
+def _dump_quietly(value: Any) -> Any:
+    # A pydantic model is stored as its python-mode dump (sharedctx._codec); without
+    # pydantic's warnings about fields that do not fit: the validation names them.
+    if hasattr(type(value), "__pydantic_fields__"):
+        return value.model_dump(warnings=False)
+    raise TypeError(f"values of type {type(value).__qualname__} are not supported")
+
+
+_encode_quietly = msgspec.msgpack.Encoder(enc_hook=_dump_quietly).encode
 
 
 def _field_names(model: Any) -> Collection[str] | None:
@@ -395,7 +423,7 @@ class BoundKey(Generic[M]):
         typed = self.typed_key
         return (
             typed.key(id_),
-            typed.validate(value, id_),
+            typed.validate_write(value, id_),
             typed.source_for(id_),
             typed.tags_for(id_),
         )
@@ -460,14 +488,19 @@ class BoundKey(Generic[M]):
                     f"key {key!r} holds no value to update: give update(..., default=...) "
                     "for fn to start from"
                 )
-            result = fn(typed.validate(default if stored is _ABSENT else stored, id_))
+            current = (
+                typed.validate_write(default, id_)
+                if stored is _ABSENT
+                else typed.validate(stored, id_)
+            )
+            result = fn(current)
             if inspect.isawaitable(result):
                 getattr(result, "close", lambda: None)()  # never awaited: no warning
                 raise InvalidArgumentError(
                     f"the update function for key {key!r} returned an awaitable: a typed "
                     "update takes a plain function from model to model"
                 )
-            return typed.validate(result, id_)
+            return typed.validate_write(result, id_)
 
         return key, apply, typed.source_for(id_), typed.tags_for(id_)
 
