@@ -98,7 +98,8 @@ def _template(text: str, what: str) -> _Template:
             if not name.isidentifier() or spec or conversion:
                 raise InvalidKeyError(
                     f"{what} {text!r}: a placeholder is a name in braces, such as "
-                    f"{{mind_id}}, not {{{name}{':' + spec if spec else ''}}}"
+                    f"{{mind_id}}, not {{{name}{'!' + conversion if conversion else ''}"
+                    f"{':' + spec if spec else ''}}}"
                 )
             names.append(name)
     if len(names) > 1:
@@ -116,7 +117,7 @@ class TypedKey(Generic[M]):
     MindResult, id_field="mind_id", source="mind:{mind_id}")`` a family, whose writes
     also check that the model's ``mind_id`` is the id written under. ``source``
     (default: the context's ``"unknown"``) and ``tags`` are recorded by every write,
-    with the id filled in. A typed key does no I/O and is immutable: bind it with
+    with the id filled in. A typed key does no I/O: bind it to a context with
     :meth:`on`, or declare it in a :class:`Schema`. Raises ``InvalidKeyError`` or
     ``InvalidArgumentError`` for a bad template, model, source, tag or id field.
     """
@@ -908,9 +909,9 @@ def _check_disjoint(schema: str, keys: Mapping[str, TypedKey[Any]]) -> None:
             if _overlap(key, other):
                 raise InvalidArgumentError(
                     f"schema {schema}: typed keys {other_name} ({other.template!r}) and "
-                    f"{name} ({key.template!r}) can name the same key (an id may hold ':'), "
-                    "so an entry would be read as both: make the fixed text of one differ "
-                    "from the other's where the other's id could be"
+                    f"{name} ({key.template!r}) can name the same key (an id may hold ':'): "
+                    "give each fixed text that the other's keys cannot have, as "
+                    "'doc:{id}:text' beside 'doc:{id}:chunks'"
                 )
 
 
