@@ -178,12 +178,12 @@ async def test_each_kind_of_model_round_trips_with_the_awaitable_twins(
 def test_what_a_write_checks_is_what_a_read_returns(ctx: SharedContext, kind: Kind) -> None:
     plan = plan_key(kind)
     value = kind.make("*", 0.25, [1, 2])
-    checked = plan.validate_write(value)
+    checked = plan.validate(value)
     assert fits(checked, value)
     plan.on(ctx).set(value)
     assert fits(plan.on(ctx).get(), checked)
     with pytest.raises(SerializationError, match="cannot store the value for key 'review:plan'"):
-        plan.validate_write(object())
+        plan.validate(object())
 
 
 def test_a_value_as_plain_data_is_converted_into_the_model(ctx: SharedContext) -> None:

@@ -25,7 +25,10 @@ may hold the same placeholder. An id is any non-empty text, ``:`` and the glob
 metacharacters ``*?[]\\`` included: it goes into the key as it is, and is read back
 by cutting the fixed text before and after it off the key. The family's
 :attr:`~TypedKey.pattern` escapes that fixed text and puts ``?*`` (one character or
-more) for the id, so queries, waits and watches select exactly the keys of the family.
+more) for the id, so waits and watches select exactly the keys of the family. Queries
+read ``prefix*suffix`` instead, which a store answers fastest (one call on Redis when
+the suffix is empty), and leave out the one other key that it matches, the one with an
+empty id.
 Because an id may hold ``:``, the family ``doc:{id}`` also holds ``doc:a:chunks``: a
 :class:`Schema` refuses two typed keys that could name the same key.
 
@@ -44,7 +47,7 @@ import inspect
 import string
 import sys
 import typing
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, overload
 
@@ -146,7 +149,6 @@ class TypedKey(Generic[M]):
             else f"{escape(self.prefix)}?*{escape(self.suffix)}"
         )
         """The glob pattern that matches exactly this key, or exactly the family's keys."""
-        self._glob = compile_glob(self.pattern)
         if not (isinstance(model, type) or typing.get_origin(model) is not None):
             raise InvalidArgumentError(
                 f"the model of typed key {key!r} must be a type (a pydantic model, "
@@ -217,18 +219,41 @@ class TypedKey(Generic[M]):
         Raises ``InvalidKeyError`` if ``key`` is not this typed key's (or one of its
         family's): that is, if :attr:`pattern` does not match it.
         """
-        if not self._glob.match(key):
+        if self.id_name is None:
+            if key != self.prefix:
+                raise InvalidKeyError(f"key {key!r} is not the typed key {self.template!r}")
+            return None
+        end = len(key) - len(self.suffix)
+        if not (
+            end > len(self.prefix) and key.startswith(self.prefix) and key.endswith(self.suffix)
+        ):
             raise InvalidKeyError(f"key {key!r} is not a key of typed key {self.template!r}")
-        return None if self.id_name is None else key[len(self.prefix) : len(key) - len(self.suffix)]
+        return key[len(self.prefix) : end]
 
     def validate(self, value: Any, id_: str | None = None) -> M:
-        """A stored (decoded) ``value`` converted to the model, if it fits this key (of
-        ``id_``, in a family).
+        """``value`` converted to the model, if it fits this key (``id_``'s, in a family),
+        checked in the form it will be stored in: what a write checks.
 
-        Raises ``SchemaError`` naming the key and the path of each bad field; in a
-        family with an ``id_field``, also if that field does not hold ``id_``.
+        Raises ``SchemaError`` naming the key and the path of each bad field (in a
+        family with an ``id_field``, also if that field does not hold ``id_``), and
+        ``SerializationError`` for a value that cannot be stored at all.
         """
         key = self.key(id_)
+        try:
+            stored = decode(_encode_quietly(value))
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            encode(key, value, sys.maxsize)  # the codec's SerializationError says why
+            raise
+        return self._fit(key, stored, id_)
+
+    def model_of(self, entry: ContextEntry) -> M:
+        """The model of an entry stored under this key (or a key of the family): what a
+        read returns. Raises ``SchemaError`` as :meth:`validate` if it does not fit,
+        ``InvalidKeyError`` if the entry is not this key's."""
+        return self._fit(entry.key, entry.value, self.id_of(entry.key))
+
+    def _fit(self, key: str, value: Any, id_: str | None) -> M:
+        """The one rule: ``value`` converts to the model, and holds its id if checked."""
         checked: M = convert(key, value, self.model)
         if self.id_field is not None:
             found = (
@@ -240,17 +265,6 @@ class TypedKey(Generic[M]):
                 problem = f"is {found!r}, but the value is written under the id {id_!r}"
                 raise SchemaError(key, type_name(self.model), [(self.id_field, problem)])
         return checked
-
-    def validate_write(self, value: Any, id_: str | None = None) -> M:
-        """A ``value`` to write converted to the model, checked in the form it will be
-        stored in (so that a read accepts it); raises as :meth:`validate`, and
-        ``SerializationError`` for a value that cannot be stored at all."""
-        try:
-            stored = decode(_encode_quietly(value))
-        except (TypeError, ValueError, OverflowError, RecursionError):
-            encode(self.key(id_), value, sys.maxsize)  # the codec's SerializationError says why
-            raise
-        return self.validate(stored, id_)
 
     def source_for(self, id_: str | None = None) -> str | None:
         """The source that a write (of ``id_``) records; None: the context's default."""
@@ -424,7 +438,7 @@ class BoundKey(Generic[M]):
         typed = self.typed_key
         return (
             typed.key(id_),
-            typed.validate_write(value, id_),
+            typed.validate(value, id_),
             typed.source_for(id_),
             typed.tags_for(id_),
         )
@@ -489,19 +503,14 @@ class BoundKey(Generic[M]):
                     f"key {key!r} holds no value to update: give update(..., default=...) "
                     "for fn to start from"
                 )
-            current = (
-                typed.validate_write(default, id_)
-                if stored is _ABSENT
-                else typed.validate(stored, id_)
-            )
-            result = fn(current)
+            result = fn(typed.validate(default if stored is _ABSENT else stored, id_))
             if inspect.isawaitable(result):
                 getattr(result, "close", lambda: None)()  # never awaited: no warning
                 raise InvalidArgumentError(
                     f"the update function for key {key!r} returned an awaitable: a typed "
                     "update takes a plain function from model to model"
                 )
-            return typed.validate_write(result, id_)
+            return typed.validate(result, id_)
 
         return key, apply, typed.source_for(id_), typed.tags_for(id_)
 
@@ -525,7 +534,7 @@ class BoundKey(Generic[M]):
 
         Raises ``SchemaError`` naming the key and field if what is stored does not fit.
         """
-        return self._model(id_, self.context.get_entry(self.typed_key.key(id_)), default)
+        return self._model(self.context.get_entry(self.typed_key.key(id_)), default)
 
     @overload
     async def aget(self, id_: str | None = None, /) -> M | None: ...
@@ -534,10 +543,10 @@ class BoundKey(Generic[M]):
 
     async def aget(self, id_: str | None = None, /, *, default: Any = None) -> Any:
         """Awaitable twin of :meth:`get`."""
-        return self._model(id_, await self.context.aget_entry(self.typed_key.key(id_)), default)
+        return self._model(await self.context.aget_entry(self.typed_key.key(id_)), default)
 
-    def _model(self, id_: str | None, entry: ContextEntry | None, default: Any) -> Any:
-        return default if entry is None else self.typed_key.validate(entry.value, id_)
+    def _model(self, entry: ContextEntry | None, default: Any) -> Any:
+        return default if entry is None else self.typed_key.model_of(entry)
 
     def entry(self, id_: str | None = None, /) -> ContextEntry | None:
         """The stored entry (``id_``'s, in a family) as it is, unvalidated: its version,
@@ -576,7 +585,7 @@ class BoundKey(Generic[M]):
         found: dict[str, M] = {}
         while True:
             wanted = None if limit is None else limit - len(found)
-            entries = yield _call("find_by_pattern", typed.pattern, limit=wanted, after=start)
+            entries = yield _call("find_by_pattern", _query(typed), limit=wanted, after=start)
             found |= _models(typed, entries, skips)
             if wanted is None or len(entries) < wanted or len(found) == limit:
                 return found
@@ -644,7 +653,7 @@ class BoundKey(Generic[M]):
         try:
             found = yield _call("wait_for_keys", list(keys.values()), timeout=timeout, since=since)
         except TimeoutError:
-            entries = yield _call("find_by_pattern", typed.pattern)
+            entries = yield _call("find_by_pattern", _query(typed))
             there = {e.key for e in entries if since is None or e.revision > since}
             missing = sorted(id_ for id_, key in keys.items() if key not in there)
             after = "" if since is None else f" written after revision {since}"
@@ -652,7 +661,7 @@ class BoundKey(Generic[M]):
                 f"no value{after} after {timeout} s under {typed.template!r} for "
                 f"{typed.id_name} in {missing}"
             ) from None
-        return {id_: typed.validate(found[key].value, id_) for id_, key in keys.items()}
+        return {id_: typed.model_of(found[key]) for id_, key in keys.items()}
 
     def wait_for_value(
         self, id_: str | None = None, /, *, since: int | None = None, timeout: float | None = None
@@ -677,7 +686,7 @@ class BoundKey(Generic[M]):
     ) -> _Steps[M]:
         key = self.typed_key.key(id_)
         found = yield _call("wait_for_keys", [key], timeout=timeout, since=since)
-        return self.typed_key.validate(found[key].value, id_)
+        return self.typed_key.model_of(found[key])
 
     def watch(
         self, *, since: int | None = None, max_pending: int = 1000, on_invalid: OnInvalid = "raise"
@@ -694,17 +703,30 @@ class BoundKey(Generic[M]):
         return TypedWatch(self.typed_key, watch, skips)
 
 
+def _query(typed: TypedKey[Any]) -> str:
+    """The pattern by which a typed key's entries are read (see the module docstring)."""
+    if typed.id_name is None:
+        return typed.pattern
+    return f"{escape(typed.prefix)}*{escape(typed.suffix)}"
+
+
+def _members(typed: TypedKey[Any], entries: Iterable[ContextEntry]) -> Iterator[ContextEntry]:
+    """The entries read by :func:`_query` that are the typed key's: not the empty id."""
+    empty = len(typed.prefix) + len(typed.suffix)
+    return (entry for entry in entries if typed.id_name is None or len(entry.key) > empty)
+
+
 def _models(
     typed: TypedKey[M], entries: Iterable[ContextEntry], skips: bool = False
 ) -> dict[str, M]:
-    """The models of a family's entries by id; with ``skips``, those that do not fit
-    are left out (else they raise ``SchemaError``)."""
+    """The models of a family's entries (read by :func:`_query` or its pattern) by id;
+    with ``skips``, those that do not fit are left out (else they raise ``SchemaError``)."""
     found: dict[str, M] = {}
-    for entry in entries:
+    for entry in _members(typed, entries):
         id_ = typed.id_of(entry.key)
         assert id_ is not None  # a key of a family has an id
         try:
-            found[id_] = typed.validate(entry.value, id_)
+            found[id_] = typed.model_of(entry)
         except SchemaError:
             if not skips:
                 raise
@@ -762,7 +784,7 @@ class TypedWatch(Generic[M]):
         value = None
         if event.action == "set" and event.entry.has_value:
             try:
-                value = self.typed_key.validate(event.entry.value, id_)
+                value = self.typed_key.model_of(event.entry)
             except SchemaError:
                 if self._skips:
                     return None
@@ -892,11 +914,11 @@ def _problems(keys: Iterable[TypedKey[Any]], pattern: str) -> _Steps[list[Schema
     selected = compile_glob(pattern)
     problems: list[SchemaError] = []
     for typed in keys:
-        entries = yield _call("find_by_pattern", typed.pattern)
-        for entry in entries:
+        entries = yield _call("find_by_pattern", _query(typed))
+        for entry in _members(typed, entries):
             if selected.match(entry.key):
                 try:
-                    typed.validate(entry.value, typed.id_of(entry.key))
+                    typed.model_of(entry)
                 except SchemaError as problem:
                     problems.append(problem)
     return sorted(problems, key=lambda problem: problem.key)
