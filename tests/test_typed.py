@@ -565,6 +565,36 @@ def test_a_schema_refuses_two_typed_keys_that_could_name_the_same_key() -> None:
         type("Apart", (Schema,), {"one": TypedKey(first, int), "two": TypedKey(second, int)})
 
 
+FIXED = st.text(st.sampled_from("a:"), max_size=2)
+TEMPLATES = st.one_of(
+    FIXED.filter(bool),  # one key
+    st.builds(lambda head, tail: f"{head}{{id}}{tail}", FIXED, FIXED),  # a family
+)
+
+
+def keys_of(template: str) -> set[str]:
+    """Every key of a template whose ids are at most 5 characters of "a:x": enough to
+    find a key two templates of FIXED parts share, if there is one."""
+    head, brace, tail = template.partition("{id}")
+    if not brace:
+        return {template}
+    ids = [""]
+    for _ in range(5):
+        ids = [id_ + char for id_ in ids for char in "a:x"] + ids
+    return {f"{head}{id_}{tail}" for id_ in ids if id_}
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=TEMPLATES, second=TEMPLATES)
+def test_a_schema_refuses_exactly_the_typed_keys_that_share_a_key(first: str, second: str) -> None:
+    attributes = {"one": TypedKey(first, int), "two": TypedKey(second, int)}
+    if keys_of(first) & keys_of(second):
+        with pytest.raises(InvalidArgumentError, match="can name the same key"):
+            type("Clash", (Schema,), attributes)
+    else:
+        assert list(type("Apart", (Schema,), attributes).typed_keys()) == ["one", "two"]
+
+
 def test_check_reports_every_entry_that_does_not_fit_its_typed_key(ctx: SharedContext) -> None:
     review = ReviewWithSummary(ctx)
     review.plan.set(PydanticReview(file="*", score=0.5, lines=[]))

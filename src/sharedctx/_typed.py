@@ -28,9 +28,8 @@ by cutting the fixed text before and after it off the key. The family's
 more) for the id, so waits and watches select exactly the keys of the family. Queries
 read ``prefix*suffix`` instead, which a store answers fastest (one call on Redis when
 the suffix is empty), and leave out the one other key that it matches, the one with an
-empty id.
-Because an id may hold ``:``, the family ``doc:{id}`` also holds ``doc:a:chunks``: a
-:class:`Schema` refuses two typed keys that could name the same key.
+empty id. Because an id may hold ``:``, the family ``doc:{id}`` also holds
+``doc:a:chunks``: a :class:`Schema` refuses two typed keys that could name the same key.
 
 **How a twin is written.** As in ``sharedctx._context``: a call of one step is two
 methods of one or two lines (the sync one calls the context's method, its twin awaits
@@ -157,9 +156,10 @@ class TypedKey(Generic[M]):
         self.model: type[M] = model
         """What every value must fit."""
         self.source: str | None = None if source is None else check_source(source, key)
-        """The source that writes record (with the id filled in); None: ``"unknown"``."""
+        """The source that writes record (its placeholder, if any, filled with the id);
+        None: the context's ``"unknown"``."""
         self.tags: tuple[str, ...] = check_tags(tags, key)
-        """The tags that writes record (with the id filled in)."""
+        """The tags that writes record (their placeholders filled with the id)."""
         self._source = None if source is None else self._labelled(source, "source")
         self._tags = tuple(self._labelled(tag, "tag") for tag in self.tags)
         self.id_field: str | None = self._checked_id_field(id_field)
@@ -876,10 +876,12 @@ class Schema:
         *,
         manager: ContextManager = context_manager,
     ) -> None:
-        if isinstance(session_id_or_context, SharedContext):
-            self.context = session_id_or_context
-        else:
-            self.context = manager.get_or_create(session_id_or_context)
+        self.context: SharedContext = (
+            session_id_or_context
+            if isinstance(session_id_or_context, SharedContext)
+            else manager.get_or_create(session_id_or_context)
+        )
+        """The context that this schema's typed keys read and write."""
 
     @property
     def session_id(self) -> str:
