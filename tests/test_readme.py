@@ -1,7 +1,9 @@
-"""Every Python block of the README runs as it is written.
+"""Every Python block of the README, and of the guides in docs/guides, runs as written.
 
-A block's Redis URL (``redis://localhost:6379/0``) is replaced by the test server's
-(tests never use port 6379), and each block gets a session id of its own.
+Each README block runs on its own; a guide's blocks run in order, as one program (a
+guide builds up one example). A block's Redis URL (``redis://localhost:6379/0``) is
+replaced by the test server's (tests never use port 6379), and each session id is
+made unique to the run.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ import pytest
 
 from .conftest import RedisServer
 
-README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).parents[1]
 BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.S | re.M)
-BLOCKS = [textwrap.dedent(match.group(2)) for match in BLOCK.finditer(README)]
 EXAMPLE_URL = "redis://localhost:6379/0"
+
+
+def python_blocks(path: Path) -> list[str]:
+    return [textwrap.dedent(match.group(2)) for match in BLOCK.finditer(path.read_text("utf-8"))]
+
+
+BLOCKS = python_blocks(ROOT / "README.md")
+GUIDES = sorted((ROOT / "docs" / "guides").glob("*.md"))
 
 
 def test_the_readme_has_python_examples() -> None:
@@ -35,9 +44,24 @@ def test_the_readme_has_python_examples() -> None:
     ],
 )
 def test_a_readme_example_runs(code: str, request: pytest.FixtureRequest) -> None:
+    run_example(code, "README.md", request)
+
+
+def test_there_are_guides_with_python_examples() -> None:
+    assert GUIDES
+    assert all(python_blocks(guide) for guide in GUIDES)
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=[guide.stem for guide in GUIDES])
+def test_a_guide_runs_as_one_program(guide: Path, request: pytest.FixtureRequest) -> None:
+    run_example("\n".join(python_blocks(guide)), guide.name, request)
+
+
+def run_example(code: str, filename: str, request: pytest.FixtureRequest) -> None:
     if EXAMPLE_URL in code:
         server: RedisServer = request.getfixturevalue("redis_server")
         code = code.replace(EXAMPLE_URL, server.url)
     for session in set(re.findall(r'SharedContext\("([^"]+)"', code)):
         code = code.replace(f'"{session}"', repr(f"{session}-{uuid.uuid4().hex[:8]}"))
-    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    # dont_inherit: not this module's `from __future__ import annotations`, as written.
+    exec(compile(code, filename, "exec", dont_inherit=True), {"__name__": "readme_example"})

@@ -36,6 +36,9 @@ from sharedctx._errors import (
 )
 from sharedctx._events import Watch
 from sharedctx._sessions import ContextManager, context_manager
+
+# Before the pipeline, whose PipelineContext is a Schema of typed keys imported from here.
+from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
 from sharedctx.pipeline import (
@@ -64,6 +67,7 @@ __version__ = "0.1.0"
 __all__ = [
     "KEEP_TTL",
     "Backend",
+    "BoundKey",
     "MemoryBackend",
     "CheckpointDecision",
     "Closeable",
@@ -75,14 +79,19 @@ __all__ = [
     "ExtractedData",
     "ManifestContent",
     "MindResult",
+    "OnInvalid",
     "OrchestratorResult",
     "PipelineContext",
     "PipelineStatus",
     "RedisBackend",
+    "Schema",
     "SessionInfo",
     "SourceMetadata",
     "StandardKeys",
     "TTL",
+    "TypedEvent",
+    "TypedKey",
+    "TypedWatch",
     "SynthesisResult",
     "TaskResult",
     "ValidationSummary",

@@ -5,7 +5,7 @@
     sharedctx sessions --backend URL [--json]
     sharedctx delete SESSION --backend URL [--yes]
     sharedctx prune --backend URL [--yes]
-    sharedctx inspect SESSION [PATTERN] --backend URL [--json]
+    sharedctx inspect SESSION [PATTERN] --backend URL [--json] [--schema MODULE:CLASS]
     sharedctx watch SESSION [PATTERN] --backend URL [--json] [--since REV]
     sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
     sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
@@ -13,12 +13,15 @@
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
 argument, a bad URL, an unknown session, an unreachable server, a failed demo run)
-prints one line on stderr and exits with 2; Ctrl-C exits with 130.
+prints one line on stderr and exits with 2; Ctrl-C exits with 130. ``inspect --schema``
+prints the entries that do not fit the typed keys of a ``Schema`` and exits with 1 if
+there are any.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -28,9 +31,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from sharedctx import __version__
+from sharedctx import Schema, __version__
 from sharedctx._context import SharedContext
-from sharedctx._errors import ContextError, InvalidArgumentError, SessionLostError
+from sharedctx._errors import ContextError, InvalidArgumentError, SchemaError, SessionLostError
 from sharedctx._events import Watch
 from sharedctx.backends import Backend, open_backend
 from sharedctx.terminal import (
@@ -132,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = _session_command(commands, "inspect", "show a session's entries", _inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON (with the values)")
+    inspect.add_argument(
+        "--schema",
+        metavar="MODULE:CLASS",
+        help="report the entries that do not fit the typed keys of this Schema subclass",
+    )
     watch = _session_command(commands, "watch", "tail a session's events until Ctrl-C", _watch)
     watch.add_argument("--json", action="store_true", help="print one JSON object per event")
     watch.add_argument(
@@ -307,6 +315,8 @@ def _confirm(question: str) -> bool:
 
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     with _existing_session(args.backend, args.session) as context:
+        if args.schema is not None:
+            return _report_misfits(_schema(args.schema).check(context, args.pattern), args)
         entries = context.find_by_pattern(args.pattern)
     if args.json:
         rows = [entry_row(entry) | {"value": entry.value} for entry in entries]
@@ -314,6 +324,47 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     else:
         print_unsqueezed(console, entries_table(entries, title=f"{args.session} {args.pattern}"))
     return 0
+
+
+def _schema(spec: str) -> type[Schema]:
+    """The ``Schema`` subclass that ``module:Class`` names, imported as Python would
+    from the current directory."""
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise InvalidArgumentError(
+            f"--schema {spec!r} must be MODULE:CLASS, such as app.schema:Review"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception as exc:  # the module's own error, in one line
+        raise InvalidArgumentError(
+            f"--schema {spec!r}: cannot import {module!r}: {exc!r}"
+        ) from None
+    if not (isinstance(found, type) and issubclass(found, Schema)):
+        raise InvalidArgumentError(f"--schema {spec!r}: {module!r} has no Schema subclass {name!r}")
+    return found
+
+
+def _report_misfits(problems: list[SchemaError], args: argparse.Namespace) -> int:
+    """Print each entry that does not fit (escaped, or exact with --json); 1 if any."""
+    if args.json:
+        rows = [
+            {
+                "key": problem.key,
+                "expected": problem.expected,
+                "errors": [{"path": path, "message": message} for path, message in problem.errors],
+            }
+            for problem in problems
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        for problem in problems:
+            print(printable(str(problem)))
+        fits = f"{len(problems)} entries do not fit" if problems else "every entry fits"
+        _note(f"{fits} the typed keys of {args.schema} in {args.session} {args.pattern}")
+    return 1 if problems else 0
 
 
 def _json_default(value: Any) -> Any:

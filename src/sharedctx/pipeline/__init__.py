@@ -1,8 +1,8 @@
 """Typed access to the data of each phase of a persona-cloning pipeline.
 
-``PipelineContext`` wraps a ``SharedContext`` with validated accessors per phase;
-``StandardKeys`` names the keys; the phase models are pydantic models. All of them
-are re-exported from ``sharedctx``.
+``PipelineContext`` wraps a ``SharedContext`` with validated accessors per phase (it is
+a ``Schema`` of typed keys); ``StandardKeys`` names the keys; the phase models are
+pydantic models. All of them are re-exported from ``sharedctx``.
 """
 
 from sharedctx.pipeline._context import PipelineContext, StandardKeys

@@ -1,34 +1,24 @@
 """``PipelineContext``: typed, validated accessors for each phase of the pipeline.
 
-Every phase's data is one *slot* of the table below: a standard key (or, for per-id
-data such as mind results, a key pattern whose ``*`` is the id), the model it must
-fit, and the source and tags written with it. The table is the one place that says
-which key, source and tags a phase writes, and :class:`_Slot` is the one place that
-validates a value, checks a per-id model's own id, and fills the id into a key.
+``PipelineContext`` is a :class:`~sharedctx.Schema`: every phase's data is one of the
+typed keys declared at the top of the class, a standard key (or, for per-id data such
+as mind results, a family of keys with an id), the model it must fit, and the source
+and tags written with it. That table is the one place that says which key, source and
+tags a phase writes; the typed keys validate each value, check a per-id model's own
+id, and fill the id into the key, the source and the tags.
 
-Each accessor is an explicit method, written the one way of ``sharedctx._context``:
-``set_dna_profile`` is ``return self._write(_DNA, None, value)`` and its twin
-``aset_dna_profile`` is ``return await self._awrite(_DNA, None, value)``; the readers
-call ``_read``/``_aread`` likewise. Those helpers (the sync one calls the context's
-``set`` or ``get``, its twin awaits ``aset`` or ``aget``) and the slot do the work:
-every write is validated (``SchemaError``, nothing stored) and every read returns a
-model instance (``SchemaError`` if what is stored does not fit). So mypy checks each
-accessor's signature against its slot's model, and a test checks that its docstring
-names the key, source and tags that it writes.
+Each accessor is an explicit method over its typed key: ``set_dna_profile`` is
+``return self.dna_profile.set(value)`` and its twin ``aset_dna_profile`` is ``return
+await self.dna_profile.aset(value)``. So mypy checks each accessor's signature against
+its typed key's model, and a test checks that its docstring names the key, source and
+tags that it writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable
 
-from sharedctx._checks import check_key
-from sharedctx._codec import convert
-from sharedctx._context import SharedContext
-from sharedctx._errors import InvalidArgumentError, SchemaError
-from sharedctx._sessions import ContextManager, context_manager
-from sharedctx._types import ContextEntry
+from sharedctx import ContextEntry, InvalidArgumentError, Schema, TypedKey
 from sharedctx.pipeline._models import (
     CheckpointDecision,
     CheckpointStatus,
@@ -46,8 +36,6 @@ from sharedctx.pipeline._models import (
 )
 
 __all__ = ["PipelineContext", "StandardKeys"]
-
-M = TypeVar("M")
 
 
 class StandardKeys:
@@ -70,10 +58,7 @@ class StandardKeys:
     @staticmethod
     def for_id(pattern: str, id_: str) -> str:
         """The key of ``id_`` under a per-id pattern: ``for_id(MIND_RESULTS, "tim")``."""
-        head, star, tail = pattern.partition("*")
-        if not star:
-            raise InvalidArgumentError(f"{pattern!r} is not a per-id key pattern")
-        return f"{head}{check_key(id_, 'id')}{tail}"
+        return TypedKey(_per_id(pattern, "id"), object).key(id_)
 
     @staticmethod
     def id_of(pattern: str, key: str) -> str:
@@ -82,76 +67,23 @@ class StandardKeys:
         return key[len(head) : len(key) - len(tail)]
 
 
-@dataclass(frozen=True)
-class _Slot(Generic[M]):
-    """Where one phase's data is stored, what it must fit, and how it is written.
-
-    ``id_`` is None for a slot with one fixed key, and the id for a per-id slot.
-    """
-
-    pattern: str  # the key, or a per-id key pattern whose "*" is the id
-    model: type[M]
-    source: str  # may hold "{id}"
-    tags: tuple[str, ...]  # may hold "{id}"
-    id_field: str | None = None  # the model's field that must hold the id written under
-
-    def key(self, id_: str | None) -> str:
-        """The key of this slot (of ``id_``'s value for a per-id slot)."""
-        return self.pattern if id_ is None else StandardKeys.for_id(self.pattern, id_)
-
-    def write(self, id_: str | None, value: M) -> tuple[str, M, str, tuple[str, ...]]:
-        """Key, validated value, source and tags of a write (``SchemaError`` if bad)."""
-        key = self.key(id_)
-        checked: M = convert(key, value, self.model)
-        if id_ is None:
-            return key, checked, self.source, self.tags
-        if self.id_field is not None and (found := getattr(checked, self.id_field)) != id_:
-            problem = f"is {found!r}, but the value is written under the id {id_!r}"
-            raise SchemaError(key, self.model.__name__, [(self.id_field, problem)])
-        tags = tuple(dict.fromkeys(tag.replace("{id}", id_) for tag in self.tags))
-        return key, checked, self.source.replace("{id}", id_), tags
-
-    def by_id(self, entries: Iterable[ContextEntry]) -> dict[str, M]:
-        """The values of ``entries`` found under this per-id slot, converted, by id."""
-        return {
-            StandardKeys.id_of(self.pattern, entry.key): convert(entry.key, entry.value, self.model)
-            for entry in entries
-        }
+def _per_id(pattern: str, id_name: str) -> str:
+    """The typed key template of a per-id pattern of :class:`StandardKeys`: its ``*``
+    is the id ``{id_name}``, the rest is literal text (its braces doubled)."""
+    head, star, tail = pattern.partition("*")
+    if not star:
+        raise InvalidArgumentError(f"{pattern!r} is not a per-id key pattern")
+    return f"{_literal(head)}{{{id_name}}}{_literal(tail)}"
 
 
-# The slots: key or pattern, model, source, tags (and a per-id model's id field).
+def _literal(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 _K = StandardKeys
-# fmt: off
-_EXTRACTED = _Slot(_K.EXTRACTED_DATA, list[ExtractedData], "extraction",
-                   ("phase:extraction", "data"))
-_METADATA = _Slot(_K.SOURCE_METADATA, SourceMetadata, "extraction",
-                  ("phase:extraction", "metadata"))
-_MIND = _Slot(_K.MIND_RESULTS, MindResult, "mind:{id}",
-              ("phase:analysis", "mind", "{id}"), id_field="mind_id")
-_ORCHESTRATOR = _Slot(_K.ORCHESTRATOR_RESULT, OrchestratorResult, "orchestrator",
-                      ("phase:analysis", "orchestrator"))
-_DNA = _Slot(_K.DNA_PROFILE, DNAProfile, "dna-synthesizer",
-             ("phase:synthesis", "dna"))
-_SYNTHESIS = _Slot(_K.SYNTHESIS_RESULT, SynthesisResult, "synthesis",
-                   ("phase:synthesis", "result"))
-_TASK = _Slot(_K.VALIDATION_RESULTS, TaskResult, "validation",
-              ("phase:validation", "{id}"), id_field="task_id")
-_SUMMARY = _Slot(_K.VALIDATION_SUMMARY, ValidationSummary, "validation",
-                 ("phase:validation", "summary"))
-_STATUS = _Slot(_K.CHECKPOINT_STATUS, CheckpointStatus, "checkpoint",
-                ("phase:checkpoint", "{id}"), id_field="checkpoint_id")
-_DECISION = _Slot(_K.CHECKPOINT_DECISION, CheckpointDecision, "checkpoint",
-                  ("phase:checkpoint", "{id}"), id_field="checkpoint_id")
-_MANIFEST = _Slot(_K.MANIFEST_CONTENT, ManifestContent, "generation",
-                  ("phase:generation", "manifest"))
-_SESSION = _Slot(_K.SESSION_INFO, SessionInfo, "session",
-                 ("session",))
-_PIPELINE = _Slot(_K.PIPELINE_STATUS, PipelineStatus, "pipeline",
-                  ())
-# fmt: on
 
 
-class PipelineContext:
+class PipelineContext(Schema):
     """Typed access to one pipeline session's shared context.
 
     Built from a ``SharedContext`` to wrap, or from a session id, looked up or created
@@ -168,26 +100,45 @@ class PipelineContext:
     not fit. Writes record the phase's source and tags. A per-id write
     (``set_mind_result(mind_id, result)``...) also checks that the model's own id
     (``result.mind_id``...) is the id it is written under.
+
+    It is a :class:`~sharedctx.Schema`: each phase's typed key is an attribute too
+    (``pipeline.mind_results.watch()``, ``pipeline.dna_profile.update(fn)``...), and
+    ``PipelineContext.check(context)`` reports the entries that do not fit.
     """
 
-    def __init__(
-        self,
-        session_id_or_context: str | SharedContext,
-        *,
-        manager: ContextManager = context_manager,
-    ) -> None:
-        if isinstance(session_id_or_context, SharedContext):
-            self.context = session_id_or_context
-        else:
-            self.context = manager.get_or_create(session_id_or_context)
-
-    @property
-    def session_id(self) -> str:
-        """The session's id."""
-        return self.context.session_id
-
-    def __repr__(self) -> str:
-        return f"<PipelineContext {self.session_id!r}>"
+    # The schema: key (or family of per-id keys), model, source and tags of each phase.
+    # fmt: off
+    extracted_data = TypedKey(_K.EXTRACTED_DATA, list[ExtractedData], source="extraction",
+                              tags=["phase:extraction", "data"])
+    source_metadata = TypedKey(_K.SOURCE_METADATA, SourceMetadata, source="extraction",
+                               tags=["phase:extraction", "metadata"])
+    mind_results = TypedKey(_per_id(_K.MIND_RESULTS, "mind_id"), MindResult,
+                            source="mind:{mind_id}", tags=["phase:analysis", "mind", "{mind_id}"],
+                            id_field="mind_id")
+    orchestrator_result = TypedKey(_K.ORCHESTRATOR_RESULT, OrchestratorResult,
+                                   source="orchestrator", tags=["phase:analysis", "orchestrator"])
+    dna_profile = TypedKey(_K.DNA_PROFILE, DNAProfile, source="dna-synthesizer",
+                           tags=["phase:synthesis", "dna"])
+    synthesis_result = TypedKey(_K.SYNTHESIS_RESULT, SynthesisResult, source="synthesis",
+                                tags=["phase:synthesis", "result"])
+    validation_results = TypedKey(_per_id(_K.VALIDATION_RESULTS, "task_id"), TaskResult,
+                                  source="validation", tags=["phase:validation", "{task_id}"],
+                                  id_field="task_id")
+    validation_summary = TypedKey(_K.VALIDATION_SUMMARY, ValidationSummary, source="validation",
+                                  tags=["phase:validation", "summary"])
+    checkpoint_statuses = TypedKey(_per_id(_K.CHECKPOINT_STATUS, "checkpoint_id"),
+                                   CheckpointStatus, source="checkpoint",
+                                   tags=["phase:checkpoint", "{checkpoint_id}"],
+                                   id_field="checkpoint_id")
+    checkpoint_decisions = TypedKey(_per_id(_K.CHECKPOINT_DECISION, "checkpoint_id"),
+                                    CheckpointDecision, source="checkpoint",
+                                    tags=["phase:checkpoint", "{checkpoint_id}"],
+                                    id_field="checkpoint_id")
+    manifest_content = TypedKey(_K.MANIFEST_CONTENT, ManifestContent, source="generation",
+                                tags=["phase:generation", "manifest"])
+    session_info = TypedKey(_K.SESSION_INFO, SessionInfo, source="session", tags=["session"])
+    pipeline_status = TypedKey(_K.PIPELINE_STATUS, PipelineStatus, source="pipeline")
+    # fmt: on
 
     # -- extraction ----------------------------------------------------------------
 
@@ -198,11 +149,11 @@ class PipelineContext:
         ``data``. Raises ``SchemaError`` if the value does not fit
         ``list[ExtractedData]`` (nothing is stored then).
         """
-        return self._write(_EXTRACTED, None, value)
+        return self.extracted_data.set(value)
 
     async def aset_extracted_data(self, value: list[ExtractedData]) -> ContextEntry:
         """Awaitable twin of :meth:`set_extracted_data`."""
-        return await self._awrite(_EXTRACTED, None, value)
+        return await self.extracted_data.aset(value)
 
     def get_extracted_data(self) -> list[ExtractedData] | None:
         """The extracted sources; None if absent.
@@ -210,11 +161,11 @@ class PipelineContext:
         Key ``extraction:data``. Raises ``SchemaError`` if what is stored does not fit
         ``list[ExtractedData]``.
         """
-        return self._read(_EXTRACTED, None)
+        return self.extracted_data.get()
 
     async def aget_extracted_data(self) -> list[ExtractedData] | None:
         """Awaitable twin of :meth:`get_extracted_data`."""
-        return await self._aread(_EXTRACTED, None)
+        return await self.extracted_data.aget()
 
     def set_source_metadata(self, value: SourceMetadata) -> ContextEntry:
         """Store the sources' metadata; return the stored entry.
@@ -223,11 +174,11 @@ class PipelineContext:
         ``metadata``. Raises ``SchemaError`` if the value does not fit
         ``SourceMetadata`` (nothing is stored then).
         """
-        return self._write(_METADATA, None, value)
+        return self.source_metadata.set(value)
 
     async def aset_source_metadata(self, value: SourceMetadata) -> ContextEntry:
         """Awaitable twin of :meth:`set_source_metadata`."""
-        return await self._awrite(_METADATA, None, value)
+        return await self.source_metadata.aset(value)
 
     def get_source_metadata(self) -> SourceMetadata | None:
         """The sources' metadata; None if absent.
@@ -235,11 +186,11 @@ class PipelineContext:
         Key ``extraction:metadata``. Raises ``SchemaError`` if what is stored does not
         fit ``SourceMetadata``.
         """
-        return self._read(_METADATA, None)
+        return self.source_metadata.get()
 
     async def aget_source_metadata(self) -> SourceMetadata | None:
         """Awaitable twin of :meth:`get_source_metadata`."""
-        return await self._aread(_METADATA, None)
+        return await self.source_metadata.aget()
 
     # -- analysis ------------------------------------------------------------------
 
@@ -251,11 +202,11 @@ class PipelineContext:
         not fit ``MindResult`` or its ``mind_id`` is not ``id_`` (nothing is stored
         then), ``InvalidKeyError`` if ``id_`` is not a valid key part.
         """
-        return self._write(_MIND, id_, value)
+        return self.mind_results.set(id_, value)
 
     async def aset_mind_result(self, id_: str, value: MindResult) -> ContextEntry:
         """Awaitable twin of :meth:`set_mind_result`."""
-        return await self._awrite(_MIND, id_, value)
+        return await self.mind_results.aset(id_, value)
 
     def get_mind_result(self, id_: str) -> MindResult | None:
         """The result of mind ``id_``; None if absent.
@@ -264,11 +215,11 @@ class PipelineContext:
         stored does not fit ``MindResult``, ``InvalidKeyError`` if ``id_`` is not a
         valid key part.
         """
-        return self._read(_MIND, id_)
+        return self.mind_results.get(id_)
 
     async def aget_mind_result(self, id_: str) -> MindResult | None:
         """Awaitable twin of :meth:`get_mind_result`."""
-        return await self._aread(_MIND, id_)
+        return await self.mind_results.aget(id_)
 
     def set_orchestrator_result(self, value: OrchestratorResult) -> ContextEntry:
         """Store the orchestrator's result; return the stored entry.
@@ -277,11 +228,11 @@ class PipelineContext:
         ``orchestrator``. Raises ``SchemaError`` if the value does not fit
         ``OrchestratorResult`` (nothing is stored then).
         """
-        return self._write(_ORCHESTRATOR, None, value)
+        return self.orchestrator_result.set(value)
 
     async def aset_orchestrator_result(self, value: OrchestratorResult) -> ContextEntry:
         """Awaitable twin of :meth:`set_orchestrator_result`."""
-        return await self._awrite(_ORCHESTRATOR, None, value)
+        return await self.orchestrator_result.aset(value)
 
     def get_orchestrator_result(self) -> OrchestratorResult | None:
         """The orchestrator's result; None if absent.
@@ -289,11 +240,11 @@ class PipelineContext:
         Key ``analysis:orchestrator``. Raises ``SchemaError`` if what is stored does not
         fit ``OrchestratorResult``.
         """
-        return self._read(_ORCHESTRATOR, None)
+        return self.orchestrator_result.get()
 
     async def aget_orchestrator_result(self) -> OrchestratorResult | None:
         """Awaitable twin of :meth:`get_orchestrator_result`."""
-        return await self._aread(_ORCHESTRATOR, None)
+        return await self.orchestrator_result.aget()
 
     # -- synthesis -----------------------------------------------------------------
 
@@ -304,11 +255,11 @@ class PipelineContext:
         ``dna``. Raises ``SchemaError`` if the value does not fit ``DNAProfile``
         (nothing is stored then).
         """
-        return self._write(_DNA, None, value)
+        return self.dna_profile.set(value)
 
     async def aset_dna_profile(self, value: DNAProfile) -> ContextEntry:
         """Awaitable twin of :meth:`set_dna_profile`."""
-        return await self._awrite(_DNA, None, value)
+        return await self.dna_profile.aset(value)
 
     def get_dna_profile(self) -> DNAProfile | None:
         """The DNA profile; None if absent.
@@ -316,11 +267,11 @@ class PipelineContext:
         Key ``synthesis:dna``. Raises ``SchemaError`` if what is stored does not fit
         ``DNAProfile``.
         """
-        return self._read(_DNA, None)
+        return self.dna_profile.get()
 
     async def aget_dna_profile(self) -> DNAProfile | None:
         """Awaitable twin of :meth:`get_dna_profile`."""
-        return await self._aread(_DNA, None)
+        return await self.dna_profile.aget()
 
     def set_synthesis_result(self, value: SynthesisResult) -> ContextEntry:
         """Store the synthesis result; return the stored entry.
@@ -329,11 +280,11 @@ class PipelineContext:
         ``result``. Raises ``SchemaError`` if the value does not fit ``SynthesisResult``
         (nothing is stored then).
         """
-        return self._write(_SYNTHESIS, None, value)
+        return self.synthesis_result.set(value)
 
     async def aset_synthesis_result(self, value: SynthesisResult) -> ContextEntry:
         """Awaitable twin of :meth:`set_synthesis_result`."""
-        return await self._awrite(_SYNTHESIS, None, value)
+        return await self.synthesis_result.aset(value)
 
     def get_synthesis_result(self) -> SynthesisResult | None:
         """The synthesis result; None if absent.
@@ -341,11 +292,11 @@ class PipelineContext:
         Key ``synthesis:result``. Raises ``SchemaError`` if what is stored does not fit
         ``SynthesisResult``.
         """
-        return self._read(_SYNTHESIS, None)
+        return self.synthesis_result.get()
 
     async def aget_synthesis_result(self) -> SynthesisResult | None:
         """Awaitable twin of :meth:`get_synthesis_result`."""
-        return await self._aread(_SYNTHESIS, None)
+        return await self.synthesis_result.aget()
 
     # -- validation ----------------------------------------------------------------
 
@@ -357,11 +308,11 @@ class PipelineContext:
         ``TaskResult`` or its ``task_id`` is not ``id_`` (nothing is stored then),
         ``InvalidKeyError`` if ``id_`` is not a valid key part.
         """
-        return self._write(_TASK, id_, value)
+        return self.validation_results.set(id_, value)
 
     async def aadd_validation_result(self, id_: str, value: TaskResult) -> ContextEntry:
         """Awaitable twin of :meth:`add_validation_result`."""
-        return await self._awrite(_TASK, id_, value)
+        return await self.validation_results.aset(id_, value)
 
     def get_validation_result(self, id_: str) -> TaskResult | None:
         """The result of validation task ``id_``; None if absent.
@@ -370,11 +321,11 @@ class PipelineContext:
         stored does not fit ``TaskResult``, ``InvalidKeyError`` if ``id_`` is not a
         valid key part.
         """
-        return self._read(_TASK, id_)
+        return self.validation_results.get(id_)
 
     async def aget_validation_result(self, id_: str) -> TaskResult | None:
         """Awaitable twin of :meth:`get_validation_result`."""
-        return await self._aread(_TASK, id_)
+        return await self.validation_results.aget(id_)
 
     def set_validation_summary(self, value: ValidationSummary) -> ContextEntry:
         """Store the validation summary; return the stored entry.
@@ -383,11 +334,11 @@ class PipelineContext:
         ``summary``. Raises ``SchemaError`` if the value does not fit
         ``ValidationSummary`` (nothing is stored then).
         """
-        return self._write(_SUMMARY, None, value)
+        return self.validation_summary.set(value)
 
     async def aset_validation_summary(self, value: ValidationSummary) -> ContextEntry:
         """Awaitable twin of :meth:`set_validation_summary`."""
-        return await self._awrite(_SUMMARY, None, value)
+        return await self.validation_summary.aset(value)
 
     def get_validation_summary(self) -> ValidationSummary | None:
         """The validation summary; None if absent.
@@ -395,11 +346,11 @@ class PipelineContext:
         Key ``validation:summary``. Raises ``SchemaError`` if what is stored does not
         fit ``ValidationSummary``.
         """
-        return self._read(_SUMMARY, None)
+        return self.validation_summary.get()
 
     async def aget_validation_summary(self) -> ValidationSummary | None:
         """Awaitable twin of :meth:`get_validation_summary`."""
-        return await self._aread(_SUMMARY, None)
+        return await self.validation_summary.aget()
 
     # -- checkpoints ---------------------------------------------------------------
 
@@ -411,11 +362,11 @@ class PipelineContext:
         ``CheckpointStatus`` or its ``checkpoint_id`` is not ``id_`` (nothing is stored
         then), ``InvalidKeyError`` if ``id_`` is not a valid key part.
         """
-        return self._write(_STATUS, id_, value)
+        return self.checkpoint_statuses.set(id_, value)
 
     async def aset_checkpoint_status(self, id_: str, value: CheckpointStatus) -> ContextEntry:
         """Awaitable twin of :meth:`set_checkpoint_status`."""
-        return await self._awrite(_STATUS, id_, value)
+        return await self.checkpoint_statuses.aset(id_, value)
 
     def get_checkpoint_status(self, id_: str) -> CheckpointStatus | None:
         """The status of checkpoint ``id_``; None if absent.
@@ -424,11 +375,11 @@ class PipelineContext:
         is stored does not fit ``CheckpointStatus``, ``InvalidKeyError`` if ``id_`` is
         not a valid key part.
         """
-        return self._read(_STATUS, id_)
+        return self.checkpoint_statuses.get(id_)
 
     async def aget_checkpoint_status(self, id_: str) -> CheckpointStatus | None:
         """Awaitable twin of :meth:`get_checkpoint_status`."""
-        return await self._aread(_STATUS, id_)
+        return await self.checkpoint_statuses.aget(id_)
 
     def set_checkpoint_decision(self, id_: str, value: CheckpointDecision) -> ContextEntry:
         """Store the decision at checkpoint ``id_``; return the stored entry.
@@ -438,11 +389,11 @@ class PipelineContext:
         ``CheckpointDecision`` or its ``checkpoint_id`` is not ``id_`` (nothing is
         stored then), ``InvalidKeyError`` if ``id_`` is not a valid key part.
         """
-        return self._write(_DECISION, id_, value)
+        return self.checkpoint_decisions.set(id_, value)
 
     async def aset_checkpoint_decision(self, id_: str, value: CheckpointDecision) -> ContextEntry:
         """Awaitable twin of :meth:`set_checkpoint_decision`."""
-        return await self._awrite(_DECISION, id_, value)
+        return await self.checkpoint_decisions.aset(id_, value)
 
     def get_checkpoint_decision(self, id_: str) -> CheckpointDecision | None:
         """The decision at checkpoint ``id_``; None if absent.
@@ -451,11 +402,11 @@ class PipelineContext:
         is stored does not fit ``CheckpointDecision``, ``InvalidKeyError`` if ``id_`` is
         not a valid key part.
         """
-        return self._read(_DECISION, id_)
+        return self.checkpoint_decisions.get(id_)
 
     async def aget_checkpoint_decision(self, id_: str) -> CheckpointDecision | None:
         """Awaitable twin of :meth:`get_checkpoint_decision`."""
-        return await self._aread(_DECISION, id_)
+        return await self.checkpoint_decisions.aget(id_)
 
     # -- generation ----------------------------------------------------------------
 
@@ -466,11 +417,11 @@ class PipelineContext:
         ``manifest``. Raises ``SchemaError`` if the value does not fit
         ``ManifestContent`` (nothing is stored then).
         """
-        return self._write(_MANIFEST, None, value)
+        return self.manifest_content.set(value)
 
     async def aset_manifest_content(self, value: ManifestContent) -> ContextEntry:
         """Awaitable twin of :meth:`set_manifest_content`."""
-        return await self._awrite(_MANIFEST, None, value)
+        return await self.manifest_content.aset(value)
 
     def get_manifest_content(self) -> ManifestContent | None:
         """The manifest; None if absent.
@@ -478,11 +429,11 @@ class PipelineContext:
         Key ``generation:manifest``. Raises ``SchemaError`` if what is stored does not
         fit ``ManifestContent``.
         """
-        return self._read(_MANIFEST, None)
+        return self.manifest_content.get()
 
     async def aget_manifest_content(self) -> ManifestContent | None:
         """Awaitable twin of :meth:`get_manifest_content`."""
-        return await self._aread(_MANIFEST, None)
+        return await self.manifest_content.aget()
 
     # -- the session's bookkeeping -------------------------------------------------
 
@@ -493,11 +444,11 @@ class PipelineContext:
         ``SchemaError`` if the value does not fit ``SessionInfo`` (nothing is stored
         then).
         """
-        return self._write(_SESSION, None, value)
+        return self.session_info.set(value)
 
     async def aset_session_info(self, value: SessionInfo) -> ContextEntry:
         """Awaitable twin of :meth:`set_session_info`."""
-        return await self._awrite(_SESSION, None, value)
+        return await self.session_info.aset(value)
 
     def get_session_info(self) -> SessionInfo | None:
         """The session's information; None if absent.
@@ -505,11 +456,11 @@ class PipelineContext:
         Key ``session:info``. Raises ``SchemaError`` if what is stored does not fit
         ``SessionInfo``.
         """
-        return self._read(_SESSION, None)
+        return self.session_info.get()
 
     async def aget_session_info(self) -> SessionInfo | None:
         """Awaitable twin of :meth:`get_session_info`."""
-        return await self._aread(_SESSION, None)
+        return await self.session_info.aget()
 
     def set_pipeline_status(self, value: PipelineStatus) -> ContextEntry:
         """Store the pipeline's status; return the stored entry.
@@ -517,11 +468,11 @@ class PipelineContext:
         Key ``pipeline:status``, source ``pipeline``, no tags. Raises ``SchemaError`` if
         the value does not fit ``PipelineStatus`` (nothing is stored then).
         """
-        return self._write(_PIPELINE, None, value)
+        return self.pipeline_status.set(value)
 
     async def aset_pipeline_status(self, value: PipelineStatus) -> ContextEntry:
         """Awaitable twin of :meth:`set_pipeline_status`."""
-        return await self._awrite(_PIPELINE, None, value)
+        return await self.pipeline_status.aset(value)
 
     def get_pipeline_status(self) -> PipelineStatus | None:
         """The pipeline's status; None if absent.
@@ -529,29 +480,29 @@ class PipelineContext:
         Key ``pipeline:status``. Raises ``SchemaError`` if what is stored does not fit
         ``PipelineStatus``.
         """
-        return self._read(_PIPELINE, None)
+        return self.pipeline_status.get()
 
     async def aget_pipeline_status(self) -> PipelineStatus | None:
         """Awaitable twin of :meth:`get_pipeline_status`."""
-        return await self._aread(_PIPELINE, None)
+        return await self.pipeline_status.aget()
 
     # -- collections ---------------------------------------------------------------
 
     def get_all_mind_results(self) -> dict[str, MindResult]:
         """Every mind's result, by mind id (ids may contain ``:``); {} if none."""
-        return _MIND.by_id(self.context.find_by_pattern(_MIND.pattern))
+        return self.mind_results.all()
 
     async def aget_all_mind_results(self) -> dict[str, MindResult]:
         """Awaitable twin of :meth:`get_all_mind_results`."""
-        return _MIND.by_id(await self.context.afind_by_pattern(_MIND.pattern))
+        return await self.mind_results.aall()
 
     def get_validation_results(self) -> list[TaskResult]:
         """Every validation task's result, sorted by task id; [] if none."""
-        return list(_TASK.by_id(self.context.find_by_pattern(_TASK.pattern)).values())
+        return list(self.validation_results.all().values())
 
     async def aget_validation_results(self) -> list[TaskResult]:
         """Awaitable twin of :meth:`get_validation_results`."""
-        return list(_TASK.by_id(await self.context.afind_by_pattern(_TASK.pattern)).values())
+        return list((await self.validation_results.aall()).values())
 
     def wait_for_mind_results(
         self,
@@ -565,13 +516,7 @@ class PipelineContext:
 
         Raises ``TimeoutError`` naming the missing minds when ``timeout`` passes.
         """
-        keys = _mind_keys(mind_ids)
-        try:
-            found = self.context.wait_for_keys(keys.values(), timeout=timeout, since=since)
-        except TimeoutError:
-            found = self.context.get_multiple(keys.values())
-            raise _missing_minds(keys, found, timeout) from None
-        return _mind_results(keys, found)
+        return self.mind_results.wait_for(mind_ids, timeout=timeout, since=since)
 
     async def await_for_mind_results(
         self,
@@ -581,53 +526,4 @@ class PipelineContext:
         since: int | None = None,
     ) -> dict[str, MindResult]:
         """Awaitable twin of :meth:`wait_for_mind_results`."""
-        keys = _mind_keys(mind_ids)
-        try:
-            found = await self.context.await_for_keys(keys.values(), timeout=timeout, since=since)
-        except TimeoutError:
-            found = await self.context.aget_multiple(keys.values())
-            raise _missing_minds(keys, found, timeout) from None
-        return _mind_results(keys, found)
-
-    # -- what every accessor does --------------------------------------------------
-
-    def _write(self, slot: _Slot[M], id_: str | None, value: M) -> ContextEntry:
-        key, checked, source, tags = slot.write(id_, value)
-        return self.context.set(key, checked, source=source, tags=tags)
-
-    async def _awrite(self, slot: _Slot[M], id_: str | None, value: M) -> ContextEntry:
-        key, checked, source, tags = slot.write(id_, value)
-        return await self.context.aset(key, checked, source=source, tags=tags)
-
-    def _read(self, slot: _Slot[M], id_: str | None) -> M | None:
-        return self.context.get(slot.key(id_), type=slot.model)
-
-    async def _aread(self, slot: _Slot[M], id_: str | None) -> M | None:
-        return await self.context.aget(slot.key(id_), type=slot.model)
-
-
-def _mind_keys(mind_ids: Iterable[str]) -> dict[str, str]:
-    if isinstance(mind_ids, str):
-        raise InvalidArgumentError(
-            f"mind_ids must be a collection of ids, not the str {mind_ids!r}"
-        )
-    return {mind_id: _MIND.key(mind_id) for mind_id in mind_ids}
-
-
-def _mind_results(keys: dict[str, str], found: Mapping[str, Any]) -> dict[str, MindResult]:
-    return {
-        mind_id: convert(key, _value(found[key]), _MIND.model)
-        for mind_id, key in keys.items()
-        if key in found
-    }
-
-
-def _value(found: Any) -> Any:
-    return found.value if isinstance(found, ContextEntry) else found
-
-
-def _missing_minds(
-    keys: dict[str, str], found: Mapping[str, Any], timeout: float | None
-) -> TimeoutError:
-    missing = sorted(mind for mind, key in keys.items() if key not in found)
-    return TimeoutError(f"no result after {timeout} s from the minds {missing}")
+        return await self.mind_results.await_for(mind_ids, timeout=timeout, since=since)
