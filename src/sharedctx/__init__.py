@@ -11,8 +11,10 @@ safely from many threads and asyncio tasks.
     {'score': 0.9}
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from sharedctx._checks import MAX_KEY_LENGTH, MAX_TTL
 from sharedctx._closeable import Closeable
 from sharedctx._codec import Codec, MsgpackCodec
 from sharedctx._context import TTL, SharedContext
@@ -37,35 +39,62 @@ from sharedctx._errors import (
 from sharedctx._events import Watch
 from sharedctx._sessions import ContextManager, context_manager
 
-# Before the pipeline, whose PipelineContext is a Schema of typed keys imported from here.
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
-from sharedctx.pipeline import (
-    CheckpointDecision,
-    CheckpointStatus,
-    DNAProfile,
-    ExtractedData,
-    ManifestContent,
-    MindResult,
-    OrchestratorResult,
-    PipelineContext,
-    PipelineStatus,
-    SessionInfo,
-    SourceMetadata,
-    StandardKeys,
-    SynthesisResult,
-    TaskResult,
-    ValidationSummary,
-)
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
+    from sharedctx.pipeline import (
+        CheckpointDecision,
+        CheckpointStatus,
+        DNAProfile,
+        ExtractedData,
+        ManifestContent,
+        MindResult,
+        OrchestratorResult,
+        PipelineContext,
+        PipelineStatus,
+        SessionInfo,
+        SourceMetadata,
+        StandardKeys,
+        SynthesisResult,
+        TaskResult,
+        ValidationSummary,
+    )
+
+# Imported when first used (PEP 562): the pipeline's schema (pydantic models) and
+# RedisBackend (redis-py) are not needed by most users of the core.
+_LAZY = {
+    "RedisBackend": "sharedctx.backends.redis",
+    **dict.fromkeys(
+        [
+            "CheckpointDecision",
+            "CheckpointStatus",
+            "DNAProfile",
+            "ExtractedData",
+            "ManifestContent",
+            "MindResult",
+            "OrchestratorResult",
+            "PipelineContext",
+            "PipelineStatus",
+            "SessionInfo",
+            "SourceMetadata",
+            "StandardKeys",
+            "SynthesisResult",
+            "TaskResult",
+            "ValidationSummary",
+        ],
+        "sharedctx.pipeline",
+    ),
+}
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KEEP_TTL",
+    "MAX_KEY_LENGTH",
+    "MAX_TTL",
     "Backend",
     "BoundKey",
     "MemoryBackend",
@@ -124,9 +153,18 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # RedisBackend imports redis-py, which the memory backend does not need.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sharedctx' has no attribute {name!r}")
     if name == "RedisBackend":
-        from sharedctx import backends
+        from sharedctx.backends import registry
 
-        return backends.RedisBackend
-    raise AttributeError(f"module 'sharedctx' has no attribute {name!r}")
+        value: Any = registry.redis_backend_class()
+    else:
+        value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, o
 import msgspec
 
 from sharedctx._checks import check_key, check_positive_int, check_source, check_tags
-from sharedctx._codec import convert, decode, encode, type_name
+from sharedctx._codec import MsgpackCodec, convert, type_name
 from sharedctx._context import SharedContext
 from sharedctx._errors import ContextClosedError, InvalidArgumentError, InvalidKeyError, SchemaError
 from sharedctx._events import Watch
@@ -240,9 +240,9 @@ class TypedKey(Generic[M]):
         """
         key = self.key(id_)
         try:
-            stored = decode(_encode_quietly(value))
+            stored = _decode(_encode_quietly(value))
         except (TypeError, ValueError, OverflowError, RecursionError):
-            encode(key, value, sys.maxsize)  # the codec's SerializationError says why
+            _UNBOUNDED.encode(key, value)  # the codec's SerializationError says why
             raise
         return self._fit(key, stored, id_)
 
@@ -305,6 +305,8 @@ def _dump_quietly(value: Any) -> Any:
 
 
 _encode_quietly = msgspec.msgpack.Encoder(enc_hook=_dump_quietly).encode
+_decode = msgspec.msgpack.Decoder().decode
+_UNBOUNDED = MsgpackCodec(sys.maxsize)
 
 
 def _field_names(model: Any) -> Collection[str] | None:

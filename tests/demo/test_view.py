@@ -10,10 +10,10 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from sharedctx import SharedContext
-from sharedctx.terminal import printable
 from sharedctx.demo._pipeline import DemoOptions, run_pipeline
 from sharedctx.demo._view import PHASES, Timeline, result_view
 from sharedctx.pipeline._models import PipelineStatus
+from sharedctx.terminal import printable
 
 
 def drawn(renderable: RenderableType, width: int = 200) -> list[str]:

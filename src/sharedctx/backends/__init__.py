@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sharedctx._glob import Glob, compile_glob, escape
 from sharedctx.backends import ops
 from sharedctx.backends.base import (
     Backend,
@@ -38,6 +39,7 @@ __all__ = [
     "OPERATIONS",
     "Backend",
     "Eviction",
+    "Glob",
     "Handlers",
     "InProcessStore",
     "Lease",
@@ -50,6 +52,8 @@ __all__ = [
     "StoreOptions",
     "TTLArg",
     "UnsupportedOperationError",
+    "compile_glob",
+    "escape",
     "handles",
     "open_backend",
     "ops",

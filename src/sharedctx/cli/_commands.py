@@ -31,10 +31,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from sharedctx import Schema, __version__
-from sharedctx._context import SharedContext
-from sharedctx._errors import ContextError, InvalidArgumentError, SchemaError, SessionLostError
-from sharedctx._events import Watch
+from sharedctx import (
+    ContextError,
+    InvalidArgumentError,
+    Schema,
+    SchemaError,
+    SessionLostError,
+    SharedContext,
+    Watch,
+    __version__,
+)
 from sharedctx.backends import Backend, open_backend
 from sharedctx.terminal import (
     entries_table,
@@ -236,8 +242,7 @@ def _existing_session(argument: str, session_id: str) -> Iterator[SharedContext]
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
-    from sharedctx.demo._pipeline import DemoOptions
-    from sharedctx.demo._runner import DEFAULT_PACE, Output, run_demo
+    from sharedctx.demo import DEFAULT_PACE, DemoOptions, Output, run_demo
 
     if args.interactive and not sys.stdin.isatty():
         raise InvalidArgumentError("--interactive needs a terminal to ask on")

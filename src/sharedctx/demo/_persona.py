@@ -28,7 +28,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Literal, NamedTuple, get_args
 
-from sharedctx.pipeline._models import (
+from sharedctx.pipeline import (
     CheckpointDecision,
     DNAProfile,
     ExtractedData,

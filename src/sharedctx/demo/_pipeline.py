@@ -25,21 +25,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sharedctx._checks import MAX_TTL
-from sharedctx._context import SharedContext
-from sharedctx._errors import ContextError, InvalidArgumentError
-from sharedctx._types import ContextEvent
+from sharedctx import MAX_TTL, ContextError, ContextEvent, InvalidArgumentError, SharedContext
 from sharedctx.backends import Backend, MemoryBackend
 from sharedctx.demo import _persona
-from sharedctx.pipeline._context import PipelineContext, StandardKeys
-from sharedctx.pipeline._models import (
+from sharedctx.pipeline import (
     CheckpointDecision,
     CheckpointStatus,
     DNAProfile,
     ExtractedData,
     MindResult,
+    PipelineContext,
     PipelineStatus,
     SessionInfo,
+    StandardKeys,
     TaskResult,
     ValidationSummary,
 )

@@ -23,9 +23,7 @@ from rich.live import Live
 from rich.prompt import Prompt
 from rich.text import Text
 
-from sharedctx._context import SharedContext
-from sharedctx._types import ContextEntry
-from sharedctx.terminal import entries_table, entry_row, print_unsqueezed, printable
+from sharedctx import CheckpointDecision, ContextEntry, SharedContext
 from sharedctx.demo import _persona
 from sharedctx.demo._pipeline import (
     CHECKPOINT,
@@ -39,7 +37,7 @@ from sharedctx.demo._pipeline import (
     run_pipeline,
 )
 from sharedctx.demo._view import Timeline, result_view
-from sharedctx.pipeline._models import CheckpointDecision
+from sharedctx.terminal import entries_table, entry_row, print_unsqueezed, printable
 
 __all__ = ["DEFAULT_PACE", "Output", "run_demo"]
 

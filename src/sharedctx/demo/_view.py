@@ -22,11 +22,11 @@ from rich.constrain import Constrain
 from rich.table import Table
 from rich.text import Text
 
-from sharedctx._glob import Glob, compile_glob
-from sharedctx._types import ContextEvent
-from sharedctx.terminal import printable
+from sharedctx import ContextEvent
+from sharedctx.backends import Glob, compile_glob
 from sharedctx.demo._pipeline import DemoOutcome
-from sharedctx.pipeline._context import StandardKeys
+from sharedctx.pipeline import StandardKeys
+from sharedctx.terminal import printable
 
 __all__ = ["PHASES", "WIDTH", "Timeline", "result_view"]
 
