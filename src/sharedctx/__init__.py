@@ -38,7 +38,6 @@ from sharedctx._errors import (
 )
 from sharedctx._events import Watch
 from sharedctx._sessions import ContextManager, context_manager
-
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sharedctx.cli._views import printable
 
 from sharedctx import MindResult, PipelineContext, SharedContext
+from sharedctx.terminal import printable
 
 from ..conftest import RedisServer
 from ._run import ENV, one_error_line, sharedctx
