@@ -61,6 +61,7 @@ from sharedctx.backends.ops import (
     Revision,
     Stats,
     Subscribe,
+    Tags,
     TTLArg,
     Unsubscribe,
     Write,
@@ -90,13 +91,8 @@ TTL = float | timedelta | None
 """Seconds, a ``timedelta``, or None for no expiry."""
 
 
-_COUNT, _REVISION, _PURGE, _CLEAR, _ACTIVITY = (
-    Count(),
-    Revision(),
-    PurgeExpired(),
-    Clear(),
-    Activity(),
-)
+_COUNT, _REVISION, _TAGS, _ACTIVITY = Count(), Revision(), Tags(), Activity()
+_PURGE, _CLEAR = PurgeExpired(), Clear()
 
 
 class SharedContext(Closeable):
@@ -315,6 +311,15 @@ class SharedContext(Closeable):
     ) -> list[str]:
         """Awaitable twin of :meth:`keys`."""
         return await self._aexecute(Keys(compile_glob(pattern), _page(limit, after)))
+
+    def tags(self) -> dict[str, int]:
+        """Each tag that live entries carry, with how many carry it, sorted by tag (for
+        a view's tag filter). Reads every tagged key on Redis: O(n)."""
+        return self._execute(_TAGS)
+
+    async def atags(self) -> dict[str, int]:
+        """Awaitable twin of :meth:`tags`."""
+        return await self._aexecute(_TAGS)
 
     @property
     def revision(self) -> int:

@@ -389,6 +389,14 @@ class MemoryStore(InProcessStore):
         self._session.deliver()
         return found
 
+    @handles(ops.Tags)
+    def _tag_counts(self, operation: ops.Tags) -> dict[str, int]:
+        with self._lock:
+            self._begin()
+            counts = self._session.tags.counts()
+        self._session.deliver()
+        return counts
+
     @handles(ops.Count)
     def _count(self, operation: ops.Count) -> int:
         with self._lock:
@@ -742,6 +750,13 @@ class _TagIndex:
                     self._sorted[tag] = SortedList(kept)
                 else:
                     del self._sorted[tag]
+
+    def counts(self) -> dict[str, int]:
+        """Each tag with the number of keys that carry it, sorted by tag."""
+        counts = {
+            tag: len(keys) - len(self._removed.get(tag, ())) for tag, keys in self._sorted.items()
+        }
+        return {tag: counts[tag] for tag in sorted(counts) if counts[tag]}
 
     def keys(self, tag: str, after: str | None) -> Iterable[str]:
         """The keys tagged ``tag``, in order, after ``after`` if given."""

@@ -49,6 +49,7 @@ __all__ = [
     "Stats",
     "Subscribe",
     "TTLArg",
+    "Tags",
     "TakeLease",
     "Unsubscribe",
     "Write",
@@ -149,6 +150,12 @@ class Keys(Operation["list[str]"], frozen=True):
     name = "keys"
     glob: Glob
     page: Page = ALL
+
+
+class Tags(Operation["dict[str, int]"], frozen=True):
+    """Each tag that live entries carry, with how many carry it, sorted by tag."""
+
+    name = "tags"
 
 
 class Count(Operation[int], frozen=True):
@@ -307,8 +314,8 @@ class Destroy(Operation[None], frozen=True):
 OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     {
         Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindTag,
-        Get, GetMany, Keys, PurgeExpired, Release, Revision, Stats, Subscribe, TakeLease,
-        Unsubscribe, Write, WriteMany,
+        Get, GetMany, Keys, PurgeExpired, Release, Revision, Stats, Subscribe, Tags,
+        TakeLease, Unsubscribe, Write, WriteMany,
     }
 )  # fmt: skip
 """Every operation a context makes: what a complete backend handles."""

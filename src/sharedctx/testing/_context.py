@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -271,3 +272,17 @@ class ContextTests(SuiteBase):
 
     def test_repr_names_the_session(self, ctx: SharedContext) -> None:
         assert ctx.session_id in repr(ctx)
+
+    def test_tags_counts_the_live_entries_that_carry_each_tag(self, ctx: SharedContext) -> None:
+        assert ctx.tags() == {}
+        ctx.set("a", 1, tags=["mind", "phase:analysis"])
+        ctx.set("b", 2, tags=["mind"])
+        ctx.set("c", 3, tags=["zz", "é"])
+        ctx.set("c", 4, tags=["zz"])  # a rewrite drops the tags it no longer has
+        ctx.delete("b")
+        assert ctx.tags() == {"mind": 1, "phase:analysis": 1, "zz": 1}
+        assert list(ctx.tags()) == sorted(ctx.tags())
+        ctx.set("d", 5, tags=["mind"], ttl=0.05)
+        assert ctx.tags()["mind"] == 2
+        time.sleep(0.1)
+        assert ctx.tags()["mind"] == 1  # an expired entry is not counted

@@ -438,6 +438,17 @@ class Expire(Operation[bool]):
         return bool(reply.result[0])
 
 
+class TagCounts(Operation[dict[str, int]]):
+    """Each tag of the live entries, with how many carry it."""
+
+    name = b"tags"
+
+    def parse(self, reply: Reply, reader: Reader) -> dict[str, int]:
+        flat = reply.result[0]
+        counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return dict(sorted(counts.items()))  # the zset orders tags by length first
+
+
 class Count(Operation[int]):
     """An operation without arguments whose result is a number."""
 

@@ -707,6 +707,25 @@ local function call(keys, args)
       end
     end
     return reply("ok", removed)
+  elseif op == "tags" then  -- each tag of the live entries, and how many carry it
+    local counts, found = {}, {}
+    for _, member in ipairs(redis.call("ZRANGE", TAGS, 0, -1)) do
+      local size = tonumber(string.sub(member, 1, 8))
+      local tag, key = string.sub(member, 9, 8 + size), string.sub(member, 9 + size)
+      if live(key) then
+        if not counts[tag] then
+          found[#found + 1] = tag
+          counts[tag] = 0
+        end
+        counts[tag] = counts[tag] + 1
+      end
+    end
+    local flat = {}
+    for _, tag in ipairs(found) do
+      flat[#flat + 1] = tag
+      flat[#flat + 1] = counts[tag]
+    end
+    return reply("ok", flat)
   elseif op == "stats" then
     local counters = redis.call("HMGET", META, "expired", "evicted")
     return reply("ok", count(), {counters[1], counters[2], rev})

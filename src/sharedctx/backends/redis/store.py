@@ -390,6 +390,10 @@ class RedisStore(Handlers):
     def _keys(self, operation: ops.Keys) -> Steps[list[str]]:
         return (yield from protocol.matching_keys(operation.glob, operation.page))
 
+    @handles(ops.Tags)
+    def _tag_counts(self, operation: ops.Tags) -> Steps[dict[str, int]]:
+        return (yield from protocol.TagCounts())
+
     @handles(ops.Count)
     def _count(self, operation: ops.Count) -> Steps[int]:
         return (yield from protocol.Count(b"count"))
