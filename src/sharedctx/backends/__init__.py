@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob, compile_glob, escape
 from sharedctx.backends import ops
 from sharedctx.backends.base import (
@@ -38,6 +39,7 @@ __all__ = [
     "ALL",
     "OPERATIONS",
     "Backend",
+    "EventHub",
     "Eviction",
     "Glob",
     "Handlers",
@@ -50,6 +52,7 @@ __all__ = [
     "SessionSummary",
     "Store",
     "StoreOptions",
+    "Subscription",
     "TTLArg",
     "UnsupportedOperationError",
     "compile_glob",
