@@ -23,6 +23,7 @@ import msgspec
 
 from sharedctx import _multistep, steps
 from sharedctx._checks import (
+    MAX_KEY_LENGTH,
     check_key,
     check_keys,
     check_positive_int,
@@ -159,9 +160,14 @@ class SharedContext(Closeable):
                 self._backend.close()
             raise
         self._codec = self._store.codec  # the session's: the backend may wrap ours
-        # The one place every call goes through (see the module docstring).
-        self._execute = self._store.execute
-        self._aexecute = self._store.aexecute
+        # The one place every call goes through (see the module docstring): the
+        # store's executors, and its direct ones for the hottest calls if it has them.
+        store = self._store
+        self._execute = store.execute
+        self._aexecute = store.aexecute
+        direct = getattr(store, "executor", None)
+        self._get = self._execute if direct is None else direct(Get)
+        self._write = self._execute if direct is None else direct(Write)
         self._watches: set[Watch] = set()
         self._flights = _multistep.Flights()
         self._lock = threading.Lock()  # guards _watches and _closed
@@ -215,7 +221,9 @@ class SharedContext(Closeable):
         type pydantic accepts) the value is converted into it; a value that does not
         fit raises ``SchemaError`` naming the key and the bad field.
         """
-        entry = self._execute(Get(check_key(key)))
+        if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
+            key = check_key(key)  # the usual key needs no call to be checked
+        entry = self._get(Get(key))
         if entry is None:
             return default
         return entry.value if type is None else convert(key, entry.value, type)
@@ -233,7 +241,9 @@ class SharedContext(Closeable):
 
     def get_entry(self, key: str) -> ContextEntry | None:
         """The entry stored under ``key`` (value and metadata), or None."""
-        return self._execute(Get(check_key(key)))
+        if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
+            key = check_key(key)  # as in get
+        return self._get(Get(key))
 
     async def aget_entry(self, key: str) -> ContextEntry | None:
         """Awaitable twin of :meth:`get_entry`."""
@@ -364,7 +374,7 @@ class SharedContext(Closeable):
         ``ValueTooLargeError``, ``SerializationError`` or ``CapacityError`` without
         storing anything.
         """
-        return self._execute(self._checked_write(key, value, ttl, source, tags, if_version))
+        return self._write(self._checked_write(key, value, ttl, source, tags, if_version))
 
     async def aset(
         self,
@@ -389,7 +399,8 @@ class SharedContext(Closeable):
         if_version: int | None,
     ) -> Write:
         """The ``Write`` of a ``set``: checked and encoded."""
-        key = check_key(key)
+        if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
+            key = check_key(key)  # as in get
         data = self._codec.encode(key, value)
         if ttl is _DEFAULT and source is None and tags is None and if_version is None:
             return Write(key, data, self._default_ttl, "unknown", ())  # the usual set

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from sharedctx._codec import MSGPACK, Codec
+from sharedctx._codec import MSGPACK, Codec, MsgpackCodec
 
 __all__ = [
     "KEEP_TTL",
@@ -27,6 +27,8 @@ __all__ = [
     "EntryMetadata",
     "KeepTTL",
 ]
+
+_decode = msgspec.msgpack.Decoder().decode
 
 Action = Literal["set", "delete", "expire", "evict"]
 
@@ -105,7 +107,15 @@ class ContextEntry(msgspec.Struct, frozen=True, gc=False):
     def value(self) -> Any:
         """A new copy of the stored value (None for the entry of a removal event)."""
         encoded = self.encoded
-        return None if encoded is None else self.codec.decode(self.key, encoded)
+        if encoded is None:
+            return None
+        codec = self.codec
+        if codec.__class__ is MsgpackCodec:  # the default codec, without a call
+            try:
+                return _decode(encoded)
+            except msgspec.DecodeError:
+                pass  # the codec's own error, below
+        return codec.decode(self.key, encoded)
 
     @property
     def has_value(self) -> bool:

@@ -15,7 +15,7 @@ are built.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import GeneratorType
 from typing import Any, Protocol, TypeVar
 
@@ -106,6 +106,10 @@ class RedisStore(Handlers):
         # One call now: a wrong password or an unreachable server fails here, and the
         # session's epoch is known from the start (a loss after it is reported).
         self.run(protocol.Revision(), user=False)
+
+    def executor(self, operation: type[ops.Operation[T]]) -> Callable[[ops.Operation[T]], T]:
+        """:meth:`execute` (a handler here is a generator of the function's operations)."""
+        return self.execute
 
     def execute(self, operation: ops.Operation[T]) -> T:
         """Do ``operation`` with blocking calls."""
