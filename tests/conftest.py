@@ -14,33 +14,21 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sharedctx import Backend, ContextError, SharedContext
+from sharedctx import Backend, SharedContext
+from sharedctx.testing import ContextFactory, FakeClock, contexts
 
 from ._cluster import private_cluster, redis_cluster  # noqa: F401 (the Redis Cluster fixtures)
 from ._proxy import FaultProxy
 from .backends._recording import RecordingBackend
 
+__all__ = ["ContextFactory", "FakeClock", "RedisServer"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-class FakeClock:
-    """A monotonic clock that moves only when a test says so."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -53,9 +41,6 @@ def clocked(clock: FakeClock) -> Iterator[SharedContext]:
     """A memory context on a fake clock: for the rules that need time to move."""
     with SharedContext("test-session", clock=clock) as context:
         yield context
-
-
-ContextFactory = Callable[..., SharedContext]
 
 
 @pytest.fixture(
@@ -94,20 +79,7 @@ def backend_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_context(backend: str | Backend) -> Iterator[ContextFactory]:
     """Make contexts on the backend under test; each is destroyed afterwards."""
-    made: list[SharedContext] = []
-
-    def make(session_id: str | None = None, **options: Any) -> SharedContext:
-        session = session_id or f"test-{uuid.uuid4().hex[:12]}"
-        context = SharedContext(session, backend=backend, **options)
-        made.append(context)
-        return context
-
-    yield make
-    for context in made:
-        try:
-            context.destroy()
-        except ContextError:  # a test may have stopped the server
-            context.close()
+    yield from contexts(backend)
 
 
 @pytest.fixture

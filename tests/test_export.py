@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from sharedctx import (
-    DNAProfile,
     InvalidArgumentError,
     SharedContext,
-)
-
-PROFILE = DNAProfile(
-    persona="Maren Holt",
-    traits={"warmth": 0.8},
-    style={"mattr": 0.7},
-    signature_phrases=["sharp knives"],
-    vocabulary=["whetstone"],
-    created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
 )
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any
 
 import msgspec
-import pydantic
 import pytest
 
 from sharedctx import (
@@ -29,20 +28,9 @@ class Point:
     y: int
 
 
-class Model(pydantic.BaseModel):
-    name: str
-    score: float
-    when: datetime
-
-
 class Struct(msgspec.Struct):
     a: int
     b: list[str]
-
-
-class Mind(TypedDict):
-    mind_id: str
-    confidence: float
 
 
 @pytest.mark.parametrize(

@@ -46,13 +46,14 @@ import inspect
 import string
 import sys
 import typing
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
-from types import MappingProxyType, TracebackType
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, overload
 
 import msgspec
 
 from sharedctx._checks import check_key, check_positive_int, check_source, check_tags
+from sharedctx._closeable import Closeable
 from sharedctx._codec import MsgpackCodec, convert, type_name
 from sharedctx._context import SharedContext
 from sharedctx._errors import ContextClosedError, InvalidArgumentError, InvalidKeyError, SchemaError
@@ -60,6 +61,7 @@ from sharedctx._events import Watch
 from sharedctx._glob import compile_glob, escape
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._types import Action, ContextEntry, ContextEvent
+from sharedctx.steps import Steps, Twin, arun, run
 
 __all__ = ["BoundKey", "OnInvalid", "Schema", "TypedEvent", "TypedKey", "TypedWatch"]
 
@@ -321,54 +323,22 @@ def _field_names(model: Any) -> Collection[str] | None:
     return None if not isinstance(fields, Mapping) else list(fields)
 
 
-class _Call(NamedTuple):
-    """A call of a ``SharedContext`` method, by name; its twin's name is ``"a" + name``."""
-
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+def _no_operation(step: object) -> Any:
+    raise TypeError(f"not a step of a typed key: {step!r}")
 
 
-_Steps = Generator[_Call, Any, R]
+async def _ano_operation(step: object) -> Any:
+    raise TypeError(f"not a step of a typed key: {step!r}")
 
 
-def _call(name: str, *args: Any, **kwargs: Any) -> _Call:
-    return _Call(name, args, kwargs)
+def _run(calls: Steps[R]) -> R:
+    """Make the context calls (``Twin`` steps) that ``calls`` yields."""
+    return run(calls, _no_operation)
 
 
-def _run(steps: _Steps[R], context: SharedContext) -> R:
-    """Make each call that ``steps`` yields on ``context``; return what it returns."""
-    reply: Any = None
-    failure: Exception | None = None
-    while True:
-        try:
-            call = steps.send(reply) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            result: R = done.value
-            return result
-        try:
-            reply, failure = getattr(context, call.name)(*call.args, **call.kwargs), None
-        except Exception as exc:
-            reply, failure = None, exc
-
-
-async def _arun(steps: _Steps[R], context: SharedContext) -> R:
+async def _arun(calls: Steps[R]) -> R:
     """Awaitable twin of :func:`_run`: awaits the twin of each call."""
-    reply: Any = None
-    failure: Exception | None = None
-    while True:
-        try:
-            call = steps.send(reply) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            result: R = done.value
-            return result
-        try:
-            reply, failure = (
-                await getattr(context, "a" + call.name)(*call.args, **call.kwargs),
-                None,
-            )
-        except Exception as exc:
-            reply, failure = None, exc
+    return await arun(calls, _ano_operation)
 
 
 def _skips(on_invalid: OnInvalid) -> bool:
@@ -569,17 +539,17 @@ class BoundKey(Generic[M]):
         raises ``SchemaError``, or with ``on_invalid="skip"`` is left out (then a page
         reads on until it has ``limit`` models or the family ends).
         """
-        return _run(self._all(limit, after, on_invalid), self.context)
+        return _run(self._all(limit, after, on_invalid))
 
     async def aall(
         self, *, limit: int | None = None, after: str | None = None, on_invalid: OnInvalid = "raise"
     ) -> dict[str, M]:
         """Awaitable twin of :meth:`all`."""
-        return await _arun(self._all(limit, after, on_invalid), self.context)
+        return await _arun(self._all(limit, after, on_invalid))
 
     def _all(
         self, limit: int | None, after: str | None, on_invalid: OnInvalid
-    ) -> _Steps[dict[str, M]]:
+    ) -> Steps[dict[str, M]]:
         typed = self._family("all", "get()")
         skips = _skips(on_invalid)
         limit = check_positive_int(limit, "limit", allow_none=True)
@@ -587,7 +557,14 @@ class BoundKey(Generic[M]):
         found: dict[str, M] = {}
         while True:
             wanted = None if limit is None else limit - len(found)
-            entries = yield _call("find_by_pattern", _query(typed), limit=wanted, after=start)
+            context = self.context
+            entries = yield Twin(
+                context.find_by_pattern,
+                context.afind_by_pattern,
+                _query(typed),
+                limit=wanted,
+                after=start,
+            )
             found |= _models(typed, entries, skips)
             if wanted is None or len(entries) < wanted or len(found) == limit:
                 return found
@@ -619,7 +596,7 @@ class BoundKey(Generic[M]):
         (naming the missing ids), ``SchemaError`` if a value does not fit, and
         ``ContextError`` on a thread that runs an event loop (use :meth:`await_for`).
         """
-        return _run(self._wait_for(ids, count, since, timeout), self.context)
+        return _run(self._wait_for(ids, count, since, timeout))
 
     async def await_for(
         self,
@@ -630,16 +607,22 @@ class BoundKey(Generic[M]):
         timeout: float | None = None,
     ) -> dict[str, M]:
         """Awaitable twin of :meth:`wait_for`; never blocks the event loop."""
-        return await _arun(self._wait_for(ids, count, since, timeout), self.context)
+        return await _arun(self._wait_for(ids, count, since, timeout))
 
     def _wait_for(
         self, ids: Iterable[str] | None, count: int | None, since: int | None, timeout: float | None
-    ) -> _Steps[dict[str, M]]:
+    ) -> Steps[dict[str, M]]:
         typed = self._family("wait_for", "wait_for_value()")
+        context = self.context
         if ids is None:
             at_least = 1 if count is None else count
-            entries = yield _call(
-                "wait_for", typed.pattern, count=at_least, timeout=timeout, since=since
+            entries = yield Twin(
+                context.wait_for,
+                context.await_for,
+                typed.pattern,
+                count=at_least,
+                timeout=timeout,
+                since=since,
             )
             return _models(typed, entries)
         if count is not None:
@@ -653,9 +636,12 @@ class BoundKey(Generic[M]):
             )
         keys = {id_: typed.key(id_) for id_ in ids}
         try:
-            found = yield _call("wait_for_keys", list(keys.values()), timeout=timeout, since=since)
+            wanted = list(keys.values())
+            found = yield Twin(
+                context.wait_for_keys, context.await_for_keys, wanted, timeout=timeout, since=since
+            )
         except TimeoutError:
-            entries = yield _call("find_by_pattern", _query(typed))
+            entries = yield Twin(context.find_by_pattern, context.afind_by_pattern, _query(typed))
             there = {e.key for e in entries if since is None or e.revision > since}
             missing = sorted(id_ for id_, key in keys.items() if key not in there)
             after = "" if since is None else f" written after revision {since}"
@@ -675,19 +661,21 @@ class BoundKey(Generic[M]):
         value does not fit, and ``ContextError`` on a thread that runs an event loop
         (use :meth:`await_for_value`).
         """
-        return _run(self._wait_for_value(id_, since, timeout), self.context)
+        return _run(self._wait_for_value(id_, since, timeout))
 
     async def await_for_value(
         self, id_: str | None = None, /, *, since: int | None = None, timeout: float | None = None
     ) -> M:
         """Awaitable twin of :meth:`wait_for_value`; never blocks the event loop."""
-        return await _arun(self._wait_for_value(id_, since, timeout), self.context)
+        return await _arun(self._wait_for_value(id_, since, timeout))
 
     def _wait_for_value(
         self, id_: str | None, since: int | None, timeout: float | None
-    ) -> _Steps[M]:
-        key = self.typed_key.key(id_)
-        found = yield _call("wait_for_keys", [key], timeout=timeout, since=since)
+    ) -> Steps[M]:
+        key, context = self.typed_key.key(id_), self.context
+        found = yield Twin(
+            context.wait_for_keys, context.await_for_keys, [key], timeout=timeout, since=since
+        )
         return self.typed_key.model_of(found[key])
 
     def watch(
@@ -749,7 +737,7 @@ class TypedEvent(NamedTuple, Generic[M]):
     """The context's event: key, entry, revision."""
 
 
-class TypedWatch(Generic[M]):
+class TypedWatch(Closeable, Generic[M]):
     """The changes to a typed key, as :class:`TypedEvent`: iterate it (``for`` or
     ``async for``), or call ``get(timeout)``/``aget``; close it (or use it as a context
     manager) when done. Made by :meth:`BoundKey.watch`.
@@ -814,28 +802,6 @@ class TypedWatch(Generic[M]):
             return await self.aget()
         except ContextClosedError:
             raise StopAsyncIteration from None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<TypedWatch {self.typed_key.template!r} {self.watch!r}>"
@@ -906,19 +872,21 @@ class Schema:
         Only keys matching the glob ``pattern`` are checked. Reads each typed key's
         entries with one query; entries under no typed key are not looked at.
         """
-        return _run(_problems(cls._typed_keys.values(), pattern), context)
+        return _run(_problems(context, cls._typed_keys.values(), pattern))
 
     @classmethod
     async def acheck(cls, context: SharedContext, pattern: str = "*") -> list[SchemaError]:
         """Awaitable twin of :meth:`check`."""
-        return await _arun(_problems(cls._typed_keys.values(), pattern), context)
+        return await _arun(_problems(context, cls._typed_keys.values(), pattern))
 
 
-def _problems(keys: Iterable[TypedKey[Any]], pattern: str) -> _Steps[list[SchemaError]]:
+def _problems(
+    context: SharedContext, keys: Iterable[TypedKey[Any]], pattern: str
+) -> Steps[list[SchemaError]]:
     selected = compile_glob(pattern)
     problems: list[SchemaError] = []
     for typed in keys:
-        entries = yield _call("find_by_pattern", _query(typed))
+        entries = yield Twin(context.find_by_pattern, context.afind_by_pattern, _query(typed))
         for entry in _members(typed, entries):
             if selected.match(entry.key):
                 try:

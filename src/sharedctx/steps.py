@@ -26,21 +26,22 @@ class Twin(Generic[T]):
     same arguments (user code, a wait for a flight, a pause). ``result = yield from
     Twin(...)`` gives the result with its type."""
 
-    __slots__ = ("afunction", "args", "function")
+    __slots__ = ("afunction", "args", "function", "kwargs")
 
     def __init__(
         self,
         function: Callable[..., T],
         afunction: Callable[..., Awaitable[T]],
         *args: Any,
+        **kwargs: Any,
     ) -> None:
-        self.function, self.afunction, self.args = function, afunction, args
+        self.function, self.afunction, self.args, self.kwargs = function, afunction, args, kwargs
 
     def run(self) -> T:
-        return self.function(*self.args)
+        return self.function(*self.args, **self.kwargs)
 
     async def arun(self) -> T:
-        return await self.afunction(*self.args)
+        return await self.afunction(*self.args, **self.kwargs)
 
     def __iter__(self) -> Generator[Twin[T], Any, T]:
         result: T = yield self

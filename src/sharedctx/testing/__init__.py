@@ -26,7 +26,7 @@ used one by one (``class TestMine(EventTests)``).
 """
 
 from sharedctx.testing._async import AsyncTests
-from sharedctx.testing._base import ContextFactory, FakeClock, SuiteBase
+from sharedctx.testing._base import ContextFactory, FakeClock, SuiteBase, contexts
 from sharedctx.testing._capacity import CapacityTests
 from sharedctx.testing._concurrency import ConcurrencyTests
 from sharedctx.testing._context import ContextTests
@@ -53,6 +53,7 @@ __all__ = [
     "StoreMachine",
     "SuiteBase",
     "ValueTests",
+    "contexts",
 ]
 
 

@@ -20,25 +20,6 @@ from sharedctx import (
 )
 from sharedctx.testing._base import ContextFactory, SuiteBase
 
-TWINS = [
-    "get",
-    "get_entry",
-    "set",
-    "get_or_set",
-    "update",
-    "delete",
-    "has",
-    "get_multiple",
-    "set_multiple",
-    "expire",
-    "find_by_pattern",
-    "find_by_tag",
-    "keys",
-    "purge_expired",
-    "clear",
-    "stats",
-]
-
 
 class AsyncTests(SuiteBase):
     """The awaitable twins: same behaviour as the sync API, shared with threads."""

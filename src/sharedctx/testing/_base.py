@@ -10,7 +10,7 @@ import pytest
 
 from sharedctx import Backend, ContextError, SharedContext
 
-__all__ = ["ContextFactory", "FakeClock", "SuiteBase"]
+__all__ = ["ContextFactory", "FakeClock", "SuiteBase", "contexts"]
 
 ContextFactory = Callable[..., SharedContext]
 """Makes a context on the backend under test: ``make_context(session_id=None, **options)``."""
@@ -29,6 +29,25 @@ class FakeClock:
         self.now += seconds
 
 
+def contexts(backend: str | Backend) -> Iterator[ContextFactory]:
+    """A :data:`ContextFactory` on ``backend``; the contexts it made are destroyed
+    when the generator is closed (the body of a pytest fixture)."""
+    made: list[SharedContext] = []
+
+    def make(session_id: str | None = None, **options: Any) -> SharedContext:
+        session = session_id or f"test-{uuid.uuid4().hex[:12]}"
+        context = SharedContext(session, backend=backend, **options)
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        try:
+            context.destroy()
+        except ContextError:  # a test may have stopped the server
+            context.close()
+
+
 class SuiteBase:
     """The fixtures of the suite, built on the ``backend`` fixture that a subclass (or
     the test module's conftest) provides: a ``Backend`` object or a URL string."""
@@ -36,20 +55,7 @@ class SuiteBase:
     @pytest.fixture
     def make_context(self, backend: str | Backend) -> Iterator[ContextFactory]:
         """Make contexts on the backend under test; each is destroyed afterwards."""
-        made: list[SharedContext] = []
-
-        def make(session_id: str | None = None, **options: Any) -> SharedContext:
-            session = session_id or f"test-{uuid.uuid4().hex[:12]}"
-            context = SharedContext(session, backend=backend, **options)
-            made.append(context)
-            return context
-
-        yield make
-        for context in made:
-            try:
-                context.destroy()
-            except ContextError:  # a test may have stopped the server
-                context.close()
+        yield from contexts(backend)
 
     @pytest.fixture
     def ctx(self, make_context: ContextFactory) -> SharedContext:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypedDict
 
@@ -19,10 +18,6 @@ from sharedctx import (
     ValueTooLargeError,
 )
 from sharedctx.testing._base import SuiteBase
-
-
-class Colour(enum.Enum):
-    RED = "red"
 
 
 @dataclasses.dataclass
