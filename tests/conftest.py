@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sharedctx import Backend, SharedContext
+from sharedctx import Backend, MemoryBackend, SharedContext
 from sharedctx.testing import ContextFactory, FakeClock, contexts
 
 from ._cluster import private_cluster, redis_cluster  # noqa: F401 (the Redis Cluster fixtures)
@@ -29,6 +29,14 @@ from .backends._recording import RecordingBackend
 __all__ = ["ContextFactory", "FakeClock", "RedisServer"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory() -> Iterator[None]:
+    """Each test starts with the process-wide memory backend empty (as each Redis
+    test uses sessions of its own): what one test stored is not another's."""
+    yield
+    MemoryBackend.shared().close()
 
 
 @pytest.fixture

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from sharedctx import KEEP_TTL, ContextEvent, InvalidTTLError, SharedContext, _scheduler
+from sharedctx import (
+    KEEP_TTL,
+    ContextEvent,
+    InvalidTTLError,
+    MemoryBackend,
+    SharedContext,
+    _scheduler,
+)
 
 from .conftest import FakeClock
 
@@ -186,14 +193,25 @@ def test_one_timer_thread_serves_every_context() -> None:
         ctx.close()
 
 
-def test_close_cancels_the_expiry_timer() -> None:
+def test_the_timer_outlives_the_last_context_until_the_session_is_gone() -> None:
+    # The session outlives its contexts (as on Redis), so its timer keeps removing
+    # what expires; destroying the session, or closing the backend, cancels it.
     ctx = SharedContext("s")
     ctx.set("k", 1, ttl=30)
     store: Any = ctx._store
     timer = store._session.timer
     assert timer is not None
-    assert not timer.cancelled
     ctx.close()
+    assert not timer.cancelled
+    with SharedContext("s") as again:
+        assert again.get("k") == 1
+        again.destroy()
+    assert timer.cancelled
+    own = MemoryBackend()
+    with SharedContext("t", backend=own) as ctx:
+        ctx.set("k", 1, ttl=30)
+        timer = ctx._store._session.timer  # type: ignore[attr-defined]
+    own.close()
     assert timer.cancelled
 
 

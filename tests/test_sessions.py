@@ -38,12 +38,18 @@ def test_create_get_destroy(manager: ContextManager) -> None:
 
 
 def test_contexts_get_the_manager_defaults_and_overrides(manager: ContextManager) -> None:
+    # The manager's defaults are SharedContext's: a context is the same however made.
     ctx = manager.create_context("s1")
-    assert ctx.default_ttl == 3600
-    assert ctx._max_entries == 10000
-    other = manager.create_context("s2", default_ttl=5, max_entries=None)
+    plain = SharedContext("plain")
+    assert (ctx.default_ttl, ctx._max_entries) == (plain.default_ttl, plain._max_entries)
+    assert (ctx.default_ttl, ctx._max_entries) == (None, None)
+    plain.close()
+    other = manager.create_context("s2", default_ttl=5, max_entries=10)
     assert other.default_ttl == 5
-    assert other._max_entries is None
+    assert other._max_entries == 10
+    with ContextManager(default_ttl=60, max_entries=100) as bounded:
+        ctx = bounded.create_context("s3")
+        assert (ctx.default_ttl, ctx._max_entries) == (60, 100)
 
 
 def test_create_context_never_replaces_a_live_session(manager: ContextManager) -> None:

@@ -118,10 +118,11 @@ class SharedContext(Closeable):
         notifications: False disables ``subscribe`` and ``watch``.
         clock: a shortcut for ``backend=MemoryBackend(clock=clock)``: a monotonic
             clock for tests, which then move time instead of sleeping.
-        backend: ``"memory"`` (the default: this process only), a ``redis://``,
-            ``rediss://`` or ``unix://`` URL, or a ``Backend`` (``MemoryBackend``,
-            ``RedisBackend``...) that several contexts may share. On Redis the session
-            is shared by every process that opens it.
+        backend: ``"memory"`` (the default: this process's one memory backend), a
+            ``redis://``, ``rediss://``, ``unix://`` or ``redis+cluster://`` URL, or a
+            ``Backend`` (``MemoryBackend``, ``RedisBackend``...). A context is a handle
+            on its session: every context of one session id on one backend shares it
+            (every ``SharedContext("s")`` of a process; every process, on Redis).
     """
 
     def __init__(
@@ -849,12 +850,10 @@ class SharedContext(Closeable):
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release this object's resources: subscriptions, watches, timers, and the
-        connections it opened.
-
-        The memory backend keeps the data in this object, so it is dropped too; on
-        Redis the data stays for the other processes. Idempotent; afterwards every
-        other call raises ``ContextClosedError``.
+        """Release this handle: its subscriptions, watches, and the connections it
+        opened. The session's data stays for the other contexts of the session (on
+        every backend; a memory session with no entry and no open context is dropped).
+        Idempotent; afterwards every other call raises ``ContextClosedError``.
         """
         if self._mark_closed():
             try:
@@ -864,7 +863,9 @@ class SharedContext(Closeable):
                     self._backend.close()
 
     def destroy(self) -> None:
-        """Remove the session's data for everyone, then close. Idempotent."""
+        """Remove the session's data for everyone, then close. Idempotent. The other
+        open contexts of the session raise ``SessionLostError`` from their next call
+        (once; they go on with the session empty)."""
         if self._mark_closed():
             try:
                 self._execute(Destroy())

@@ -52,8 +52,8 @@ class ContextManager(Closeable):
     def __init__(
         self,
         *,
-        default_ttl: TTL = 3600,
-        max_entries: int | None = 10000,
+        default_ttl: TTL = None,
+        max_entries: int | None = None,
         max_entry_bytes: int = 102400,
         notifications: bool = True,
         session_idle_ttl: TTL = None,

@@ -44,7 +44,10 @@ def test_a_context_does_not_close_a_backend_it_was_given() -> None:
 
 def test_backend_strings_and_objects_are_resolved_in_one_place() -> None:
     memory, owned = open_backend("memory")
-    assert isinstance(memory, MemoryBackend)
+    assert memory is MemoryBackend.shared()  # one process-wide place: one id, one session
+    assert not owned  # no context closes it
+    clocked, owned = open_backend("memory", clock=lambda: 0.0)
+    assert clocked is not memory
     assert owned
     given = MemoryBackend()
     assert open_backend(given) == (given, False)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from sharedctx._codec import Codec
 from sharedctx._errors import ContextError
@@ -44,6 +44,7 @@ __all__ = [
     "Eviction",
     "Handlers",
     "InProcessStore",
+    "SessionAdmin",
     "SessionSummary",
     "Store",
     "StoreOptions",
@@ -116,6 +117,27 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Awaitable twin of :meth:`close` (closes this event loop's connections)."""
+
+
+@runtime_checkable
+class SessionAdmin(Protocol):
+    """What a backend offers ``sharedctx sessions``, ``delete`` and ``prune`` (and the
+    web view): its sessions, without opening them. Memory and Redis have it."""
+
+    def sessions(self) -> list[str]:
+        """The ids of the sessions that exist, sorted."""
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether a session exists (without creating it)."""
+
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        """A session's size and lifetime (None if it does not exist)."""
+
+    def session_summaries(self) -> list[SessionSummary]:
+        """Every session with its size and lifetime, sorted by id."""
+
+    def drop_session(self, session_id: str) -> bool:
+        """Delete a session's data for everyone; False if it did not exist."""
 
 
 class UnsupportedOperationError(ContextError, NotImplementedError):

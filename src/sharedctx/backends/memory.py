@@ -33,8 +33,10 @@ import itertools
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from msgspec.structs import replace
 from sortedcontainers import SortedList
@@ -53,7 +55,7 @@ from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
 from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
 from sharedctx.backends import ops
-from sharedctx.backends.base import InProcessStore, StoreOptions, handles
+from sharedctx.backends.base import InProcessStore, SessionSummary, StoreOptions, handles
 from sharedctx.backends.ops import Lease, Page
 
 __all__ = ["MemoryBackend", "MemoryStore"]
@@ -95,6 +97,60 @@ class MemoryBackend:
             with session.lock:
                 return MemoryStore(session, hub, options, codec)
 
+    @classmethod
+    def shared(cls) -> MemoryBackend:
+        """The process-wide memory backend: the one ``backend="memory"`` (the default)
+        names, so that every context of a session id in this process shares that
+        session. Contexts never close it; ``close()`` on it drops every session."""
+        return _SHARED
+
+    # -- admin: what `sharedctx sessions`, `delete` and `prune` ask of a backend -----
+
+    def sessions(self) -> list[str]:
+        """The ids of the sessions that hold data or have changed, sorted."""
+        with self._lock:
+            found = list(self._sessions.values())
+        return sorted(session.session_id for session in found if session.exists)
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether the session exists (without creating it)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return session is not None and session.exists
+
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        """A session's size and lifetime (None if it does not exist)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        with session.lock:
+            if not session.exists:
+                return None
+            session.purge_due(session.clock())
+            return session.summary()
+
+    def session_summaries(self) -> list[SessionSummary]:
+        """Every session with its size and lifetime, sorted by id."""
+        found = (self.session_summary(session) for session in self.sessions())
+        return [summary for summary in found if summary is not None]
+
+    def drop_session(self, session_id: str) -> bool:
+        """Delete a session's data for everyone; False if it did not exist. Its open
+        contexts raise ``SessionLostError`` from their next call."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        with session.lock:
+            existed = session.exists
+            handles = list(session.handles)
+            session.restart()
+        for handle in handles:
+            handle.lose()
+        self.forget(session)
+        return existed
+
     def forget(self, session: _Session) -> None:
         """Drop ``session`` if it is unused: no handle, no entry (nothing grows without
         bound in a process that opens a session per request)."""
@@ -118,7 +174,12 @@ class MemoryBackend:
         self.close()
 
     def __repr__(self) -> str:
-        return "memory" if self.clock is None else f"MemoryBackend(clock={self.clock!r})"
+        if self is _SHARED:
+            return "memory"
+        return "MemoryBackend()" if self.clock is None else f"MemoryBackend(clock={self.clock!r})"
+
+
+_SHARED: MemoryBackend
 
 
 class _Session:
@@ -140,12 +201,25 @@ class _Session:
         # The last changes, for watches from a revision: (revision, action, entry).
         self.history: deque[tuple[int, Action, ContextEntry]] = deque(maxlen=backend.history)
         self.expired = self.evicted = 0
-        self.handles: set[MemoryStore] = set()
+        self.written: float | None = None  # wall time of the last change
+        # Held weakly: a context dropped without close() is freed, and then pruned.
+        self.handles: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
         self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
         self.timer: _scheduler.Timer | None = None
         self.dropped = False
 
     # -- handles (the caller holds the lock) ------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        """Whether the session holds data or has changed since it began."""
+        return bool(self.entries) or self.revision > 0
+
+    def summary(self) -> SessionSummary:
+        """Its size and lifetime (the caller holds the lock)."""
+        size = sum(len(key) + len(entry.encoded or b"") for key, entry in self.entries.items())
+        written = None if self.written is None else datetime.fromtimestamp(self.written, UTC)
+        return SessionSummary(self.session_id, len(self.entries), size, written, None)
 
     @property
     def unused(self) -> bool:
@@ -155,6 +229,17 @@ class _Session:
     def attach(self, handle: MemoryStore) -> None:
         self.handles.add(handle)
         self.hubs = tuple(handle.hub for handle in self.handles)
+        # Not in the collector's callback, which may run where the lock is held.
+        weakref.finalize(handle, _scheduler.run_soon, self.prune).atexit = False
+
+    def prune(self) -> None:
+        """A handle was freed without close(): stop delivering to it, and let the
+        backend forget the session if nothing is left."""
+        with self.lock:
+            self.hubs = tuple(handle.hub for handle in self.handles)
+            unused = self.unused
+        if unused:
+            self.backend.forget(self)
 
     def detach(self, handle: MemoryStore) -> None:
         self.handles.discard(handle)
@@ -171,6 +256,7 @@ class _Session:
     def changed(self, action: Action, entry: ContextEntry) -> None:
         """Record a removal: the next revision, the history, the events."""
         self.revision = revision = self.revision + 1
+        self.written = _wall()
         removed = entry.without_value()
         self.history.append((revision, action, removed))
         key = entry.key
@@ -270,6 +356,7 @@ class _Session:
         self.reset()
         self.history.clear()
         self.revision = self.expired = self.evicted = 0
+        self.written = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -503,6 +590,7 @@ class MemoryStore(InProcessStore):
         # The one place an entry is written; the caller holds the lock and made room.
         session = self._session
         session.revision = revision = session.revision + 1
+        session.written = wall
         key, ttl, source, tags = write.key, write.ttl, write.source, write.tags
         expires: float | None
         deadline: float | None
@@ -714,6 +802,9 @@ class MemoryStore(InProcessStore):
         if deadlines and deadlines[0][0] <= now:
             self._session.purge_due(now)
         return now
+
+
+_SHARED = MemoryBackend()
 
 
 class _TagIndex:

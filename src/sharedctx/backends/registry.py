@@ -40,7 +40,7 @@ ENTRY_POINT_GROUP = "sharedctx.backends"
 
 
 def _memory(url: str) -> Backend:
-    return MemoryBackend()
+    return MemoryBackend.shared()
 
 
 def _redis(url: str) -> Backend:
@@ -109,12 +109,14 @@ def open_backend(
                 f"backend must be 'memory', a redis://, rediss://, unix:// or redis+cluster:// "
                 f"URL{extra}, or a Backend, not {backend!r}"
             )
+        if factory is _memory:
+            if clock is not None:  # a clock of its own: a place of its own
+                return MemoryBackend(clock=clock), True
+            return MemoryBackend.shared(), False  # one session id, one session
         if clock is not None:
-            if factory is not _memory:
-                raise InvalidArgumentError(
-                    "clock= is for the memory backend; a shared backend expires by its own clock"
-                )
-            return MemoryBackend(clock=clock), True
+            raise InvalidArgumentError(
+                "clock= is for the memory backend; a shared backend expires by its own clock"
+            )
         return factory(backend), True
     if not callable(getattr(backend, "open", None)):
         raise InvalidArgumentError(
