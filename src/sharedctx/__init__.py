@@ -34,6 +34,7 @@ from sharedctx._errors import (
     SessionLostError,
     ValueTooLargeError,
     VersionConflictError,
+    WaitTimeoutError,
     WatchOverflowError,
 )
 from sharedctx._events import Watch
@@ -144,6 +145,7 @@ __all__ = [
     "SharedContext",
     "ValueTooLargeError",
     "VersionConflictError",
+    "WaitTimeoutError",
     "Watch",
     "WatchOverflowError",
     "__version__",

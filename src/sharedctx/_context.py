@@ -709,7 +709,7 @@ class SharedContext(Closeable):
         With ``since`` (a :attr:`revision`), only keys written after that revision
         count: a pipeline run again on the same session waits for its own results,
         not the last run's. Returns at once if they are already there; raises
-        ``TimeoutError`` when ``timeout`` seconds pass first. Woken by change events,
+        ``WaitTimeoutError`` when ``timeout`` seconds pass first. Woken by change events,
         it never polls. Raises ``ContextError`` if called on a thread that runs an
         asyncio event loop (use :meth:`await_for` there).
         """
@@ -744,7 +744,7 @@ class SharedContext(Closeable):
         """Block until every key of ``keys`` is live (written after revision ``since``,
         if given); return their entries by key.
 
-        Raises ``TimeoutError`` naming the missing keys when ``timeout`` passes, and
+        Raises ``WaitTimeoutError`` naming the missing keys when ``timeout`` passes, and
         ``ContextError`` on a thread that runs an event loop (use :meth:`await_for_keys`).
         """
         return steps.run(self._wait_for_keys(keys, timeout, since), self._execute)

@@ -22,7 +22,8 @@ wrong with it.
     ├── SessionExistsError
     ├── BackendUnavailableError
     │   └── OutcomeUnknownError
-    └── SessionLostError
+    ├── SessionLostError
+    └── WaitTimeoutError (TimeoutError)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "SessionLostError",
     "ValueTooLargeError",
     "VersionConflictError",
+    "WaitTimeoutError",
     "WatchOverflowError",
 ]
 
@@ -155,3 +157,17 @@ class SessionLostError(ContextError):
     Raised once by the next call (and by each watch's next read); afterwards the
     context goes on with the now empty session.
     """
+
+
+class WaitTimeoutError(ContextError, TimeoutError):
+    """A wait (``wait_for``, ``wait_for_keys``, ``Watch.get``...) ran out of time.
+
+    A ``TimeoutError`` too, so ``except TimeoutError`` keeps working. Nothing was
+    changed. ``missing`` holds what a wait for named keys still lacked, sorted: the
+    keys of ``wait_for_keys``, the ids of a typed family's ``wait_for`` (empty for a
+    wait that counts, or waits for an event).
+    """
+
+    def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing: tuple[str, ...] = tuple(missing)

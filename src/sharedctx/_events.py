@@ -29,7 +29,7 @@ from typing import Self
 from sharedctx import _scheduler
 from sharedctx._checks import refuse_on_event_loop
 from sharedctx._closeable import Closeable
-from sharedctx._errors import ContextClosedError, WatchOverflowError
+from sharedctx._errors import ContextClosedError, WaitTimeoutError, WatchOverflowError
 from sharedctx._glob import Glob
 from sharedctx._types import ContextEvent
 from sharedctx._waker import Waker
@@ -345,7 +345,7 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
         return None
 
     def get(self, timeout: float | None = None) -> ContextEvent:
-        """The next event; wait at most ``timeout`` seconds (``TimeoutError``).
+        """The next event; wait at most ``timeout`` seconds (``WaitTimeoutError``).
 
         Raises ``ContextClosedError`` once the watch is closed and drained, and
         ``WatchOverflowError`` if it was closed for falling behind; ``ContextError``
@@ -356,7 +356,7 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
             while (event := self._take()) is None:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no event on {self.pattern!r} within {timeout} s")
+                    raise WaitTimeoutError(f"no event on {self.pattern!r} within {timeout} s")
                 refuse_on_event_loop("aget")  # iterate it with `async for` there
                 self._condition.wait(remaining)
             return event
@@ -375,7 +375,7 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
             try:
                 await asyncio.wait_for(future, remaining)
             except TimeoutError:
-                raise TimeoutError(f"no event on {self.pattern!r} within {timeout} s") from None
+                raise WaitTimeoutError(f"no event on {self.pattern!r} within {timeout} s") from None
             finally:
                 self._waiter.forget(future)  # timed out or cancelled: no more wake-ups
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from sharedctx._checks import refuse_on_event_loop
 from sharedctx._codec import Codec
-from sharedctx._errors import ContextError, VersionConflictError
+from sharedctx._errors import ContextError, VersionConflictError, WaitTimeoutError
 from sharedctx._events import Subscription
 from sharedctx._glob import Glob, compile_glob, escape
 from sharedctx._types import ContextEntry
@@ -258,17 +258,19 @@ def wait_for(
 ) -> Steps[list[ContextEntry]]:
     """Wait until at least ``count`` live keys match ``glob`` (written after revision
     ``since``, if given); their entries, sorted by key. Woken by events, never polls.
-    Raises ``TimeoutError`` when ``timeout`` seconds pass first.
+    Raises ``WaitTimeoutError`` when ``timeout`` seconds pass first.
     """
 
+    def written(found: list[ContextEntry]) -> list[ContextEntry]:
+        return found if since is None else [entry for entry in found if entry.revision > since]
+
     def ready(found: list[ContextEntry]) -> list[ContextEntry] | None:
-        if since is not None:
-            found = [entry for entry in found if entry.revision > since]
+        found = written(found)
         return found if len(found) >= count else None
 
-    def missing(found: list[ContextEntry]) -> str:
-        return (
-            f"{len(found)} of {count} keys matching {glob.pattern!r}"
+    def missing(found: list[ContextEntry]) -> WaitTimeoutError:
+        return WaitTimeoutError(
+            f"{len(written(found))} of {count} keys matching {glob.pattern!r}"
             + ("" if since is None else f" written after revision {since}")
             + f" were there after {timeout} s"
         )
@@ -283,16 +285,22 @@ def wait_for_keys(
     since: int | None = None,
 ) -> Steps[dict[str, ContextEntry]]:
     """Wait until every key of ``keys`` is live (written after revision ``since``, if
-    given); their entries by key. Raises ``TimeoutError`` naming the missing keys."""
+    given); their entries by key. Raises ``WaitTimeoutError`` naming the missing keys."""
+
+    def written(found: dict[str, ContextEntry]) -> dict[str, ContextEntry]:
+        if since is None:
+            return found
+        return {key: entry for key, entry in found.items() if entry.revision > since}
 
     def ready(found: dict[str, ContextEntry]) -> dict[str, ContextEntry] | None:
-        if since is not None:
-            found = {key: entry for key, entry in found.items() if entry.revision > since}
+        found = written(found)
         return found if len(found) == len(keys) else None
 
-    def missing(found: dict[str, ContextEntry]) -> str:
-        absent = [key for key in keys if key not in found]
-        return f"keys {absent} were not there after {timeout} s"
+    def missing(found: dict[str, ContextEntry]) -> WaitTimeoutError:
+        there = written(found)
+        absent = sorted({key for key in keys if key not in there})
+        after = "" if since is None else f" written after revision {since}"
+        return WaitTimeoutError(f"keys {absent}{after} were not there after {timeout} s", absent)
 
     globs = [compile_glob(escape(key)) for key in keys]
     return _wait(
@@ -309,7 +317,7 @@ def _wait(
     unsubscribe: Callable[[str], object],
     look: Operation[F],
     ready: Callable[[F], T | None],
-    missing: Callable[[F], str],
+    missing: Callable[[F], WaitTimeoutError],
     twin: str,
 ) -> Steps[T]:
     """Subscribe to ``globs``, then ``look`` until ``ready`` gives a result."""
@@ -328,7 +336,7 @@ def _wait(
                 return result
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(missing(found))
+                raise missing(found)
             yield pause(signal, remaining, twin)
     finally:
         for subscription in subscriptions:

@@ -56,7 +56,13 @@ from sharedctx._checks import check_key, check_positive_int, check_source, check
 from sharedctx._closeable import Closeable
 from sharedctx._codec import MsgpackCodec, convert, type_name
 from sharedctx._context import SharedContext
-from sharedctx._errors import ContextClosedError, InvalidArgumentError, InvalidKeyError, SchemaError
+from sharedctx._errors import (
+    ContextClosedError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    SchemaError,
+    WaitTimeoutError,
+)
 from sharedctx._events import Watch
 from sharedctx._glob import compile_glob, escape
 from sharedctx._sessions import ContextManager, context_manager
@@ -592,7 +598,7 @@ class BoundKey(Generic[M]):
         default 1) has a value in the family; return the models by id.
 
         With ``since`` (a revision), only values written after it count. Woken by
-        events, never polls. Raises ``TimeoutError`` when ``timeout`` seconds pass
+        events, never polls. Raises ``WaitTimeoutError`` when ``timeout`` seconds pass
         (naming the missing ids), ``SchemaError`` if a value does not fit, and
         ``ContextError`` on a thread that runs an event loop (use :meth:`await_for`).
         """
@@ -640,14 +646,14 @@ class BoundKey(Generic[M]):
             found = yield Twin(
                 context.wait_for_keys, context.await_for_keys, wanted, timeout=timeout, since=since
             )
-        except TimeoutError:
-            entries = yield Twin(context.find_by_pattern, context.afind_by_pattern, _query(typed))
-            there = {e.key for e in entries if since is None or e.revision > since}
-            missing = sorted(id_ for id_, key in keys.items() if key not in there)
+        except WaitTimeoutError as timed_out:
+            lacking = set(timed_out.missing)
+            missing = sorted(id_ for id_, key in keys.items() if key in lacking)
             after = "" if since is None else f" written after revision {since}"
-            raise TimeoutError(
+            raise WaitTimeoutError(
                 f"no value{after} after {timeout} s under {typed.template!r} for "
-                f"{typed.id_name} in {missing}"
+                f"{typed.id_name} in {missing}",
+                missing,
             ) from None
         return {id_: typed.model_of(found[key]) for id_, key in keys.items()}
 
@@ -657,7 +663,7 @@ class BoundKey(Generic[M]):
         """Block until the key (``id_``'s, in a family) has a value (written after
         revision ``since``, if given); return its model.
 
-        Raises ``TimeoutError`` when ``timeout`` seconds pass, ``SchemaError`` if the
+        Raises ``WaitTimeoutError`` when ``timeout`` seconds pass, ``SchemaError`` if the
         value does not fit, and ``ContextError`` on a thread that runs an event loop
         (use :meth:`await_for_value`).
         """
@@ -753,7 +759,7 @@ class TypedWatch(Closeable, Generic[M]):
     def get(self, timeout: float | None = None) -> TypedEvent[M]:
         """The next event; wait at most ``timeout`` seconds for each event read.
 
-        Raises what ``Watch.get`` raises (``TimeoutError``, ``ContextClosedError``
+        Raises what ``Watch.get`` raises (``WaitTimeoutError``, ``ContextClosedError``
         once closed, ``WatchOverflowError``), and ``SchemaError`` for a set whose
         value does not fit (unless skipped): the watch goes on after it.
         """

@@ -31,6 +31,7 @@ from sharedctx import (
     SynthesisResult,
     TaskResult,
     ValidationSummary,
+    WaitTimeoutError,
 )
 from sharedctx._glob import compile_glob
 
@@ -404,8 +405,10 @@ def test_wait_for_mind_results_timeout_names_the_missing_minds(
     pipeline: PipelineContext,
 ) -> None:
     pipeline.set_mind_result("a", mind("a"))
-    with pytest.raises(TimeoutError, match=r"\['b', 'c'\]"):
+    message = r"^no result after 0.05 s from the minds \['b', 'c'\]$"
+    with pytest.raises(WaitTimeoutError, match=message) as e:
         pipeline.wait_for_mind_results(["a", "b", "c"], timeout=0.05)
+    assert e.value.missing == ("b", "c")
 
 
 async def test_await_for_mind_results(pipeline: PipelineContext) -> None:

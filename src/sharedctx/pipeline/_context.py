@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sharedctx import ContextEntry, InvalidArgumentError, Schema, TypedKey
+from sharedctx import ContextEntry, InvalidArgumentError, Schema, TypedKey, WaitTimeoutError
 from sharedctx.pipeline._models import (
     CheckpointDecision,
     CheckpointStatus,
@@ -514,9 +514,12 @@ class PipelineContext(Schema):
         """Block until every mind in ``mind_ids`` has a result (written after revision
         ``since``, if given); return them by id.
 
-        Raises ``TimeoutError`` naming the missing minds when ``timeout`` passes.
+        Raises ``WaitTimeoutError`` naming the missing minds when ``timeout`` passes.
         """
-        return self.mind_results.wait_for(mind_ids, timeout=timeout, since=since)
+        try:
+            return self.mind_results.wait_for(mind_ids, timeout=timeout, since=since)
+        except WaitTimeoutError as timed_out:
+            raise _no_results(timed_out, timeout) from None
 
     async def await_for_mind_results(
         self,
@@ -526,4 +529,12 @@ class PipelineContext(Schema):
         since: int | None = None,
     ) -> dict[str, MindResult]:
         """Awaitable twin of :meth:`wait_for_mind_results`."""
-        return await self.mind_results.await_for(mind_ids, timeout=timeout, since=since)
+        try:
+            return await self.mind_results.await_for(mind_ids, timeout=timeout, since=since)
+        except WaitTimeoutError as timed_out:
+            raise _no_results(timed_out, timeout) from None
+
+
+def _no_results(timed_out: WaitTimeoutError, timeout: float | None) -> WaitTimeoutError:
+    missing = list(timed_out.missing)
+    return WaitTimeoutError(f"no result after {timeout} s from the minds {missing}", missing)

@@ -16,6 +16,7 @@ from sharedctx import (
     SchemaError,
     SharedContext,
     VersionConflictError,
+    WaitTimeoutError,
     WatchOverflowError,
 )
 from sharedctx.testing._base import ContextFactory, SuiteBase
@@ -153,8 +154,14 @@ class AsyncTests(SuiteBase):
     @pytest.mark.asyncio
     async def test_await_for_times_out(self, ctx: SharedContext) -> None:
         await ctx.aset("analysis:mind:a", 1)
-        with pytest.raises(TimeoutError, match="1 of 2"):
+        with pytest.raises(WaitTimeoutError, match="1 of 2"):
             await ctx.await_for("analysis:mind:*", count=2, timeout=0.05)
+        with pytest.raises(WaitTimeoutError) as timed_out:
+            await ctx.await_for_keys(["analysis:mind:a", "analysis:mind:b"], timeout=0.05)
+        assert timed_out.value.missing == ("analysis:mind:b",)
+        # Both: `except TimeoutError` and `except ContextError` each catch it.
+        assert isinstance(timed_out.value, TimeoutError)
+        assert isinstance(timed_out.value, ContextError)
         assert ctx.stats().subscriptions == 0  # the waiter's subscription is gone
 
     def test_wait_for_blocks_until_count_keys_match(self, ctx: SharedContext) -> None:

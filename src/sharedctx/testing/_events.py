@@ -13,6 +13,7 @@ from sharedctx import (
     ContextEvent,
     InvalidArgumentError,
     SharedContext,
+    WaitTimeoutError,
     WatchOverflowError,
 )
 from sharedctx.testing._base import ContextFactory, SuiteBase
@@ -144,7 +145,7 @@ class EventTests(SuiteBase):
         assert watch.closed
 
     def test_watch_get_times_out(self, ctx: SharedContext) -> None:
-        with ctx.watch() as watch, pytest.raises(TimeoutError):
+        with ctx.watch() as watch, pytest.raises(WaitTimeoutError, match="no event on '\\*'"):
             watch.get(timeout=0.05)
 
     def test_iteration_ends_when_the_watch_is_closed(self, ctx: SharedContext) -> None:

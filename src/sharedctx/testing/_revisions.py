@@ -12,6 +12,7 @@ from sharedctx import (
     ContextError,
     InvalidArgumentError,
     SharedContext,
+    WaitTimeoutError,
 )
 from sharedctx.testing._base import ContextFactory, SuiteBase
 
@@ -40,8 +41,13 @@ class RevisionTests(SuiteBase):
     def test_wait_for_since_counts_only_what_was_written_after(self, ctx: SharedContext) -> None:
         ctx.set_multiple({f"analysis:mind:{n}": "last run" for n in range(3)})
         start = ctx.revision
-        with pytest.raises(TimeoutError, match="written after revision"):
+        # The message counts what the wait counts: none written since, not the three.
+        with pytest.raises(
+            WaitTimeoutError, match=f"^0 of 1 keys matching .* written after revision {start}"
+        ):
             ctx.wait_for("analysis:mind:*", count=1, since=start, timeout=0.05)
+        with pytest.raises(WaitTimeoutError, match=r"^keys \['analysis:mind:0'\] written after"):
+            ctx.wait_for_keys(["analysis:mind:0"], since=start, timeout=0.05)
         ctx.set("analysis:mind:1", "this run")
 
         def later() -> None:
