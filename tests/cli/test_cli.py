@@ -158,6 +158,10 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         (["sessions", "--backend", "redis://127.0.0.1/0?db=x"], "db"),
         (["inspect"], "session"),
         (["inspect", "s", "--backend", "redis://127.0.0.1:1/0"], "unavailable"),
+        (
+            ["sessions", "--backend", "redis+cluster://127.0.0.1:1"],
+            ("Redis Cluster", "unavailable"),
+        ),
         (["inspect", "s", "[bad", "--backend", "memory"], "backend"),
         (["watch", "s", "--backend", "memory"], "--backend"),
     ],
@@ -514,3 +518,13 @@ def test_watch_since_replays_the_changes_after_a_revision(
     assert "--since" in bad.stderr
     ahead = sharedctx("watch", session, "--since", "99", "--backend", redis_server.url)
     assert "after session" in one_error_line(ahead)
+
+
+@pytest.mark.redis
+def test_a_cluster_url_to_a_single_server_says_to_use_redis_url(
+    redis_server: RedisServer,
+) -> None:
+    url = f"redis+cluster://127.0.0.1:{redis_server.port}"
+    line = one_error_line(sharedctx("sessions", "--backend", url))
+    assert "not a cluster" in line
+    assert "use a redis:// URL" in line

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sharedctx import (
+    BackendUnavailableError,
     ContextEvent,
     RedisBackend,
     SessionLostError,
@@ -28,6 +29,7 @@ from sharedctx import (
 from sharedctx.backends.redis.keys import session_keys
 
 from ..._cluster import LocalCluster, MigrationStep, Node, PrivateClusterFactory
+from ...conftest import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 
@@ -255,3 +257,13 @@ def test_the_cli_and_the_demo_take_a_cluster_url(redis_cluster: LocalCluster) ->
     deleted = sharedctx("delete", session, "--backend", redis_cluster.url, "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert session not in RedisBackend(redis_cluster.url).sessions()
+
+
+@pytest.mark.redis
+def test_a_cluster_that_cannot_connect_is_backend_unavailable(redis_server: RedisServer) -> None:
+    # A plain server: the message says what to use instead.
+    with pytest.raises(BackendUnavailableError, match=r"not a cluster.*use a redis:// URL"):
+        SharedContext("x", backend=f"redis+cluster://127.0.0.1:{redis_server.port}")
+    # Nothing listening: a sharedctx error, not redis-py's.
+    with pytest.raises(BackendUnavailableError, match=r"Redis Cluster at .* is unavailable"):
+        RedisBackend("redis+cluster://127.0.0.1:1")

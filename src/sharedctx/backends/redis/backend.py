@@ -19,12 +19,12 @@ import redis
 import redis.asyncio
 
 from sharedctx._codec import Codec
-from sharedctx._errors import ContextError, InvalidArgumentError
+from sharedctx._errors import BackendUnavailableError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
 from sharedctx.backends.base import SessionSummary, StoreOptions
 from sharedctx.backends.redis import keys
 from sharedctx.backends.redis.calls import Caller
-from sharedctx.backends.redis.servers import servers_for
+from sharedctx.backends.redis.servers import not_a_cluster, servers_for
 from sharedctx.backends.redis.sessions import Sessions, SessionSettings
 from sharedctx.backends.redis.store import RedisStore
 from sharedctx.backends.redis.urls import check_url, redact
@@ -103,7 +103,17 @@ class RedisBackend:
             self.servers = servers_for(target, options)
         except (ValueError, TypeError) as exc:
             raise InvalidArgumentError(f"bad Redis URL {self}: {exc}") from None
-        except redis.exceptions.RedisError as exc:  # a cluster is asked for its nodes now
+        except redis.exceptions.RedisClusterException as exc:  # asked for its nodes now
+            if not_a_cluster(exc):
+                raise BackendUnavailableError(
+                    f"Redis at {self.where} is not a cluster (cluster mode is not enabled): "
+                    "for a single server use a redis:// URL"
+                ) from None
+            raise BackendUnavailableError(
+                f"Redis Cluster at {self.where} is unavailable: no node answered "
+                f"({_reason(exc)}); check that the nodes are running and reachable"
+            ) from None
+        except redis.exceptions.RedisError as exc:
             raise Caller.failure_at(self.where, exc) from None
         self.caller = Caller(
             self.servers,
@@ -239,3 +249,9 @@ def _positive(value: Any, name: str) -> float:
 
 def _time(milliseconds: int) -> datetime:
     return datetime.fromtimestamp(milliseconds / 1000, UTC)
+
+
+def _reason(error: BaseException) -> str:
+    """redis-py's reason, without its advice to "provide a reachable node"."""
+    text = str(error)
+    return text.rpartition(": ")[2] or text

@@ -14,16 +14,18 @@ not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
@@ -79,13 +81,13 @@ class Servers:
     """
 
     def __init__(self, options: dict[str, Any]) -> None:
+        # No retry by redis-py: sharedctx retries (see retry.py). An asyncio client
+        # takes an asyncio Retry (given the sync one, redis-py >= 6 warns).
         self.options = {**options, "retry": Retry(NoBackoff(), 0)}
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[Address, redis.asyncio.Redis]
-        ] = weakref.WeakKeyDictionary()
-        self._async_connections: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[Address, Connections]
-        ] = weakref.WeakKeyDictionary()
+        self.async_options = {**options, "retry": AsyncRetry(NoBackoff(), 0)}
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+            weakref.WeakKeyDictionary()
+        )
         self._connections: dict[Address, Connections] = {}
         self._lock = threading.Lock()
 
@@ -102,13 +104,12 @@ class Servers:
 
     def async_connections(self, address: Address) -> Connections:
         """The asyncio connections to a node, for the running event loop."""
-        loop = asyncio.get_running_loop()
-        by_address = self._async_connections.get(loop)
-        connections = None if by_address is None else by_address.get(address)
+        loop_clients = self._loops.get(asyncio.get_running_loop())
+        connections = None if loop_clients is None else loop_clients.connections.get(address)
         if connections is None:
             make = _maker(self.async_client(address).connection_pool)
             with self._lock:
-                by_address = self._async_connections.setdefault(loop, {})
+                by_address = self._loop_clients().connections
                 connections = by_address.setdefault(address, Connections(make))
         return connections
 
@@ -136,50 +137,76 @@ class Servers:
 
     def async_client(self, address: Address) -> redis.asyncio.Redis:
         """The asyncio client of a node for the running event loop (one per loop)."""
-        loop = asyncio.get_running_loop()
         with self._lock:
-            clients = self._async.setdefault(loop, {})
+            clients = self._loop_clients().clients
             client = clients.get(address)
             if client is None:
                 client = clients[address] = self._new_async_client(address)
         return client
 
+    def _loop_clients(self) -> _LoopClients:
+        """The running loop's clients (the lock held), made on first use: they are
+        closed when the loop shuts down (``asyncio.run``'s end), if not before."""
+        loop = asyncio.get_running_loop()
+        loop_clients = self._loops.get(loop)
+        if loop_clients is None:
+            loop_clients = self._loops[loop] = _LoopClients()
+        return loop_clients
+
     def _new_async_client(self, address: Address) -> redis.asyncio.Redis:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Close every connection: the sync ones now, the asyncio ones on their loops."""
+        """Close every connection: the sync ones now, the asyncio ones on their loops
+        (a loop that is not running closes its own when it next runs, or shuts down)."""
         with self._lock:
-            loops, self._async = list(self._async.items()), weakref.WeakKeyDictionary()
             lent, self._connections = list(self._connections.values()), {}
-            async_lent = [
-                (loop, connections)
-                for loop, by_address in self._async_connections.items()
-                for connections in by_address.values()
-            ]
-            self._async_connections = weakref.WeakKeyDictionary()
+            loops, self._loops = list(self._loops.items()), weakref.WeakKeyDictionary()
         for connections in lent:
             for connection in connections.close():
                 connection.disconnect()
-        for loop, connections in async_lent:
+        for loop, loop_clients in loops:
             if not loop.is_closed() and loop.is_running():
-                for connection in connections.close():
-                    asyncio.run_coroutine_threadsafe(connection.disconnect(), loop)
-        for loop, clients in loops:
-            if not loop.is_closed() and loop.is_running():
-                for client in clients.values():
-                    asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                asyncio.run_coroutine_threadsafe(loop_clients.aclose(), loop)
 
     async def aclose(self) -> None:
         """Close the running loop's asyncio connections (awaited)."""
-        loop = asyncio.get_running_loop()
         with self._lock:
-            clients = self._async.pop(loop, {})
-            by_address = self._async_connections.pop(loop, {})
-        for connections in by_address.values():
+            loop_clients = self._loops.pop(asyncio.get_running_loop(), None)
+        if loop_clients is not None:
+            await loop_clients.aclose()
+
+
+class _LoopClients:
+    """One event loop's asyncio clients and connections, by node.
+
+    Closed by ``Servers.aclose``, or else when the loop shuts down: an asyncio loop
+    finalizes the async generators it started (``shutdown_asyncgens``, which
+    ``asyncio.run`` and ``asyncio.Runner`` call), and one is started here for that.
+    """
+
+    def __init__(self) -> None:
+        self.clients: dict[Address, redis.asyncio.Redis] = {}
+        self.connections: dict[Address, Connections] = {}
+
+        async def at_shutdown() -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                await self.aclose()
+
+        self._at_shutdown = at_shutdown()  # held here: the loop holds it weakly
+        with contextlib.suppress(StopIteration):  # it runs to its yield, awaiting nothing
+            self._at_shutdown.asend(None).send(None)
+
+    async def aclose(self) -> None:
+        """Disconnect everything (again: nothing)."""
+        clients, self.clients = list(self.clients.values()), {}
+        lent, self.connections = list(self.connections.values()), {}
+        for connections in lent:
             for connection in connections.close():
                 await connection.disconnect()
-        for client in clients.values():
+        for client in clients:
             await client.aclose()
 
 
@@ -201,7 +228,7 @@ class OneServer(Servers):
         return [self._client]
 
     def _new_async_client(self, address: Address) -> redis.asyncio.Redis:
-        return redis.asyncio.Redis.from_url(self.url, **self.options)
+        return redis.asyncio.Redis.from_url(self.url, **self.async_options)
 
     def close(self) -> None:
         super().close()
@@ -226,8 +253,8 @@ class ClusterServers(Servers):
                     **self.options,
                 )
                 return
-            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
-                if time.monotonic() >= deadline:
+            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
+                if not_a_cluster(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
 
@@ -259,11 +286,16 @@ class ClusterServers(Servers):
     def _new_async_client(self, address: Address) -> redis.asyncio.Redis:
         assert address is not None
         host, port = address
-        return redis.asyncio.Redis(host=host, port=port, **self.options)
+        return redis.asyncio.Redis(host=host, port=port, **self.async_options)
 
     def close(self) -> None:
         super().close()
         self._cluster.close()
+
+
+def not_a_cluster(error: BaseException) -> bool:
+    """Whether redis-py found a server that is not in cluster mode."""
+    return "cluster mode is not enabled" in str(error).lower()
 
 
 def _maker(pool: Any) -> Callable[[], Any]:
