@@ -230,19 +230,20 @@ def test_a_watcher_in_another_process_gets_every_event_once_in_order_across_reco
         text=True,
         cwd=Path(__file__).parents[3],
     )  # fmt: skip
-    try:
-        assert watcher.stdout is not None
-        assert watcher.stdout.readline().strip() == "ready"
-        with SharedContext(session, backend=url) as ctx:
-            for n in range(total):
-                if n == total // 2:
-                    admin.client_kill_filter(_type="normal", skipme=True)  # every connection
-                ctx.set(f"k{n % 7}", n)
-            lines = [json.loads(watcher.stdout.readline()) for _ in range(total)]
-            ctx.destroy()
-        assert watcher.wait(30) == 0
-    finally:
-        watcher.kill()
+    with watcher:  # its pipe closed at the end
+        try:
+            assert watcher.stdout is not None
+            assert watcher.stdout.readline().strip() == "ready"
+            with SharedContext(session, backend=url) as ctx:
+                for n in range(total):
+                    if n == total // 2:
+                        admin.client_kill_filter(_type="normal", skipme=True)  # every connection
+                    ctx.set(f"k{n % 7}", n)
+                lines = [json.loads(watcher.stdout.readline()) for _ in range(total)]
+                ctx.destroy()
+            assert watcher.wait(30) == 0
+        finally:
+            watcher.kill()
     revisions = [line[0] for line in lines]
     assert revisions == list(range(revisions[0], revisions[0] + total))
     assert [line[2] for line in lines] == [f"k{n % 7}" for n in range(total)]

@@ -223,7 +223,7 @@ def test_when_the_lease_holder_dies_another_process_completes_the_value(
     waiter = _spawn_get_or_set(redis_server.url, direct.session_id, 0.1, 1.0)
     time.sleep(0.5)  # the waiter finds the lease held and waits
     os.kill(holder.pid, signal.SIGKILL)  # mid-factory: its lease is no longer renewed
-    holder.wait(30)
+    holder.communicate(timeout=30)  # reaped, and its pipe closed
     out, _ = waiter.communicate(timeout=60)
     assert waiter.returncode == 0
     assert json.loads(out) == f"made by {waiter.pid}"
