@@ -95,7 +95,7 @@ def test_memory_destroy_drops_the_data() -> None:
     ctx.destroy()
     with pytest.raises(ContextClosedError):
         ctx.get("k")
-    assert SharedContext("s").get("k") is None  # nothing is shared between objects
+    assert SharedContext("s").get("k") is None  # gone for every handle of the session
 
 
 @pytest.mark.parametrize(

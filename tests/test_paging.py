@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sharedctx import InvalidArgumentError, SharedContext
+from sharedctx import InvalidArgumentError, MemoryBackend, SharedContext
 from sharedctx._glob import compile_glob, escape
 
 
@@ -98,7 +98,7 @@ def test_a_pattern_s_page_is_the_model_s_at_the_edges_of_its_prefix(
     glob = compile_glob(pattern)
     expected = sorted(key for key in stored if glob.match(key) and (after is None or key > after))
     expected = expected[:limit]
-    with SharedContext("edges") as ctx:
+    with SharedContext("edges", backend=MemoryBackend()) as ctx:  # a store per example
         ctx.set_multiple(dict.fromkeys(stored, 0))
         assert ctx.keys(pattern, limit=limit, after=after) == expected
         assert [entry.key for entry in ctx.find_by_pattern(pattern, limit=limit, after=after)] == (

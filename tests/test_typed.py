@@ -21,6 +21,7 @@ from sharedctx import (
     ContextManager,
     InvalidArgumentError,
     InvalidKeyError,
+    MemoryBackend,
     MindResult,
     PipelineContext,
     Schema,
@@ -338,7 +339,7 @@ def test_a_family_holds_exactly_the_ids_written_to_it(ids: list[str], other: str
     with glob characters in its fixed text, or of another family, never get in."""
     family = TypedKey("s[1]:{id}:v", int)
     neighbour = TypedKey("s[1]:{id}:w", int)
-    with SharedContext("hypothesis") as ctx:
+    with SharedContext("hypothesis", backend=MemoryBackend()) as ctx:  # a store per example
         written = {id_: number for number, id_ in enumerate(ids)}
         for id_, number in written.items():
             family.on(ctx).set(id_, number)
