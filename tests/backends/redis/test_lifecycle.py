@@ -9,6 +9,7 @@ they are stored.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -311,3 +312,24 @@ def test_ten_thousand_open_close_cycles_leave_nothing_behind(
     assert len(admin.client_list()) <= clients
     assert [record.getMessage() for record in caplog.records] == []
     admin.close()
+
+
+def test_asyncio_connections_close_when_their_event_loop_shuts_down(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    """A context used in ``asyncio.run`` and closed after it, from sync code: its
+    connections of that loop were closed as the loop ended (none is left open on the
+    server, and no ResourceWarning, an error in this suite, comes at collection)."""
+    backend = RedisBackend(server.url)
+    ctx = SharedContext(new_session(), backend=backend)
+
+    async def use() -> None:
+        await asyncio.gather(*(ctx.aset(f"k{n}", n) for n in range(5)))
+
+    before = len(admin.client_list())
+    asyncio.run(use())
+    asyncio.run(use())  # another loop, its own connections
+    gc.collect()
+    assert len(admin.client_list()) <= before + 1  # the sync connection of ctx at most
+    ctx.destroy()
+    backend.close()
