@@ -19,14 +19,17 @@ from sharedctx._closeable import Closeable
 from sharedctx._codec import Codec, MsgpackCodec
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import (
+    AccessDeniedError,
     BackendUnavailableError,
     CapacityError,
     ContextClosedError,
     ContextError,
+    IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
     InvalidPatternError,
     InvalidTTLError,
+    KeyUnavailableError,
     OutcomeUnknownError,
     SchemaError,
     SerializationError,
@@ -38,6 +41,7 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._sealed import KeyProvider, KeyRing
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
@@ -93,6 +97,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KEEP_TTL",
+    "AccessDeniedError",
+    "IntegrityError",
+    "KeyProvider",
+    "KeyRing",
+    "KeyUnavailableError",
     "MAX_KEY_LENGTH",
     "MAX_TTL",
     "Backend",

@@ -39,6 +39,7 @@ from sharedctx._codec import MsgpackCodec, convert
 from sharedctx._errors import ContextClosedError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
+from sharedctx._sealed import KeyProvider
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_backend
 from sharedctx.backends.base import Backend, Eviction, Store, StoreOptions
@@ -59,7 +60,9 @@ from sharedctx.backends.ops import (
     Keys,
     Page,
     PurgeExpired,
+    Rekey,
     Revision,
+    RotateDataKey,
     Stats,
     Subscribe,
     Tags,
@@ -94,6 +97,7 @@ TTL = float | timedelta | None
 
 _COUNT, _REVISION, _TAGS, _ACTIVITY = Count(), Revision(), Tags(), Activity()
 _PURGE, _CLEAR = PurgeExpired(), Clear()
+_REKEY, _ROTATE = Rekey(), RotateDataKey()
 
 
 class SharedContext(Closeable):
@@ -123,6 +127,10 @@ class SharedContext(Closeable):
             ``Backend`` (``MemoryBackend``, ``RedisBackend``...). A context is a handle
             on its session: every context of one session id on one backend shares it
             (every ``SharedContext("s")`` of a process; every process, on Redis).
+        keyring: with a backend URL (``"memory"`` included), a ``KeyRing``: the session
+            is sealed, its values encrypted before they leave the process (see
+            ``docs/guides/sealed.md``). A ``Backend`` object takes its own
+            (``RedisBackend(url, keyring=...)``).
     """
 
     def __init__(
@@ -136,6 +144,7 @@ class SharedContext(Closeable):
         notifications: bool = True,
         clock: Callable[[], float] | None = None,
         backend: str | Backend = "memory",
+        keyring: KeyProvider | None = None,
     ) -> None:
         self._session_id = check_session_id(session_id)
         default = check_ttl(default_ttl, what="default_ttl")
@@ -146,7 +155,7 @@ class SharedContext(Closeable):
         if eviction not in _EVICTIONS:
             raise InvalidArgumentError(f"eviction must be one of {_EVICTIONS}, not {eviction!r}")
         self._notifications = bool(notifications)
-        self._backend, self._owns_backend = open_backend(backend, clock=clock)
+        self._backend, self._owns_backend = open_backend(backend, clock=clock, keyring=keyring)
         self._hub = EventHub()
         self._store: Store
         try:
@@ -846,6 +855,34 @@ class SharedContext(Closeable):
     def _check_open(self) -> None:
         if self._closed:
             raise ContextClosedError(f"context {self._session_id!r} is closed")
+
+    # -- sealed sessions -------------------------------------------------------------
+
+    def rekey(self) -> bool:
+        """Rewrap the session's data key by the key ring's first key (a compare and
+        set of the wrapped key: safe while others read and write; no value is sealed
+        again); False if it already was. After a new key is put first in every ring,
+        rekey every session (``sharedctx rekey``); then the old key can go. Raises
+        ``KeyUnavailableError`` without a key ring, or if no key of the ring opens the
+        data key."""
+        return self._execute(_REKEY)
+
+    async def arekey(self) -> bool:
+        """Awaitable twin of :meth:`rekey`."""
+        return await self._aexecute(_REKEY)
+
+    def rotate_data_key(self) -> int:
+        """Give the session a new data key and seal every value it keeps again under it
+        (its entries and the values kept beside its events, for watchers): for a
+        suspected leak of this session's data key. Returns how many values were sealed
+        again. Writes made meanwhile land sealed by the new key; when it returns, no
+        value on the backend needs the old data key, whose wrapped copy is deleted.
+        Copies made before (backups, replicas' old files) still hold both."""
+        return self._execute(_ROTATE)
+
+    async def arotate_data_key(self) -> int:
+        """Awaitable twin of :meth:`rotate_data_key`."""
+        return await self._aexecute(_ROTATE)
 
     # -- lifecycle -------------------------------------------------------------------
 

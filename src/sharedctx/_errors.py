@@ -23,7 +23,10 @@ wrong with it.
     ├── BackendUnavailableError
     │   └── OutcomeUnknownError
     ├── SessionLostError
-    └── WaitTimeoutError (TimeoutError)
+    ├── WaitTimeoutError (TimeoutError)
+    ├── IntegrityError
+    ├── KeyUnavailableError
+    └── AccessDeniedError (PermissionError)
 """
 
 from __future__ import annotations
@@ -31,14 +34,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AccessDeniedError",
     "BackendUnavailableError",
     "CapacityError",
     "ContextClosedError",
     "ContextError",
+    "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidPatternError",
     "InvalidTTLError",
+    "KeyUnavailableError",
     "OutcomeUnknownError",
     "SchemaError",
     "SerializationError",
@@ -171,3 +177,33 @@ class WaitTimeoutError(ContextError, TimeoutError):
     def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.missing: tuple[str, ...] = tuple(missing)
+
+
+class IntegrityError(ContextError):
+    """A sealed value does not open: a byte of it was changed, or it was sealed for
+    another key or session (copied or swapped on the server). Nothing was changed;
+    ``key`` names the key whose value it is (None for a session's data key)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class KeyUnavailableError(ContextError):
+    """A sealed session's values cannot be opened or sealed here: it was opened without
+    a key ring, or its data key is wrapped by a key the ring does not hold. Nothing was
+    changed. ``session_id`` names the session and ``key_id`` the key it needs (None where
+    unknown)."""
+
+    def __init__(
+        self, message: str, session_id: str | None = None, key_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.key_id = key_id
+
+
+class AccessDeniedError(ContextError, PermissionError):
+    """The server refused a call for lack of permission (a Redis ACL user that may not
+    touch this namespace, or may not run a command sharedctx needs). Nothing was
+    changed."""

@@ -18,6 +18,7 @@ from sharedctx._checks import check_positive_int, check_session_id, check_ttl
 from sharedctx._closeable import Closeable
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import ContextClosedError, SessionExistsError
+from sharedctx._sealed import KeyProvider
 from sharedctx.backends import open_backend
 from sharedctx.backends.base import Backend
 
@@ -38,7 +39,8 @@ class ContextManager(Closeable):
 
     The options are the defaults of every context it creates (``create_context``
     may override them); a ``backend`` URL gives all of them one shared backend,
-    closed by ``close()``, and ``clock`` one ``MemoryBackend(clock=...)`` (tests).
+    closed by ``close()``, and ``clock`` one ``MemoryBackend(clock=...)`` (tests);
+    ``keyring`` (a ``KeyRing``, with a URL) seals every session.
     With ``session_idle_ttl`` (seconds), a session whose context nobody used for
     that long is closed; it is checked every half of that time, so a session goes
     between 1 and 1.5 times it after its last use (with ``clock``, when
@@ -59,6 +61,7 @@ class ContextManager(Closeable):
         session_idle_ttl: TTL = None,
         backend: str | Backend = "memory",
         clock: Callable[[], float] | None = None,
+        keyring: KeyProvider | None = None,
         **options: Any,
     ) -> None:
         # Bad defaults fail here, not at the first create_context.
@@ -66,7 +69,7 @@ class ContextManager(Closeable):
         check_positive_int(max_entries, "max_entries", allow_none=True)
         check_positive_int(max_entry_bytes, "max_entry_bytes")
         # One backend (for Redis: one connection pool) for all sessions.
-        self._backend, self._owns_backend = open_backend(backend, clock=clock)
+        self._backend, self._owns_backend = open_backend(backend, clock=clock, keyring=keyring)
         self._clock = clock or time.monotonic
         self._timed = clock is None  # an injected clock moves only when told: no timer
         self._options: dict[str, Any] = {

@@ -46,13 +46,16 @@ from sharedctx._codec import Codec
 from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
+    ContextError,
     InvalidArgumentError,
+    KeyUnavailableError,
     SessionLostError,
     VersionConflictError,
     WatchOverflowError,
 )
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
+from sharedctx._sealed import KeyProvider, LockedCodec, SealedCodec, SessionKeys, record_key_id
 from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
 from sharedctx.backends import ops
 from sharedctx.backends.base import InProcessStore, SessionSummary, StoreOptions, handles
@@ -74,17 +77,42 @@ class MemoryBackend:
     sleep. ``history``: how many of its last changes a session keeps, for watches
     that start from a revision (``watch(since=...)``). One backend serves any number
     of contexts; ``close()`` drops every session it holds.
+
+    ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): the
+    sessions it opens are sealed (see ``docs/guides/sealed.md``). A session is sealed
+    by its first opener with a key ring; a context without the keys to a sealed
+    session reads its metadata, and gets ``KeyUnavailableError`` for its values.
     """
 
-    def __init__(self, *, clock: Callable[[], float] | None = None, history: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        history: int = 10_000,
+        keyring: KeyProvider | None = None,
+    ) -> None:
         if clock is not None and not callable(clock):
             raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
         if not isinstance(history, int) or isinstance(history, bool) or history < 0:
             raise InvalidArgumentError(f"history must be an int >= 0, not {history!r}")
+        if keyring is not None and not isinstance(keyring, KeyProvider):
+            raise InvalidArgumentError(f"keyring must be a KeyRing, not {keyring!r}")
         self.clock = clock
         self.history = history
+        self.keyring = keyring
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        self._origin = self
+
+    def with_keyring(self, keyring: KeyProvider | None) -> MemoryBackend:
+        """This backend's sessions (the same ones), opened with ``keyring``: how
+        ``SharedContext("s", keyring=ring)`` seals a session of the process-wide
+        memory backend. Closing it closes this backend."""
+        if keyring is self.keyring:
+            return self
+        view = MemoryBackend(clock=self.clock, history=self.history, keyring=keyring)
+        view._sessions, view._lock, view._origin = self._sessions, self._lock, self._origin
+        return view
 
     def open(
         self, session_id: str, hub: EventHub, options: StoreOptions, codec: Codec
@@ -95,7 +123,7 @@ class MemoryBackend:
             if session is None:
                 session = self._sessions[session_id] = _Session(self, session_id)
             with session.lock:
-                return MemoryStore(session, hub, options, codec)
+                return MemoryStore(session, hub, options, codec, self.keyring)
 
     @classmethod
     def shared(cls) -> MemoryBackend:
@@ -151,6 +179,19 @@ class MemoryBackend:
         self.forget(session)
         return existed
 
+    def rekey_session(self, session_id: str) -> bool:
+        """Rewrap a sealed session's data key by the key ring's first key (see
+        ``SharedContext.rekey``); False if it already was, or the session is not
+        sealed or does not exist."""
+        if self.keyring is None:
+            raise InvalidArgumentError("rekey needs a backend with a keyring")
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        with session.lock:
+            return bool(session.records) and session.rekey(self.keyring)
+
     def forget(self, session: _Session) -> None:
         """Drop ``session`` if it is unused: no handle, no entry (nothing grows without
         bound in a process that opens a session per request)."""
@@ -174,9 +215,11 @@ class MemoryBackend:
         self.close()
 
     def __repr__(self) -> str:
-        if self is _SHARED:
-            return "memory"
-        return "MemoryBackend()" if self.clock is None else f"MemoryBackend(clock={self.clock!r})"
+        sealed = "" if self.keyring is None else f"keyring={self.keyring!r}"
+        if self._origin is _SHARED:
+            return "memory" if not sealed else f"memory({sealed})"
+        clock = "" if self.clock is None else f"clock={self.clock!r}"
+        return f"MemoryBackend({', '.join(part for part in (clock, sealed) if part)})"
 
 
 _SHARED: MemoryBackend
@@ -207,6 +250,12 @@ class _Session:
         self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
         self.timer: _scheduler.Timer | None = None
         self.dropped = False
+        # Sealed sessions: the data keys, wrapped (the sealing one first); none when
+        # plain. What each key provider's handles know of them, shared by those.
+        self.records: tuple[bytes, ...] = ()
+        self.keys: dict[int, tuple[KeyProvider, SessionKeys]] = {}
+        self.mixed = False  # the handles read values with codecs that differ
+        self.codecs: tuple[Codec, ...] = ()  # each hub's handle's codec, if mixed
 
     # -- handles (the caller holds the lock) ------------------------------------------
 
@@ -228,7 +277,7 @@ class _Session:
 
     def attach(self, handle: MemoryStore) -> None:
         self.handles.add(handle)
-        self.hubs = tuple(handle.hub for handle in self.handles)
+        self.regroup()
         # Not in the collector's callback, which may run where the lock is held.
         weakref.finalize(handle, _scheduler.run_soon, self.prune).atexit = False
 
@@ -236,14 +285,88 @@ class _Session:
         """A handle was freed without close(): stop delivering to it, and let the
         backend forget the session if nothing is left."""
         with self.lock:
-            self.hubs = tuple(handle.hub for handle in self.handles)
+            self.regroup()
             unused = self.unused
         if unused:
             self.backend.forget(self)
 
     def detach(self, handle: MemoryStore) -> None:
         self.handles.discard(handle)
-        self.hubs = tuple(handle.hub for handle in self.handles)
+        self.regroup()
+
+    def regroup(self) -> None:
+        """Note the handles' hubs, and whether their codecs differ (then each reads
+        entries through its own: a context without the keys never reads through a
+        sealed codec of another's)."""
+        handles = list(self.handles)
+        self.hubs = tuple(handle.hub for handle in handles)
+        self.codecs = tuple(handle.codec for handle in handles)
+        self.mixed = len(set(self.codecs)) > 1
+
+    # -- sealing (the caller holds the lock) ------------------------------------------
+
+    def keys_for(self, provider: KeyProvider) -> SessionKeys:
+        """What ``provider``'s handles know of the session's data keys, brought up to
+        date; the session is sealed now if it was new (or destroyed)."""
+        if not self.records:
+            if self.entries:
+                raise ContextError(
+                    f"session {self.session_id!r} holds values that are not sealed (it was "
+                    "written without a key ring); it is not sealed now: export it and "
+                    "import it into a new session with the key ring"
+                )
+        known = self.keys.get(id(provider))
+        keys = known[1] if known is not None else SessionKeys(provider, "", self.session_id)
+        self.keys[id(provider)] = (provider, keys)
+        if not self.records:
+            self.records = (keys.new_record()[1],)
+            self.alert()
+        if keys.records != self.records:
+            keys.learn(self.records)
+        return keys
+
+    def alert(self) -> None:
+        """The data keys changed: every handle looks again before its next call."""
+        for handle in self.handles:
+            handle.alert()
+
+    def rekey(self, provider: KeyProvider) -> bool:
+        """Rewrap the data keys by ``provider``'s first key; False if they were."""
+        keys = self.keys_for(provider)
+        records = tuple(keys.rewrapped(record) for record in self.records)
+        if records == self.records:
+            return False
+        self.records = records
+        keys.learn(records)
+        return True
+
+    def rotate(self, provider: KeyProvider) -> int:
+        """A new data key, every kept value sealed again under it; how many."""
+        keys = self.keys_for(provider)
+        _, record = keys.new_record()
+        keys.learn((record, *self.records))
+        resealed: dict[int, ContextEntry] = {}
+
+        def again(entry: ContextEntry) -> ContextEntry:
+            if entry.encoded is None:
+                return entry
+            done = resealed.get(id(entry))
+            if done is None:
+                done = resealed[id(entry)] = replace(
+                    entry, encoded=keys.reseal(entry.key, entry.encoded)
+                )
+            return done
+
+        entries = {key: again(entry) for key, entry in self.entries.items()}
+        history = [(revision, action, again(entry)) for revision, action, entry in self.history]
+        for key, entry in entries.items():  # (all computed first: nothing half done)
+            self.entries[key] = entry
+        self.history.clear()
+        self.history.extend(history)
+        self.records = (record,)
+        keys.learn(self.records)
+        self.alert()
+        return len(resealed)
 
     def deliver(self) -> None:
         """Deliver every hub's queued events (call without the lock)."""
@@ -357,6 +480,7 @@ class _Session:
         self.history.clear()
         self.revision = self.expired = self.evicted = 0
         self.written = None
+        self.records = ()  # the data key goes with the data: what was sealed is shredded
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -372,12 +496,23 @@ class MemoryStore(InProcessStore):
     docstring): its hub, its settings and read counters, over the session's data."""
 
     def __init__(
-        self, session: _Session, hub: EventHub, options: StoreOptions, codec: Codec
+        self,
+        session: _Session,
+        hub: EventHub,
+        options: StoreOptions,
+        codec: Codec,
+        provider: KeyProvider | None = None,
     ) -> None:
         self.session_id = session.session_id
         self.hub = hub
-        self.codec = codec
         self._session = session
+        self._provider = provider
+        self._inner = codec
+        self._sealing_keys: SessionKeys | None = None
+        self.codec = self._codec_now()
+        # A write looks at its value first: a plain handle on a sealed session, or a
+        # value sealed before the data key changed.
+        self._guard = provider is not None or bool(session.records)
         self.handlers = self.bind_handlers()
         max_entries, eviction = options
         self._max_entries = max_entries
@@ -393,9 +528,40 @@ class MemoryStore(InProcessStore):
         self._alert = False  # closed, or the session was lost: look before any call
         self._closed = False
         self._lost = False
+        self._rekeyed = False  # the session's data keys changed: learn them (alert)
         self._hits = self._misses = 0
         self._calls = 0  # every call that reads or writes; for idle detection
         session.attach(self)  # the backend holds the session's lock
+
+    def _codec_now(self) -> Codec:
+        """The codec of this handle on the session as it is (the caller holds the lock)."""
+        session = self._session
+        if self._provider is not None:
+            self._sealing_keys = session.keys_for(self._provider)
+            return SealedCodec(self._inner, self._sealing_keys)
+        if session.records:
+            return LockedCodec(self.session_id, record_key_id(session.records[0]))
+        return self._inner
+
+    def alert(self) -> None:
+        """The session's data keys changed: look again before the next call."""
+        self._rekeyed = self._alert = True
+
+    def _own(self, entry: ContextEntry) -> ContextEntry:
+        """``entry`` read through this handle's codec (the session's handles differ)."""
+        return entry if entry.codec == self.codec else replace(entry, codec=self.codec)
+
+    def _guarded(self, write: ops.Write) -> ops.Write:
+        """``write`` as it may be stored: sealed by the current data key."""
+        if self._sealing_keys is None:
+            raise KeyUnavailableError(
+                f"session {self.session_id!r} is sealed: a context without its key ring "
+                f"cannot write key {write.key!r} (keyring=...)",
+                self.session_id,
+                record_key_id(self._session.records[0]) if self._session.records else None,
+            )
+        data = self._sealing_keys.reseal(write.key, write.data)
+        return write if data is write.data else replace(write, data=data)
 
     # -- reads -------------------------------------------------------------------
 
@@ -415,6 +581,8 @@ class MemoryStore(InProcessStore):
                 self._hits += 1
                 if self._touch_on_read:
                     self._entries.move_to_end(operation.key)
+                if self._session.mixed:
+                    entry = self._own(entry)
         if self._pending or len(self._session.hubs) > 1:
             self._session.deliver()
         return entry
@@ -434,6 +602,8 @@ class MemoryStore(InProcessStore):
                 found[key] = entry
                 if self._touch_on_read:
                     entries.move_to_end(key)
+            if self._session.mixed:
+                found = {key: self._own(entry) for key, entry in found.items()}
         self._session.deliver()
         return found
 
@@ -453,6 +623,8 @@ class MemoryStore(InProcessStore):
             entries = self._entries
             keys = self._matching(operation.glob, page.after)
             found = [entries[key] for key in _paged(keys, page)]
+            if self._session.mixed:
+                found = [self._own(entry) for entry in found]
         self._session.deliver()
         return found
 
@@ -464,6 +636,8 @@ class MemoryStore(InProcessStore):
             keys = self._session.tags.keys(operation.tag, page.after)
             entries = self._entries
             found = [entries[key] for key in _paged(keys, page)]
+            if self._session.mixed:
+                found = [self._own(entry) for entry in found]
         self._session.deliver()
         return found
 
@@ -546,6 +720,8 @@ class MemoryStore(InProcessStore):
             with self._lock:  # _begin() inlined: this is the hot path of set
                 if self._alert:
                     self._check()
+                if self._guard:
+                    write = self._guarded(write)
                 now = self._clock()
                 deadlines = self._deadlines
                 if deadlines and deadlines[0][0] <= now:
@@ -569,6 +745,8 @@ class MemoryStore(InProcessStore):
         try:
             with self._lock:
                 now = self._begin()
+                if self._guard:
+                    writes = [self._guarded(write) for write in writes]
                 entries = self._entries
                 for write in writes:
                     if write.if_version is not None:
@@ -634,6 +812,12 @@ class MemoryStore(InProcessStore):
         ):
             session.add_deadline(deadline, key)
         session.history.append((revision, "set", entry))
+        if session.mixed:  # each hub's entry decodes through its own handle's codec
+            for hub, codec in zip(session.hubs, session.codecs, strict=True):
+                if hub.active and hub.wants(key):
+                    own = entry if entry.codec == codec else replace(entry, codec=codec)
+                    hub.enqueue(ContextEvent("set", key, own, self.session_id, revision))
+            return entry
         for hub in session.hubs:
             if hub.active and hub.wants(key):
                 hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
@@ -700,6 +884,29 @@ class MemoryStore(InProcessStore):
         with self._lock:
             self._begin()
 
+    # -- sealed sessions ---------------------------------------------------------
+
+    @handles(ops.Rekey)
+    def _rekey(self, operation: ops.Rekey) -> bool:
+        with self._lock:
+            self._begin()
+            return self._session.rekey(self._sealing())
+
+    @handles(ops.RotateDataKey)
+    def _rotate(self, operation: ops.RotateDataKey) -> int:
+        with self._lock:
+            self._begin()
+            return self._session.rotate(self._sealing())
+
+    def _sealing(self) -> KeyProvider:
+        if self._provider is None:
+            raise KeyUnavailableError(
+                f"session {self.session_id!r} was opened without a key ring: rekey and "
+                "rotate_data_key need one (keyring=...)",
+                self.session_id,
+            )
+        return self._provider
+
     # -- events and lifecycle ----------------------------------------------------
 
     @handles(ops.Subscribe)
@@ -737,6 +944,8 @@ class MemoryStore(InProcessStore):
                 removed.add(entry.key)
             elif entry.key in removed:
                 entry = entry.without_value()
+            elif session.mixed:
+                entry = self._own(entry)
             replayed.append(ContextEvent(action, entry.key, entry, self.session_id, revision))
         for event in reversed(replayed):
             self.hub.enqueue(event, only=subscription)
@@ -788,8 +997,16 @@ class MemoryStore(InProcessStore):
     def _check(self) -> None:
         if self._closed:
             raise ContextClosedError(f"context {self.session_id!r} is closed")
+        if self._rekeyed or self._lost:  # (a destroyed session is sealed anew)
+            self._rekeyed = False
+            codec = self._codec_now()
+            if codec != self.codec:
+                self.codec = codec
+                self._session.regroup()
+            self._guard = self._provider is not None or bool(self._session.records)
+        self._alert = False
         if self._lost:
-            self._lost = self._alert = False
+            self._lost = False
             raise self._lost_error()
 
     def _begin(self) -> float:

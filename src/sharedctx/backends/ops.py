@@ -44,8 +44,10 @@ __all__ = [
     "Operation",
     "Page",
     "PurgeExpired",
+    "Rekey",
     "Release",
     "Revision",
+    "RotateDataKey",
     "Stats",
     "Subscribe",
     "TTLArg",
@@ -311,11 +313,34 @@ class Destroy(Operation[None], frozen=True):
     writes = True
 
 
+# -- sealed sessions ---------------------------------------------------------------------
+
+
+class Rekey(Operation[bool], frozen=True):
+    """Rewrap the session's data key(s) by the key ring's first key (compare and set:
+    safe while others write); False if they already were. Raises
+    ``KeyUnavailableError`` for a session that is not sealed with this backend's
+    ring, or whose data key no key of the ring opens."""
+
+    name = "rekey"
+    writes = True
+
+
+class RotateDataKey(Operation[int], frozen=True):
+    """Give the session a new data key and seal every value it keeps (entries and the
+    values kept beside its events) again under it; how many values were sealed
+    again. Writes racing it land sealed by the new key; afterwards no value needs
+    the old one, which is forgotten."""
+
+    name = "rotate_data_key"
+    writes = True
+
+
 OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     {
         Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindTag,
-        Get, GetMany, Keys, PurgeExpired, Release, Revision, Stats, Subscribe, Tags,
-        TakeLease, Unsubscribe, Write, WriteMany,
+        Get, GetMany, Keys, PurgeExpired, Rekey, Release, Revision, RotateDataKey, Stats,
+        Subscribe, Tags, TakeLease, Unsubscribe, Write, WriteMany,
     }
 )  # fmt: skip
 """Every operation a context makes: what a complete backend handles."""

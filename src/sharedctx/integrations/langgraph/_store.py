@@ -31,6 +31,7 @@ from sharedctx import (
     InvalidArgumentError,
     InvalidKeyError,
     InvalidTTLError,
+    KeyRing,
     SharedContext,
 )
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
@@ -70,6 +71,8 @@ class SharedContextStore(Closeable, BaseStore):
             with ``expire`` events, and an expired item is never returned, so
             ``sweep_interval_minutes`` and ``omit_expired`` have nothing to change.
         source: the ``source`` of every entry the store writes.
+        keyring: with a session id and a backend URL, a ``KeyRing``: the session is
+            sealed (see the sealed sessions guide).
 
     A search reads its namespace prefix in key order only as far as its page needs:
     ``offset + limit`` entries without a filter; with one, pages of at least 100
@@ -94,6 +97,7 @@ class SharedContextStore(Closeable, BaseStore):
         key_prefix: str = "lg:",
         ttl: TTLConfig | None = None,
         source: str = "langgraph",
+        keyring: KeyRing | None = None,
     ) -> None:
         self._keys = KeyEncoding(key_prefix)
         self.ttl_config = _check_ttl_config(ttl)
@@ -101,14 +105,15 @@ class SharedContextStore(Closeable, BaseStore):
             raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
         self._source = source
         if isinstance(context_or_session, SharedContext):
-            if backend != "memory":
+            if backend != "memory" or keyring is not None:
                 raise InvalidArgumentError(
-                    "backend= is for a session id; the SharedContext given has its own"
+                    "backend= and keyring= are for a session id; the SharedContext given "
+                    "has its own"
                 )
             self._context = context_or_session
             self._owns_context = False
         elif isinstance(context_or_session, str):
-            self._context = SharedContext(context_or_session, backend=backend)
+            self._context = SharedContext(context_or_session, backend=backend, keyring=keyring)
             self._owns_context = True
         else:
             raise InvalidArgumentError(
