@@ -13,23 +13,27 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 
-from sharedctx._codec import Codec
+from sharedctx import steps
+from sharedctx._codec import MSGPACK, Codec
 from sharedctx._errors import BackendUnavailableError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
+from sharedctx._sealed import KeyProvider, SessionKeys
 from sharedctx.backends.base import SessionSummary, StoreOptions
-from sharedctx.backends.redis import keys
-from sharedctx.backends.redis.calls import Caller
+from sharedctx.backends.redis import keys, operations
+from sharedctx.backends.redis.calls import LIBRARY, Caller
 from sharedctx.backends.redis.servers import not_a_cluster, servers_for
 from sharedctx.backends.redis.sessions import Sessions, SessionSettings
 from sharedctx.backends.redis.store import RedisStore
 from sharedctx.backends.redis.urls import check_url, redact
 
 __all__ = ["RedisBackend", "SessionSummary"]
+
+T = TypeVar("T")
 
 
 class RedisBackend:
@@ -53,6 +57,9 @@ class RedisBackend:
       what must not be kept.
     - ``lease_ttl``: how long a ``get_or_set`` lease lives without renewal (another
       process takes over a dead holder's work after it).
+    - ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): every
+      session it opens is sealed, its values encrypted in this process before they
+      are sent (see ``docs/guides/sealed.md``).
 
     One backend serves any number of contexts; close it when done with them.
     """
@@ -69,9 +76,13 @@ class RedisBackend:
         purge_interval: float = 0.5,
         lease_ttl: float = 10.0,
         durability: str = "primary",
+        keyring: KeyProvider | None = None,
         **client_options: Any,
     ) -> None:
         target = check_url(url)
+        if keyring is not None and not isinstance(keyring, KeyProvider):
+            raise InvalidArgumentError(f"keyring must be a KeyRing, not {keyring!r}")
+        self.keyring = keyring
         self.url = url
         self.where = redact(url)
         """The URL without its password, for messages."""
@@ -130,7 +141,8 @@ class RedisBackend:
             request_window=self.request_window,
             lease_ttl=self.lease_ttl,
         )
-        self.registry = Sessions(self.caller, settings, self.purge_interval)
+        self.registry = Sessions(self.caller, settings, self.purge_interval, keyring)
+        self._admin_prefix = settings.for_store(StoreOptions())
         """The open stores of this backend, and their follower."""
         self._lock = threading.Lock()
         self._closed = False
@@ -222,6 +234,24 @@ class RedisBackend:
         """
         names = self.keys_of(session_id)[: len(keys.SUFFIXES) - 1]  # not the channel
         return bool(self.caller.command(lambda client: client.delete(*names), names[0]))
+
+    def rekey_session(self, session_id: str) -> bool:
+        """Rewrap a sealed session's data key by the key ring's first key (see
+        ``SharedContext.rekey``), without opening the session; False if it already
+        was, or the session is not sealed or does not exist."""
+        if self.keyring is None:
+            raise InvalidArgumentError("rekey needs a RedisBackend with a keyring")
+        names = self.keys_of(session_id)
+        prefix = operations.prefix(LIBRARY, names, self._admin_prefix)
+        reader = operations.Reader(MSGPACK)
+
+        def call(operation: operations.Operation[T]) -> T:
+            argv = operations.arguments(operation, "", -1, b"", b"")
+            raw = self.caller.call(operation, prefix, argv)
+            return operation.parse(operations.reply_of(raw), reader)
+
+        keys = SessionKeys(self.keyring, self.namespace, session_id)
+        return steps.run(operations.rekey(keys), call)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 
 from sharedctx._codec import Codec
-from sharedctx._errors import CapacityError, VersionConflictError
+from sharedctx._errors import CapacityError, ContextError, VersionConflictError
 from sharedctx._glob import Glob
+from sharedctx._sealed import SessionKeys, sealed_key_id
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends.ops import ALL, Lease, Page, TTLArg
 from sharedctx.backends.ops import Write as StoreWrite
@@ -134,9 +135,12 @@ def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
     return Prefix(b"".join(map(_bulk, head)), len(head), keys[0])
 
 
-def arguments(operation: Operation[Any], epoch: str, since: int, request: bytes) -> list[Any]:
-    """The arguments of one call after the store's prefix (7 on in ``ARGV``)."""
-    return [operation.name, epoch, since, request, *operation.arguments()]
+def arguments(
+    operation: Operation[Any], epoch: str, since: int, request: bytes, key_id: bytes = b""
+) -> list[Any]:
+    """The arguments of one call after the store's prefix (7 on in ``ARGV``);
+    ``key_id``: the data key the client seals with (b"": none)."""
+    return [operation.name, epoch, since, request, key_id, *operation.arguments()]
 
 
 def new_request_id() -> bytes:
@@ -285,9 +289,14 @@ class Operation(Generic[T]):
     rather than those after the last one the store delivered."""
     key: str | None = None
     """The key it writes, for error messages."""
+    values = False
+    """Whether it carries values (sealed ones are sealed again if the data key changed)."""
 
     def arguments(self) -> list[Any]:
         return []
+
+    def reseal(self, keys: SessionKeys) -> None:
+        """Seal its values again by ``keys``' current data key (where they are not)."""
 
     def parse(self, reply: Reply, reader: Reader) -> T:
         raise NotImplementedError
@@ -349,11 +358,20 @@ class KeyFlag(Operation[bool]):
 class Write(Operation[ContextEntry]):
     name = b"write"
     writes = True
+    values = True
 
     def __init__(self, write: StoreWrite, max_entries: int | None, session_id: str) -> None:
         self.key, self.data, self.if_version = write.key, write.data, write.if_version
+        self.write = write
         self.max_entries, self.session_id = max_entries, session_id
         self._arguments = [_write_arguments([write])]
+
+    def reseal(self, keys: SessionKeys) -> None:
+        if sealed_key_id(self.data) != keys.current:
+            assert self.key is not None
+            self.data = keys.reseal(self.key, self.data)
+            self.write = msgspec.structs.replace(self.write, data=self.data)
+            self._arguments = [_write_arguments([self.write])]
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -370,12 +388,22 @@ class Write(Operation[ContextEntry]):
 class WriteMany(Operation[list[ContextEntry]]):
     name = b"write_many"
     writes = True
+    values = True
 
     def __init__(
         self, writes: Sequence[StoreWrite], max_entries: int | None, session_id: str
     ) -> None:
         self.items, self.max_entries, self.session_id = writes, max_entries, session_id
         self._arguments = [_write_arguments(writes)]
+
+    def reseal(self, keys: SessionKeys) -> None:
+        current = keys.current
+        if any(sealed_key_id(write.data) != current for write in self.items):
+            self.items = [
+                msgspec.structs.replace(write, data=keys.reseal(write.key, write.data))
+                for write in self.items
+            ]
+            self._arguments = [_write_arguments(self.items)]
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -686,3 +714,173 @@ def matching_keys(glob: Glob, page: Page) -> Generator[Operation[Any], Any, list
     lo, hi = page_range(glob, page)
     matched, _ = yield from _matching_keys(glob, lo, hi, page.limit)
     return matched
+
+
+# -- sealed sessions ----------------------------------------------------------------------
+
+
+def _records(result: list[Any]) -> list[bytes]:
+    return [bytes(record) for record in result[:2] if record]
+
+
+class Seal(Operation[list[bytes]]):
+    """The session's data key records (the sealing one first), made now from
+    ``record`` if it has none; ``ContextError`` for a session with plain values."""
+
+    name = b"seal"
+
+    def __init__(self, key_id: bytes, record: bytes, session_id: str) -> None:
+        self.key_id, self.record, self.session_id = key_id, record, session_id
+
+    def arguments(self) -> list[Any]:
+        return [self.key_id, self.record]
+
+    def parse(self, reply: Reply, reader: Reader) -> list[bytes]:
+        if reply.status == b"plain":
+            raise ContextError(
+                f"session {self.session_id!r} holds values that are not sealed (it was "
+                "written without a key ring); it is not sealed now: export it and import "
+                "it into a new session with the key ring"
+            )
+        return _records(reply.result)
+
+
+class DataKeys(Operation[list[bytes]]):
+    """The records of the session's data keys, as stored (b"" where none)."""
+
+    name = b"data_keys"
+
+    def parse(self, reply: Reply, reader: Reader) -> list[bytes]:
+        return [bytes(record) for record in reply.result[:2]]
+
+
+class Rewrap(Operation[bool]):
+    """Replace the records ``old`` by ``new`` if they are still ``old``."""
+
+    name = b"rewrap"
+
+    def __init__(self, old: list[bytes], new: list[bytes]) -> None:
+        self.old, self.new = old, new
+
+    def arguments(self) -> list[Any]:
+        return [self.old[0], self.new[0], self.old[1], self.new[1]]
+
+    def parse(self, reply: Reply, reader: Reader) -> bool:
+        return reply.status == b"ok"
+
+
+class Rotate(Operation[bytes | None]):
+    """Make ``record`` the session's data key, the one before it kept as dk0: that
+    one's record, or None if an earlier rotation is unfinished."""
+
+    name = b"rotate"
+
+    def __init__(self, key_id: bytes, record: bytes) -> None:
+        self.key_id, self.record = key_id, record
+
+    def arguments(self) -> list[Any]:
+        return [self.key_id, self.record]
+
+    def parse(self, reply: Reply, reader: Reader) -> bytes | None:
+        return bytes(reply.result[0]) if reply.status == b"ok" else None
+
+
+class SealedUnder(Operation[tuple[bytes, list[tuple[bytes, str, bytes]]]]):
+    """A page of the values of a hash (``entries`` or ``values``) sealed by data key
+    ``key_id``: the next cursor, and (field, key, value) of each."""
+
+    name = b"sealed_under"
+
+    def __init__(self, hash_name: bytes, key_id: bytes, cursor: bytes) -> None:
+        self.hash_name, self.key_id, self.cursor = hash_name, key_id, cursor
+
+    def arguments(self) -> list[Any]:
+        return [self.hash_name, self.key_id, self.cursor]
+
+    def parse(self, reply: Reply, reader: Reader) -> tuple[bytes, list[tuple[bytes, str, bytes]]]:
+        cursor, flat = reply.result
+        found = [
+            (flat[i], flat[i + 1].decode(), flat[i + 2]) for i in range(0, len(flat), 3)
+        ]
+        return cursor, found
+
+
+class Reseal(Operation[int]):
+    """Replace each value of a hash by its sealing under the new data key, if it is
+    still the old one; how many entries were replaced."""
+
+    name = b"reseal"
+
+    def __init__(self, hash_name: bytes, changes: list[tuple[bytes, bytes, bytes]]) -> None:
+        self.hash_name, self.changes = hash_name, changes
+
+    def arguments(self) -> list[Any]:
+        return [self.hash_name, *(part for change in self.changes for part in change)]
+
+    def parse(self, reply: Reply, reader: Reader) -> int:
+        return int(reply.result[0])
+
+
+class Rotated(Operation[bool]):
+    """Forget the data key ``key_id`` (dk0) if no value needs it; False if some do."""
+
+    name = b"rotated"
+
+    def __init__(self, key_id: bytes) -> None:
+        self.key_id = key_id
+
+    def arguments(self) -> list[Any]:
+        return [self.key_id]
+
+    def parse(self, reply: Reply, reader: Reader) -> bool:
+        return reply.status == b"ok"
+
+
+def rekey(keys: SessionKeys) -> Generator[Operation[Any], Any, bool]:
+    """Rewrap a session's data keys by ``keys``' provider's first key (compare and set,
+    again until it holds); False if they already were."""
+    while True:
+        records = yield DataKeys()
+        new = [keys.rewrapped(record) if record else b"" for record in records]
+        if new == records:
+            return False
+        if (yield Rewrap(records, new)):
+            return True
+
+
+def reseal_all(keys: SessionKeys, old: bytes) -> Generator[Operation[Any], Any, int]:
+    """Seal again by the current data key every value sealed by data key ``old``; how
+    many entries were."""
+    count = 0
+    for hash_name in (b"entries", b"values"):
+        cursor = b"0"
+        while True:
+            cursor, found = yield SealedUnder(hash_name, old, cursor)
+            if found:
+                changes = [(field, value, keys.reseal(key, value)) for field, key, value in found]
+                count += yield Reseal(hash_name, changes)
+            if cursor == b"0":
+                break
+    return count
+
+
+def rotate(keys: SessionKeys) -> Generator[Operation[Any], Any, int]:
+    """A new data key for the session, every value sealed again under it (finishing an
+    earlier rotation first); how many entries were."""
+    count = 0
+    while True:
+        key_id, record = keys.new_record()
+        previous = yield Rotate(key_id, record)
+        if previous is None:  # an unfinished rotation: its dk0 first
+            records = yield DataKeys()
+            keys.learn(records)
+            old = records[1][1:9]
+        else:
+            keys.learn([record, previous])
+            old = previous[1:9]
+        while True:
+            count += yield from reseal_all(keys, old)
+            if (yield Rotated(old)):
+                break
+        if previous is not None:
+            return count

@@ -24,10 +24,12 @@ from sharedctx._codec import Codec
 from sharedctx._errors import (
     ContextClosedError,
     InvalidArgumentError,
+    KeyUnavailableError,
     SessionLostError,
     WatchOverflowError,
 )
 from sharedctx._events import EventHub, Subscription
+from sharedctx._sealed import LockedCodec, SealedCodec, SessionKeys, record_key_id
 from sharedctx._types import ContextEntry, ContextStats
 from sharedctx.backends import ops
 from sharedctx.backends.base import Handlers, StoreOptions, handles
@@ -82,8 +84,15 @@ class RedisStore(Handlers):
         channel: bytes,
         lease_ttl: float,
         listening: Listening,
+        keys: SessionKeys | None = None,
     ) -> None:
         self.session_id = session_id
+        # A sealed session's values go through its data keys; a plain store that meets
+        # a sealed session reads its metadata only (its codec is then locked).
+        self.keys = keys
+        self._locked: bytes | None = None  # a plain store's: the sealed session's key id
+        self._inner_codec = codec
+        codec = codec if keys is None else SealedCodec(codec, keys)
         self.codec = codec
         self.max_entries = options.max_entries
         self.handlers = self.bind_handlers()
@@ -104,7 +113,9 @@ class RedisStore(Handlers):
         self._calls = 0
         self._closed = False
         # One call now: a wrong password or an unreachable server fails here, and the
-        # session's epoch is known from the start (a loss after it is reported).
+        # session's epoch is known from the start (a loss after it is reported); a
+        # sealed session's data key is made (by the first opener) or learned.
+        self._unsealed = keys is not None
         self.run(protocol.Revision(), user=False)
 
     def executor(self, operation: type[ops.Operation[T]]) -> Callable[[ops.Operation[T]], T]:
@@ -139,6 +150,10 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(user)
+            if self._unsealed:
+                self._sealed(self.run(self._seal(), user=False))
+            if operation.values:
+                self._sealing(operation)
             argv = self._argv(operation, request, events)
             raw = self._caller.call(operation, self._prefix, argv)
             try:
@@ -151,6 +166,10 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(True)
+            if self._unsealed:
+                self._sealed(await self.arun(self._seal()))
+            if operation.values:
+                self._sealing(operation)
             argv = self._argv(operation, request, True)
             raw = await self._caller.acall(operation, self._prefix, argv)
             try:
@@ -163,7 +182,57 @@ class RedisStore(Handlers):
             since = operation.since
         else:
             since = self._delivered if events and len(self._hub) else -1
-        return protocol.arguments(operation, self._epoch, since, request)
+        keys = self.keys
+        key_id = self._locked or b"" if keys is None else keys.current
+        return protocol.arguments(operation, self._epoch, since, request, key_id)
+
+    # -- sealed sessions -----------------------------------------------------------------
+
+    def _seal(self) -> protocol.Seal:
+        """The call that makes the session's data key (the first opener's) or reads it."""
+        assert self.keys is not None
+        self._unsealed = False
+        return protocol.Seal(*self.keys.new_record(), self.session_id)
+
+    def _sealed(self, records: list[bytes]) -> None:
+        assert self.keys is not None
+        self.keys.learn(records)
+
+    def _sealing(self, operation: Operation[Any]) -> None:
+        """Before a call with values: a plain store may not write into a sealed session,
+        and a sealed one writes them sealed by the session's current data key."""
+        if self.keys is not None:
+            operation.reseal(self.keys)
+        elif self._locked is not None:
+            self.codec.encode(operation.key or "", None)  # raises KeyUnavailableError
+
+    def _rekeyed(self, records: list[bytes]) -> None:
+        """The session's data key is not the one this store named: learn it (a plain
+        store learns that the session is sealed, and locks its values)."""
+        if self.keys is None:
+            if not records:
+                self._locked = None
+                self.codec = self.reader.codec = self._inner_codec
+                return
+            self._locked = records[0][1:9]
+            if not isinstance(self.codec, LockedCodec):
+                self._inner_codec = self.codec
+            self.codec = self.reader.codec = LockedCodec(
+                self.session_id, record_key_id(records[0])
+            )
+            return
+        self.keys.learn(records)
+        if not records:  # the session lost its data key with its data: a new one
+            self._unsealed = True
+
+    def _require_keys(self) -> SessionKeys:
+        if self.keys is None:
+            raise KeyUnavailableError(
+                f"session {self.session_id!r} was opened without a key ring: rekey and "
+                "rotate_data_key need one (keyring=...)",
+                self.session_id,
+            )
+        return self.keys
 
     def _begin(self, user: bool) -> None:
         if self._closed:
@@ -176,6 +245,9 @@ class RedisStore(Handlers):
 
     def _settle(self, raw: list[Any], user: bool, operation: Operation[Any]) -> protocol.Reply:
         reply = protocol.reply_of(raw)
+        if reply.status == b"keys":
+            self._rekeyed([bytes(record) for record in reply.result[:2] if record])
+            raise _Retry
         if reply.status == b"lost":
             with self._epoch_lock:
                 known = reply.epoch == self._epoch  # another call of ours met it first
@@ -247,7 +319,11 @@ class RedisStore(Handlers):
 
     def receive(self, message: bytes) -> None:
         """A change published on the session's channel (the follower's)."""
-        if not self.advance(protocol.changes_of_message(message), None):
+        changes = protocol.changes_of_message(message)
+        keys = self.keys
+        if keys is not None and not all(keys.knows(change[4]) for change in changes):
+            self.run(protocol.Revision(), user=False)  # sealed by a new data key: learn it
+        if not self.advance(changes, None):
             self.catch_up()
 
     def catch_up(self) -> None:
@@ -430,6 +506,14 @@ class RedisStore(Handlers):
         self.unleased(operation.key, operation.holder)
         yield from protocol.Release(operation.key, operation.holder)
 
+    @handles(ops.Rekey)
+    def _rekey(self, operation: ops.Rekey) -> Steps[bool]:
+        return (yield from protocol.rekey(self._require_keys()))
+
+    @handles(ops.RotateDataKey)
+    def _rotate(self, operation: ops.RotateDataKey) -> Steps[int]:
+        return (yield from protocol.rotate(self._require_keys()))
+
     @handles(ops.Activity)
     def _activity(self, operation: ops.Activity) -> int:
         return self._calls
@@ -454,7 +538,7 @@ class RedisStore(Handlers):
         if self.begin_destroy():
             try:
                 destroy = protocol.Count(b"destroy", writes=True)
-                argv = protocol.arguments(destroy, "", -1, b"")
+                argv = protocol.arguments(destroy, "", -1, b"", b"")
                 calls = self._caller
                 yield Twin(calls.call, calls.acall, destroy, self._prefix, argv)
             finally:
