@@ -9,6 +9,7 @@
     sharedctx watch SESSION [PATTERN] --backend URL [--json] [--since REV]
     sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
     sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
+    sharedctx keygen | rekey --backend URL | acl NAMESPACE   (sealed sessions: _keys.py)
     sharedctx --version
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
@@ -42,6 +43,7 @@ from sharedctx import (
     __version__,
 )
 from sharedctx.backends import Backend, open_backend
+from sharedctx.cli import _keys
 from sharedctx.terminal import (
     entries_table,
     entry_row,
@@ -66,6 +68,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     # views build Text from it, and the console has all three off besides.
     console = Console(markup=False, emoji=False, highlight=False)
     try:
+        _keys.load(args)  # the key ring of sealed sessions, if any
         status: int = args.run(args, console)
     except ContextError as exc:
         _error(str(exc))
@@ -164,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace entries that exist (else: refuse)"
     )
     load.set_defaults(run=_import)
+    _keys.add_commands(commands, _backend_option, _shared_backend)
     return parser
 
 
@@ -192,6 +196,7 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SHAREDCTX_BACKEND", "memory"),
         help="memory, or redis://[:password@]host:port/db (default $SHAREDCTX_BACKEND or memory)",
     )
+    _keys.add_keys_option(parser)
 
 
 # -- backends and sessions ---------------------------------------------------------
@@ -202,7 +207,7 @@ def _backend(argument: str) -> Iterator[Backend]:
     """The backend a ``--backend`` argument names, closed afterwards. The one place
     where the CLI resolves a backend: the core's ``open_backend`` does it."""
     try:
-        backend, _ = open_backend(argument)
+        backend, _ = open_backend(argument, keyring=_keys.keyring())
     except ImportError as exc:  # the Redis extra is missing: say which to install
         raise InvalidArgumentError(str(exc)) from None
     try:
@@ -324,7 +329,7 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
             return _report_misfits(_schema(args.schema).check(context, args.pattern), args)
         entries = context.find_by_pattern(args.pattern)
     if args.json:
-        rows = [entry_row(entry) | {"value": entry.value} for entry in entries]
+        rows = [entry_row(entry) | {"value": _keys.shown(entry)} for entry in entries]
         print(json.dumps(rows, indent=2, default=_json_default))
     else:
         print_unsqueezed(console, entries_table(entries, title=f"{args.session} {args.pattern}"))
@@ -393,7 +398,7 @@ def _watch(args: argparse.Namespace, console: Console) -> int:
 
 def _export(args: argparse.Namespace, console: Console) -> int:
     with _existing_session(args.backend, args.session) as context:
-        for record in context.export(args.pattern):
+        for record in _keys.exported(context, args.pattern):
             print(json.dumps(record, default=_json_default), flush=False)
     sys.stdout.flush()
     return 0
@@ -408,6 +413,7 @@ def _import(args: argparse.Namespace, console: Console) -> int:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise InvalidArgumentError(f"line {number} of the input is not JSON: {exc}") from None
+    _keys.refuse_sealed(records)
     with (
         _shared_backend(args.backend) as backend,
         SharedContext(args.session, backend=backend) as context,

@@ -59,8 +59,23 @@ def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> No
     names = keys.session_keys("ns", "s")
     prefix = protocol.prefix(b"lib", names, settings)
     write = protocol.Write(Write("k", b"\x01", 2.5, None, ("a", "b"), 3, "h"), None, "s")
-    argv = protocol.arguments(write, "e", 5, b"req")
-    plain = [b"write", "e", 5, b"req", "k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
+    argv = protocol.arguments(write, "e", 5, b"req", b"dk")
+    plain = [
+        b"write",
+        "e",
+        5,
+        b"req",
+        b"dk",
+        "k",
+        b"\x01",
+        2500,
+        3,
+        protocol.KEEP,
+        "h",
+        2,
+        "a",
+        "b",
+    ]
     settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000"]
     expected = protocol.pack(b"FCALL", b"lib", len(names), *names, *settings_args, *plain)
     assert prefix.command(argv) == expected

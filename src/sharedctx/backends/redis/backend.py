@@ -25,7 +25,7 @@ from sharedctx._events import EventHub
 from sharedctx._sealed import KeyProvider, SessionKeys
 from sharedctx.backends.base import SessionSummary, StoreOptions
 from sharedctx.backends.redis import keys, operations
-from sharedctx.backends.redis.calls import LIBRARY, Caller
+from sharedctx.backends.redis.calls import LIBRARY, LIBRARY_CODE, Caller
 from sharedctx.backends.redis.servers import not_a_cluster, servers_for
 from sharedctx.backends.redis.sessions import Sessions, SessionSettings
 from sharedctx.backends.redis.store import RedisStore
@@ -234,6 +234,24 @@ class RedisBackend:
         """
         names = self.keys_of(session_id)[: len(keys.SUFFIXES) - 1]  # not the channel
         return bool(self.caller.command(lambda client: client.delete(*names), names[0]))
+
+    def load_library(self) -> int:
+        """Load sharedctx's function library on every master now (an admin's call);
+        how many did not have it. A user whose ACL does not allow ``FUNCTION LOAD``
+        (``sharedctx acl``) relies on it: otherwise the first call on a master loads
+        it."""
+        loaded = 0
+        try:
+            for client in self.servers.masters():
+                try:
+                    client.function_load(LIBRARY_CODE)
+                    loaded += 1
+                except redis.exceptions.ResponseError as exc:
+                    if "already exists" not in str(exc):
+                        raise
+        except redis.exceptions.RedisError as exc:
+            raise self.caller.failure(exc) from None
+        return loaded
 
     def rekey_session(self, session_id: str) -> bool:
         """Rewrap a sealed session's data key by the key ring's first key (see

@@ -799,9 +799,7 @@ class SealedUnder(Operation[tuple[bytes, list[tuple[bytes, str, bytes]]]]):
 
     def parse(self, reply: Reply, reader: Reader) -> tuple[bytes, list[tuple[bytes, str, bytes]]]:
         cursor, flat = reply.result
-        found = [
-            (flat[i], flat[i + 1].decode(), flat[i + 2]) for i in range(0, len(flat), 3)
-        ]
+        found = [(flat[i], flat[i + 1].decode(), flat[i + 2]) for i in range(0, len(flat), 3)]
         return cursor, found
 
 

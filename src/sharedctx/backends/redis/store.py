@@ -217,9 +217,7 @@ class RedisStore(Handlers):
             self._locked = records[0][1:9]
             if not isinstance(self.codec, LockedCodec):
                 self._inner_codec = self.codec
-            self.codec = self.reader.codec = LockedCodec(
-                self.session_id, record_key_id(records[0])
-            )
+            self.codec = self.reader.codec = LockedCodec(self.session_id, record_key_id(records[0]))
             return
         self.keys.learn(records)
         if not records:  # the session lost its data key with its data: a new one
