@@ -874,7 +874,7 @@ class SharedContext(Closeable):
     def rotate_data_key(self) -> int:
         """Give the session a new data key and seal every value it keeps again under it
         (its entries and the values kept beside its events, for watchers): for a
-        suspected leak of this session's data key. Returns how many values were sealed
+        suspected leak of this session's data key. Returns how many entries were sealed
         again. Writes made meanwhile land sealed by the new key; when it returns, no
         value on the backend needs the old data key, whose wrapped copy is deleted.
         Copies made before (backups, replicas' old files) still hold both."""

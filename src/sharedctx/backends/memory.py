@@ -366,7 +366,7 @@ class _Session:
         self.records = (record,)
         keys.learn(self.records)
         self.alert()
-        return len(resealed)
+        return len(entries)
 
     def deliver(self) -> None:
         """Deliver every hub's queued events (call without the lock)."""

@@ -328,7 +328,7 @@ class Rekey(Operation[bool], frozen=True):
 
 class RotateDataKey(Operation[int], frozen=True):
     """Give the session a new data key and seal every value it keeps (entries and the
-    values kept beside its events) again under it; how many values were sealed
+    values kept beside its events) again under it; how many entries were sealed
     again. Writes racing it land sealed by the new key; afterwards no value needs
     the old one, which is forgotten."""
 
