@@ -333,7 +333,8 @@ class SessionKeys:
         header = SEALED + current
         nonce = os.urandom(_NONCE)
         aad = header + self._prefix + _length_prefixed(key)
-        return header + nonce + cipher.encrypt(nonce, data, aad)
+        sealed: bytes = header + nonce + cipher.encrypt(nonce, data, aad)
+        return sealed
 
     def open(self, key: str, data: bytes) -> bytes:
         """The data that :meth:`seal` sealed as the value of ``key``."""

@@ -34,7 +34,7 @@ def write_through_rekey(url: str, session: str, switch: str, after: int) -> None
     failed, as JSON."""
     written, failures = 0, []
     ring = KeyRing.from_env()
-    switched = False
+    switched, switched_at = False, 0
     while True:
         backend = RedisBackend(url, keyring=ring)
         with SharedContext(session, backend=backend) as ctx:

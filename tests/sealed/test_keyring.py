@@ -21,7 +21,8 @@ def test_a_generated_key_is_32_random_bytes_in_url_safe_base64() -> None:
     assert first != second
     assert len(base64.urlsafe_b64decode(first)) == 32
     ring = KeyRing({"a": first, "b": base64.urlsafe_b64decode(second), "c": first.rstrip("=")})
-    assert ring.key_id == "a" and ring.key_ids == ("a", "b", "c")
+    assert ring.key_id == "a"
+    assert ring.key_ids == ("a", "b", "c")
     assert isinstance(ring, KeyProvider)
 
 
@@ -52,12 +53,18 @@ def test_a_ring_never_shows_a_key() -> None:
         with pytest.raises(InvalidArgumentError) as error:
             KeyRing(bad)  # type: ignore[arg-type]
         assert "'x'" in str(error.value)
-        assert key[:10] not in str(error.value) and "not base64" not in str(error.value)
+        assert key[:10] not in str(error.value)
+        assert "not base64" not in str(error.value)
 
 
 @pytest.mark.parametrize(
     ("keys", "what"),
-    [({}, "at least one key"), ({"": "k"}, "key id"), ({"a b": "k"}, "key id"), ({"a:b": "k"}, "key id")],
+    [
+        ({}, "at least one key"),
+        ({"": "k"}, "key id"),
+        ({"a b": "k"}, "key id"),
+        ({"a:b": "k"}, "key id"),
+    ],
 )
 def test_a_bad_ring_names_what_is_wrong(keys: dict[str, str], what: str) -> None:
     with pytest.raises(InvalidArgumentError, match=what):
@@ -76,7 +83,9 @@ def test_a_ring_is_read_from_the_environment_and_from_a_file(
     path.write_text(f"new:{first}\nold:{second}\n")
     assert KeyRing.from_file(path).key_ids == ("new", "old")
     monkeypatch.setenv("SHAREDCTX_KEYS", f"new:{first},{second}")
-    with pytest.raises(InvalidArgumentError, match="item 2 of \\$SHAREDCTX_KEYS is not id:key") as bad:
+    with pytest.raises(
+        InvalidArgumentError, match="item 2 of \\$SHAREDCTX_KEYS is not id:key"
+    ) as bad:
         KeyRing.from_env()
     assert second not in str(bad.value)
     monkeypatch.setenv("SHAREDCTX_KEYS", f"a:{first},a:{second}")
@@ -96,9 +105,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_sharedctx_does_not_import_cryptography() -> None:
-    done = _python(
-        "import sys, sharedctx; sharedctx.KeyRing; print('cryptography' in sys.modules)"
-    )
+    done = _python("import sys, sharedctx; sharedctx.KeyRing; print('cryptography' in sys.modules)")
     assert done.stdout.strip() == "False", done.stderr
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,15 +58,25 @@ def found_windows(data: bytes, canaries: list[bytes]) -> int:
 
 
 _ESCAPE = re.compile(rb'\\(x[0-9a-fA-F]{2}|[\\"nrtab])')
-_SIMPLE = {b"\\": b"\\", b'"': b'"', b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b"}
+_SIMPLE = {
+    b"\\": b"\\",
+    b'"': b'"',
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"a": b"\a",
+    b"b": b"\b",
+}
 
 
 def unescape_monitor(text: bytes) -> bytes:
     """MONITOR's lines with each argument's escapes (``\\xNN``...) turned back to bytes."""
     return _ESCAPE.sub(
-        lambda match: bytes([int(match.group(1)[1:], 16)])
-        if match.group(1).startswith(b"x")
-        else _SIMPLE[match.group(1)],
+        lambda match: (
+            bytes([int(match.group(1)[1:], 16)])
+            if match.group(1).startswith(b"x")
+            else _SIMPLE[match.group(1)]
+        ),
         text,
     )
 
@@ -91,9 +101,7 @@ class Artifacts:
             found[f"DUMP {key!r}"] = admin.dump(key) or b""
             kind = admin.type(key)
             if kind == b"hash":
-                found[f"HGETALL {key!r}"] = b"".join(
-                    a + b for a, b in admin.hgetall(key).items()
-                )
+                found[f"HGETALL {key!r}"] = b"".join(a + b for a, b in admin.hgetall(key).items())
             elif kind == b"stream":
                 found[f"XRANGE {key!r}"] = repr(admin.xrange(key)).encode()
                 found[f"XRANGE raw {key!r}"] = b"".join(
@@ -102,15 +110,14 @@ class Artifacts:
         admin.save()
         found["RDB"] = (self.server.directory / "dump.rdb").read_bytes()
         found["AOF"] = b"".join(
-            path.read_bytes() for path in sorted((self.server.directory / "appendonlydir").iterdir())
+            path.read_bytes()
+            for path in sorted((self.server.directory / "appendonlydir").iterdir())
         )
         time.sleep(0.2)
         self.monitor.terminate()
         self.monitor.wait(10)
         self._monitor_file.close()
-        found["MONITOR"] = unescape_monitor(
-            (self.server.directory / "monitor.log").read_bytes()
-        )
+        found["MONITOR"] = unescape_monitor((self.server.directory / "monitor.log").read_bytes())
         self.admin.close()
         return found
 
@@ -129,7 +136,8 @@ def _workload(url: str, namespace: str, keyring: KeyRing | None, canaries: list[
                  namespace, session, str(len(canaries))],
                 stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env,
             )  # fmt: skip
-            assert watcher.stdout is not None and watcher.stdout.readline().strip() == "ready"
+            assert watcher.stdout is not None
+            assert watcher.stdout.readline().strip() == "ready"
         with ctx.watch() as watch:
             ctx.set("kept", canaries[0], tags=["canary"])
             ctx.set("kept", canaries[1])  # overwritten: the first stays beside its event
@@ -139,11 +147,10 @@ def _workload(url: str, namespace: str, keyring: KeyRing | None, canaries: list[
             ctx.set_multiple({f"many:{n}": canaries[n] for n in range(4, len(canaries) - 1)})
             ctx.update("updated", lambda _: canaries[-1], default=None)
             events = [watch.get(timeout=5) for _ in range(len(canaries) + 2)]
-            assert {event.entry.value for event in events if event.action == "set"} == set(
-                canaries
-            )
+            assert {event.entry.value for event in events if event.action == "set"} == set(canaries)
         time.sleep(0.5)
-        assert ctx.purge_expired() + 1 >= 1 and not ctx.has("expired")
+        assert ctx.purge_expired() + 1 >= 1
+        assert not ctx.has("expired")
         assert ctx.get("kept") == canaries[1]
         assert ctx.get_multiple([f"many:{n}" for n in range(4, len(canaries) - 1)])
         if watcher is not None:
@@ -156,9 +163,9 @@ def _workload(url: str, namespace: str, keyring: KeyRing | None, canaries: list[
 
 
 @pytest.fixture
-def persisted(private_redis: Callable[..., RedisServer]) -> Iterator[RedisServer]:
+def persisted(private_redis: Callable[..., RedisServer]) -> RedisServer:
     """A server that writes an AOF (every write, fsynced) and an RDB on SAVE."""
-    yield private_redis("--appendonly", "yes", "--appendfsync", "always")
+    return private_redis("--appendonly", "yes", "--appendfsync", "always")
 
 
 def test_no_16_byte_window_of_a_sealed_value_reaches_the_server(
@@ -210,7 +217,8 @@ def test_destroy_takes_the_data_key_and_a_retired_key_shreds_older_backups(
     assert list(admin.scan_iter(match=f"*{session}*")) == []
     admin.save()
     after = (server.directory / "dump.rdb").read_bytes()
-    assert session.encode() not in after and found_windows(after, canaries) == 0
+    assert session.encode() not in after
+    assert found_windows(after, canaries) == 0
     admin.close()
     backend.close()
 
@@ -226,5 +234,6 @@ def test_destroy_takes_the_data_key_and_a_retired_key_shreds_older_backups(
         for n in range(len(canaries)):
             with pytest.raises(KeyUnavailableError) as error:
                 restored.get(f"k{n}")
-            assert error.value.key_id == "old" and error.value.session_id == session
+            assert error.value.key_id == "old"
+            assert error.value.session_id == session
     new_only.close()

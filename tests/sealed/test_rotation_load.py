@@ -44,10 +44,22 @@ def test_writers_go_on_through_a_rekey_and_the_old_keys_removal(
     }
     writers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.sealed._processes", "write_through_rekey", url,
-             session, str(switch), "200"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tests.sealed._processes",
+                "write_through_rekey",
+                url,
+                session,
+                str(switch),
+                "200",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
         for session in sessions
     ]
     try:

@@ -6,16 +6,19 @@ key rewrapped (``rekey``) or replaced (``rotate_data_key``) while others write."
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import msgspec
 import pytest
+import redis
 
 from sharedctx import (
     ContextError,
     IntegrityError,
     KeyRing,
     KeyUnavailableError,
+    RedisBackend,
     SharedContext,
 )
 
@@ -51,7 +54,8 @@ def test_a_flipped_byte_raises_integrity_error_naming_the_key(
         place.set_raw(session, "notes", _flipped(place.raw(session, "notes"), at))
         with pytest.raises(IntegrityError) as error:
             ctx.get("notes")
-        assert error.value.key == "notes" and "'notes'" in str(error.value)
+        assert error.value.key == "notes"
+        assert "'notes'" in str(error.value)
         with pytest.raises(IntegrityError, match="'notes'"):
             ctx.update("notes", lambda value: value + "!")
         with pytest.raises(IntegrityError):
@@ -76,7 +80,10 @@ def test_swapped_ciphertexts_raise_integrity_error(place: Place, ring: KeyRing) 
 def test_another_sessions_ciphertext_raises_integrity_error(place: Place, ring: KeyRing) -> None:
     first, second = _session(), _session()
     backend = place.backend(ring)
-    with SharedContext(first, backend=backend) as one, SharedContext(second, backend=backend) as two:
+    with (
+        SharedContext(first, backend=backend) as one,
+        SharedContext(second, backend=backend) as two,
+    ):
         one.set("k", "first's")
         two.set("k", "second's")
         place.set_raw(first, "k", place.raw(second, "k"))
@@ -101,12 +108,17 @@ def test_a_sealed_session_without_a_key_ring_shows_metadata_and_never_a_value(
         sealed.set("k", {"secret": 1}, tags=["t"], source="me")
         with SharedContext(session, backend=place.backend()) as plain:
             entry = plain.get_entry("k")
-            assert entry is not None and entry.version == 1 and entry.tags == ("t",)
-            assert plain.keys() == ["k"] and plain.has("k")
+            assert entry is not None
+            assert entry.version == 1
+            assert entry.tags == ("t",)
+            assert plain.keys() == ["k"]
+            assert plain.has("k")
             with pytest.raises(KeyUnavailableError) as error:
                 plain.get("k")
-            assert error.value.session_id == session and error.value.key_id == "2026-12"
-            assert session in str(error.value) and "2026-12" in str(error.value)
+            assert error.value.session_id == session
+            assert error.value.key_id == "2026-12"
+            assert session in str(error.value)
+            assert "2026-12" in str(error.value)
             for write in (lambda: plain.set("k", 2), lambda: plain.set("new", 2)):
                 with pytest.raises(KeyUnavailableError):
                     write()
@@ -127,20 +139,23 @@ def test_a_ring_without_the_sessions_key_names_the_key_it_needs(place: Place) ->
             for call in (lambda: stranger.get("k"), lambda: stranger.set("k", "w")):
                 with pytest.raises(KeyUnavailableError) as error:
                     call()
-                assert error.value.key_id == "old" and "'old'" in str(error.value)
+                assert error.value.key_id == "old"
+                assert "'old'" in str(error.value)
                 assert session in str(error.value)
             with pytest.raises(KeyUnavailableError, match="'old'"):
                 stranger.rekey()
-        assert ctx.get("k") == "v" and ctx.get_entry("k").version == 1  # type: ignore[union-attr]
+        assert ctx.get("k") == "v"
+        assert ctx.get_entry("k").version == 1
 
 
 def test_rekey_rewraps_the_data_key_so_that_the_old_key_can_go(place: Place) -> None:
     old_key, new_key = KeyRing.generate_key(), KeyRing.generate_key()
     first, second = _session(), _session()
     old = KeyRing({"old": old_key})
-    with SharedContext(first, backend=place.backend(old)) as one, SharedContext(
-        second, backend=place.backend(old)
-    ) as two:
+    with (
+        SharedContext(first, backend=place.backend(old)) as one,
+        SharedContext(second, backend=place.backend(old)) as two,
+    ):
         one.set("k", 1)
         two.set("k", 2)
     both = place.backend(KeyRing({"new": new_key, "old": old_key}))
@@ -151,10 +166,12 @@ def test_rekey_rewraps_the_data_key_so_that_the_old_key_can_go(place: Place) -> 
     assert both.rekey_session(second) is True  # type: ignore[attr-defined]
     assert both.rekey_session(second) is False  # type: ignore[attr-defined]
     new_only = place.backend(KeyRing({"new": new_key}))
-    with SharedContext(first, backend=new_only) as one, SharedContext(
-        second, backend=new_only
-    ) as two:
-        assert one.get("k") == 10 and two.get("k") == 2
+    with (
+        SharedContext(first, backend=new_only) as one,
+        SharedContext(second, backend=new_only) as two,
+    ):
+        assert one.get("k") == 10
+        assert two.get("k") == 2
 
 
 def _sealed_by(data: bytes) -> bytes:
@@ -170,15 +187,18 @@ def test_rotate_data_key_seals_every_kept_value_again(place: Place, ring: KeyRin
         before = _sealed_by(place.raw(session, "kept"))
         assert ctx.rotate_data_key() == 2
         after = _sealed_by(place.raw(session, "kept"))
-        assert after != before and _sealed_by(place.raw(session, "other")) == after
-        assert ctx.get("kept") == "two" and ctx.get("other") == {"n": 1}
+        assert after != before
+        assert _sealed_by(place.raw(session, "other")) == after
+        assert ctx.get("kept") == "two"
+        assert ctx.get("other") == {"n": 1}
         with ctx.watch(since=0) as watch:
             replayed = [watch.get(timeout=5).entry.value for _ in range(3)]
         assert replayed == ["one", "two", {"n": 1}]
         if place.kind != "memory":
             values = place.command(session, "HGETALL", place.key(session, "values"))
             sealed = [value for field, value in values.items() if not field.startswith(b"p")]
-            assert len(sealed) == 3 and {_sealed_by(value) for value in sealed} == {after}
+            assert len(sealed) == 3
+            assert {_sealed_by(value) for value in sealed} == {after}
             meta = place.command(session, "HMGET", place.key(session, "meta"), "dkid", "dk0")
             assert meta == [after, None]  # the old data key is gone
         else:
@@ -231,3 +251,24 @@ def test_a_session_holding_plain_values_is_not_sealed_by_opening_it(
         with pytest.raises(ContextError, match="not sealed"):
             SharedContext(session, backend=place.backend(ring))
         assert plain.get("k") == "plain"
+
+
+@pytest.mark.redis
+def test_a_session_dropped_by_session_ttl_takes_its_data_key(redis_server: object) -> None:
+    url = str(redis_server.url)  # type: ignore[attr-defined]
+    namespace = f"ttl{uuid.uuid4().hex[:6]}"
+    backend = RedisBackend(
+        url, namespace=namespace, session_ttl=0.3, keyring=KeyRing({"k": KeyRing.generate_key()})
+    )
+    admin = redis.Redis.from_url(url)
+    try:
+        with SharedContext("short-lived", backend=backend) as ctx:
+            ctx.set("k", "v")
+            assert admin.hget(f"{namespace}:{{short-lived}}:meta", "dk")
+        deadline = time.monotonic() + 10
+        while list(admin.scan_iter(match=f"{namespace}:*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(admin.scan_iter(match=f"{namespace}:*")) == []  # the data key too
+    finally:
+        admin.close()
+        backend.close()

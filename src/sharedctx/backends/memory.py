@@ -308,13 +308,12 @@ class _Session:
     def keys_for(self, provider: KeyProvider) -> SessionKeys:
         """What ``provider``'s handles know of the session's data keys, brought up to
         date; the session is sealed now if it was new (or destroyed)."""
-        if not self.records:
-            if self.entries:
-                raise ContextError(
-                    f"session {self.session_id!r} holds values that are not sealed (it was "
-                    "written without a key ring); it is not sealed now: export it and "
-                    "import it into a new session with the key ring"
-                )
+        if not self.records and self.entries:
+            raise ContextError(
+                f"session {self.session_id!r} holds values that are not sealed (it was "
+                "written without a key ring); it is not sealed now: export it and "
+                "import it into a new session with the key ring"
+            )
         known = self.keys.get(id(provider))
         keys = known[1] if known is not None else SessionKeys(provider, "", self.session_id)
         self.keys[id(provider)] = (provider, keys)
@@ -746,7 +745,7 @@ class MemoryStore(InProcessStore):
             with self._lock:
                 now = self._begin()
                 if self._guard:
-                    writes = [self._guarded(write) for write in writes]
+                    writes = tuple(self._guarded(write) for write in writes)
                 entries = self._entries
                 for write in writes:
                     if write.if_version is not None:

@@ -5,7 +5,6 @@ cluster), and on any other namespace it gets one line of ``AccessDeniedError``."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -32,11 +31,15 @@ def _rule(user: str) -> list[str]:
 def test_acl_prints_a_rule_that_limits_a_user_to_one_namespace() -> None:
     words = _rule("tenant")
     assert words[:3] == ["ACL", "SETUSER", "tenant"]
-    assert "reset" in words and "on" in words and ">secret" in words
-    assert f"~{NAMESPACE}:*" in words and f"&{NAMESPACE}:*" in words
+    assert "reset" in words
+    assert "on" in words
+    assert ">secret" in words
+    assert f"~{NAMESPACE}:*" in words
+    assert f"&{NAMESPACE}:*" in words
     assert not [word for word in words if word.startswith(("~*", "&*", "+@", "allkeys"))]
     bad = sharedctx("acl", "no space")
-    assert bad.returncode == 2 and "namespace" in one_error_line(bad)
+    assert bad.returncode == 2
+    assert "namespace" in one_error_line(bad)
 
 
 def _workload(backend: RedisBackend) -> None:
@@ -61,7 +64,8 @@ def _workload(backend: RedisBackend) -> None:
             assert backend.rekey_session(session) is False
         assert backend.has_session(session)
         summary = backend.session_summary(session)
-        assert summary is not None and summary.entries == 2
+        assert summary is not None
+        assert summary.entries == 2
     assert backend.drop_session(session)
 
 
@@ -71,7 +75,8 @@ def _denied_elsewhere(url: str, **options: object) -> None:
         with pytest.raises(AccessDeniedError) as denied:
             SharedContext("s", backend=other)
         message = str(denied.value)
-        assert "\n" not in message and "sharedctx acl" in message
+        assert "\n" not in message
+        assert "sharedctx acl" in message
         with pytest.raises(AccessDeniedError):
             other.drop_session("s")
     finally:
@@ -79,7 +84,7 @@ def _denied_elsewhere(url: str, **options: object) -> None:
 
 
 @pytest.fixture
-def limited_server(private_redis) -> Iterator[tuple[RedisServer, str]]:  # type: ignore[no-untyped-def]
+def limited_server(private_redis) -> tuple[RedisServer, str]:  # type: ignore[no-untyped-def]
     server = private_redis()
     admin = redis.Redis(port=server.port)
     admin.execute_command(*_rule("tenant"))
@@ -87,7 +92,7 @@ def limited_server(private_redis) -> Iterator[tuple[RedisServer, str]]:  # type:
     # The function library is loaded by an admin: the user may not load one.
     with SharedContext("load", backend=RedisBackend(server.url, namespace=NAMESPACE)):
         pass
-    yield server, f"redis://tenant:secret@127.0.0.1:{server.port}/0"
+    return server, f"redis://tenant:secret@127.0.0.1:{server.port}/0"
 
 
 @pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
@@ -111,7 +116,8 @@ def test_the_cli_gives_a_denied_user_one_line_and_status_2(
     done = sharedctx("inspect", "s", "--backend", url)
     assert done.returncode == 2
     line = one_error_line(done)
-    assert "denied" in line and "Traceback" not in done.stderr
+    assert "denied" in line
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.cluster

@@ -244,7 +244,7 @@ class RedisBackend:
         try:
             for client in self.servers.masters():
                 try:
-                    client.function_load(LIBRARY_CODE)
+                    client.function_load(LIBRARY_CODE.decode())
                     loaded += 1
                 except redis.exceptions.ResponseError as exc:
                     if "already exists" not in str(exc):

@@ -107,7 +107,7 @@ class SharedContextStore(Closeable, BaseStore):
         if isinstance(context_or_session, SharedContext):
             if backend != "memory" or keyring is not None:
                 raise InvalidArgumentError(
-                    "backend= and keyring= are for a session id; the SharedContext given "
+                    "backend= is for a session id (keyring= too); the SharedContext given "
                     "has its own"
                 )
             self._context = context_or_session
