@@ -76,11 +76,14 @@ def test_inspect_and_export_show_values_with_the_ring_and_sealed_without(
     assert locked.returncode == 0, locked.stderr
     rows = json.loads(locked.stdout)
     assert [row["value"] for row in rows] == ["(sealed)", "(sealed)"]
-    assert rows[1]["tags"] == ["person"] and rows[1]["source"] == "intake"
+    assert rows[1]["tags"] == ["person"]
+    assert rows[1]["source"] == "intake"
     table = run("inspect", sealed_session, "--backend", url)
-    assert "profile" in table.stdout and "Ada" not in table.stdout
+    assert "profile" in table.stdout
+    assert "Ada" not in table.stdout
     exported_locked = run("export", sealed_session, "--backend", url)
-    assert "Ada" not in exported_locked.stdout and "private" not in exported_locked.stdout
+    assert "Ada" not in exported_locked.stdout
+    assert "private" not in exported_locked.stdout
     locked_records = [json.loads(line) for line in exported_locked.stdout.splitlines()]
     assert all(record["value"] == "(sealed)" and record["sealed"] for record in locked_records)
 
@@ -110,12 +113,14 @@ def test_watch_shows_a_sealed_sessions_events_without_the_ring(
         env={name: value for name, value in ENV.items() if name != "SHAREDCTX_KEYS"},
     )  # fmt: skip
     try:
-        assert process.stderr is not None and "watching" in process.stderr.readline()
+        assert process.stderr is not None
+        assert "watching" in process.stderr.readline()
         with SharedContext(sealed_session, backend=redis_server.url, keyring=RING) as ctx:
             ctx.set("notes", "changed")
         assert process.stdout is not None
         event = json.loads(process.stdout.readline())
-        assert event["key"] == "notes" and event["version"] == 2
+        assert event["key"] == "notes"
+        assert event["version"] == 2
         assert "changed" not in json.dumps(event)
     finally:
         process.terminate()
@@ -131,7 +136,8 @@ def test_a_bad_key_ring_is_one_line_that_never_shows_a_key(
 ) -> None:
     done = run("sessions", "--backend", redis_server.url, keys=keys)
     line = one_error_line(done)
-    assert what in line and KEY[:10] not in line
+    assert what in line
+    assert KEY[:10] not in line
     missing = run("sessions", "--backend", redis_server.url, "--keys-file", "/nonexistent/keys")
     assert "cannot read the key file" in one_error_line(missing)
 
@@ -145,7 +151,8 @@ def test_rekey_rewraps_every_sessions_data_key(
     new_key = KeyRing.generate_key()
     done = run("rekey", "--backend", url, keys=f"k2:{new_key},k1:{KEY}")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("rewrapped the data keys of ") and "'k2'" in done.stdout
+    assert done.stdout.startswith("rewrapped the data keys of ")
+    assert "'k2'" in done.stdout
     with SharedContext(sealed_session, backend=url, keyring=KeyRing({"k2": new_key})) as ctx:
         assert ctx.get("notes") == "private notes"
 
