@@ -47,6 +47,7 @@ from redis_workloads import (
 from report import format_machine, format_report
 from results import Results, WorkloadRun, write_json
 from round1 import run_round1
+from sealed_workloads import format_sealed, run_sealed
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
 from workloads import (
@@ -65,7 +66,7 @@ from workloads import run_threads as run_memory_threads
 
 __all__ = ["main"]
 
-REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load")
+REDIS_WORKLOADS = ("redis", "sealed", "notifications", "redis-processes", "redis-threads", "load")
 """The workloads that share one ``redis-server``."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     results.targets = targets(results)
     results.seconds = time.perf_counter() - started
     print(format_report(results))
+    if results.sealed is not None:
+        print(format_sealed(results.sealed))
     options.out.mkdir(parents=True, exist_ok=True)
     write_json(results, options.out / "results.json")
     written = [options.out / "results.json"]
@@ -216,6 +219,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "redis" in selected:
             with timed("redis"):
                 run_latency(url, mode.redis_calls, mode.redis_batch_calls, redis, log)
+        if "sealed" in selected:
+            with timed("sealed"):
+                results.sealed = run_sealed(url, mode.redis_calls, log)
         if "notifications" in selected:
             with timed("notifications"):
                 run_notifications(url, mode.notifications, redis, log)

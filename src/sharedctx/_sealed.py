@@ -248,14 +248,17 @@ class SessionKeys:
     it raises ``KeyUnavailableError``. Thread-safe (learning replaces whole tables).
     """
 
-    __slots__ = ("__weakref__", "_aead", "_ciphers", "_context", "_failed", "_lock", "_prefix",
-                 "current", "namespace", "provider", "records", "session_id")  # fmt: skip
+    __slots__ = ("__weakref__", "_aead", "_ciphers", "_context", "_failed", "_invalid", "_lock",
+                 "_prefix", "current", "namespace", "provider", "records", "session_id")  # fmt: skip
 
     def __init__(self, provider: KeyProvider, namespace: str, session_id: str) -> None:
         self.provider = provider
         self.namespace = namespace
         self.session_id = session_id
         self._aead = _aesgcm()
+        from cryptography.exceptions import InvalidTag
+
+        self._invalid = InvalidTag
         self._context = b"sharedctx data key\0" + _length_prefixed(namespace, session_id)
         self._prefix = _length_prefixed(namespace, session_id)
         self._ciphers: dict[bytes, Any] = {}
@@ -332,7 +335,8 @@ class SessionKeys:
             raise self._unavailable(current, key)
         header = SEALED + current
         nonce = os.urandom(_NONCE)
-        aad = header + self._prefix + _length_prefixed(key)
+        encoded = key.encode()
+        aad = header + self._prefix + len(encoded).to_bytes(4, "big") + encoded
         sealed: bytes = header + nonce + cipher.encrypt(nonce, data, aad)
         return sealed
 
@@ -354,14 +358,13 @@ class SessionKeys:
                 "sealed by a data key of this session (copied from another session?)",
                 key,
             )
-        from cryptography.exceptions import InvalidTag
-
-        aad = data[:_HEADER] + self._prefix + _length_prefixed(key)
+        encoded = key.encode()
+        aad = data[:_HEADER] + self._prefix + len(encoded).to_bytes(4, "big") + encoded
         try:
             opened: bytes = cipher.decrypt(
                 data[_HEADER : _HEADER + _NONCE], data[_HEADER + _NONCE :], aad
             )
-        except InvalidTag:
+        except self._invalid:
             raise IntegrityError(
                 f"the stored value of key {key!r} in session {self.session_id!r} does not "
                 "open: it was changed, or sealed for another key or session",
