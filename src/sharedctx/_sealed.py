@@ -248,8 +248,10 @@ class SessionKeys:
     it raises ``KeyUnavailableError``. Thread-safe (learning replaces whole tables).
     """
 
-    __slots__ = ("__weakref__", "_aead", "_ciphers", "_context", "_failed", "_invalid", "_lock",
-                 "_prefix", "current", "namespace", "provider", "records", "session_id")  # fmt: skip
+    __slots__ = (
+        "__weakref__", "_aead", "_ciphers", "_context", "_failed", "_invalid", "_lock",
+        "_prefix", "current", "namespace", "provider", "records", "session_id",
+    )  # fmt: skip
 
     def __init__(self, provider: KeyProvider, namespace: str, session_id: str) -> None:
         self.provider = provider
