@@ -272,3 +272,19 @@ def test_a_session_dropped_by_session_ttl_takes_its_data_key(redis_server: objec
     finally:
         admin.close()
         backend.close()
+
+
+@pytest.mark.redis
+def test_a_changed_wrapped_data_key_does_not_open(redis_server: object, ring: KeyRing) -> None:
+    place = Place("redis", str(redis_server.url))  # type: ignore[attr-defined]
+    session = _session()
+    with SharedContext(session, backend=place.backend(ring)) as ctx:
+        ctx.set("k", "v")
+    meta = place.key(session, "meta")
+    record = place.command(session, "HGET", meta, "dk")
+    place.command(session, "HSET", meta, "dk", _flipped(record, len(record) - 1))
+    try:
+        with pytest.raises(IntegrityError, match="data key of session"):
+            SharedContext(session, backend=place.backend(ring))
+    finally:
+        place.close()
