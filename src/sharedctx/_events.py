@@ -97,6 +97,13 @@ class EventHub:
         self._finished = threading.Condition(threading.Lock())
         self._waiters = 0
 
+    @property
+    def undelivered(self) -> bool:
+        """Whether some queued event is not delivered yet: still queued, or popped by a
+        thread that is delivering it now (read-only for stores: a caller that must
+        return only once its changes are delivered calls :meth:`deliver` then)."""
+        return self._done < self._queued
+
     def __len__(self) -> int:
         return len(self._subscriptions)
 

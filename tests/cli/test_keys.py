@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -175,3 +175,22 @@ def test_delete_and_prune_take_the_data_key_with_the_session(
     assert run("prune", "--backend", redis_server.url, "--yes").returncode == 0
     assert admin.exists(f"sharedctx:{{{empty}}}:meta") == 0
     admin.close()
+
+
+def test_rekey_goes_on_past_a_session_it_cannot_open_and_says_so(
+    private_redis: Callable[..., RedisServer],
+) -> None:
+    server = private_redis()
+    stranger = KeyRing({"other": KeyRing.generate_key()})
+    with SharedContext("theirs", backend=server.url, keyring=stranger) as ctx:
+        ctx.set("k", 1)
+    with SharedContext("ours", backend=server.url, keyring=RING) as ctx:
+        ctx.set("k", 1)
+    new_key = KeyRing.generate_key()
+    done = run("rekey", "--backend", server.url, keys=f"k2:{new_key},k1:{KEY}")
+    assert done.returncode == 1
+    assert "session 'theirs' needs key 'other'" in done.stderr
+    assert "rewrapped the data keys of 1 of 2 session(s)" in done.stdout
+    assert "1 could not be rewrapped" in done.stdout
+    with SharedContext("ours", backend=server.url, keyring=KeyRing({"k2": new_key})) as ctx:
+        assert ctx.get("k") == 1

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_writers_go_on_through_a_rekey_and_the_old_keys_removal(
-    redis_server: RedisServer, tmp_path: Path
+    private_redis: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
+    redis_server = private_redis()  # its sessions are this test's alone
     old_key, new_key = KeyRing.generate_key(), KeyRing.generate_key()
     old_ring = KeyRing({"old": old_key})
     sessions = [f"rotation-{os.getpid()}-{n}" for n in range(3)]

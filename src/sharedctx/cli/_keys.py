@@ -1,7 +1,7 @@
 """The CLI's sealed sessions: the key ring, and ``keygen``, ``rekey`` and ``acl``.
 
     sharedctx keygen
-    sharedctx rekey --backend URL [--keys-file PATH]
+    sharedctx rekey --backend URL [--keys-file PATH]   (status 1 if a session could not be)
     sharedctx acl NAMESPACE [--user NAME]
 
 Every command that opens a backend takes the key ring from ``--keys-file PATH`` or
@@ -26,12 +26,14 @@ import msgspec
 
 from sharedctx import (
     ContextEntry,
+    ContextError,
     InvalidArgumentError,
     KeyRing,
     KeyUnavailableError,
     SharedContext,
 )
 from sharedctx.backends import Backend
+from sharedctx.terminal import printable
 
 __all__ = ["SEALED", "add_commands", "add_keys_option", "exported", "keyring", "load", "shown"]
 
@@ -176,9 +178,18 @@ def _rekey(
         if rekey is None or sessions is None:
             raise InvalidArgumentError(f"{backend!r} cannot rekey its sessions")
         found = sessions()
-        rekeyed = sum(bool(rekey(session)) for session in found)
-    print(f"rewrapped the data keys of {rekeyed} of {len(found)} session(s) by key {ring.key_id!r}")
-    return 0
+        rekeyed, failed = 0, 0
+        for session in found:  # each on its own: one that fails stops none of the others
+            try:
+                rekeyed += bool(rekey(session))
+            except ContextError as error:
+                failed += 1
+                print(f"sharedctx: error: {printable(str(error))}", file=sys.stderr)
+    print(
+        f"rewrapped the data keys of {rekeyed} of {len(found)} session(s) by key {ring.key_id!r}"
+        + (f"; {failed} could not be rewrapped (above)" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")

@@ -311,7 +311,9 @@ class RedisStore(Handlers):
                     self._hub.enqueue(protocol.event_of(self.session_id, change, self.codec))
         if floor is not None and len(changes) >= protocol.EVENT_BATCH:
             complete = False  # more may wait in the stream than a reply carries
-        if self._hub.pending:
+        # A caller's call waits for its changes even when another thread (the listener,
+        # which heard them first) is delivering them.
+        if self._hub.pending or (here and self._hub.undelivered):
             self._hub.deliver(wait=here)
         return complete
 
