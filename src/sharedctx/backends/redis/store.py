@@ -260,7 +260,7 @@ class RedisStore(Handlers):
         self._epoch = reply.epoch
         if operation.since is None and (reply.events or reply.floor):
             changes = [protocol.change_of_reply(event) for event in reply.events]
-            self.advance(changes, reply.floor, here=user)
+            self.advance(changes, reply.floor, here=user, own=operation.writes)
         return reply
 
     def _lost_error(self) -> SessionLostError:
@@ -281,7 +281,12 @@ class RedisStore(Handlers):
     # -- events --------------------------------------------------------------------------
 
     def advance(
-        self, changes: list[protocol.Change], floor: int | None, *, here: bool = False
+        self,
+        changes: list[protocol.Change],
+        floor: int | None,
+        *,
+        here: bool = False,
+        own: bool = False,
     ) -> bool:
         """Hand the changes after the last delivered one to the hub, in order; False if
         one is missing before them (then :meth:`catch_up`).
@@ -290,9 +295,13 @@ class RedisStore(Handlers):
         None for a channel message, which has every change of its call). Delivers on
         this thread: a caller's call (``here``) waits until its own changes are
         delivered; a background thread (the follower's) does not wait for another
-        thread delivering, and leaves it to the event pool then.
+        thread delivering, and leaves it to the event pool then. ``own``: the reply of
+        a caller's write, whose last change is its own (the function reads the changes
+        when it is done): the call waits for it, also when the listener, which heard it
+        first, is the thread delivering it.
         """
         complete = True
+        taken = False  # the last change, a write's own, was queued by another thread
         with self._delivery_lock:
             if self._delivered < 0:
                 return True
@@ -302,6 +311,7 @@ class RedisStore(Handlers):
             for change in changes:
                 revision = change[0]
                 if revision <= self._delivered:
+                    taken = own and change is changes[-1] and self._hub.wants(change[2].decode())
                     continue
                 if revision > self._delivered + 1 and floor is None:
                     complete = False  # a message was missed: read it from the stream
@@ -311,9 +321,9 @@ class RedisStore(Handlers):
                     self._hub.enqueue(protocol.event_of(self.session_id, change, self.codec))
         if floor is not None and len(changes) >= protocol.EVENT_BATCH:
             complete = False  # more may wait in the stream than a reply carries
-        # A caller's call waits for its changes even when another thread (the listener,
-        # which heard them first) is delivering them.
-        if self._hub.pending or (here and self._hub.undelivered):
+        # A caller's write waits for its own change even when another thread (the
+        # listener, which heard it first) is delivering it; not for others' changes.
+        if self._hub.pending or (here and taken and self._hub.undelivered):
             self._hub.deliver(wait=here)
         return complete
 
