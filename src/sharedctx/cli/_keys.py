@@ -2,7 +2,7 @@
 
     sharedctx keygen
     sharedctx rekey --backend URL [--keys-file PATH]   (status 1 if a session could not be)
-    sharedctx acl NAMESPACE [--user NAME]
+    sharedctx acl NAMESPACE [--user NAME] [--load-library --backend ADMIN_URL]
 
 Every command that opens a backend takes the key ring from ``--keys-file PATH`` or
 ``$SHAREDCTX_KEYS`` (``id:key,id:key``, the first seals); ``inspect``, ``watch`` and
