@@ -9,6 +9,7 @@
     sharedctx watch SESSION [PATTERN] --backend URL [--json] [--since REV]
     sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
     sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
+    sharedctx serve --backend URL [--host H] [--port N] [--allow-writes] [--token T]
     sharedctx --version
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
@@ -42,6 +43,7 @@ from sharedctx import (
     __version__,
 )
 from sharedctx.backends import Backend, open_backend
+from sharedctx.cli._serve import add_serve_command
 from sharedctx.terminal import (
     entries_table,
     entry_row,
@@ -164,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace entries that exist (else: refuse)"
     )
     load.set_defaults(run=_import)
+    add_serve_command(commands, _backend_option)
     return parser
 
 
