@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: demo test lint bench redis-server clean
+.PHONY: demo test lint bench redis-server chromium screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,10 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint redis-server
+test: lint redis-server chromium
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed redis-server
+bench: $(VENV)/.installed redis-server chromium
 	$(BIN)/python benchmarks/run.py --publish
 
 # The Redis tests start their own redis-server; install it when it is missing and
@@ -42,6 +42,18 @@ redis-server:
 	  $(SUDO) apt-get install -y -q redis-server >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q redis-server >/dev/null; } || \
 	  echo "warning: could not install redis-server; the Redis tests will be skipped"
+
+# The web view's tests, benchmarks and screenshots drive Debian's chromium with
+# Playwright (never Playwright's own browser download); installed like redis-server.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
+	  echo "warning: could not install chromium; the browser tests will be skipped"
+
+# The docs' screenshots of the web view (docs/guides/images/), taken during a demo run.
+screenshots: $(VENV)/.installed chromium
+	$(BIN)/python -m tests.web.screenshots docs/guides/images
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -36,7 +36,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import Receive, Scope, Send
 
 from sharedctx import (
     KEEP_TTL,
@@ -119,11 +121,11 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", view.page("index.html")),
-            Route("/sessions/{rest:path}", view.page("session.html")),
+            _PrefixRoute("/sessions/", view.page("session.html")),
             Route("/static/{name}", view.static),
             Route("/api/config", view.config),
             Route("/api/sessions", view.sessions),
-            Route("/api/sessions/{rest:path}", view.session_api, methods=None),
+            _PrefixRoute("/api/sessions/", view.session_api),
         ],
         middleware=[Middleware(Guard, token=token)],
         lifespan=lifespan,
@@ -364,6 +366,27 @@ class _View:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "a write sends JSON: Content-Type: application/json")
         return None
+
+
+class _PrefixRoute(BaseRoute):
+    """Every path under ``prefix``, whatever it holds: Starlette's ``{name:path}``
+    would not match a session id with a line break in it (its pattern is ``.*``)."""
+
+    def __init__(self, prefix: str, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.prefix = prefix
+        self.endpoint = endpoint
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 class _Streaming(Response):
