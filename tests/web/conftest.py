@@ -159,7 +159,9 @@ class Site:
         thread = self._writer_thread(session_id, operations)
         thread.join(60)
 
-    def write_in_background(self, session_id: str, operations: list[list[Any]]) -> Callable[[], None]:
+    def write_in_background(
+        self, session_id: str, operations: list[list[Any]]
+    ) -> Callable[[], None]:
         """Start ``operations`` in another writer; returns what waits for it to end."""
         if self.redis_url is not None:
             process = subprocess.Popen(
