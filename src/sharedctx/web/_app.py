@@ -33,10 +33,10 @@ from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.datastructures import URLPath
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.datastructures import URLPath
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
 
