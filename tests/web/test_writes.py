@@ -15,7 +15,8 @@ def open_editor(page: Page, key: str) -> None:
     wait_for_row(page, key)
     page.evaluate(
         """(key) => [...document.querySelectorAll('#entries tbody tr')]
-            .find((tr) => tr.getAttribute('data-key') === key).querySelector('button.edit').click()""",
+            .find((tr) => tr.getAttribute('data-key') === key)
+            .querySelector('button.edit').click()""",
         key,
     )
     expect(page.locator("#editor-form textarea")).to_be_visible()
