@@ -30,18 +30,17 @@ json_values = st.recursive(
     | st.integers(-SAFE, SAFE)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=8) | st.dictionaries(st.text(), children, max_size=8),
+    lambda children: (
+        st.lists(children, max_size=8) | st.dictionaries(st.text(), children, max_size=8)
+    ),
     max_leaves=40,
 )
 any_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text()
-    | st.binary(),
-    lambda children: st.lists(children, max_size=60)
-    | st.dictionaries(st.integers() | st.text(), children, max_size=60),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=60)
+        | st.dictionaries(st.integers() | st.text(), children, max_size=60)
+    ),
     max_leaves=80,
 )
 
