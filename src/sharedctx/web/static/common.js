@@ -136,8 +136,8 @@ function scalar(value) {
 function outline(value) {
   if (Array.isArray(value)) return `[${value.length} items]`;
   const keys = Object.keys(value);
-  const shown = keys.slice(0, 4).map((key) => JSON.stringify(key)).join(", ");
-  return `{${shown}${keys.length > 4 ? `, … ${keys.length} keys` : ""}}`;
+  const shown = keys.slice(0, 3).map((key) => JSON.stringify(key)).join(", ");
+  return `{${shown}${keys.length > 3 ? `, … ${keys.length} keys` : ""}}`;
 }
 
 /** A value as a collapsible JSON tree (details/summary), all of it text. Levels

@@ -38,6 +38,7 @@ const state = {
   lanes: [],
   timelineDirty: true,
   editing: null,
+  summarySoon: null,
 };
 
 // For the tests and the benchmarks: every revision received, in order (before any
@@ -227,7 +228,7 @@ function addMark(event) {
   state.timelineDirty = true;
 }
 
-const LANE = 22;
+const LANE = 18;
 const LABELS = 150;
 
 function drawTimeline() {
@@ -243,7 +244,7 @@ function drawTimeline() {
   state.lanes.forEach((source, lane) => {
     const y = lane * LANE;
     svg.append(el("svg:rect", { cls: `lane ${lane % 2 ? "odd" : "even"}`, attrs: { x: 0, y, width, height: LANE } }));
-    svg.append(el("svg:text", { cls: "lane-label", text: source.length > 22 ? `${source.slice(0, 21)}…` : source, attrs: { x: 4, y: y + 15 } }));
+    svg.append(el("svg:text", { cls: "lane-label", text: source.length > 22 ? `${source.slice(0, 21)}…` : source, attrs: { x: 4, y: y + 13 } }));
   });
   for (let tick = 0; tick <= 4; tick++) {
     const time = start + ((end - start) * tick) / 4;
@@ -291,6 +292,12 @@ function onChange(message) {
   addMark(event);
   applyToTable(event);
   showCount();
+  if (!state.summarySoon) {
+    state.summarySoon = setTimeout(() => {
+      state.summarySoon = null;
+      refreshSummary();
+    }, 1000);
+  }
 }
 
 async function onGap(message) {
