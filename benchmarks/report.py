@@ -89,6 +89,7 @@ def tables(results: Results) -> list[Table]:
         *_memory_tables(results),
         *_redis_tables(results),
         *_cluster_tables(results),
+        *_web_tables(results),
     ]
 
 
@@ -449,3 +450,48 @@ def _cluster_tables(results: Results) -> Iterator[Table]:
                 ],
             ],
         )
+
+
+def _web_tables(results: Results) -> Iterator[Table]:
+    web = results.web
+    if web is None:
+        return
+    yield Table(
+        f"The web view: a session of {web.entries:,} entries, time to first render in "
+        "headless chromium (ms, from navigation)",
+        ["backend", "median", "min", "max", "loads"],
+        [
+            [
+                backend,
+                number(statistics.median(times)),
+                number(min(times)),
+                number(max(times)),
+                str(len(times)),
+            ]
+            for backend, times in web.first_render_ms.items()
+        ],
+    )
+    yield Table(
+        f"The web view: {web.rate} writes/s for {web.seconds:g} s from writer processes "
+        "(Redis): lag from write to DOM (ms), and the server's CPU",
+        ["pages open", "p50", "p90", "p99", "max", "writes shown", "server CPU", "CPU / page"],
+        [
+            [
+                str(pages),
+                *(
+                    ["-"] * 5
+                    if pages not in web.lag
+                    else [
+                        number(web.lag[pages].p50 / 1000),
+                        number(web.lag[pages].p90 / 1000),
+                        number(web.lag[pages].p99 / 1000),
+                        number(web.lag[pages].max / 1000),
+                        f"{web.shown[pages]:.1%}",
+                    ]
+                ),
+                f"{cpu:.1%}",
+                "-" if not pages else f"{web.cpu_per_page(pages):.1%}",
+            ]
+            for pages, cpu in web.server_cpu.items()
+        ],
+    )

@@ -49,6 +49,7 @@ from results import Results, WorkloadRun, write_json
 from round1 import run_round1
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
+from web_workloads import WebSettings, missing_browser, run_web
 from workloads import (
     PATTERN,
     SIZED_WORKLOADS,
@@ -65,7 +66,7 @@ from workloads import run_threads as run_memory_threads
 
 __all__ = ["main"]
 
-REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load")
+REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load", "web")
 """The workloads that share one ``redis-server``."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
@@ -102,6 +103,7 @@ class Mode:
     cluster_throughput: ThroughputSettings
     failover: FailoverSettings
     idle_seconds: float
+    web: WebSettings
 
 
 FULL = Mode(
@@ -119,6 +121,7 @@ FULL = Mode(
     cluster_throughput=ThroughputSettings(rounds=3, seconds=2.0),
     failover=FailoverSettings(runs=5),
     idle_seconds=3.0,
+    web=WebSettings(loads=7, seconds=10.0),
 )
 QUICK = Mode(
     "quick",
@@ -135,6 +138,7 @@ QUICK = Mode(
     cluster_throughput=ThroughputSettings(rounds=2, seconds=0.5),
     failover=FailoverSettings(runs=1),
     idle_seconds=1.0,
+    web=WebSettings(loads=3, seconds=3.0),
 )
 
 
@@ -228,6 +232,13 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "load" in selected:
             with timed("load"):
                 results.load = run_load(url, mode.idle_seconds, log)
+        if "web" in selected:
+            missing = missing_browser()
+            if missing is not None:
+                results.skipped["web"] = missing
+            else:
+                with timed("web"):
+                    results.web = run_web(url, mode.web, log)
 
 
 def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:

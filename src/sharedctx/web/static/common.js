@@ -114,8 +114,11 @@ export function formatSpan(seconds) {
   return `${Math.floor(seconds / 86400)} d ${Math.floor((seconds % 86400) / 3600)} h`;
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 /** Compare two strings by code point (as Python sorts keys), not by UTF-16 unit. */
 export function compareKeys(a, b) {
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   const left = Array.from(a);
   const right = Array.from(b);
   for (let i = 0; i < Math.min(left.length, right.length); i++) {

@@ -13,7 +13,7 @@ import {
 const PAGE_SIZE = 100;
 const HISTORY = 500; // changes before the page opened that the feed and timeline show
 const FEED_MAX = 500;
-const MARKS_MAX = 5000;
+const MARKS_MAX = 2000;
 const TIMELINE_SPAN = 600; // seconds shown at most
 const RECONNECT_MS = 1000;
 
@@ -31,6 +31,7 @@ const state = {
   next: null, // the key the next page starts after, if there is one
   count: 0,
   rows: new Map(), // key -> { tr, entry }
+  order: [], // the shown keys, sorted
   tableRevision: 0, // the revision the shown entries were read at (or after)
   lastRevision: null, // the last revision applied
   source: null,
@@ -103,20 +104,38 @@ function rowFor(entry) {
   return tr;
 }
 
+/** Where `key` goes among the shown keys (sorted as the server sorts them). */
+function position(key) {
+  let low = 0;
+  let high = state.order.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (compareKeys(state.order[middle], key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 function showRow(entry) {
   const row = { tr: rowFor(entry), entry };
   const old = state.rows.get(entry.key);
   if (old) {
     old.tr.replaceWith(row.tr);
   } else {
-    // In key order (the server's), before the first row with a greater key.
-    let before = null;
-    for (const [key, other] of state.rows) {
-      if (compareKeys(key, entry.key) > 0 && (!before || compareKeys(key, before.entry.key) < 0)) before = other;
-    }
-    tbody.insertBefore(row.tr, before ? before.tr : null);
+    const at = position(entry.key);
+    const after = state.order[at];
+    tbody.insertBefore(row.tr, after === undefined ? null : state.rows.get(after).tr);
+    state.order.splice(at, 0, entry.key);
   }
   state.rows.set(entry.key, row);
+  if (state.order.length > PAGE_SIZE) {
+    // A page holds PAGE_SIZE entries: the last one moves to the next page.
+    const last = state.order.pop();
+    state.rows.get(last).tr.remove();
+    state.rows.delete(last);
+    state.next = state.order[state.order.length - 1];
+    document.getElementById("next").hidden = false;
+  }
 }
 
 function dropRow(key) {
@@ -124,6 +143,7 @@ function dropRow(key) {
   if (row) {
     row.tr.remove();
     state.rows.delete(key);
+    state.order.splice(position(key), 1);
   }
 }
 
@@ -145,6 +165,7 @@ async function loadEntries() {
   state.count = answer.count;
   state.next = answer.next;
   state.rows.clear();
+  state.order = [];
   tbody.replaceChildren();
   for (const entry of answer.entries) showRow(entry);
   document.getElementById("next").hidden = answer.next === null;
@@ -491,7 +512,7 @@ async function start() {
   });
   setInterval(tick, 250);
   setInterval(refreshSummary, 5000);
-  // Redrawn at most four times a second (and every second, as time moves on).
+  // Redrawn at most twice a second (and every second, as time moves on).
   let drawn = 0;
   setInterval(() => {
     const now = Date.now();
@@ -499,7 +520,7 @@ async function start() {
       drawTimeline();
       drawn = now;
     }
-  }, 250);
+  }, 500);
 }
 
 start();
