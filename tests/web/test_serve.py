@@ -44,7 +44,7 @@ def test_serve_prints_the_url_and_stops_on_ctrl_c(redis_server: Any) -> None:
         context.set("k", 1)
         with serving("--backend", redis_server.url, "--port", "0") as (process, url):
             sessions = call(url, "/api/sessions").json()["sessions"]
-            assert [row["session"] for row in sessions] == ["served-session"]
+            assert "served-session" in [row["session"] for row in sessions]
             assert call(url, "/api/sessions/served-session/entry?key=k", method="PUT").status == 404
             process.send_signal(signal.SIGINT)
             assert process.wait(15) == 130
