@@ -11,6 +11,7 @@ Timers are cancelled by their owner (``SharedContext.close()``).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -127,7 +128,11 @@ def run_soon(function: Callable[[], object]) -> None:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sharedctx-events")
         pool = _pool
-    pool.submit(_logged, function)
+    # When the interpreter is exiting the pool takes no more work (RuntimeError), and
+    # what was asked (a delivery, the pruning of a session whose handle the garbage
+    # collector freed during shutdown) no longer matters.
+    with contextlib.suppress(RuntimeError):
+        pool.submit(_logged, function)
 
 
 def _logged(function: Callable[[], object]) -> None:
