@@ -214,3 +214,36 @@ def test_the_page_escapes_as_the_terminal_does(site: Site, page: Page) -> None:
         samples,
     )
     assert shown == [printable(text) for text in samples]
+
+
+def test_entries_are_filtered_and_paged_on_the_server(site: Site, page: Page) -> None:
+    session = site.new_session()
+    context = site.context(session)
+    context.set_multiple({f"a:{n:03}": n for n in range(130)}, tags=["bulk"])
+    context.set_multiple({f"b:{n:03}": n for n in range(5)})
+    context.set("b:tagged", 1, tags=["special"])
+    page.goto(site.page_url(session))
+    expect(page.locator(ROW)).to_have_count(100)
+    expect(page.locator(ROW).last).to_have_attribute("data-key", "a:099")
+    page.locator("#next").click()
+    expect(page.locator(ROW)).to_have_count(36)
+    expect(page.locator(ROW).first).to_have_attribute("data-key", "a:100")
+    expect(page.locator("#next")).to_be_hidden()
+    page.locator("#first").click()
+    expect(page.locator(ROW).first).to_have_attribute("data-key", "a:000")
+    # A glob pattern, then a tag, as the server reads them.
+    page.locator("#filter input[name=pattern]").fill("b:*")
+    page.locator("#filter button").click()
+    expect(page.locator(ROW)).to_have_count(6)
+    assert "pattern=b%3A*" in page.url
+    page.locator("#filter select[name=tag]").select_option("special")
+    page.locator("#filter button").click()
+    expect(page.locator(ROW)).to_have_count(1)
+    expect(page.locator(ROW).first).to_have_attribute("data-key", "b:tagged")
+    # Live changes respect the filter: another key does not join the table.
+    site.write_elsewhere(
+        session, [["set", "b:other", 2, {}], ["set", "b:more", 3, {"tags": ["special"]}]]
+    )
+    wait_for_row(page, "b:more")
+    expect(page.locator(ROW)).to_have_count(2)
+    assert row(page, "b:other") == {}
