@@ -386,3 +386,20 @@ def test_an_app_takes_a_backend_url_and_refuses_an_empty_token() -> None:
         assert call(server.url, "/api/config").json()["backend"] == "memory"
     with pytest.raises(Exception, match="token"):
         create_app(MemoryBackend(), token=" ")
+
+
+@pytest.mark.redis
+def test_an_unreachable_backend_is_a_503_naming_it(private_redis: Any) -> None:
+    server = private_redis()
+    from sharedctx.backends.redis import RedisBackend
+
+    backend = RedisBackend(server.url, socket_timeout=0.5)
+    try:
+        with served(backend) as url:
+            assert call(url, "/api/sessions").status == 200
+            server.stop()
+            answer = call(url, "/api/sessions")
+            assert answer.status == 503
+            assert "127.0.0.1" in answer.json()["error"]
+    finally:
+        backend.close()

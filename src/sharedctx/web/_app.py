@@ -42,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from sharedctx import (
     KEEP_TTL,
+    BackendUnavailableError,
     ContextError,
     InvalidArgumentError,
     SharedContext,
@@ -126,8 +127,10 @@ def create_app(
             Route("/api/config", view.config),
             Route("/api/sessions", view.sessions),
             _PrefixRoute("/api/sessions/", view.session_api),
+            # The server's metrics (/metrics) will be mounted here by the telemetry.
         ],
         middleware=[Middleware(Guard, token=token)],
+        exception_handlers={ContextError: _context_error},
         lifespan=lifespan,
     )
     app.state.sharedctx_watches = view.watches
@@ -461,6 +464,12 @@ def _integer(
 
 def _now() -> float:
     return time.time()
+
+
+async def _context_error(request: Request, exc: Exception) -> Response:
+    """A backend that failed (unreachable, or an error it raised): its message, as
+    JSON, with 503 when it could not be reached."""
+    return _error(503 if isinstance(exc, BackendUnavailableError) else 500, str(exc))
 
 
 def _error(status: int, message: str) -> Response:
