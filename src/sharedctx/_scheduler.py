@@ -19,7 +19,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["Timer", "call_at", "call_method_at", "run_soon"]
 
@@ -125,6 +128,9 @@ def run_soon(function: Callable[[], object]) -> None:
     global _pool
     with _pool_lock:
         if _pool is None:
+            # With the first event delivered, not at import (a light `import sharedctx`).
+            from concurrent.futures import ThreadPoolExecutor
+
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sharedctx-events")
         pool = _pool
     pool.submit(_logged, function)
