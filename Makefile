@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: demo test lint bench redis-server chromium screenshots clean
+.PHONY: demo test lint docs bench redis-server chromium screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(SPHINX) -q docs docs/_build/html
+
+# The docs site into docs/_build/html (make lint, and so make test, builds it too).
+# -W --keep-going: every warning and broken reference is listed, and fails the build.
+SPHINX = $(BIN)/sphinx-build -W --keep-going -b html
+
+docs: $(VENV)/.installed
+	$(SPHINX) docs docs/_build/html
 
 test: lint redis-server chromium
 	$(BIN)/pytest
@@ -56,4 +64,4 @@ screenshots: $(VENV)/.installed chromium
 	$(BIN)/python -m tests.web.screenshots docs/guides/images
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build

@@ -1,7 +1,7 @@
-"""The tables of a run, as text for the terminal and as Markdown for the README.
+"""The tables of a run, as text for the terminal and as Markdown for the docs' benchmarks page.
 
 Each section builds :class:`Table` objects from :class:`results.Results`; the same
-tables are printed by ``run.py`` and written into the README by ``publish.py``, so
+tables are printed by ``run.py`` and written into ``docs/benchmarks.md`` by ``publish.py``, so
 the two never disagree.
 """
 
@@ -86,6 +86,7 @@ def format_machine(machine: dict[str, str | int]) -> str:
 def tables(results: Results) -> list[Table]:
     """Every table of the run, in the order they are shown."""
     return [
+        *_import_tables(results),
         *_memory_tables(results),
         *_redis_tables(results),
         *_cluster_tables(results),
@@ -218,6 +219,24 @@ def markdown(table: Table) -> list[str]:
 # -- in process ------------------------------------------------------------------------
 
 
+def _import_tables(results: Results) -> Iterator[Table]:
+    imported = results.import_time
+    if imported is not None:
+        yield Table(
+            "import, in a fresh interpreter: ms (python -X importtime)",
+            ["system", "median", "best", "interpreters"],
+            [
+                [
+                    system,
+                    number(imported.median(system)),
+                    number(imported.best(system)),
+                    str(len(samples)),
+                ]
+                for system, samples in imported.samples_ms.items()
+            ],
+        )
+
+
 def _memory_tables(results: Results) -> Iterator[Table]:
     for workload in [name for name in TITLES if name in results.sized]:
         costs = results.sized[workload]
@@ -347,7 +366,7 @@ def _redis_tables(results: Results) -> Iterator[Table]:
         )
     if redis.threads_ops_per_s:
         yield _ops_table(
-            "Redis ops/s (get+set), client threads of one process (the first round's workload)",
+            "Redis ops/s (get+set), client threads of one process",
             redis.threads_ops_per_s,
             "threads",
         )
