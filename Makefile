@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: demo test lint bench redis-server clean
+.PHONY: demo test lint docs bench redis-server chromium screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,19 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(SPHINX) -q docs docs/_build/html
 
-test: lint redis-server
+# The docs site into docs/_build/html (make lint, and so make test, builds it too).
+# -W --keep-going: every warning and broken reference is listed, and fails the build.
+SPHINX = $(BIN)/sphinx-build -W --keep-going -b html
+
+docs: $(VENV)/.installed
+	$(SPHINX) docs docs/_build/html
+
+test: lint redis-server chromium
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed redis-server
+bench: $(VENV)/.installed redis-server chromium
 	$(BIN)/python benchmarks/run.py --publish
 
 # The Redis tests start their own redis-server; install it when it is missing and
@@ -43,5 +51,17 @@ redis-server:
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q redis-server >/dev/null; } || \
 	  echo "warning: could not install redis-server; the Redis tests will be skipped"
 
+# The web view's tests, benchmarks and screenshots drive Debian's chromium with
+# Playwright (never Playwright's own browser download); installed like redis-server.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
+	  echo "warning: could not install chromium; the browser tests will be skipped"
+
+# The docs' screenshots of the web view (docs/guides/images/), taken during a demo run.
+screenshots: $(VENV)/.installed chromium
+	$(BIN)/python -m tests.web.screenshots docs/guides/images
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build

@@ -1,7 +1,7 @@
-"""The tables of a run, as text for the terminal and as Markdown for the README.
+"""The tables of a run, as text for the terminal and as Markdown for the docs' benchmarks page.
 
 Each section builds :class:`Table` objects from :class:`results.Results`; the same
-tables are printed by ``run.py`` and written into the README by ``publish.py``, so
+tables are printed by ``run.py`` and written into ``docs/benchmarks.md`` by ``publish.py``, so
 the two never disagree.
 """
 
@@ -86,9 +86,11 @@ def format_machine(machine: dict[str, str | int]) -> str:
 def tables(results: Results) -> list[Table]:
     """Every table of the run, in the order they are shown."""
     return [
+        *_import_tables(results),
         *_memory_tables(results),
         *_redis_tables(results),
         *_cluster_tables(results),
+        *_web_tables(results),
     ]
 
 
@@ -215,6 +217,24 @@ def markdown(table: Table) -> list[str]:
 
 
 # -- in process ------------------------------------------------------------------------
+
+
+def _import_tables(results: Results) -> Iterator[Table]:
+    imported = results.import_time
+    if imported is not None:
+        yield Table(
+            "import, in a fresh interpreter: ms (python -X importtime)",
+            ["system", "median", "best", "interpreters"],
+            [
+                [
+                    system,
+                    number(imported.median(system)),
+                    number(imported.best(system)),
+                    str(len(samples)),
+                ]
+                for system, samples in imported.samples_ms.items()
+            ],
+        )
 
 
 def _memory_tables(results: Results) -> Iterator[Table]:
@@ -346,7 +366,7 @@ def _redis_tables(results: Results) -> Iterator[Table]:
         )
     if redis.threads_ops_per_s:
         yield _ops_table(
-            "Redis ops/s (get+set), client threads of one process (the first round's workload)",
+            "Redis ops/s (get+set), client threads of one process",
             redis.threads_ops_per_s,
             "threads",
         )
@@ -449,3 +469,48 @@ def _cluster_tables(results: Results) -> Iterator[Table]:
                 ],
             ],
         )
+
+
+def _web_tables(results: Results) -> Iterator[Table]:
+    web = results.web
+    if web is None:
+        return
+    yield Table(
+        f"The web view: a session of {web.entries:,} entries, time to first render in "
+        "headless chromium (ms, from navigation)",
+        ["backend", "median", "min", "max", "loads"],
+        [
+            [
+                backend,
+                number(statistics.median(times)),
+                number(min(times)),
+                number(max(times)),
+                str(len(times)),
+            ]
+            for backend, times in web.first_render_ms.items()
+        ],
+    )
+    yield Table(
+        f"The web view: {web.rate} writes/s for {web.seconds:g} s from writer processes "
+        "(Redis): lag from write to DOM (ms), and the server's CPU",
+        ["pages open", "p50", "p90", "p99", "max", "writes shown", "server CPU", "CPU / page"],
+        [
+            [
+                str(pages),
+                *(
+                    ["-"] * 5
+                    if pages not in web.lag
+                    else [
+                        number(web.lag[pages].p50 / 1000),
+                        number(web.lag[pages].p90 / 1000),
+                        number(web.lag[pages].p99 / 1000),
+                        number(web.lag[pages].max / 1000),
+                        f"{web.shown[pages]:.1%}",
+                    ]
+                ),
+                f"{cpu:.1%}",
+                "-" if not pages else f"{web.cpu_per_page(pages):.1%}",
+            ]
+            for pages, cpu in web.server_cpu.items()
+        ],
+    )

@@ -6,13 +6,16 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
 from cluster_workloads import ClusterResults, FailoverResults
+from import_time import ImportResults
 from load_workloads import LoadResults
 from redis_workloads import RedisResults
 from sealed_workloads import SealedResults
+from web_workloads import WebResults
 from workloads import ExpiryResults
 
-__all__ = ["Regression", "Results", "Target", "WorkloadRun", "write_json"]
+__all__ = ["Regression", "Results", "Target", "WorkloadRun", "read_json", "write_json"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Results:
     load: LoadResults | None = None
     sealed: SealedResults | None = None
     """Sealed against plain ``get`` and ``set``, and the CPU of a seal and an open."""
+    web: WebResults | None = None
+    import_time: ImportResults | None = None
+    """Milliseconds of ``import sharedctx`` and of the reference's, per fresh interpreter."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)
@@ -110,3 +116,9 @@ def write_json(results: Results, path: Path) -> None:
         for regression in results.regressions
     ]
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Results:
+    """The :class:`Results` that :func:`write_json` wrote (the keys of JSON objects,
+    strings there, become the numbers they were; computed fields are dropped)."""
+    return msgspec.convert(json.loads(path.read_text()), Results, strict=False)

@@ -17,7 +17,6 @@ that no subscription can match costs those lookups and creates no event at all.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import threading
@@ -370,6 +369,8 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
 
     async def aget(self, timeout: float | None = None) -> ContextEvent:
         """Awaitable twin of :meth:`get`; never blocks the event loop."""
+        import asyncio  # imported by async code only (a light `import sharedctx`)
+
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:

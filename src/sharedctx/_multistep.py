@@ -14,8 +14,6 @@ twin to use instead.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import inspect
 import threading
 import time
@@ -23,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sharedctx._checks import refuse_on_event_loop
 from sharedctx._codec import Codec
@@ -45,6 +43,9 @@ from sharedctx.backends.ops import (
     Write,
 )
 from sharedctx.steps import Steps, Twin
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = [
     "Flights",
@@ -94,6 +95,8 @@ def _join(flight: concurrent.futures.Future[ContextEntry | None], twin: str) -> 
 
 
 async def _ajoin(flight: concurrent.futures.Future[ContextEntry | None], twin: str) -> Any:
+    import asyncio  # imported by async code only (a light `import sharedctx`)
+
     return await asyncio.wrap_future(flight)
 
 
@@ -157,11 +160,13 @@ class Flights:
 
     def begin(self, key: str) -> tuple[concurrent.futures.Future[ContextEntry | None], bool]:
         """The flight of ``key``, and whether the caller leads it (it did not exist)."""
+        from concurrent.futures import Future  # with the first get_or_set, not at import
+
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
                 return flight, False
-            flight = self._flights[key] = concurrent.futures.Future()
+            flight = self._flights[key] = Future()
             return flight, True
 
     def land(

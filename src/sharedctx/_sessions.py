@@ -46,9 +46,10 @@ class ContextManager(Closeable):
     between 1 and 1.5 times it after its last use (with ``clock``, when
     :meth:`close_idle` is called). ``close()`` closes every session's context.
 
-    Closing drops a memory session's data (it lives in the context object); on a
-    shared backend the data stays for the other processes (their entries expire by
-    their TTL). ``destroy_context`` deletes a session's data for everyone.
+    Closing a context releases that handle and keeps the session's data for the other
+    handles (the process's, on the default memory backend; every process's, on Redis),
+    until its entries expire by their TTL. ``destroy_context`` deletes a session's data
+    for everyone.
     """
 
     def __init__(

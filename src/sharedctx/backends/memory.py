@@ -278,8 +278,8 @@ class _Session:
     def attach(self, handle: MemoryStore) -> None:
         self.handles.add(handle)
         self.regroup()
-        # Not in the collector's callback, which may run where the lock is held.
-        weakref.finalize(handle, _scheduler.run_soon, self.prune).atexit = False
+        # Not in the collector's callback, which may run where any lock is held.
+        _scheduler.run_when_freed(handle, self.prune)
 
     def prune(self) -> None:
         """A handle was freed without close(): stop delivering to it, and let the

@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from sharedctx._errors import InvalidArgumentError
@@ -73,6 +72,8 @@ def register_scheme(scheme: str, factory: BackendFactory) -> None:
 
 def schemes() -> list[str]:
     """The schemes that :func:`open_backend` knows now (the entry points' included)."""
+    from importlib.metadata import entry_points  # only when looked up (a light import)
+
     found = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
     with _lock:
         return sorted(found | set(_factories))
@@ -83,6 +84,8 @@ def _factory(scheme: str) -> BackendFactory | None:
         factory = _factories.get(scheme)
     if factory is not None:
         return factory
+    from importlib.metadata import entry_points  # only for a scheme not registered in code
+
     for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
         loaded: BackendFactory = entry.load()
         register_scheme(scheme, loaded)

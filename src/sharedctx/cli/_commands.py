@@ -1,7 +1,7 @@
 """The ``sharedctx`` command: run the demo pipeline, and look into live sessions.
 
     sharedctx demo [--minds N] [--seed N] [--ttl S] [--timeout S] [--pace S]
-                   [--json|--quiet] [--interactive] [--backend URL --workers N]
+                   [--json|--quiet] [--interactive] [--backend URL --workers N] [--web [PORT]]
     sharedctx sessions --backend URL [--json]
     sharedctx delete SESSION --backend URL [--yes]
     sharedctx prune --backend URL [--yes]
@@ -10,6 +10,7 @@
     sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
     sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
     sharedctx keygen | rekey --backend URL | acl NAMESPACE   (sealed sessions: _keys.py)
+    sharedctx serve --backend URL [--host H] [--port N] [--allow-writes] [--token T]
     sharedctx --version
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
@@ -44,6 +45,7 @@ from sharedctx import (
 )
 from sharedctx.backends import Backend, open_backend
 from sharedctx.cli import _keys
+from sharedctx.cli._serve import add_serve_command
 from sharedctx.terminal import (
     entries_table,
     entry_row,
@@ -109,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the source order")
     demo.add_argument("--ttl", type=float, default=3600.0, help="seconds entries live")
     demo.add_argument("--interactive", action="store_true", help="ask for the checkpoint decision")
+    demo.add_argument(
+        "--web",
+        nargs="?",
+        const=8765,
+        type=int,
+        metavar="PORT",
+        help="show the run in the browser on PORT (8765; 0: any); with --interactive, decide there",
+    )
     demo.add_argument("--workers", type=int, default=0, help="run the minds in N processes (Redis)")
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the minds")
     demo.add_argument(
@@ -168,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(run=_import)
     _keys.add_commands(commands, _backend_option, _shared_backend)
+    add_serve_command(commands, _backend_option)
     return parser
 
 
@@ -249,12 +260,13 @@ def _existing_session(argument: str, session_id: str) -> Iterator[SharedContext]
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from sharedctx.demo import DEFAULT_PACE, DemoOptions, Output, run_demo
 
-    if args.interactive and not sys.stdin.isatty():
+    if args.interactive and args.web is None and not sys.stdin.isatty():
         raise InvalidArgumentError("--interactive needs a terminal to ask on")
     output: Output = "live" if console.is_interactive else "lines"
     if args.json or args.quiet:
         output = "json" if args.json else "quiet"
-    paced = console.is_terminal and output in ("live", "lines")  # someone is watching
+    # Someone is watching: on the terminal, or on the page.
+    paced = (console.is_terminal or args.web is not None) and output in ("live", "lines")
     with _backend(args.backend) as backend:
         options = DemoOptions(
             minds=args.minds,
@@ -266,7 +278,7 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
             timeout=args.timeout,
             pace=args.pace if args.pace is not None else DEFAULT_PACE if paced else 0.0,
         )
-        summary = run_demo(options, console, output=output)
+        summary = run_demo(options, console, output=output, web=args.web)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

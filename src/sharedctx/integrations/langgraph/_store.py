@@ -321,11 +321,11 @@ def _refresh(context: SharedContext, entries: Iterable[ContextEntry]) -> Steps[N
 
 
 MAX_KEY_LENGTH = 1024
-"""sharedctx's longest key (README, "Keys"): an item's key, once encoded, is checked
+"""sharedctx's longest key (the LangGraph guide, "Keys"): an item's key, once encoded, is checked
 against it before a batch runs, not when the context refuses it halfway through."""
 
 MAX_TTL_MINUTES = 10 * 365.25 * 24 * 60
-"""sharedctx's longest TTL, ten years (README, "TTLs"), in LangGraph's minutes."""
+"""sharedctx's longest TTL, ten years (the LangGraph guide, "TTLs"), in LangGraph's minutes."""
 
 
 def _check_op(op: object, keys: KeyEncoding) -> None:
