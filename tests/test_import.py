@@ -21,6 +21,7 @@ EXTRAS = [
     "rich",
     "redis",
     "langgraph",
+    "cryptography",
     "sharedctx.pipeline",
     "sharedctx.backends.redis",
     "sharedctx.cli",
