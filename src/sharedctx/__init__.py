@@ -38,6 +38,7 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._printable import printable
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
@@ -150,6 +151,7 @@ __all__ = [
     "WatchOverflowError",
     "__version__",
     "context_manager",
+    "printable",
 ]
 
 
