@@ -9,6 +9,7 @@ from pathlib import Path
 from cluster_workloads import ClusterResults, FailoverResults
 from load_workloads import LoadResults
 from redis_workloads import RedisResults
+from telemetry_workloads import TelemetryResults
 from workloads import ExpiryResults
 
 __all__ = ["Regression", "Results", "Target", "WorkloadRun", "write_json"]
@@ -86,6 +87,7 @@ class Results:
     cluster: ClusterResults | None = None
     failover: FailoverResults | None = None
     load: LoadResults | None = None
+    telemetry: TelemetryResults | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)

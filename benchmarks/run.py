@@ -49,6 +49,7 @@ from results import Results, WorkloadRun, write_json
 from round1 import run_round1
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
+from telemetry_workloads import run_telemetry
 from workloads import (
     PATTERN,
     SIZED_WORKLOADS,
@@ -65,7 +66,9 @@ from workloads import run_threads as run_memory_threads
 
 __all__ = ["main"]
 
-REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load")
+REDIS_WORKLOADS = (
+    "redis", "notifications", "redis-processes", "redis-threads", "load", "telemetry"
+)  # fmt: skip
 """The workloads that share one ``redis-server``."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
@@ -102,6 +105,8 @@ class Mode:
     cluster_throughput: ThroughputSettings
     failover: FailoverSettings
     idle_seconds: float
+    telemetry: Settings
+    """For the telemetry workload: samples per configuration of each case."""
 
 
 FULL = Mode(
@@ -119,6 +124,7 @@ FULL = Mode(
     cluster_throughput=ThroughputSettings(rounds=3, seconds=2.0),
     failover=FailoverSettings(runs=5),
     idle_seconds=3.0,
+    telemetry=Settings(rounds=15, sample_ns=20_000_000),
 )
 QUICK = Mode(
     "quick",
@@ -135,6 +141,7 @@ QUICK = Mode(
     cluster_throughput=ThroughputSettings(rounds=2, seconds=0.5),
     failover=FailoverSettings(runs=1),
     idle_seconds=1.0,
+    telemetry=Settings(rounds=5, sample_ns=10_000_000),
 )
 
 
@@ -228,6 +235,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "load" in selected:
             with timed("load"):
                 results.load = run_load(url, mode.idle_seconds, log)
+        if "telemetry" in selected:
+            with timed("telemetry"):
+                results.telemetry = run_telemetry(url, mode.telemetry, log)
 
 
 def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:

@@ -37,6 +37,9 @@ from workloads import SUBSCRIPTIONS, THREAD_COUNTS
 __all__ = ["regressions", "replication_lag", "targets"]
 
 ROUND1, PERFORMANCE2, CLUSTER = "round 1", "Performance 2", "Redis Cluster"
+TELEMETRY = "Telemetry"
+TELEMETRY_SLACK = 1.02
+"""Without a provider, get and set within 2% of the code before telemetry."""
 TARGET_SIZE = 100_000
 """The size of the in-memory get and set targets."""
 FLAT = 2.0
@@ -64,7 +67,26 @@ def targets(results: Results) -> list[Target]:
         *_performance2_memory(results),
         *_performance2_redis(results),
         *_cluster(results),
+        *_telemetry(results),
     ]
+
+
+def _telemetry(results: Results) -> Iterator[Target]:
+    measured = results.telemetry
+    if measured is None:
+        if "telemetry" in results.skipped:
+            yield Target(TELEMETRY, "telemetry targets", "-", "skipped")
+        return
+    for case, us in measured.us.items():
+        if "before" not in us:
+            continue
+        for mode in ("absent", "no provider"):
+            yield _judge(
+                TELEMETRY,
+                f"{case}, OpenTelemetry {mode}: within 2% of the code before telemetry",
+                us[mode] / us["before"],
+                TELEMETRY_SLACK,
+            )
 
 
 # -- round 1 ---------------------------------------------------------------------------
