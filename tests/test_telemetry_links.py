@@ -163,16 +163,16 @@ def test_a_langgraph_put_and_another_nodes_wait_for_are_linked(spans: Spans) -> 
     store = SharedContextStore(session(), telemetry=spans.telemetry())
     pattern = store.pattern_for(("results",))
     started = threading.Event()
+    waiting: list[threading.Thread] = []
 
     def mind(state: State) -> State:
         assert started.wait(10)
-        waiting = next(t for t in threading.enumerate() if t.name == "orchestrator")
-        until_paused(waiting)
+        until_paused(waiting[0])  # the orchestrator waits: only the put can wake it
         store.put(("results",), "mind-a", {"score": 1})
         return {}
 
     def orchestrator(state: State) -> State:
-        threading.current_thread().name = "orchestrator"
+        waiting.append(threading.current_thread())
         started.set()
         store.context.wait_for(pattern, timeout=10)
         return {"done": True}

@@ -190,7 +190,8 @@ class SharedContext(Closeable):
                     self._backend.close()
                 raise
             self._instruments = instruments
-            weakref.finalize(self, instruments.close)  # dropped without close()
+            # Dropped without close(): stop following its session (not at exit).
+            weakref.finalize(self, instruments.close).atexit = False
             self._execute = self._get = self._write = instruments.execute
             self._aexecute = instruments.aexecute
         self._watches: set[Watch] = set()
