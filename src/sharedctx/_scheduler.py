@@ -15,13 +15,14 @@ import heapq
 import itertools
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["Timer", "call_at", "call_method_at", "run_soon"]
+__all__ = ["Timer", "call_at", "call_method_at", "on_collected", "run_soon", "start_collected"]
 
 _log = logging.getLogger("sharedctx")
 
@@ -137,9 +138,45 @@ def _logged(function: Callable[[], object]) -> None:
         _log.exception("sharedctx event delivery failed")
 
 
+# -- after the garbage collector -------------------------------------------------------
+
+_collected: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+_collected_thread: threading.Thread | None = None
+
+
+def start_collected() -> None:
+    """Make sure the thread that runs :func:`on_collected`'s functions runs (call it
+    where a finalizer is registered: never from the collector's callback itself)."""
+    global _collected_thread
+    with _pool_lock:
+        if _collected_thread is None:
+            _collected_thread = threading.Thread(
+                target=_run_collected, name="sharedctx-collected", daemon=True
+            )
+            _collected_thread.start()
+
+
+def on_collected(function: Callable[[], object]) -> None:
+    """Run ``function`` soon on a thread of its own: for a ``weakref.finalize`` callback.
+
+    The garbage collector runs such callbacks wherever the thread happens to be,
+    holding whatever locks it holds: inside ``ThreadPoolExecutor.submit`` (which holds
+    the executors' global lock), a callback that submits work deadlocks. This only
+    puts ``function`` in a ``queue.SimpleQueue``, whose ``put`` is safe there (see
+    :func:`start_collected`).
+    """
+    _collected.put(function)
+
+
+def _run_collected() -> None:
+    while True:
+        _logged(_collected.get())
+
+
 def _reset_pool() -> None:
-    global _pool
+    global _pool, _collected_thread
     _pool = None
+    _collected_thread = None
 
 
 os.register_at_fork(after_in_child=_reset_pool)

@@ -235,8 +235,10 @@ class _Session:
     def attach(self, handle: MemoryStore) -> None:
         self.handles.add(handle)
         self.hubs = tuple(handle.hub for handle in self.handles)
-        # Not in the collector's callback, which may run where the lock is held.
-        weakref.finalize(handle, _scheduler.run_soon, self.prune).atexit = False
+        # Not in the collector's callback, which may run where any lock is held (this
+        # session's, or an executor's: on_collected only queues it).
+        _scheduler.start_collected()
+        weakref.finalize(handle, _scheduler.on_collected, self.prune).atexit = False
 
     def prune(self) -> None:
         """A handle was freed without close(): stop delivering to it, and let the
