@@ -124,7 +124,7 @@ FULL = Mode(
     cluster_throughput=ThroughputSettings(rounds=3, seconds=2.0),
     failover=FailoverSettings(runs=5),
     idle_seconds=3.0,
-    telemetry=Settings(rounds=15, sample_ns=20_000_000),
+    telemetry=Settings(rounds=31, sample_ns=20_000_000),
 )
 QUICK = Mode(
     "quick",

@@ -6,7 +6,8 @@ A fresh interpreter that sets OpenTelemetry up as its ``mode`` says, then import
 sharedctx (from ``PYTHONPATH`` first: the code before telemetry for ``before``) and
 answers the parent in JSON, one object per line: ``{"ready": ..., "sharedctx": path}``
 once set up, then for each ``{"case": name, "repeat": n}`` on its stdin the
-nanoseconds that ``n`` calls took (the garbage collector paused, as ``timeit`` does).
+nanoseconds that ``n`` calls took (the garbage collector paused, as ``timeit`` does),
+and with ``"each": true`` the duration of each call too.
 
 Modes: ``before`` (the code before telemetry), ``absent`` (OpenTelemetry's API cannot
 be imported), ``no provider`` (the API imported, no tracer provider set), ``provider``
@@ -75,12 +76,20 @@ def main() -> None:
         empty()
         gc.collect()
         gc.disable()
-        start = clock()
-        for _ in range(repeat):
-            call()
-        elapsed = clock() - start
+        if command.get("each"):  # every call timed on its own (a round trip)
+            durations = []
+            for _ in range(repeat):
+                start = clock()
+                call()
+                durations.append(clock() - start)
+            answer: dict[str, Any] = {"ns": sum(durations), "each": durations}
+        else:
+            start = clock()
+            for _ in range(repeat):
+                call()
+            answer = {"ns": clock() - start}
         gc.enable()
-        print(json.dumps({"ns": elapsed}), flush=True)
+        print(json.dumps(answer), flush=True)
     for context in contexts.values():
         context.destroy()
 
