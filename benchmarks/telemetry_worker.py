@@ -6,8 +6,9 @@ A fresh interpreter that sets OpenTelemetry up as its ``mode`` says, then import
 sharedctx (from ``PYTHONPATH`` first: the code before telemetry for ``before``) and
 answers the parent in JSON, one object per line: ``{"ready": ..., "sharedctx": path}``
 once set up, then for each ``{"case": name, "repeat": n}`` on its stdin the
-nanoseconds that ``n`` calls took (the garbage collector paused, as ``timeit`` does),
-and with ``"each": true`` the duration of each call too.
+nanoseconds that ``n`` calls took and the CPU time of this thread meanwhile (the
+garbage collector paused, as ``timeit`` does), or with ``"each": true`` the duration
+of each call.
 
 Modes: ``before`` (the code before telemetry), ``absent`` (OpenTelemetry's API cannot
 be imported), ``no provider`` (the API imported, no tracer provider set), ``provider``
@@ -84,10 +85,10 @@ def main() -> None:
                 durations.append(clock() - start)
             answer: dict[str, Any] = {"ns": sum(durations), "each": durations}
         else:
-            start = clock()
+            start, cpu = clock(), time.thread_time_ns()
             for _ in range(repeat):
                 call()
-            answer = {"ns": clock() - start}
+            answer = {"ns": clock() - start, "cpu_ns": time.thread_time_ns() - cpu}
         gc.enable()
         print(json.dumps(answer), flush=True)
     for context in contexts.values():
