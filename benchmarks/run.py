@@ -51,6 +51,7 @@ from results import Results, WorkloadRun, write_json
 from round1 import run_round1
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
+from telemetry_workloads import run_telemetry
 from web_workloads import WebSettings, missing_browser, run_web
 from workloads import (
     PATTERN,
@@ -69,6 +70,9 @@ from workloads import run_threads as run_memory_threads
 __all__ = ["main"]
 
 REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load", "web")
+REDIS_WORKLOADS = (
+    "redis", "notifications", "redis-processes", "redis-threads", "load", "telemetry"
+)  # fmt: skip
 """The workloads that share one ``redis-server``."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
@@ -109,6 +113,8 @@ class Mode:
     web: WebSettings
     import_rounds: int
     """Fresh interpreters that import sharedctx (and the reference), each."""
+    telemetry: Settings
+    """For the telemetry workload: samples per configuration of each case."""
 
 
 FULL = Mode(
@@ -128,6 +134,7 @@ FULL = Mode(
     idle_seconds=3.0,
     web=WebSettings(loads=7, seconds=10.0),
     import_rounds=21,
+    telemetry=Settings(rounds=31, sample_ns=20_000_000),
 )
 QUICK = Mode(
     "quick",
@@ -146,6 +153,7 @@ QUICK = Mode(
     idle_seconds=1.0,
     web=WebSettings(loads=3, seconds=3.0),
     import_rounds=5,
+    telemetry=Settings(rounds=5, sample_ns=10_000_000),
 )
 
 
@@ -250,6 +258,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
             else:
                 with timed("web"):
                     results.web = run_web(url, mode.web, log)
+        if "telemetry" in selected:
+            with timed("telemetry"):
+                results.telemetry = run_telemetry(url, mode.telemetry, log)
 
 
 def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:

@@ -38,10 +38,12 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._printable import printable
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
+from sharedctx.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -123,6 +125,7 @@ __all__ = [
     "TypedWatch",
     "SynthesisResult",
     "TaskResult",
+    "Telemetry",
     "ValidationSummary",
     "BackendUnavailableError",
     "CapacityError",
@@ -150,6 +153,7 @@ __all__ = [
     "WatchOverflowError",
     "__version__",
     "context_manager",
+    "printable",
 ]
 
 

@@ -32,6 +32,7 @@ from sharedctx import (
     InvalidKeyError,
     InvalidTTLError,
     SharedContext,
+    Telemetry,
 )
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
 from sharedctx.integrations.langgraph._matching import (
@@ -70,6 +71,10 @@ class SharedContextStore(Closeable, BaseStore):
             with ``expire`` events, and an expired item is never returned, so
             ``sweep_interval_minutes`` and ``omit_expired`` have nothing to change.
         source: the ``source`` of every entry the store writes.
+        telemetry: with a session id: the ``Telemetry`` of the context the store opens
+            (None: the process's default). A node's ``put`` is then a ``set`` span whose
+            trace context travels with the change, so that another node's ``wait_for``
+            on :attr:`context` returns in a span linked to it.
 
     A search reads its namespace prefix in key order only as far as its page needs:
     ``offset + limit`` entries without a filter; with one, pages of at least 100
@@ -94,6 +99,7 @@ class SharedContextStore(Closeable, BaseStore):
         key_prefix: str = "lg:",
         ttl: TTLConfig | None = None,
         source: str = "langgraph",
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._keys = KeyEncoding(key_prefix)
         self.ttl_config = _check_ttl_config(ttl)
@@ -101,14 +107,15 @@ class SharedContextStore(Closeable, BaseStore):
             raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
         self._source = source
         if isinstance(context_or_session, SharedContext):
-            if backend != "memory":
+            if backend != "memory" or telemetry is not None:
+                what = "backend=" if backend != "memory" else "telemetry="
                 raise InvalidArgumentError(
-                    "backend= is for a session id; the SharedContext given has its own"
+                    f"{what} is for a session id; the SharedContext given has its own"
                 )
             self._context = context_or_session
             self._owns_context = False
         elif isinstance(context_or_session, str):
-            self._context = SharedContext(context_or_session, backend=backend)
+            self._context = SharedContext(context_or_session, backend=backend, telemetry=telemetry)
             self._owns_context = True
         else:
             raise InvalidArgumentError(
