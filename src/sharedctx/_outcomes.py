@@ -13,7 +13,7 @@ the class name for the errors that ``sharedctx`` exports.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from typing import Any
 
 from sharedctx._errors import (
@@ -37,10 +37,9 @@ _FAILURES: tuple[tuple[type[BaseException], str], ...] = (
     (BackendUnavailableError, "unavailable"),
     (CapacityError, "full"),
     (WatchOverflowError, "overflow"),
-    (asyncio.CancelledError, "cancelled"),
 )
 
-OUTCOMES = ("ok", "hit", "miss", *(name for _, name in _FAILURES), "error")
+OUTCOMES = ("ok", "hit", "miss", *(name for _, name in _FAILURES), "cancelled", "error")
 """Every outcome, in the order above."""
 
 
@@ -57,6 +56,11 @@ def failure(error: BaseException) -> str:
     for kind, name in _FAILURES:
         if isinstance(error, kind):
             return name
+    # asyncio is not imported for this (a light `import sharedctx`): a task can only
+    # have been cancelled where it already is.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and isinstance(error, asyncio.CancelledError):
+        return "cancelled"
     return "error"
 
 
