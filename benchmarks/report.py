@@ -91,7 +91,28 @@ def tables(results: Results) -> list[Table]:
         *_redis_tables(results),
         *_cluster_tables(results),
         *_web_tables(results),
+        *_telemetry_tables(results),
     ]
+
+
+def _telemetry_tables(results: Results) -> Iterator[Table]:
+    measured = results.telemetry
+    if measured is None or not measured.us:
+        return
+    modes = list(next(iter(measured.us.values())))
+    rows = []
+    for case, us in measured.us.items():
+        row = [case, *(number(us[mode]) for mode in modes)]
+        if "before" in us:
+            row += [f"{us[mode] / us['before']:.3f}" for mode in modes if mode != "before"]
+        rows.append(row)
+    ratios = [f"{mode} / before" for mode in modes if mode != "before" and "before" in modes]
+    yield Table(
+        f"Telemetry: µs per call (median), each configuration in a process of its own; "
+        f"before = {measured.before_source}",
+        ["call", *modes, *ratios],
+        rows,
+    )
 
 
 def target_table(results: Results) -> Table:

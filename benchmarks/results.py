@@ -12,6 +12,7 @@ from import_time import ImportResults
 from load_workloads import LoadResults
 from redis_workloads import RedisResults
 from sealed_workloads import SealedResults
+from telemetry_workloads import TelemetryResults
 from web_workloads import WebResults
 from workloads import ExpiryResults
 
@@ -95,6 +96,7 @@ class Results:
     web: WebResults | None = None
     import_time: ImportResults | None = None
     """Milliseconds of ``import sharedctx`` and of the reference's, per fresh interpreter."""
+    telemetry: TelemetryResults | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)

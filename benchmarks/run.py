@@ -52,6 +52,7 @@ from round1 import run_round1
 from sealed_workloads import format_sealed, run_sealed
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
+from telemetry_workloads import run_telemetry
 from web_workloads import WebSettings, missing_browser, run_web
 from workloads import (
     PATTERN,
@@ -71,6 +72,7 @@ __all__ = ["main"]
 
 REDIS_WORKLOADS = (
     "redis", "sealed", "notifications", "redis-processes", "redis-threads", "load", "web",
+    "telemetry",
 )  # fmt: skip
 """The workloads that share one ``redis-server``."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
@@ -112,6 +114,8 @@ class Mode:
     web: WebSettings
     import_rounds: int
     """Fresh interpreters that import sharedctx (and the reference), each."""
+    telemetry: Settings
+    """For the telemetry workload: samples per configuration of each case."""
 
 
 FULL = Mode(
@@ -131,6 +135,7 @@ FULL = Mode(
     idle_seconds=3.0,
     web=WebSettings(loads=7, seconds=10.0),
     import_rounds=21,
+    telemetry=Settings(rounds=31, sample_ns=20_000_000),
 )
 QUICK = Mode(
     "quick",
@@ -149,6 +154,7 @@ QUICK = Mode(
     idle_seconds=1.0,
     web=WebSettings(loads=3, seconds=3.0),
     import_rounds=5,
+    telemetry=Settings(rounds=5, sample_ns=10_000_000),
 )
 
 
@@ -258,6 +264,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
             else:
                 with timed("web"):
                     results.web = run_web(url, mode.web, log)
+        if "telemetry" in selected:
+            with timed("telemetry"):
+                results.telemetry = run_telemetry(url, mode.telemetry, log)
 
 
 def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:

@@ -45,6 +45,9 @@ KEEPS_UP_MS = 1000.0
 FIRST_HOUR = "A user's first hour"
 IMPORT_MS = 100.0
 """The most ``import sharedctx`` may take (median), in milliseconds."""
+TELEMETRY = "Telemetry"
+TELEMETRY_SLACK = 1.02
+"""Without a provider, get and set within 2% of the code before telemetry."""
 TARGET_SIZE = 100_000
 """The size of the in-memory get and set targets."""
 FLAT = 2.0
@@ -75,7 +78,26 @@ def targets(results: Results) -> list[Target]:
         *_cluster(results),
         *_web(results),
         *_first_hour(results),
+        *_telemetry(results),
     ]
+
+
+def _telemetry(results: Results) -> Iterator[Target]:
+    measured = results.telemetry
+    if measured is None:
+        if "telemetry" in results.skipped:
+            yield Target(TELEMETRY, "telemetry targets", "-", "skipped")
+        return
+    for case, us in measured.us.items():
+        if "before" not in us:
+            continue
+        for mode in ("absent", "no provider"):
+            yield _judge(
+                TELEMETRY,
+                f"{case}, OpenTelemetry {mode}: within 2% of the code before telemetry",
+                us[mode] / us["before"],
+                TELEMETRY_SLACK,
+            )
 
 
 # -- round 1 ---------------------------------------------------------------------------

@@ -41,11 +41,13 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._printable import printable
 from sharedctx._sealed import KeyProvider, KeyRing
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
+from sharedctx.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -132,6 +134,7 @@ __all__ = [
     "TypedWatch",
     "SynthesisResult",
     "TaskResult",
+    "Telemetry",
     "ValidationSummary",
     "BackendUnavailableError",
     "CapacityError",
@@ -159,6 +162,7 @@ __all__ = [
     "WatchOverflowError",
     "__version__",
     "context_manager",
+    "printable",
 ]
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import enum
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 import msgspec
 
-from sharedctx import _multistep, steps
+from sharedctx import _multistep, _telemetry, steps
 from sharedctx._checks import (
     MAX_KEY_LENGTH,
     check_key,
@@ -58,6 +59,7 @@ from sharedctx.backends.ops import (
     Get,
     GetMany,
     Keys,
+    Operation,
     Page,
     PurgeExpired,
     Rekey,
@@ -71,6 +73,7 @@ from sharedctx.backends.ops import (
     Write,
     WriteMany,
 )
+from sharedctx.telemetry import Telemetry
 
 __all__ = ["TTL", "SharedContext"]
 
@@ -131,6 +134,9 @@ class SharedContext(Closeable):
             is sealed, its values encrypted before they leave the process (see
             ``docs/guides/sealed.md``). A ``Backend`` object takes its own
             (``RedisBackend(url, keyring=...)``).
+        telemetry: what the context reports as spans and metrics (``Telemetry``;
+            None: the process's default, ``sharedctx.telemetry.set_default``). Looked
+            at once, when the context opens: see ``docs/guides/telemetry.md``.
     """
 
     def __init__(
@@ -145,8 +151,10 @@ class SharedContext(Closeable):
         clock: Callable[[], float] | None = None,
         backend: str | Backend = "memory",
         keyring: KeyProvider | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._session_id = check_session_id(session_id)
+        settings = _telemetry.resolve(telemetry)
         default = check_ttl(default_ttl, what="default_ttl")
         assert not isinstance(default, KeepTTL)
         self._default_ttl: float | None = default
@@ -156,9 +164,10 @@ class SharedContext(Closeable):
             raise InvalidArgumentError(f"eviction must be one of {_EVICTIONS}, not {eviction!r}")
         self._notifications = bool(notifications)
         self._backend, self._owns_backend = open_backend(backend, clock=clock, keyring=keyring)
-        self._hub = EventHub()
+        self._hub = EventHub(record_keys=settings.record_keys)
         self._store: Store
         try:
+            instrumenting = _telemetry.plan(settings)
             self._store = self._backend.open(
                 self._session_id,
                 self._hub,
@@ -171,13 +180,29 @@ class SharedContext(Closeable):
             raise
         self._codec = self._store.codec  # the session's: the backend may wrap ours
         # The one place every call goes through (see the module docstring): the
-        # store's executors, and its direct ones for the hottest calls if it has them.
+        # store's executors, and its direct ones for the hottest calls if it has them;
+        # or, with telemetry, the instruments' around them.
         store = self._store
-        self._execute = store.execute
-        self._aexecute = store.aexecute
-        direct = getattr(store, "executor", None)
-        self._get = self._execute if direct is None else direct(Get)
-        self._write = self._execute if direct is None else direct(Write)
+        self._instruments: _telemetry.Instruments | None = None
+        if instrumenting is None:
+            self._execute = store.execute
+            self._aexecute = store.aexecute
+            direct = getattr(store, "executor", None)
+            self._get = self._execute if direct is None else direct(Get)
+            self._write = self._execute if direct is None else direct(Write)
+        else:
+            try:
+                instruments = instrumenting.bind(store, self._backend, self._session_id)
+            except BaseException:
+                store.execute(Close())
+                if self._owns_backend:
+                    self._backend.close()
+                raise
+            self._instruments = instruments
+            # Dropped without close(): stop following its session (not at exit).
+            weakref.finalize(self, instruments.close).atexit = False
+            self._execute = self._get = self._write = instruments.execute
+            self._aexecute = instruments.aexecute
         self._watches: set[Watch] = set()
         self._flights = _multistep.Flights()
         self._lock = threading.Lock()  # guards _watches and _closed
@@ -208,8 +233,9 @@ class SharedContext(Closeable):
     @property
     def activity(self) -> int:
         """A number that changes whenever this object reads or writes: compare two
-        readings to tell whether the context was used in between (idle checks)."""
-        return self._execute(_ACTIVITY)
+        readings to tell whether the context was used in between (idle checks); no
+        span or metric (bookkeeping, not a call to the session)."""
+        return self._store.execute(_ACTIVITY)
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -356,11 +382,16 @@ class SharedContext(Closeable):
 
     def stats(self) -> ContextStats:
         """Counters of this context as of now."""
-        return self._execute(Stats(len(self._hub)))
+        return self._execute(Stats(self._subscriptions()))
 
     async def astats(self) -> ContextStats:
         """Awaitable twin of :meth:`stats`."""
-        return await self._aexecute(Stats(len(self._hub)))
+        return await self._aexecute(Stats(self._subscriptions()))
+
+    def _subscriptions(self) -> int:
+        # The user's: without the one telemetry's metrics follow the session with.
+        instruments = self._instruments
+        return len(self._hub) - (0 if instruments is None else instruments.hidden)
 
     # -- writes --------------------------------------------------------------------
 
@@ -486,7 +517,7 @@ class SharedContext(Closeable):
         glob = compile_glob(pattern)
         after: str | None = None
         while True:
-            entries = self._execute(Find(glob, Page(after, EXPORT_PAGE)))
+            entries = self._call("export", Find(glob, Page(after, EXPORT_PAGE)))
             yield from map(_record, entries)
             if len(entries) < EXPORT_PAGE:
                 return
@@ -497,7 +528,7 @@ class SharedContext(Closeable):
         glob = compile_glob(pattern)
         after: str | None = None
         while True:
-            entries = await self._aexecute(Find(glob, Page(after, EXPORT_PAGE)))
+            entries = await self._acall("export", Find(glob, Page(after, EXPORT_PAGE)))
             for record in map(_record, entries):
                 yield record
             if len(entries) < EXPORT_PAGE:
@@ -515,13 +546,13 @@ class SharedContext(Closeable):
         ``VersionConflictError`` and nothing is stored. A bad record raises
         ``InvalidArgumentError`` naming it.
         """
-        return self._execute(self._checked_records(records, overwrite))
+        return self._call("import_records", self._checked_records(records, overwrite))
 
     async def aimport_records(
         self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`import_records`."""
-        return await self._aexecute(self._checked_records(records, overwrite))
+        return await self._acall("import_records", self._checked_records(records, overwrite))
 
     def _checked_records(self, records: Iterable[Mapping[str, Any]], overwrite: bool) -> WriteMany:
         if isinstance(records, Mapping | str | bytes) or not isinstance(records, Iterable):
@@ -613,7 +644,7 @@ class SharedContext(Closeable):
         on a fresh value), so it should have no side effects; its result is written
         once. ``source``/``tags`` omitted keep the entry's current ones.
         """
-        return steps.run(self._update(key, fn, default, ttl, source, tags), self._execute)
+        return self._run("update", self._update(key, fn, default, ttl, source, tags), key=key)
 
     async def aupdate(
         self,
@@ -626,7 +657,8 @@ class SharedContext(Closeable):
         tags: Iterable[str] | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`update`; ``fn`` may also be a coroutine function."""
-        return await steps.arun(self._update(key, fn, default, ttl, source, tags), self._aexecute)
+        calls = self._update(key, fn, default, ttl, source, tags)
+        return await self._arun("update", calls, key=key)
 
     def _update(
         self,
@@ -667,7 +699,7 @@ class SharedContext(Closeable):
         caller takes over if its holder dies). If ``factory`` raises, nothing is
         stored and the callers waiting in this process get the same exception.
         """
-        return steps.run(self._get_or_set(key, factory, ttl, source, tags), self._execute)
+        return self._run("get_or_set", self._get_or_set(key, factory, ttl, source, tags), key=key)
 
     async def aget_or_set(
         self,
@@ -680,7 +712,7 @@ class SharedContext(Closeable):
     ) -> Any:
         """Awaitable twin of :meth:`get_or_set`; ``factory`` may be a coroutine function."""
         calls = self._get_or_set(key, factory, ttl, source, tags)
-        return await steps.arun(calls, self._aexecute)
+        return await self._arun("get_or_set", calls, key=key)
 
     def _get_or_set(
         self,
@@ -722,7 +754,9 @@ class SharedContext(Closeable):
         it never polls. Raises ``ContextError`` if called on a thread that runs an
         asyncio event loop (use :meth:`await_for` there).
         """
-        return steps.run(self._wait_for(pattern, count, timeout, since), self._execute)
+        heard = self._heard()
+        calls = self._wait_for(pattern, count, timeout, since, heard)
+        return self._run("wait_for", calls, heard, pattern=pattern)
 
     async def await_for(
         self,
@@ -733,10 +767,12 @@ class SharedContext(Closeable):
         since: int | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`wait_for`; never blocks the event loop."""
-        return await steps.arun(self._wait_for(pattern, count, timeout, since), self._aexecute)
+        heard = self._heard()
+        calls = self._wait_for(pattern, count, timeout, since, heard)
+        return await self._arun("wait_for", calls, heard, pattern=pattern)
 
     def _wait_for(
-        self, pattern: str, count: int, timeout: float | None, since: int | None
+        self, pattern: str, count: int, timeout: float | None, since: int | None, heard: Any
     ) -> steps.Steps[list[ContextEntry]]:
         glob = compile_glob(pattern)
         return _multistep.wait_for(
@@ -745,6 +781,7 @@ class SharedContext(Closeable):
             check_timeout(timeout),
             self._unsubscribe,
             _since(since),
+            None if heard is None else heard.hear,
         )
 
     def wait_for_keys(
@@ -756,21 +793,64 @@ class SharedContext(Closeable):
         Raises ``WaitTimeoutError`` naming the missing keys when ``timeout`` passes, and
         ``ContextError`` on a thread that runs an event loop (use :meth:`await_for_keys`).
         """
-        return steps.run(self._wait_for_keys(keys, timeout, since), self._execute)
+        keys = list(keys) if isinstance(keys, Iterator) else keys  # read twice
+        heard = self._heard()
+        calls = self._wait_for_keys(keys, timeout, since, heard)
+        return self._run("wait_for_keys", calls, heard, keys=keys)
 
     async def await_for_keys(
         self, keys: Iterable[str], *, timeout: float | None = None, since: int | None = None
     ) -> dict[str, ContextEntry]:
         """Awaitable twin of :meth:`wait_for_keys`."""
-        return await steps.arun(self._wait_for_keys(keys, timeout, since), self._aexecute)
+        keys = list(keys) if isinstance(keys, Iterator) else keys  # read twice
+        heard = self._heard()
+        calls = self._wait_for_keys(keys, timeout, since, heard)
+        return await self._arun("wait_for_keys", calls, heard, keys=keys)
 
     def _wait_for_keys(
-        self, keys: Iterable[str], timeout: float | None, since: int | None
+        self, keys: Iterable[str], timeout: float | None, since: int | None, heard: Any
     ) -> steps.Steps[dict[str, ContextEntry]]:
         wanted = list(dict.fromkeys(check_keys(keys)))
+        hear = None if heard is None else heard.hear
         return _multistep.wait_for_keys(
-            wanted, check_timeout(timeout), self._unsubscribe, _since(since)
+            wanted, check_timeout(timeout), self._unsubscribe, _since(since), hear
         )
+
+    # -- the executors, with telemetry ---------------------------------------------------
+
+    def _run(self, name: str, calls: steps.Steps[T], heard: Any = None, **subject: Any) -> T:
+        """Perform a multi-step call named ``name`` (``subject``: its key, keys or
+        pattern, for a span)."""
+        instruments = self._instruments
+        if instruments is None:
+            return steps.run(calls, self._execute)
+        return instruments.run(name, calls, heard, **subject)
+
+    async def _arun(self, name: str, calls: steps.Steps[T], heard: Any = None, **subject: Any) -> T:
+        """Awaitable twin of :meth:`_run`."""
+        instruments = self._instruments
+        if instruments is None:
+            return await steps.arun(calls, self._aexecute)
+        return await instruments.arun(name, calls, heard, **subject)
+
+    def _call(self, name: str, operation: Operation[T]) -> T:
+        """Do ``operation`` as the public call ``name`` (its span's and metric's name)."""
+        instruments = self._instruments
+        if instruments is None:
+            return self._execute(operation)
+        return instruments.execute(operation, name)
+
+    async def _acall(self, name: str, operation: Operation[T]) -> T:
+        """Awaitable twin of :meth:`_call`."""
+        instruments = self._instruments
+        if instruments is None:
+            return await self._aexecute(operation)
+        return await instruments.aexecute(operation, name)
+
+    def _heard(self) -> Any:
+        """What a wait tells of the events that wake it (a traced context's), or None."""
+        instruments = self._instruments
+        return None if instruments is None else instruments.heard()
 
     # -- notifications ---------------------------------------------------------------
 
@@ -794,6 +874,8 @@ class SharedContext(Closeable):
         self._check_notifications()
         if not callable(callback):
             raise InvalidArgumentError(f"callback must be callable, not {callback!r}")
+        if self._instruments is not None:
+            callback = self._instruments.subscriber(callback)
         subscription = Subscription(compile_glob(pattern), callback, since=_since(since))
         self._execute(Subscribe(subscription))
         return subscription.id
@@ -801,11 +883,12 @@ class SharedContext(Closeable):
     def unsubscribe(self, subscription_id: str) -> bool:
         """Stop a subscription; False if the id is unknown (or already stopped)."""
         self._check_open()
-        return self._unsubscribe(subscription_id)
+        return self._execute(Unsubscribe(subscription_id))
 
     def _unsubscribe(self, subscription_id: str) -> bool:
-        # Immediate on every backend, so that asyncio code calls it directly too.
-        return self._execute(Unsubscribe(subscription_id))
+        # Immediate on every backend, so that asyncio code calls it directly too; a
+        # step of a wait or a watch's closing, not a call of its own (no span).
+        return self._store.execute(Unsubscribe(subscription_id))
 
     def watch(
         self, pattern: str = "*", *, max_pending: int = 1000, since: int | None = None
@@ -832,14 +915,24 @@ class SharedContext(Closeable):
             with self._lock:
                 self._watches.discard(watch)
 
-        watch = Watch(pattern, max_pending, cancel)
+        instruments = self._instruments
+        if instruments is None:
+            watch = Watch(pattern, max_pending, cancel)
+        else:
+            watch = Watch(
+                pattern,
+                max_pending,
+                cancel,
+                on_read=instruments.on_read,
+                on_overflow=instruments.on_overflow,
+            )
         subscription = Subscription(glob, watch.push, watch.on_error, since=_since(since))
         subscription_id = subscription.id
         with self._lock:
             self._check_open()
             self._watches.add(watch)
         try:
-            self._execute(Subscribe(subscription))
+            self._call("watch", Subscribe(subscription))
         except BaseException:
             watch.close()
             raise
@@ -896,6 +989,7 @@ class SharedContext(Closeable):
             try:
                 self._execute(Close())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     self._backend.close()
 
@@ -907,6 +1001,7 @@ class SharedContext(Closeable):
             try:
                 self._execute(Destroy())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     self._backend.close()
 
@@ -917,6 +1012,7 @@ class SharedContext(Closeable):
             try:
                 await self._aexecute(Close())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     await self._backend.aclose()
 
@@ -926,8 +1022,13 @@ class SharedContext(Closeable):
             try:
                 await self._aexecute(Destroy())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     await self._backend.aclose()
+
+    def _closed_instruments(self) -> None:
+        if self._instruments is not None:
+            self._instruments.close()
 
     def _mark_closed(self) -> bool:
         """Mark the context closed and end its watches; False if it already was."""

@@ -55,5 +55,5 @@ def test_a_ring_goes_with_a_url_and_only_to_a_backend_that_seals() -> None:
     register_scheme("plainonly", lambda url: MemoryBackend())
     with pytest.raises(InvalidArgumentError, match="does not seal sessions"):
         SharedContext("s", backend="plainonly://x", keyring=RING)
-    with pytest.raises(InvalidArgumentError, match="backend= is for a session id"):
+    with pytest.raises(InvalidArgumentError, match="keyring= is for a session id"):
         SharedContextStore(SharedContext("s"), keyring=RING)

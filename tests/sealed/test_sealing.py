@@ -203,7 +203,7 @@ def test_rotate_data_key_seals_every_kept_value_again(place: Place, ring: KeyRin
             assert meta == [after, None]  # the old data key is gone
         else:
             history = place.memory._sessions[session].history
-            assert {_sealed_by(entry.encoded) for _, _, entry in history} == {after}
+            assert {_sealed_by(entry.encoded) for _, _, entry, _ in history} == {after}
         with SharedContext(session, backend=place.backend(ring)) as fresh:
             assert fresh.get("kept") == "two"
 

@@ -403,3 +403,29 @@ def test_an_unreachable_backend_is_a_503_naming_it(private_redis: Any) -> None:
             assert "127.0.0.1" in answer.json()["error"]
     finally:
         backend.close()
+
+
+def test_metrics_are_served_at_metrics_without_a_key_or_a_value(serve: Callable[..., Site]) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sharedctx import Telemetry
+
+    registry = CollectorRegistry()
+    site = serve(metrics_registry=registry)
+    with SharedContext(
+        "metered", backend=site.backend, telemetry=Telemetry(metrics=registry)
+    ) as ctx:
+        ctx.set("secret-key", "secret-value")
+        assert ctx.get("secret-key") == "secret-value"
+        answer = call(site.url, "/metrics")
+        ctx.destroy()
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.body.decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    operations = families["sharedctx_operations"]
+    assert {sample.labels["operation"] for sample in operations.samples} >= {"set", "get"}
+    assert "secret" not in text
+    assert "metered" not in text
+    assert "content-security-policy" in answer.headers

@@ -112,6 +112,9 @@ class Backend(Protocol):
         ``codec`` the context's value codec, which the backend may wrap.
         """
 
+    # A backend may also have ``kind``: its name in spans and metrics (``"memory"``,
+    # ``"redis"``, ``"redis-cluster"``); without it, its class's name is used.
+
     def close(self) -> None:
         """Release the backend's resources (connections, threads)."""
 

@@ -84,6 +84,9 @@ class MemoryBackend:
     session reads its metadata, and gets ``KeyUnavailableError`` for its values.
     """
 
+    kind = "memory"
+    """The backend's name in spans and metrics."""
+
     def __init__(
         self,
         *,
@@ -241,8 +244,11 @@ class _Session:
         self.tags = _TagIndex()
         self.deadlines: list[tuple[float, str]] = []
         self.revision = 0
-        # The last changes, for watches from a revision: (revision, action, entry).
-        self.history: deque[tuple[int, Action, ContextEntry]] = deque(maxlen=backend.history)
+        # The last changes, for watches from a revision: (revision, action, entry,
+        # traceparent of the call that made it).
+        self.history: deque[tuple[int, Action, ContextEntry, str | None]] = deque(
+            maxlen=backend.history
+        )
         self.expired = self.evicted = 0
         self.written: float | None = None  # wall time of the last change
         # Held weakly: a context dropped without close() is freed, and then pruned.
@@ -357,7 +363,10 @@ class _Session:
             return done
 
         entries = {key: again(entry) for key, entry in self.entries.items()}
-        history = [(revision, action, again(entry)) for revision, action, entry in self.history]
+        history = [
+            (revision, action, again(entry), traceparent)
+            for revision, action, entry, traceparent in self.history
+        ]
         for key, entry in entries.items():  # (all computed first: nothing half done)
             self.entries[key] = entry
         self.history.clear()
@@ -375,18 +384,19 @@ class _Session:
 
     # -- changes (the caller holds the lock) ------------------------------------------
 
-    def changed(self, action: Action, entry: ContextEntry) -> None:
+    def changed(self, action: Action, entry: ContextEntry, traceparent: str | None = None) -> None:
         """Record a removal: the next revision, the history, the events."""
         self.revision = revision = self.revision + 1
         self.written = _wall()
         removed = entry.without_value()
-        self.history.append((revision, action, removed))
+        self.history.append((revision, action, removed, traceparent))
         key = entry.key
         for hub in self.hubs:
             if hub.active and hub.wants(key):
-                hub.enqueue(ContextEvent(action, key, removed, self.session_id, revision))
+                event = ContextEvent(action, key, removed, self.session_id, revision, traceparent)
+                hub.enqueue(event)
 
-    def remove(self, entry: ContextEntry, action: Action) -> None:
+    def remove(self, entry: ContextEntry, action: Action, traceparent: str | None = None) -> None:
         key = entry.key
         del self.entries[key]
         self.index.remove(key)
@@ -395,7 +405,7 @@ class _Session:
             self.expired += 1
         elif action == "evict":
             self.evicted += 1
-        self.changed(action, entry)
+        self.changed(action, entry, traceparent)
 
     def purge_due(self, now: float) -> int:
         deadlines, entries = self.deadlines, self.entries
@@ -520,7 +530,9 @@ class MemoryStore(InProcessStore):
         self._touch_on_read = bounded and eviction == "lru"
         self._touch_on_write = bounded and eviction != "reject"
         self._lock = session.lock
-        self._clock = session.clock
+        self._clock = self.clock = session.clock
+        """The session's monotonic clock: the one ``entry.deadline`` is on (read by the
+        telemetry's expiry lateness)."""
         self._entries = session.entries
         self._deadlines = session.deadlines
         self._pending = hub.pending  # events waiting for delivery
@@ -757,14 +769,23 @@ class MemoryStore(InProcessStore):
                 new_keys = sum(key not in entries for key in batch)
                 self._session.make_room(self._max_entries, self._reject, new_keys, batch)
                 wall = _wall()
-                return [self._put(write, entries.get(write.key), now, wall) for write in writes]
+                traced = operation.traceparent
+                return [
+                    self._put(write, entries.get(write.key), now, wall, traced) for write in writes
+                ]
         finally:
             self._session.deliver()
 
     def _put(
-        self, write: ops.Write, old: ContextEntry | None, now: float, wall: float
+        self,
+        write: ops.Write,
+        old: ContextEntry | None,
+        now: float,
+        wall: float,
+        traced: str | None = None,
     ) -> ContextEntry:
         # The one place an entry is written; the caller holds the lock and made room.
+        # `traced`: the trace context of a set_multiple (else the write's own).
         session = self._session
         session.revision = revision = session.revision + 1
         session.written = wall
@@ -810,16 +831,19 @@ class MemoryStore(InProcessStore):
             old is None or old.deadline is None or deadline < old.deadline
         ):
             session.add_deadline(deadline, key)
-        session.history.append((revision, "set", entry))
+        traceparent = write.traceparent if traced is None else traced
+        session.history.append((revision, "set", entry, traceparent))
         if session.mixed:  # each hub's entry decodes through its own handle's codec
             for hub, codec in zip(session.hubs, session.codecs, strict=True):
                 if hub.active and hub.wants(key):
                     own = entry if entry.codec == codec else replace(entry, codec=codec)
-                    hub.enqueue(ContextEvent("set", key, own, self.session_id, revision))
+                    event = ContextEvent("set", key, own, self.session_id, revision, traceparent)
+                    hub.enqueue(event)
             return entry
         for hub in session.hubs:
             if hub.active and hub.wants(key):
-                hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
+                event = ContextEvent("set", key, entry, self.session_id, revision, traceparent)
+                hub.enqueue(event)
         return entry
 
     @handles(ops.Delete)
@@ -828,7 +852,7 @@ class MemoryStore(InProcessStore):
             self._begin()
             entry = self._entries.get(operation.key)
             if entry is not None:
-                self._session.remove(entry, "delete")
+                self._session.remove(entry, "delete", operation.traceparent)
         self._session.deliver()
         return entry is not None
 
@@ -867,7 +891,7 @@ class MemoryStore(InProcessStore):
             self._begin()
             removed = list(self._entries.values())
             for entry in removed:
-                session.changed("delete", entry)
+                session.changed("delete", entry, operation.traceparent)
             session.reset()
         session.deliver()
         return len(removed)
@@ -936,7 +960,7 @@ class MemoryStore(InProcessStore):
             )
         replayed = []
         removed: set[str] = set()  # keys removed later: their earlier values are gone
-        for revision, action, entry in reversed(history):
+        for revision, action, entry, traceparent in reversed(history):
             if revision <= since:
                 break
             if action != "set":
@@ -945,7 +969,9 @@ class MemoryStore(InProcessStore):
                 entry = entry.without_value()
             elif session.mixed:
                 entry = self._own(entry)
-            replayed.append(ContextEvent(action, entry.key, entry, self.session_id, revision))
+            replayed.append(
+                ContextEvent(action, entry.key, entry, self.session_id, revision, traceparent)
+            )
         for event in reversed(replayed):
             self.hub.enqueue(event, only=subscription)
 

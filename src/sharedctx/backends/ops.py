@@ -26,6 +26,7 @@ from sharedctx._types import ContextEntry, ContextStats, KeepTTL
 
 __all__ = [
     "ALL",
+    "CHANGES",
     "OPERATIONS",
     "Activity",
     "Clear",
@@ -208,6 +209,8 @@ class Write(Operation[ContextEntry], frozen=True):
     """Store only if the key is at this version (0: absent)."""
     holder: str | None = None
     """Also release this holder's ``get_or_set`` lease on the key (see :class:`TakeLease`)."""
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call that writes (see :data:`CHANGES`)."""
 
 
 class WriteMany(Operation["list[ContextEntry]"], frozen=True):
@@ -218,6 +221,8 @@ class WriteMany(Operation["list[ContextEntry]"], frozen=True):
     name = "set_multiple"
     writes = True
     items: tuple[Write, ...]
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call (see :data:`CHANGES`)."""
 
 
 class Delete(Operation[bool], frozen=True):
@@ -226,6 +231,8 @@ class Delete(Operation[bool], frozen=True):
     name = "delete"
     writes = True
     key: str
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call (see :data:`CHANGES`)."""
 
 
 class Expire(Operation[bool], frozen=True):
@@ -250,6 +257,8 @@ class Clear(Operation[int], frozen=True):
 
     name = "clear"
     writes = True
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call (see :data:`CHANGES`)."""
 
 
 # -- get_or_set across processes ---------------------------------------------------------
@@ -344,3 +353,10 @@ OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     }
 )  # fmt: skip
 """Every operation a context makes: what a complete backend handles."""
+
+CHANGES: frozenset[type[Operation[Any]]] = frozenset({Write, WriteMany, Delete, Clear})
+"""The operations whose changes carry the trace context of a traced call: their
+``traceparent`` field, which a store gives to the events of the ``set`` and
+``delete`` changes they make (``ContextEvent.traceparent``), in every process that
+hears of them. None (the field's default) costs nothing; a backend that ignores the
+field only loses the links between traces (see ``docs/guides/telemetry.md``)."""

@@ -50,6 +50,7 @@ from sharedctx import (
     __version__,
 )
 from sharedctx.backends import Backend, SessionAdmin, compile_glob, open_backend
+from sharedctx.telemetry import exposition
 from sharedctx.web._data import EventMatcher, WriteRates, entry_row, summary_row
 from sharedctx.web._guard import Guard
 from sharedctx.web._stream import EventStream, OpenWatches, session_events
@@ -92,7 +93,11 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 
 
 def create_app(
-    backend: Backend | str, *, allow_writes: bool = False, token: str | None = None
+    backend: Backend | str,
+    *,
+    allow_writes: bool = False,
+    token: str | None = None,
+    metrics_registry: Any = None,
 ) -> Starlette:
     """The web view of ``backend``'s sessions, as an ASGI app to serve or mount.
 
@@ -101,13 +106,15 @@ def create_app(
     it shuts down). Read-only unless ``allow_writes``: the write route does not exist
     otherwise. With ``token``, every request must carry it (a bearer header, or the
     cookie that ``/?token=TOKEN`` sets); without one, only requests addressed to a
-    loopback name are answered. Raises ``InvalidArgumentError`` for a bad URL or an
-    empty token.
+    loopback name are answered. ``/metrics`` serves the Prometheus metrics of
+    ``metrics_registry`` (default: ``prometheus_client``'s registry, where
+    ``Telemetry(metrics=True)`` registers them; a 404 naming the ``otel`` extra without
+    it). Raises ``InvalidArgumentError`` for a bad URL or an empty token.
     """
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise InvalidArgumentError("the token must be a non-empty string")
     resolved, owned = (backend, False) if not isinstance(backend, str) else open_backend(backend)
-    view = _View(resolved, allow_writes=allow_writes)
+    view = _View(resolved, allow_writes=allow_writes, metrics_registry=metrics_registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -127,7 +134,7 @@ def create_app(
             Route("/api/config", view.config),
             Route("/api/sessions", view.sessions),
             _PrefixRoute("/api/sessions/", view.session_api),
-            # The server's metrics (/metrics) will be mounted here by the telemetry.
+            Route("/metrics", view.metrics),
         ],
         middleware=[Middleware(Guard, token=token)],
         exception_handlers={ContextError: _context_error},
@@ -140,8 +147,9 @@ def create_app(
 class _View:
     """The app's state and its endpoints."""
 
-    def __init__(self, backend: Backend, *, allow_writes: bool) -> None:
+    def __init__(self, backend: Backend, *, allow_writes: bool, metrics_registry: Any) -> None:
         self.backend = backend
+        self.metrics_registry = metrics_registry
         self.admin = backend if isinstance(backend, SessionAdmin) else None
         self.allow_writes = allow_writes
         self.csrf_token = secrets.token_urlsafe(32) if allow_writes else None
@@ -168,6 +176,15 @@ class _View:
             return self._file(name)
 
         return endpoint
+
+    async def metrics(self, request: Request) -> Response:
+        """The Prometheus exposition (never a session id, key or value: see
+        ``sharedctx.telemetry``)."""
+        try:
+            body, content_type = exposition(self.metrics_registry, request.headers.get("accept"))
+        except ContextError as error:  # no prometheus_client: say which extra
+            return _error(404, str(error))
+        return Response(body, media_type=content_type)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -26,7 +26,7 @@ from sharedctx._sealed import KeyProvider, SessionKeys
 from sharedctx.backends.base import SessionSummary, StoreOptions
 from sharedctx.backends.redis import keys, operations
 from sharedctx.backends.redis.calls import LIBRARY, LIBRARY_CODE, Caller
-from sharedctx.backends.redis.servers import not_a_cluster, servers_for
+from sharedctx.backends.redis.servers import ClusterServers, not_a_cluster, servers_for
 from sharedctx.backends.redis.sessions import Sessions, SessionSettings
 from sharedctx.backends.redis.store import RedisStore
 from sharedctx.backends.redis.urls import check_url, redact
@@ -126,6 +126,8 @@ class RedisBackend:
             ) from None
         except redis.exceptions.RedisError as exc:
             raise Caller.failure_at(self.where, exc) from None
+        self.kind = "redis-cluster" if isinstance(self.servers, ClusterServers) else "redis"
+        """The backend's name in spans and metrics."""
         self.caller = Caller(
             self.servers,
             where=self.where,

@@ -138,8 +138,12 @@ def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
 def arguments(
     operation: Operation[Any], epoch: str, since: int, request: bytes, key_id: bytes = b""
 ) -> list[Any]:
-    """The arguments of one call after the store's prefix (7 on in ``ARGV``);
-    ``key_id``: the data key the client seals with (b"": none)."""
+    """The arguments of one call after the store's prefix (7 on in ``ARGV``): a traced
+    write's request id is followed by a space and its traceparent; ``key_id``: the data
+    key the client seals with (b"": none)."""
+    traceparent = operation.traceparent
+    if traceparent is not None:
+        request += b" " + traceparent.encode()
     return [operation.name, epoch, since, request, key_id, *operation.arguments()]
 
 
@@ -214,14 +218,23 @@ def entries_of(flat: list[bytes], codec: Codec) -> list[ContextEntry]:
     return [entry_of_blob(flat[i].decode(), flat[i + 1], codec) for i in range(0, len(flat), 2)]
 
 
-Change = tuple[int, bytes, bytes, bytes, bytes]
+Change = tuple[int, bytes, bytes, bytes, bytes, str | None]
 """A change as the script reports it: revision, action, key, packed metadata, value
-(empty for a removal, or for a set whose value was removed since)."""
+(empty for a removal, or for a set whose value was removed since), and the
+traceparent of the traced call that made it (None if none)."""
 
 
-_MESSAGE = msgspec.msgpack.Decoder(
-    list[tuple[int, msgspec.Raw, msgspec.Raw, msgspec.Raw, msgspec.Raw]]
-)
+class _Published(msgspec.Struct, array_like=True, gc=False):
+    # One change of a channel message; a traced set or delete has a sixth field.
+    revision: int
+    action: msgspec.Raw
+    key: msgspec.Raw
+    packed: msgspec.Raw
+    value: msgspec.Raw
+    traceparent: str | None = None
+
+
+_MESSAGE = msgspec.msgpack.Decoder(list[_Published])
 _STRING_HEADER = {0xD9: 2, 0xDA: 3, 0xDB: 5, 0xC4: 2, 0xC5: 3, 0xC6: 5}
 """Lengths of the msgpack headers of strings (str 8/16/32) and bytes (bin 8/16/32)."""
 
@@ -236,32 +249,36 @@ def _string_bytes(raw: msgspec.Raw) -> bytes:
 
 def changes_of_message(payload: bytes) -> list[Change]:
     """The changes a message on the session's channel carries, in order: those of one
-    call, a msgpack array of [revision, action, key, metadata, value] (see ``emit`` in
-    the script)."""
+    call, a msgpack array of [revision, action, key, metadata, value] and, for a traced
+    set or delete, its traceparent (see ``emit`` in the script)."""
     return [
         (
-            revision,
-            _string_bytes(action),
-            _string_bytes(key),
-            _string_bytes(packed),
-            _string_bytes(value),
+            change.revision,
+            _string_bytes(change.action),
+            _string_bytes(change.key),
+            _string_bytes(change.packed),
+            _string_bytes(change.value),
+            change.traceparent,
         )
-        for revision, action, key, packed, value in _MESSAGE.decode(payload)
+        for change in _MESSAGE.decode(payload)
     ]
 
 
 def change_of_reply(event: list[bytes]) -> Change:
-    """A change of a reply's ``events``."""
-    revision, action, key, packed, value = event
-    return int(revision), action, key, packed, value
+    """A change of a reply's ``events`` (a sixth field: its traceparent)."""
+    if len(event) == 5:
+        revision, action, key, packed, value = event
+        return int(revision), action, key, packed, value, None
+    revision, action, key, packed, value, traceparent = event
+    return int(revision), action, key, packed, value, traceparent.decode()
 
 
 def event_of(session_id: str, change: Change, codec: Codec) -> ContextEvent:
     """The event of a change."""
-    revision, action, raw_key, packed, value = change
+    revision, action, raw_key, packed, value, traceparent = change
     key = raw_key.decode()
     entry = entry_of(key, value, packed, codec)
-    return ContextEvent(action.decode(), key, entry, session_id, revision)  # type: ignore[arg-type]
+    return ContextEvent(action.decode(), key, entry, session_id, revision, traceparent)  # type: ignore[arg-type]
 
 
 # -- operations ---------------------------------------------------------------------------------
@@ -291,6 +308,8 @@ class Operation(Generic[T]):
     """The key it writes, for error messages."""
     values = False
     """Whether it carries values (sealed ones are sealed again if the data key changed)."""
+    traceparent: str | None = None
+    """The trace context of a traced write, carried with its changes (see ``arguments``)."""
 
     def arguments(self) -> list[Any]:
         return []
@@ -345,8 +364,11 @@ class GetMany(Operation[dict[str, ContextEntry]]):
 class KeyFlag(Operation[bool]):
     """An operation on one key whose result is yes or no (``contains``, ``delete``)."""
 
-    def __init__(self, name: bytes, key: str, *, writes: bool = False) -> None:
+    def __init__(
+        self, name: bytes, key: str, *, writes: bool = False, traceparent: str | None = None
+    ) -> None:
         self.name, self.key, self.writes = name, key, writes
+        self.traceparent = traceparent
 
     def arguments(self) -> list[Any]:
         return [self.key]
@@ -364,6 +386,7 @@ class Write(Operation[ContextEntry]):
         self.key, self.data, self.if_version = write.key, write.data, write.if_version
         self.write = write
         self.max_entries, self.session_id = max_entries, session_id
+        self.traceparent = write.traceparent
         self._arguments = [_write_arguments([write])]
 
     def reseal(self, keys: SessionKeys) -> None:
@@ -391,9 +414,14 @@ class WriteMany(Operation[list[ContextEntry]]):
     values = True
 
     def __init__(
-        self, writes: Sequence[StoreWrite], max_entries: int | None, session_id: str
+        self,
+        writes: Sequence[StoreWrite],
+        max_entries: int | None,
+        session_id: str,
+        traceparent: str | None = None,
     ) -> None:
         self.items, self.max_entries, self.session_id = writes, max_entries, session_id
+        self.traceparent = traceparent
         self._arguments = [_write_arguments(writes)]
 
     def reseal(self, keys: SessionKeys) -> None:
@@ -480,8 +508,8 @@ class TagCounts(Operation[dict[str, int]]):
 class Count(Operation[int]):
     """An operation without arguments whose result is a number."""
 
-    def __init__(self, name: bytes, writes: bool = False) -> None:
-        self.name, self.writes = name, writes
+    def __init__(self, name: bytes, writes: bool = False, traceparent: str | None = None) -> None:
+        self.name, self.writes, self.traceparent = name, writes, traceparent
 
     def parse(self, reply: Reply, reader: Reader) -> int:
         return int(reply.result[0] or 0)

@@ -23,7 +23,8 @@
 --   5 recency   zset: key -> tick of last use, for eviction
 --   6 tags      zset, score 0: "%08d" .. #tag .. tag .. key
 --   7 events    stream: id "<revision>-0"; a (action), k (key), m (the metadata), t
---               (ms): every change, without values, for watchers that resume
+--               (ms), and c (the traceparent of a traced call's set or delete) if any:
+--               every change, without values, for watchers that resume
 --   8 values    hash: revision of a set event -> the value it set, while the event is
 --               in the stream and its key lives (a value must not outlive its key);
 --               "p" .. revision -> the revision of the key's set before it (0: none),
@@ -34,14 +35,15 @@
 --  11 channel   (not a key) the sharded pub/sub channel of the session: the changes of
 --               each call are published there, with their values, to the processes
 --               listening now: one message, a msgpack array of [revision, action,
---               key, metadata, value]
+--               key, metadata, value] (and a traced set's or delete's traceparent)
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
 --   5 event retention ms, 6 how long a request id is remembered (ms); then the call's:
 --   7 operation, 8 the client's epoch ("" if it has none), 9 the revision after which
 --   the caller wants the events back (-1: none), 10 request id of a write ("" for a
---   read), 11 the id of the data key the client seals with ("" for a plain session),
---   12.. the operation's arguments.
+--   read; a traced write's is followed by a space and its W3C traceparent), 11 the id
+--   of the data key the client seals with ("" for a plain session), 12.. the
+--   operation's arguments.
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
 -- session's data is gone since the client last saw it: nothing was done), "keys"
 -- (the session's data key is not the one the client named: nothing was done; the
@@ -53,6 +55,7 @@ local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, 
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
 local op, client_epoch, since, request, client_key
+local trace  -- the traceparent of a traced write, or nil
 local time, now, epoch
 local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
 local stream_length  -- of the event stream, once read in this call
@@ -158,13 +161,19 @@ local function emit(action, key, packed, value, previous)
     -- gone for a watcher behind it.
     floor_rev = rev - 1
   end
-  redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
+  local context = (action == "set" or action == "delete") and trace or nil
+  if context then
+    redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now,
+      "c", context)
+  else
+    redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
+  end
   stream_length = stream_length + 1
   if action == "set" then
     buffer(pending.values, rev, value)
     buffer(pending.values, "p" .. rev, previous)
   end
-  published[#published + 1] = {rev, action, key, packed, value}
+  published[#published + 1] = {rev, action, key, packed, value, context}
   buffered = true
   local over = stream_length - cap
   if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
@@ -506,8 +515,8 @@ local function session_lives()
   end
 end
 
--- The changes after revision `since`, as {revision, action, key, metadata, value}
--- (the value of a set, while it is kept; else "").
+-- The changes after revision `since`, as {revision, action, key, metadata, value,
+-- traceparent} (the value of a set, while it is kept, else ""; the traceparent if any).
 local function events_since()
   if since < 0 or rev <= since then
     return {}
@@ -517,7 +526,7 @@ local function events_since()
   for _, event in ipairs(events) do
     local fields, rev = event[2], string.match(event[1], "^(%d+)")
     local value = fields[2] == "set" and redis.call("HGET", VALUES, rev) or ""
-    found[#found + 1] = {rev, fields[2], fields[4], fields[6], value}
+    found[#found + 1] = {rev, fields[2], fields[4], fields[6], value, fields[10]}
   end
   return found
 end
@@ -554,6 +563,10 @@ local function call(keys, args)
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
   client_key = args[11]
+  trace = nil
+  if #request > 32 then  -- a request id (32 hex digits), a space, a traceparent
+    request, trace = string.sub(request, 1, 32), string.sub(request, 34)
+  end
 
   if op == "destroy" then  -- every key of the session, for everyone
     redis.call("DEL", unpack(KEYS, 1, DATA))

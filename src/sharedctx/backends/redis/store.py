@@ -458,11 +458,17 @@ class RedisStore(Handlers):
 
     @handles(ops.WriteMany)
     def _write_many(self, operation: ops.WriteMany) -> Steps[list[ContextEntry]]:
-        return (yield from protocol.WriteMany(operation.items, self.max_entries, self.session_id))
+        write_many = protocol.WriteMany(
+            operation.items, self.max_entries, self.session_id, operation.traceparent
+        )
+        return (yield from write_many)
 
     @handles(ops.Delete)
     def _delete(self, operation: ops.Delete) -> Steps[bool]:
-        return (yield from protocol.KeyFlag(b"delete", operation.key, writes=True))
+        delete = protocol.KeyFlag(
+            b"delete", operation.key, writes=True, traceparent=operation.traceparent
+        )
+        return (yield from delete)
 
     @handles(ops.Expire)
     def _expire(self, operation: ops.Expire) -> Steps[bool]:
@@ -499,7 +505,7 @@ class RedisStore(Handlers):
 
     @handles(ops.Clear)
     def _clear(self, operation: ops.Clear) -> Steps[int]:
-        return (yield from protocol.Count(b"clear", writes=True))
+        return (yield from protocol.Count(b"clear", True, operation.traceparent))
 
     @handles(ops.Stats)
     def _stats(self, operation: ops.Stats) -> Steps[ContextStats]:

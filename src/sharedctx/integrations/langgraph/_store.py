@@ -33,6 +33,7 @@ from sharedctx import (
     InvalidTTLError,
     KeyRing,
     SharedContext,
+    Telemetry,
 )
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
 from sharedctx.integrations.langgraph._matching import (
@@ -73,6 +74,10 @@ class SharedContextStore(Closeable, BaseStore):
         source: the ``source`` of every entry the store writes.
         keyring: with a session id and a backend URL, a ``KeyRing``: the session is
             sealed (see the sealed sessions guide).
+        telemetry: with a session id: the ``Telemetry`` of the context the store opens
+            (None: the process's default). A node's ``put`` is then a ``set`` span whose
+            trace context travels with the change, so that another node's ``wait_for``
+            on :attr:`context` returns in a span linked to it.
 
     A search reads its namespace prefix in key order only as far as its page needs:
     ``offset + limit`` entries without a filter; with one, pages of at least 100
@@ -98,6 +103,7 @@ class SharedContextStore(Closeable, BaseStore):
         ttl: TTLConfig | None = None,
         source: str = "langgraph",
         keyring: KeyRing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._keys = KeyEncoding(key_prefix)
         self.ttl_config = _check_ttl_config(ttl)
@@ -105,15 +111,25 @@ class SharedContextStore(Closeable, BaseStore):
             raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
         self._source = source
         if isinstance(context_or_session, SharedContext):
-            if backend != "memory" or keyring is not None:
+            given = [
+                name
+                for name, is_given in (
+                    ("backend=", backend != "memory"),
+                    ("keyring=", keyring is not None),
+                    ("telemetry=", telemetry is not None),
+                )
+                if is_given
+            ]
+            if given:
                 raise InvalidArgumentError(
-                    "backend= is for a session id (keyring= too); the SharedContext given "
-                    "has its own"
+                    f"{given[0]} is for a session id; the SharedContext given has its own"
                 )
             self._context = context_or_session
             self._owns_context = False
         elif isinstance(context_or_session, str):
-            self._context = SharedContext(context_or_session, backend=backend, keyring=keyring)
+            self._context = SharedContext(
+                context_or_session, backend=backend, keyring=keyring, telemetry=telemetry
+            )
             self._owns_context = True
         else:
             raise InvalidArgumentError(
