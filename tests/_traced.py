@@ -10,6 +10,7 @@ that need a global provider run in a process of their own.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from sharedctx import SharedContext, Telemetry
+from sharedctx import KeyRing, SharedContext, Telemetry
 
 __all__ = ["Spans", "ids", "listen", "traceparent", "until_paused"]
 
@@ -80,9 +81,13 @@ def listen(url: str, session: str) -> None:
     """Another process hears a write to ``result:*`` three ways: a subscriber callback,
     a watch, and a ``wait_for``. It prints ``ready`` once all three listen (the wait
     paused: only the write's change can wake it), then, once each heard the write,
-    the links of their spans as JSON: ``{span name: [[trace id, span id]...]}``."""
+    the links of their spans as JSON: ``{span name: [[trace id, span id]...]}``. With
+    ``$SHAREDCTX_KEYS`` it opens the session with that key ring, and the report says
+    whether the value the watch heard opened (``"opened"``)."""
     spans = Spans()
-    with SharedContext(session, backend=url, telemetry=spans.telemetry()) as context:
+    keyring = KeyRing.from_env() if os.environ.get("SHAREDCTX_KEYS") else None
+    telemetry = spans.telemetry()
+    with SharedContext(session, backend=url, telemetry=telemetry, keyring=keyring) as context:
         heard = threading.Event()
         context.subscribe("result:*", lambda event: heard.set())
         watch = context.watch("result:*")
@@ -91,13 +96,15 @@ def listen(url: str, session: str) -> None:
         waiter.start()
         until_paused(waiter)
         print("ready", flush=True)
-        watch.get(timeout=30)
+        heard_event = watch.get(timeout=30)
         waiter.join(30)
         assert heard.wait(30)
         deadline = time.monotonic() + 30  # the callback's span ends just after it
         while not spans.finished("subscriber") and time.monotonic() < deadline:
             time.sleep(0.005)
-        report: dict[str, list[list[str]]] = {}
+        report: dict[str, Any] = {}
         for span in spans.finished("subscriber", "watch event", "wait_for"):
             report.setdefault(span.name, []).extend(list(ids(link.context)) for link in span.links)
+        if keyring is not None:
+            report["opened"] = heard_event.entry.value is not None
         print(json.dumps(report), flush=True)

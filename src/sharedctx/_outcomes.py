@@ -6,6 +6,8 @@ and ``miss`` (a ``get``), or for a call that raised ``conflict``
 (``VersionConflictError``), ``outcome_unknown`` (a write that may or may not have
 been applied), ``lost`` (the session's data was lost), ``timeout``, ``unavailable``
 (the backend was not reached), ``full`` (``CapacityError``), ``overflow``,
+``denied`` (``AccessDeniedError``: the server's ACL), ``key_unavailable`` and
+``integrity`` (a sealed session's ``KeyUnavailableError`` and ``IntegrityError``),
 ``cancelled`` and ``error`` (anything else). The error type is the exception's
 canonical name (``error.type`` of OpenTelemetry's conventions): ``sharedctx.`` and
 the class name for the errors that ``sharedctx`` exports.
@@ -17,8 +19,11 @@ import sys
 from typing import Any
 
 from sharedctx._errors import (
+    AccessDeniedError,
     BackendUnavailableError,
     CapacityError,
+    IntegrityError,
+    KeyUnavailableError,
     OutcomeUnknownError,
     SessionLostError,
     VersionConflictError,
@@ -37,6 +42,9 @@ _FAILURES: tuple[tuple[type[BaseException], str], ...] = (
     (BackendUnavailableError, "unavailable"),
     (CapacityError, "full"),
     (WatchOverflowError, "overflow"),
+    (AccessDeniedError, "denied"),
+    (KeyUnavailableError, "key_unavailable"),
+    (IntegrityError, "integrity"),
 )
 
 OUTCOMES = ("ok", "hit", "miss", *(name for _, name in _FAILURES), "cancelled", "error")
