@@ -5,27 +5,34 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sharedctx import SharedContext
+from sharedctx import KeyRing, SharedContext
 
 from ..cli._run import ENV, one_error_line, sharedctx
 from .test_api import call
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``sharedctx serve ARGS`` running, and the URL it printed."""
+def serving(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``sharedctx serve ARGS`` running (in ``env``: default the tests' own, without a
+    key ring), and the URL it printed."""
+    if env is None:
+        env = {name: value for name, value in ENV.items() if name != "SHAREDCTX_KEYS"}
     process = subprocess.Popen(
         [sys.executable, "-m", "sharedctx", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=env,
     )
     assert process.stdout is not None
     try:
@@ -70,3 +77,27 @@ def test_a_non_local_host_needs_a_token(redis_server: Any) -> None:
 def test_serve_refuses_what_it_cannot_serve() -> None:
     assert "memory backend" in one_error_line(sharedctx("serve", "--backend", "memory"))
     assert "--port" in one_error_line(sharedctx("serve", "--backend", "redis://x", "--port", "-1"))
+
+
+@pytest.mark.redis
+def test_serve_takes_the_key_ring_like_every_command(redis_server: Any, tmp_path: Path) -> None:
+    key = KeyRing.generate_key()
+    session = f"served-sealed-{uuid.uuid4().hex[:8]}"
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"k1:{key}\n")
+    path = f"/api/sessions/{session}/entry?key=notes"
+    url = redis_server.url
+    with SharedContext(session, backend=url, keyring=KeyRing({"k1": key})) as context:
+        context.set("notes", "private notes")
+        ring_in_env = {**ENV, "SHAREDCTX_KEYS": f"k1:{key}"}
+        for args, env in ((["--keys-file", str(keys_file)], None), ([], ring_in_env)):
+            with serving("--backend", url, "--port", "0", *args, env=env) as (_, served):
+                assert call(served, path).json()["entry"]["value"] == "private notes"
+        with serving("--backend", url, "--port", "0") as (process, served):
+            entry = call(served, path).json()["entry"]
+            assert (entry["sealed"], entry["value"]) == (True, None)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(15) == 130
+            assert process.stderr is not None
+            assert "sealed values show as (sealed): no key ring" in process.stderr.read()
+        context.destroy()

@@ -1,11 +1,13 @@
 """``sharedctx serve``: the web view of a backend's sessions (needs the ``web`` extra).
 
     sharedctx serve --backend URL [--host 127.0.0.1] [--port 8765] [--allow-writes]
-                    [--token TOKEN]
+                    [--token TOKEN] [--keys-file PATH]
 
 It prints the URL to open (with its token, if any) and serves until Ctrl-C. Bound to
 a loopback address unless ``--host`` says otherwise, and then only with a token
-(``--token``, or ``$SHAREDCTX_TOKEN``). Read-only unless ``--allow-writes``.
+(``--token``, or ``$SHAREDCTX_TOKEN``). Read-only unless ``--allow-writes``. With the
+key ring (``--keys-file`` or ``$SHAREDCTX_KEYS``, as every command) the page shows
+sealed sessions' values; without it, ``(sealed)`` in place of each.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import quote
 
 from sharedctx import InvalidArgumentError
 from sharedctx.backends import open_backend
+from sharedctx.cli import _keys
 
 __all__ = ["add_serve_command"]
 
@@ -68,7 +71,8 @@ def _serve(args: argparse.Namespace, console: object) -> int:
             "(MemoryBackend.shared()) in its own process, or run sharedctx demo --web)"
         )
     try:
-        backend, _ = open_backend(args.backend)
+        ring = _keys.keyring()
+        backend, _ = open_backend(args.backend, keyring=ring)
     except ImportError as exc:  # the Redis extra is missing: say which to install
         raise InvalidArgumentError(str(exc)) from None
     try:
@@ -76,6 +80,10 @@ def _serve(args: argparse.Namespace, console: object) -> int:
         server = WebServer(app, host=args.host, port=args.port)
         url = server.url if not args.token else f"{server.url}?token={quote(args.token, safe='')}"
         mode = "values can be set from the page" if args.allow_writes else "read-only"
+        if ring is None:
+            mode += "; sealed values show as (sealed): no key ring"
+        else:
+            mode += f"; sealed sessions opened with the key ring of {', '.join(ring.key_ids)}"
         print(
             f"serving the sessions of {backend} ({mode}); open {url} (Ctrl-C to stop)",
             file=sys.stderr,

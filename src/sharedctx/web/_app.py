@@ -45,6 +45,7 @@ from sharedctx import (
     BackendUnavailableError,
     ContextError,
     InvalidArgumentError,
+    KeyProvider,
     SharedContext,
     VersionConflictError,
     __version__,
@@ -98,22 +99,27 @@ def create_app(
     allow_writes: bool = False,
     token: str | None = None,
     metrics_registry: Any = None,
+    keyring: KeyProvider | None = None,
 ) -> Starlette:
     """The web view of ``backend``'s sessions, as an ASGI app to serve or mount.
 
     ``backend`` is a ``Backend`` (a ``MemoryBackend`` shows that process's sessions)
     or a URL for :func:`sharedctx.backends.open_backend` (the app then closes it when
-    it shuts down). Read-only unless ``allow_writes``: the write route does not exist
-    otherwise. With ``token``, every request must carry it (a bearer header, or the
-    cookie that ``/?token=TOKEN`` sets); without one, only requests addressed to a
-    loopback name are answered. ``/metrics`` serves the Prometheus metrics of
-    ``metrics_registry`` (default: ``prometheus_client``'s registry, where
-    ``Telemetry(metrics=True)`` registers them; a 404 naming the ``otel`` extra without
-    it). Raises ``InvalidArgumentError`` for a bad URL or an empty token.
+    it shuts down). ``keyring``, with a URL: the ``KeyRing`` of sealed sessions (a
+    ``Backend`` object takes its own: ``RedisBackend(url, keyring=...)``); a sealed
+    session whose key the app does not hold shows its metadata, and ``(sealed)`` in
+    place of each value (``"sealed": true`` in the API). Read-only unless
+    ``allow_writes``: the write route does not exist otherwise. With ``token``, every
+    request must carry it (a bearer header, or the cookie that ``/?token=TOKEN``
+    sets); without one, only requests addressed to a loopback name are answered.
+    ``/metrics`` serves the Prometheus metrics of ``metrics_registry`` (default:
+    ``prometheus_client``'s registry, where ``Telemetry(metrics=True)`` registers them;
+    a 404 naming the ``otel`` extra without it). Raises ``InvalidArgumentError`` for a
+    bad URL, an empty token, or a ``keyring`` with a ``Backend`` object.
     """
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise InvalidArgumentError("the token must be a non-empty string")
-    resolved, owned = (backend, False) if not isinstance(backend, str) else open_backend(backend)
+    resolved, owned = open_backend(backend, keyring=keyring)
     view = _View(resolved, allow_writes=allow_writes, metrics_registry=metrics_registry)
 
     @contextlib.asynccontextmanager

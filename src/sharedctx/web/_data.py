@@ -4,7 +4,8 @@ Values are shown, never trusted: a value becomes plain JSON data (``preview``) t
 browser can parse exactly (no ``NaN``, no integer beyond what a JavaScript number holds
 exactly, no ``bytes``), cut to a budget so that a large value costs the page little;
 ``truncated`` says when it was cut and ``size`` how large the stored value is. The page
-inserts all of it as text.
+inserts all of it as text. A sealed session's value that the app has no key for is
+not there: ``"sealed": true``, and the page shows ``(sealed)``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sharedctx import ContextEntry, ContextError, ContextEvent
+from sharedctx import ContextEntry, ContextError, ContextEvent, KeyUnavailableError
 from sharedctx.backends import Glob, SessionSummary
 
 __all__ = [
@@ -123,7 +124,9 @@ def _value_fields(entry: ContextEntry, full: bool) -> dict[str, Any]:
         return {"value": None, "truncated": False, "has_value": False}
     try:
         value, truncated = plain(entry.value, limit=not full)
-    except ContextError as exc:  # a value its codec cannot read (a sealed session's...)
+    except KeyUnavailableError:  # a sealed session's, and the app has not its key
+        return {"value": None, "truncated": False, "has_value": True, "sealed": True}
+    except ContextError as exc:  # a value that does not open (IntegrityError) or decode
         return {"value": None, "truncated": False, "has_value": False, "value_error": str(exc)}
     return {"value": value, "truncated": truncated, "has_value": True}
 

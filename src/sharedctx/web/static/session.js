@@ -16,6 +16,8 @@ const FEED_MAX = 500;
 const MARKS_MAX = 2000;
 const TIMELINE_SPAN = 600; // seconds shown at most
 const RECONNECT_MS = 1000;
+const SEALED = "(sealed)";
+const SEALED_HELP = "sealed: serve with the session's key ring (--keys-file or SHAREDCTX_KEYS) to see and set its values";
 
 const sessionId = sessionIdOfPage();
 const base = `/api/sessions/${segment(sessionId)}`;
@@ -65,6 +67,11 @@ function ttlText(entry) {
 
 function valueCell(entry) {
   const cell = el("td", { cls: "value" });
+  if (entry.sealed) {
+    // A sealed session's value, and the server has not its key ring.
+    cell.append(el("span", { cls: "muted sealed", text: SEALED, title: SEALED_HELP }));
+    return cell;
+  }
   if (entry.value_error) {
     cell.append(el("span", { cls: "error", text: entry.value_error }));
     return cell;
@@ -98,7 +105,9 @@ function rowFor(entry) {
     el("td", { cls: "num ttl", text: ttlText(entry) }),
     valueCell(entry),
   );
-  if (state.config.allow_writes) {
+  if (state.config.allow_writes && entry.sealed) {
+    tr.append(el("td", {}, el("button", { cls: "edit", text: "set…", title: SEALED_HELP, attrs: { type: "button", disabled: "" } })));
+  } else if (state.config.allow_writes) {
     tr.append(el("td", {}, el("button", { cls: "edit", text: "set…", attrs: { type: "button" }, on: { click: () => openEditor(entry.key) } })));
   }
   return tr;
