@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from sharedctx import KeyRing, RedisBackend, SharedContext
+from sharedctx import InvalidArgumentError, KeyRing, RedisBackend, SharedContext
+from sharedctx.demo._pipeline import DemoError, DemoOptions, WorkerRing, mind_worker
 
 from ..conftest import RedisServer
 from ._run import ENV, one_error_line
@@ -194,3 +195,64 @@ def test_rekey_goes_on_past_a_session_it_cannot_open_and_says_so(
     assert "1 could not be rewrapped" in done.stdout
     with SharedContext("ours", backend=server.url, keyring=KeyRing({"k2": new_key})) as ctx:
         assert ctx.get("k") == 1
+
+
+def _stored_values(url: str, session: str) -> dict[bytes, bytes]:
+    """Each entry's value as the server holds it (the metadata cut off)."""
+    admin = redis.Redis.from_url(url)
+    try:
+        stored = admin.hgetall(f"sharedctx:{{{session}}}:entries")
+    finally:
+        admin.close()
+    return {key: blob[8 + int(blob[:8]) :] for key, blob in stored.items()}
+
+
+@pytest.mark.parametrize("source", ["SHAREDCTX_KEYS", "--keys-file"])
+def test_the_demo_gives_its_worker_processes_the_key_ring(
+    redis_server: RedisServer, tmp_path: Path, source: str
+) -> None:
+    url = redis_server.url
+    options: list[str] = []
+    keys: str | None = f"k1:{KEY}"
+    if source == "--keys-file":
+        keys_file = tmp_path / "keys"
+        keys_file.write_text(f"k1:{KEY}\n")
+        options, keys = ["--keys-file", str(keys_file)], None
+    done = run("demo", "--json", "--backend", url, "--workers", "2", *options, keys=keys)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    session = summary["session_id"]
+    stored = _stored_values(url, session)
+    minds = [key for key in stored if key.startswith(b"analysis:mind:")]
+    assert len(minds) == 6  # written by the worker processes
+    assert all(value.startswith(b"\xc1\x01") for value in stored.values())  # all sealed
+    with SharedContext(session, backend=url, keyring=RING) as ctx:
+        assert all(ctx.get(key.decode()) is not None for key in minds)
+        ctx.destroy()
+
+
+def test_the_demo_with_workers_on_a_sealed_backend_needs_a_ring_its_workers_can_read(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SHAREDCTX_KEYS", raising=False)
+    backend = RedisBackend(redis_server.url, keyring=RING)
+    try:
+        options = DemoOptions(backend=backend, workers=2)
+        with pytest.raises(InvalidArgumentError, match=r"--keys-file PATH or \$SHAREDCTX_KEYS"):
+            options.check()
+        keys_file = tmp_path / "keys"
+        keys_file.write_text(f"k1:{KEY}\n")
+        DemoOptions(backend=backend, workers=2, keys_file=str(keys_file)).check()
+        monkeypatch.setenv("SHAREDCTX_KEYS", f"k1:{KEY}")
+        options.check()
+    finally:
+        backend.close()
+    # A worker whose ring is not the demo's says so, and writes nothing.
+    session = f"demo-ring-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(DemoError, match="holds keys k1, not the demo's k2, k1"):
+        mind_worker(redis_server.url, session, {"big5": 0.0}, 60.0, WorkerRing(None, ("k2", "k1")))
+    admin = RedisBackend(redis_server.url)
+    try:
+        assert not admin.has_session(session)
+    finally:
+        admin.close()

@@ -119,7 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="show the run in the browser on PORT (8765; 0: any); with --interactive, decide there",
     )
-    demo.add_argument("--workers", type=int, default=0, help="run the minds in N processes (Redis)")
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run the minds in N processes (Redis; they read the key ring where the demo does)",
+    )
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the minds")
     demo.add_argument(
         "--pace",
@@ -277,6 +282,7 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
             workers=args.workers,
             timeout=args.timeout,
             pace=args.pace if args.pace is not None else DEFAULT_PACE if paced else 0.0,
+            keys_file=args.keys_file,
         )
         summary = run_demo(options, console, output=output, web=args.web)
     if args.json:

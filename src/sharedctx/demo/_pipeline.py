@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sharedctx import MAX_TTL, ContextError, ContextEvent, InvalidArgumentError, SharedContext
+from sharedctx import (
+    MAX_TTL,
+    ContextError,
+    ContextEvent,
+    InvalidArgumentError,
+    KeyRing,
+    SharedContext,
+)
 from sharedctx.backends import Backend, MemoryBackend
 from sharedctx.demo import _persona
 from sharedctx.pipeline import (
@@ -51,6 +59,7 @@ __all__ = [
     "DemoError",
     "DemoOptions",
     "DemoOutcome",
+    "WorkerRing",
     "backend_name",
     "is_memory",
     "mind_worker",
@@ -61,6 +70,7 @@ PERSONA = "Maren Holt"
 CHECKPOINT = "cp-1"
 MAX_PACE = 60.0
 """The longest ``--pace``: a minute a phase is slow enough to follow anything."""
+_KEYS_VARIABLE = "SHAREDCTX_KEYS"  # where the CLI, and so the workers, find a key ring
 
 T = TypeVar("T")
 
@@ -84,6 +94,11 @@ class DemoOptions:
     pace: float = 0.0
     """Seconds each phase lasts at least, so that people can follow the run (the minds
     and the checks deliver one by one over twice that); 0: full speed."""
+    keys_file: str | None = None
+    """With ``workers`` and a sealed backend: the file the worker processes read the
+    key ring from (``--keys-file``); None: ``$SHAREDCTX_KEYS``. A key ring is never
+    pickled, so each worker reads it where the command did, and checks that it holds
+    the same key ids as the backend's."""
 
     def check(self) -> None:
         """Raise ``InvalidArgumentError`` naming the first bad option."""
@@ -101,6 +116,18 @@ class DemoOptions:
                 "--workers runs the minds as separate processes, which share a session "
                 "only on Redis: add --backend redis://..."
             )
+        keyring = _keyring_of(self.backend)
+        if self.workers and keyring is not None:
+            if not isinstance(keyring, KeyRing):
+                raise InvalidArgumentError(
+                    "--workers with a sealed backend needs a KeyRing, which the worker "
+                    f"processes read from --keys-file or ${_KEYS_VARIABLE}, not {keyring!r}"
+                )
+            if self.keys_file is None and not os.environ.get(_KEYS_VARIABLE):
+                raise InvalidArgumentError(
+                    "--workers with a sealed backend: the worker processes read the key "
+                    f"ring from --keys-file PATH or ${_KEYS_VARIABLE}, and neither is given"
+                )
 
 
 def _check_seconds(
@@ -126,6 +153,40 @@ def backend_name(backend: str | Backend) -> str:
     from sharedctx.backends.redis import redact
 
     return redact(_url(backend))
+
+
+class WorkerRing(NamedTuple):
+    """Where a worker process reads the key ring (never the keys themselves)."""
+
+    keys_file: str | None
+    """None: ``$SHAREDCTX_KEYS``."""
+    key_ids: tuple[str, ...]
+    """The backend's ring's: the worker's must be the same."""
+
+    def open(self) -> KeyRing:
+        if self.keys_file is not None:
+            ring = KeyRing.from_file(self.keys_file)
+        else:
+            ring = KeyRing.from_env(_KEYS_VARIABLE)
+        if ring.key_ids != self.key_ids:
+            raise InvalidArgumentError(
+                f"the worker's key ring holds keys {', '.join(ring.key_ids)}, not the "
+                f"demo's {', '.join(self.key_ids)}"
+            )
+        return ring
+
+
+def _keyring_of(backend: str | Backend) -> object:
+    """The key ring a backend seals with (None: a URL, or a plain backend)."""
+    return None if isinstance(backend, str) else getattr(backend, "keyring", None)
+
+
+def _worker_ring(options: DemoOptions) -> WorkerRing | None:
+    """Where the worker processes read the sealed backend's key ring; None: plain."""
+    keyring = _keyring_of(options.backend)
+    if not isinstance(keyring, KeyRing):
+        return None
+    return WorkerRing(options.keys_file, keyring.key_ids)
 
 
 def _url(backend: str | Backend) -> str:
@@ -341,6 +402,7 @@ async def _in_processes(options: DemoOptions, session_id: str, delays: dict[str,
                     session_id,
                     {mind_id: delays[mind_id] for mind_id in mind_ids[n::count]},
                     options.ttl,
+                    _worker_ring(options),
                 )
                 for n in range(count)
             )
@@ -349,12 +411,20 @@ async def _in_processes(options: DemoOptions, session_id: str, delays: dict[str,
         pool.shutdown(wait=False, cancel_futures=True)  # never block the event loop
 
 
-def mind_worker(url: str, session_id: str, delays: dict[str, float], ttl: float) -> None:
-    """A worker process: open the shared session and deliver some minds' results, each
-    ``delays[mind_id]`` seconds after the start."""
+def mind_worker(
+    url: str,
+    session_id: str,
+    delays: dict[str, float],
+    ttl: float,
+    ring: WorkerRing | None = None,
+) -> None:
+    """A worker process: open the shared session (sealed, with the key ring read where
+    ``ring`` says) and deliver some minds' results, each ``delays[mind_id]`` seconds
+    after the start."""
     started = time.monotonic()
     try:
-        with SharedContext(session_id, backend=url, default_ttl=ttl) as context:
+        keyring = None if ring is None else ring.open()
+        with SharedContext(session_id, backend=url, default_ttl=ttl, keyring=keyring) as context:
             pipeline = PipelineContext(context)
             for mind_id, delay in delays.items():
                 time.sleep(max(0.0, started + delay - time.monotonic()))
