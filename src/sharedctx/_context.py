@@ -123,6 +123,19 @@ class SharedContext(Closeable):
             ``Backend`` (``MemoryBackend``, ``RedisBackend``...). A context is a handle
             on its session: every context of one session id on one backend shares it
             (every ``SharedContext("s")`` of a process; every process, on Redis).
+
+    The defaults are those of every way of opening a context (``ContextManager`` and
+    ``context_manager``, a ``PipelineContext`` or other ``Schema`` made from a session
+    id, the LangGraph ``SharedContextStore`` made from a session id): entries live
+    until deleted (no ``default_ttl``), no limit on their number (``max_entries``),
+    values up to 100 KiB encoded (``max_entry_bytes=102400``), ``"lru"`` eviction when
+    a limit is given, notifications on, and the process-wide memory backend.
+
+    A context is a handle: ``close()`` releases it and keeps the data for the other
+    handles (a memory session with no entry and no open handle is dropped, so a
+    process that opens a session per request does not grow); ``destroy()`` deletes the
+    session for all of them. To free what a session holds without deleting it by
+    hand, give its entries a TTL.
     """
 
     def __init__(
