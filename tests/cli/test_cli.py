@@ -98,6 +98,18 @@ def test_demo_quiet_prints_only_the_summary_line() -> None:
     assert len(done.stdout.strip().splitlines()) == 1
 
 
+def test_demo_timeout_holds_on_every_backend(backend_url: str) -> None:
+    # No pace: the minds deliver as fast as they can, which is never within 1 ms. On
+    # Redis the wait once came back with the results after the deadline (Python
+    # 3.11's wait_for in redis-py swallowed the cancellation) and the run succeeded.
+    for _ in range(3):
+        done = sharedctx("demo", "--timeout", "0.001", "--quiet", "--backend", backend_url)
+        line = one_error_line(done)
+        assert "--timeout 0.001 s" in line
+        assert "a larger --timeout" in line
+        assert done.stdout == ""
+
+
 def test_a_closed_pipe_ends_the_demo_quietly() -> None:
     for args in (["demo"], ["demo", "--json"]):
         demo = subprocess.Popen(

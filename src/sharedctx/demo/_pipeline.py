@@ -282,15 +282,29 @@ async def _results(
 ) -> dict[str, MindResult]:
     # The timeout is around the wait rather than given to it: on Python 3.11 a wait
     # with a timeout (asyncio.wait_for) can miss its cancellation, and a failed run
-    # must stop at once.
+    # must stop at once. For the same reason the deadline is checked once more after
+    # the wait: redis-py's asyncio connections write through asyncio.wait_for, which
+    # on 3.11 swallows a cancellation that comes as the write completes, so the wait
+    # may come back with the results after the deadline instead of raising.
+    deadline = asyncio.timeout(timeout)
+    results: dict[str, MindResult] = {}
     try:
-        async with asyncio.timeout(timeout):
-            return await pipeline.await_for_mind_results(mind_ids)
+        async with deadline:
+            results = await pipeline.await_for_mind_results(mind_ids)
     except TimeoutError:
-        missing = sorted(set(mind_ids) - set(await pipeline.aget_all_mind_results()))
+        pass
+    if not deadline.expired():
+        return results
+    missing = sorted(set(mind_ids) - set(await pipeline.aget_all_mind_results()))
+    if not missing:
         raise DemoError(
-            f"no result within --timeout {timeout:g} s from the minds {missing}"
-        ) from None
+            f"the minds took longer than --timeout {timeout:g} s to deliver: give them "
+            "more time (a larger --timeout)"
+        )
+    raise DemoError(
+        f"no result within --timeout {timeout:g} s from the minds {missing}: give them "
+        "more time (a larger --timeout)"
+    )
 
 
 def _start_minds(
