@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
-
 from sharedctx import (
     ContextError,
     InvalidArgumentError,
@@ -42,16 +40,28 @@ from sharedctx import (
     __version__,
 )
 from sharedctx.backends import Backend, open_backend
-from sharedctx.terminal import (
-    entries_table,
-    entry_row,
-    event_line,
-    event_row,
-    print_unsqueezed,
-    printable,
-    sessions_table,
-    summary_row,
-)
+
+try:  # the cli extra; without it --help and --version work, and commands say what to install
+    from rich.console import Console
+
+    from sharedctx.terminal import (
+        entries_table,
+        entry_row,
+        event_line,
+        event_row,
+        print_unsqueezed,
+        printable,
+        sessions_table,
+        summary_row,
+    )
+except ImportError as missing:  # tested in a subprocess where rich cannot be imported
+    _WITHOUT_RICH: ImportError | None = missing
+
+    def printable(text: str) -> str:
+        """sharedctx.terminal's, for the usage errors printed without rich."""
+        return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+else:
+    _WITHOUT_RICH = None
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -60,8 +70,16 @@ __all__ = ["run"]
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line (rich is installed); return the exit status."""
+    """Run the command line; return the exit status. ``--help``, ``--version`` and
+    usage errors need only the standard library; the commands need rich (the ``cli``
+    extra), and without it say so in one line, status 2."""
     args = _parser().parse_args(argv)
+    if _WITHOUT_RICH is not None:
+        _error(
+            f"sharedctx {args.command} needs rich, which the cli extra installs: "
+            "pip install 'sharedctx[cli]'"
+        )
+        return 2
     # Session data must never be read as markup, emoji codes or highlighted: the
     # views build Text from it, and the console has all three off besides.
     console = Console(markup=False, emoji=False, highlight=False)
