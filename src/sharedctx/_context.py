@@ -36,7 +36,12 @@ from sharedctx._checks import (
 )
 from sharedctx._closeable import Closeable
 from sharedctx._codec import MsgpackCodec, convert
-from sharedctx._errors import ContextClosedError, ContextError, InvalidArgumentError
+from sharedctx._errors import (
+    ContextClosedError,
+    ContextError,
+    InvalidArgumentError,
+    VersionConflictError,
+)
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
@@ -517,15 +522,24 @@ class SharedContext(Closeable):
         (seconds left; None or absent: no expiry) are kept, ``version`` is not (a new
         key starts at 1). Without ``overwrite``, a key that exists raises
         ``VersionConflictError`` and nothing is stored. A bad record raises
-        ``InvalidArgumentError`` naming it.
+        ``InvalidArgumentError`` naming it. A failed or empty import creates nothing
+        (no empty session is left behind).
         """
-        return self._execute(self._checked_records(records, overwrite))
+        batch = self._checked_records(records, overwrite)
+        try:
+            return self._execute(batch) if batch.items else []
+        except VersionConflictError as conflict:
+            raise _import_conflict(conflict) from None
 
     async def aimport_records(
         self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`import_records`."""
-        return await self._aexecute(self._checked_records(records, overwrite))
+        batch = self._checked_records(records, overwrite)
+        try:
+            return await self._aexecute(batch) if batch.items else []
+        except VersionConflictError as conflict:
+            raise _import_conflict(conflict) from None
 
     def _checked_records(self, records: Iterable[Mapping[str, Any]], overwrite: bool) -> WriteMany:
         if isinstance(records, Mapping | str | bytes) or not isinstance(records, Iterable):
@@ -853,12 +867,16 @@ class SharedContext(Closeable):
         if not self._notifications:
             raise ContextError(
                 f"notifications are disabled for context {self._session_id!r} "
-                "(notifications=False): subscribe and watch are not available"
+                "(notifications=False): subscribe and watch are not available; open "
+                "the context without notifications=False to use them"
             )
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self._session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self._session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -915,6 +933,17 @@ class SharedContext(Closeable):
         for watch in watches:
             watch.close()
         return True
+
+
+def _import_conflict(conflict: VersionConflictError) -> VersionConflictError:
+    """The conflict of an import without ``overwrite``, saying what to do about it."""
+    return VersionConflictError(
+        conflict.key,
+        conflict.expected,
+        conflict.actual,
+        f"key {conflict.key!r} exists (version {conflict.actual}): nothing was imported; "
+        "import_records(..., overwrite=True) replaces the entries that exist",
+    )
 
 
 def _value(key: str, entry: ContextEntry | None, default: Any, type_: Any) -> Any:

@@ -257,6 +257,9 @@ def test_hostile_session_ids_are_listed_back_exactly(server: RedisServer) -> Non
     backend = RedisBackend(server.url)
     hostile = ["a}b{c", "%7B", "x:{}:meta", "*", "é\x1b[2J"]
     contexts = [SharedContext(session, backend=backend) for session in hostile]
+    assert backend.sessions() == []  # a session exists once written (as in memory)
+    for ctx in contexts:
+        ctx.set("k", 1)
     assert backend.sessions() == sorted(hostile)
     for ctx in contexts:
         ctx.destroy()
