@@ -176,6 +176,10 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         ),
         (["inspect", "s", "[bad", "--backend", "memory"], "backend"),
         (["watch", "s", "--backend", "memory"], "--backend"),
+        # What to do next, not only what was wrong.
+        (["watch", "s", "--since", "abc"], ("--since", "give a revision", "not 'abc'")),
+        (["watch", "s", "--since", "-1"], ("--since", "give a revision", "not '-1'")),
+        (["sessions", "--backend", "redis://127.0.0.1:1/0"], "check that the server is running"),
     ],
 )
 def test_bad_input_gives_one_line_and_status_2(
@@ -184,6 +188,7 @@ def test_bad_input_gives_one_line_and_status_2(
     line = one_error_line(sharedctx(*args))
     for part in (message,) if isinstance(message, str) else message:
         assert part in line
+    assert "_revision" not in line  # never an internal name
 
 
 def test_a_bad_default_backend_is_one_line_too() -> None:
@@ -332,12 +337,15 @@ def test_demo_runs_across_worker_processes_on_redis(redis_server: RedisServer) -
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("command", ["inspect", "watch"])
-def test_looking_at_an_unknown_session_fails_and_never_creates_it(
-    redis_server: RedisServer, command: str
+@pytest.mark.parametrize("command", [["inspect"], ["export"], ["delete", "--yes"]])
+def test_an_unknown_session_fails_says_where_the_sessions_are_and_is_never_created(
+    redis_server: RedisServer, command: list[str]
 ) -> None:
-    line = one_error_line(sharedctx(command, "typo", "--backend", redis_server.url))
+    line = one_error_line(
+        sharedctx(command[0], "typo", *command[1:], "--backend", redis_server.url)
+    )
     assert "no session 'typo'" in line
+    assert f"`sharedctx sessions --backend {redis_server.url}` lists the sessions" in line
     assert "typo" not in listed_sessions(redis_server)
 
 
@@ -513,7 +521,9 @@ def test_export_then_import_moves_a_session(redis_server: RedisServer, session: 
         again = sharedctx_with_input(
             "import", copy, "--backend", redis_server.url, answer=exported.stdout
         )
-        assert "'job:0'" in one_error_line(again)  # it exists: nothing is overwritten
+        refused = one_error_line(again)  # it exists: nothing is overwritten
+        assert "'job:0'" in refused
+        assert "add --overwrite" in refused
         assert context.get_entry("job:1").version == 1  # type: ignore[union-attr]
         context.destroy()
 
@@ -523,8 +533,32 @@ def test_import_refuses_a_line_that_is_not_json(redis_server: RedisServer) -> No
     done = sharedctx_with_input(
         "import", "x", "--backend", redis_server.url, answer='{"key": 1}\n{oops\n'
     )
-    assert "line 2" in one_error_line(done)
+    line = one_error_line(done)
+    assert "line 2" in line
+    assert "what `sharedctx export` prints" in line
     assert "x" not in listed_sessions(redis_server)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("given", "status", "said"),
+    [
+        ("", 0, "no record in the input"),
+        ("\n\n", 0, "no record in the input"),
+        ('{"key": "a", "value": 1}\n{"key": "", "value": 2}\n', 2, "record 1"),
+        ('{"key": "a", "value": 1}\n{"value": 2}\n', 2, "record 1 has no key"),
+        ('{"key": "a", "value": "' + "x" * 200_000 + '"}\n', 2, "max_entry_bytes="),
+    ],
+)
+def test_a_failed_or_empty_import_creates_no_session(
+    redis_server: RedisServer, given: str, status: int, said: str
+) -> None:
+    session = f"import-{uuid.uuid4().hex[:6]}"
+    done = sharedctx_with_input("import", session, "--backend", redis_server.url, answer=given)
+    assert done.returncode == status, done.stderr
+    assert said in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert session not in listed_sessions(redis_server)
 
 
 @pytest.mark.redis

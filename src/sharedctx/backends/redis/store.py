@@ -167,7 +167,10 @@ class RedisStore(Handlers):
 
     def _begin(self, user: bool) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self.session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self.session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
         if user:
             self._calls += 1
             if self._lost:
@@ -258,7 +261,8 @@ class RedisStore(Handlers):
     def _overflow(self, first: int, last: int) -> WatchOverflowError:
         return WatchOverflowError(
             f"events {first} to {last} of session {self.session_id!r} were trimmed from "
-            "its stream (stream_max_len or event_retention) before they were read"
+            "its stream before they were read: a RedisBackend with a larger "
+            "stream_max_len= or event_retention= keeps more"
         )
 
     @property
