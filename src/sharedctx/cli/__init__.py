@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -14,6 +15,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     install sharedctx`` without the ``cli`` extra) every command prints one line
     saying what to install, and exits with status 2.
     """
-    from sharedctx.cli._commands import run
-
+    try:
+        from sharedctx.cli._commands import run
+    except KeyboardInterrupt:  # Ctrl-C while starting: as quiet as later
+        print("sharedctx: interrupted", file=sys.stderr)
+        return 130
     return run(argv)

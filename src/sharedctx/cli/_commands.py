@@ -92,6 +92,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return 2
     except KeyboardInterrupt:
+        _interrupted()
         return 130
     except BrokenPipeError:
         # The reader went away (`sharedctx inspect ... | head`): stop without a word
@@ -99,6 +100,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return status
+
+
+def _interrupted() -> None:
+    """Ctrl-C: one line, no traceback (the caller exits with 130)."""
+    print("sharedctx: interrupted", file=sys.stderr, flush=True)
 
 
 def _error(message: str) -> None:
