@@ -13,9 +13,13 @@
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
 argument, a bad URL, an unknown session, an unreachable server, a failed demo run)
-prints one line on stderr and exits with 2; Ctrl-C exits with 130. ``inspect --schema``
-prints the entries that do not fit the typed keys of a ``Schema`` and exits with 1 if
-there are any.
+prints one line on stderr, saying what to do where there is a fix, and exits with 2;
+Ctrl-C prints one line and exits with 130 (the demo's worker processes end with it),
+except for ``watch``, which Ctrl-C ends with 0. ``watch`` waits for a session that does
+not exist yet, and says on stderr when the server stops answering and when it is back.
+``inspect --schema`` prints the entries that do not fit the typed keys of a ``Schema``
+and exits with 1 if there are any. ``--help`` and ``--version`` need only the standard
+library; the commands need rich (the ``cli`` extra).
 """
 
 from __future__ import annotations
