@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from ..conftest import RedisServer
-from ._run import ENV
+from ._run import ENV, SHAREDCTX
 
 
 def _processes() -> dict[int, tuple[int, int]]:
@@ -55,36 +54,35 @@ def interrupted(*args: str, when: float, processes: int = 1) -> tuple[int, str, 
     own), and once it has ``processes`` processes and ``when`` more seconds have
     passed, press Ctrl-C: SIGINT to the whole process group. Its status, stdout and
     stderr; no process of the run (its children included) may be left afterwards."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sharedctx", *args],
+    seen: set[int] = set()
+    with subprocess.Popen(
+        [*SHAREDCTX, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
         start_new_session=True,
-    )
-    seen: set[int] = set()
-    try:
-        deadline = time.monotonic() + 60
-        while len(seen) < processes:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the run never started its processes"
+    ) as process:
+        try:
+            deadline = time.monotonic() + 60
+            while len(seen) < processes:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the run never started its processes"
+                seen |= family(process.pid)
+                time.sleep(0.02)
+            time.sleep(when)
             seen |= family(process.pid)
-            time.sleep(0.02)
-        time.sleep(when)
-        seen |= family(process.pid)
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-        deadline = time.monotonic() + 10  # the parent is gone: its children must be too
-        while alive(seen) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(seen), "a process of the run was left behind"
-        return process.returncode, out, err
-    finally:
-        for pid in alive(seen):
-            os.kill(pid, signal.SIGKILL)
-        process.kill()
-        process.wait()
+            os.killpg(process.pid, signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+            deadline = time.monotonic() + 10  # the parent is gone: its children must be
+            while alive(seen) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not alive(seen), "a process of the run was left behind"
+            return process.returncode, out, err
+        finally:
+            for pid in alive(seen):
+                os.kill(pid, signal.SIGKILL)
+            process.kill()
 
 
 def one_line(err: str) -> str:

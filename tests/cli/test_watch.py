@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ import pytest
 from sharedctx import SharedContext
 
 from ..conftest import RedisServer
-from ._run import ENV, one_error_line, sharedctx
+from ._run import ENV, SHAREDCTX, one_error_line, sharedctx
 
 pytestmark = pytest.mark.redis
 
@@ -69,7 +68,7 @@ def watch() -> Iterator[Callable[..., Watching]]:
 
     def start(*args: str) -> Watching:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sharedctx", "watch", *args, "--json"],
+            [*SHAREDCTX, "watch", *args, "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -190,7 +190,11 @@ class RedisStore(Handlers):
                 raise self._lost_error()
             self._lost = True  # the next call of the context's user raises it
             raise _Retry
-        self._epoch = reply.epoch
+        if reply.epoch:
+            # No epoch: the session did not exist when that call ran, which may have
+            # been before a call whose reply came first and told us the epoch: keep
+            # it (if the session was lost since, the next call is told so).
+            self._epoch = reply.epoch
         if operation.since is None and (reply.events or reply.floor):
             changes = [protocol.change_of_reply(event) for event in reply.events]
             self.advance(changes, reply.floor, here=user)
