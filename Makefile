@@ -53,7 +53,7 @@ clean:
 # and fault tests. The newest versions are what .venv holds.
 OLDEST := .venv-oldest
 OLDEST_PINS := msgspec==0.18.6 sortedcontainers==2.4.0 pydantic==2.10.0 rich==13.7.0 \
-	redis==7.2.0 hiredis==3.0.0
+	redis==7.4.0 hiredis==3.0.0
 
 .PHONY: test-oldest
 test: test-oldest
