@@ -80,4 +80,7 @@ class Attempts:
 
 def unavailable(where: str, error: BaseException) -> BackendUnavailableError:
     """The error for a call that did not get through: nothing was changed."""
-    return BackendUnavailableError(f"Redis at {where} is unavailable: {error}")
+    return BackendUnavailableError(
+        f"Redis at {where} is unavailable ({str(error).rstrip('.')}): check that the server "
+        "is running and reachable there"
+    )
