@@ -37,7 +37,12 @@ from sharedctx._checks import (
 )
 from sharedctx._closeable import Closeable
 from sharedctx._codec import MsgpackCodec, convert
-from sharedctx._errors import ContextClosedError, ContextError, InvalidArgumentError
+from sharedctx._errors import (
+    ContextClosedError,
+    ContextError,
+    InvalidArgumentError,
+    VersionConflictError,
+)
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
 from sharedctx._sealed import KeyProvider
@@ -137,6 +142,19 @@ class SharedContext(Closeable):
         telemetry: what the context reports as spans and metrics (``Telemetry``;
             None: the process's default, ``sharedctx.telemetry.set_default``). Looked
             at once, when the context opens: see ``docs/guides/telemetry.md``.
+
+    The defaults are those of every way of opening a context (``ContextManager`` and
+    ``context_manager``, a ``PipelineContext`` or other ``Schema`` made from a session
+    id, the LangGraph ``SharedContextStore`` made from a session id): entries live
+    until deleted (no ``default_ttl``), no limit on their number (``max_entries``),
+    values up to 100 KiB encoded (``max_entry_bytes=102400``), ``"lru"`` eviction when
+    a limit is given, notifications on, and the process-wide memory backend.
+
+    A context is a handle: ``close()`` releases it and keeps the data for the other
+    handles (a memory session with no entry and no open handle is dropped, so a
+    process that opens a session per request does not grow); ``destroy()`` deletes the
+    session for all of them. To free what a session holds without deleting it by
+    hand, give its entries a TTL.
     """
 
     def __init__(
@@ -544,15 +562,28 @@ class SharedContext(Closeable):
         (seconds left; None or absent: no expiry) are kept, ``version`` is not (a new
         key starts at 1). Without ``overwrite``, a key that exists raises
         ``VersionConflictError`` and nothing is stored. A bad record raises
-        ``InvalidArgumentError`` naming it.
+        ``InvalidArgumentError`` naming it. A failed or empty import creates nothing
+        (no empty session is left behind).
         """
-        return self._call("import_records", self._checked_records(records, overwrite))
+        batch = self._checked_records(records, overwrite)
+        if not batch.items:
+            return []  # nothing to do: no session is made for it
+        try:
+            return self._call("import_records", batch)
+        except VersionConflictError as conflict:
+            raise _import_conflict(conflict) from None
 
     async def aimport_records(
         self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`import_records`."""
-        return await self._acall("import_records", self._checked_records(records, overwrite))
+        batch = self._checked_records(records, overwrite)
+        if not batch.items:
+            return []  # nothing to do: no session is made for it
+        try:
+            return await self._acall("import_records", batch)
+        except VersionConflictError as conflict:
+            raise _import_conflict(conflict) from None
 
     def _checked_records(self, records: Iterable[Mapping[str, Any]], overwrite: bool) -> WriteMany:
         if isinstance(records, Mapping | str | bytes) or not isinstance(records, Iterable):
@@ -942,12 +973,16 @@ class SharedContext(Closeable):
         if not self._notifications:
             raise ContextError(
                 f"notifications are disabled for context {self._session_id!r} "
-                "(notifications=False): subscribe and watch are not available"
+                "(notifications=False): subscribe and watch are not available; open "
+                "the context without notifications=False to use them"
             )
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self._session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self._session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
 
     # -- sealed sessions -------------------------------------------------------------
 
@@ -1040,6 +1075,17 @@ class SharedContext(Closeable):
         for watch in watches:
             watch.close()
         return True
+
+
+def _import_conflict(conflict: VersionConflictError) -> VersionConflictError:
+    """The conflict of an import without ``overwrite``, saying what to do about it."""
+    return VersionConflictError(
+        conflict.key,
+        conflict.expected,
+        conflict.actual,
+        f"key {conflict.key!r} exists (version {conflict.actual}): nothing was imported; "
+        "import_records(..., overwrite=True) replaces the entries that exist",
+    )
 
 
 def _value(key: str, entry: ContextEntry | None, default: Any, type_: Any) -> Any:

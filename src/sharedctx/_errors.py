@@ -82,7 +82,8 @@ class ValueTooLargeError(ContextError, ValueError):
 
     def __init__(self, key: str, size: int, limit: int) -> None:
         super().__init__(
-            f"value for key {key!r} is {size} bytes encoded, over the limit of {limit} bytes"
+            f"value for key {key!r} is {size} bytes encoded, over the limit of {limit} bytes: "
+            "store less, or open the context with a larger max_entry_bytes="
         )
         self.key = key
         self.size = size
@@ -114,8 +115,10 @@ class VersionConflictError(ContextError):
     ``actual`` is 0 when the key does not exist (or has expired).
     """
 
-    def __init__(self, key: str, expected: int, actual: int) -> None:
-        super().__init__(f"key {key!r} is at version {actual}, not the expected version {expected}")
+    def __init__(self, key: str, expected: int, actual: int, message: str | None = None) -> None:
+        super().__init__(
+            message or f"key {key!r} is at version {actual}, not the expected version {expected}"
+        )
         self.key = key
         self.expected = expected
         self.actual = actual

@@ -326,7 +326,8 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
             if len(self._buffer) >= self.max_pending:
                 self._error = WatchOverflowError(
                     f"watch on {self.pattern!r} fell more than {self.max_pending} events "
-                    "behind and was closed"
+                    "behind and was closed: read its events sooner, or give watch() a "
+                    "larger max_pending="
                 )
                 self._shut()
                 overflowed = True

@@ -24,6 +24,8 @@ from sharedctx.backends.base import Backend
 
 __all__ = ["ContextManager", "context_manager"]
 
+_SWEEP_MIN = 64
+
 
 class _Session:
     __slots__ = ("context", "idle_since", "last_activity")
@@ -46,10 +48,12 @@ class ContextManager(Closeable):
     between 1 and 1.5 times it after its last use (with ``clock``, when
     :meth:`close_idle` is called). ``close()`` closes every session's context.
 
-    Closing a context releases that handle and keeps the session's data for the other
-    handles (the process's, on the default memory backend; every process's, on Redis),
-    until its entries expire by their TTL. ``destroy_context`` deletes a session's data
-    for everyone.
+    Its defaults are ``SharedContext``'s (see there). A context it made is a handle
+    like any other: ``SharedContext(session_id)`` opens the same session, closing
+    keeps the data for the other handles (memory too; entries go by their TTL), and
+    ``destroy_context`` deletes a session's data for everyone. A context closed by
+    its user is forgotten, so a manager that serves a session per request does not
+    grow.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class ContextManager(Closeable):
         idle = check_ttl(session_idle_ttl, what="session_idle_ttl")
         self._idle_ttl: float | None = idle if isinstance(idle, float) else None
         self._sessions: dict[str, _Session] = {}
+        self._sweep_at = _SWEEP_MIN  # when to forget the contexts closed by their users
         self._lock = threading.Lock()
         self._timer: _scheduler.Timer | None = None
         self._closed = False
@@ -170,6 +175,11 @@ class ContextManager(Closeable):
         return session.context
 
     def _create(self, session_id: str, overrides: dict[str, Any]) -> SharedContext:
+        if len(self._sessions) >= self._sweep_at:  # amortized O(1) per session
+            closed = [sid for sid, session in self._sessions.items() if session.context.closed]
+            for sid in closed:
+                del self._sessions[sid]
+            self._sweep_at = max(_SWEEP_MIN, 2 * len(self._sessions))
         context = SharedContext(session_id, **{**self._options, **overrides})
         self._sessions[session_id] = _Session(context, self._clock())
         if self._idle_ttl is not None and self._timer is None and self._timed:

@@ -69,7 +69,8 @@ class SessionSummary(NamedTuple):
     bytes: int
     """Size of the stored entries (values and their metadata)."""
     last_write: datetime | None
-    """When the session last changed."""
+    """When a caller last changed its data (a write, a delete, a clear, a new TTL);
+    None if never. Reads, sweeps and expiries never move it."""
     drops_at: datetime | None
     """When the backend drops the whole session, or None: not by itself."""
 

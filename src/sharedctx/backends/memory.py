@@ -250,7 +250,7 @@ class _Session:
             maxlen=backend.history
         )
         self.expired = self.evicted = 0
-        self.written: float | None = None  # wall time of the last change
+        self.written: float | None = None  # wall time of the last write by a caller
         # Held weakly: a context dropped without close() is freed, and then pruned.
         self.handles: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
         self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
@@ -387,7 +387,8 @@ class _Session:
     def changed(self, action: Action, entry: ContextEntry, traceparent: str | None = None) -> None:
         """Record a removal: the next revision, the history, the events."""
         self.revision = revision = self.revision + 1
-        self.written = _wall()
+        if action != "expire":  # "last write": a caller's change, not the clock's
+            self.written = _wall()
         removed = entry.without_value()
         self.history.append((revision, action, removed, traceparent))
         key = entry.key
@@ -464,7 +465,8 @@ class _Session:
         if reject or len(keep) > limit or new_keys > limit:
             raise CapacityError(
                 f"context {self.session_id!r} holds {len(self.entries)} of at most "
-                f"{limit} entries: no room for {new_keys} new key(s)"
+                f"{limit} entries: no room for {new_keys} new key(s); delete some, or "
+                "open the context with a larger max_entries="
             )
         victims = []
         for key, entry in self.entries.items():
@@ -862,6 +864,8 @@ class MemoryStore(InProcessStore):
         with self._lock:
             now = self._begin()
             entry = self._entries.get(key)
+            if entry is not None:
+                self._session.written = _wall()  # a new TTL is a write, as on Redis
             if entry is not None and ttl is None:
                 self._entries[key] = replace(entry, ttl=None, expires=None, deadline=None)
             elif entry is not None and ttl is not None:
@@ -1021,7 +1025,10 @@ class MemoryStore(InProcessStore):
 
     def _check(self) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self.session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self.session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
         if self._rekeyed or self._lost:  # (a destroyed session is sealed anew)
             self._rekeyed = False
             codec = self._codec_now()

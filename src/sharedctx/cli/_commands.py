@@ -15,9 +15,13 @@
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
 argument, a bad URL, an unknown session, an unreachable server, a failed demo run)
-prints one line on stderr and exits with 2; Ctrl-C exits with 130. ``inspect --schema``
-prints the entries that do not fit the typed keys of a ``Schema`` and exits with 1 if
-there are any.
+prints one line on stderr, saying what to do where there is a fix, and exits with 2;
+Ctrl-C prints one line and exits with 130 (the demo's worker processes end with it),
+except for ``watch``, which Ctrl-C ends with 0. ``watch`` waits for a session that does
+not exist yet, and says on stderr when the server stops answering and when it is back.
+``inspect --schema`` prints the entries that do not fit the typed keys of a ``Schema``
+and exits with 1 if there are any. ``--help`` and ``--version`` need only the standard
+library; the commands need rich (the ``cli`` extra).
 """
 
 from __future__ import annotations
@@ -31,31 +35,40 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
-
 from sharedctx import (
+    BackendUnavailableError,
     ContextError,
     InvalidArgumentError,
     Schema,
     SchemaError,
     SessionLostError,
     SharedContext,
+    VersionConflictError,
+    WaitTimeoutError,
     Watch,
     __version__,
+    printable,
 )
 from sharedctx.backends import Backend, open_backend
 from sharedctx.cli import _keys
 from sharedctx.cli._serve import add_serve_command
-from sharedctx.terminal import (
-    entries_table,
-    entry_row,
-    event_line,
-    event_row,
-    print_unsqueezed,
-    printable,
-    sessions_table,
-    summary_row,
-)
+
+try:  # the cli extra; without it --help and --version work, and commands say what to install
+    from rich.console import Console
+
+    from sharedctx.terminal import (
+        entries_table,
+        entry_row,
+        event_line,
+        event_row,
+        print_unsqueezed,
+        sessions_table,
+        summary_row,
+    )
+except ImportError as missing:  # tested in a subprocess where rich cannot be imported
+    _WITHOUT_RICH: ImportError | None = missing
+else:
+    _WITHOUT_RICH = None
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -64,8 +77,16 @@ __all__ = ["run"]
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line (rich is installed); return the exit status."""
+    """Run the command line; return the exit status. ``--help``, ``--version`` and
+    usage errors need only the standard library; the commands need rich (the ``cli``
+    extra), and without it say so in one line, status 2."""
     args = _parser().parse_args(argv)
+    if _WITHOUT_RICH is not None:
+        _error(
+            f"sharedctx {args.command} needs rich, which the cli extra installs: "
+            "pip install 'sharedctx[cli]'"
+        )
+        return 2
     # Session data must never be read as markup, emoji codes or highlighted: the
     # views build Text from it, and the console has all three off besides.
     console = Console(markup=False, emoji=False, highlight=False)
@@ -76,6 +97,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return 2
     except KeyboardInterrupt:
+        _interrupted()
         return 130
     except BrokenPipeError:
         # The reader went away (`sharedctx inspect ... | head`): stop without a word
@@ -83,6 +105,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return status
+
+
+def _interrupted() -> None:
+    """Ctrl-C: one line, no traceback (the caller exits with 130)."""
+    print("sharedctx: interrupted", file=sys.stderr, flush=True)
 
 
 def _error(message: str) -> None:
@@ -188,10 +215,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _revision(text: str) -> int:
-    """A revision: an int >= 0 (argparse turns a ValueError into a usage error)."""
-    revision = int(text)
+    """A revision: an int >= 0 (a usage error otherwise, saying what to give)."""
+    try:
+        revision = int(text)
+    except ValueError:
+        revision = -1
     if revision < 0:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(
+            f"give a revision, a whole number >= 0 (the 'revision' of an event that "
+            f"watch --json printed), not {text!r}"
+        )
     return revision
 
 
@@ -244,7 +277,10 @@ def _shared_backend(argument: str) -> Iterator[RedisBackend]:
         from sharedctx.backends.redis import RedisBackend
 
         if not isinstance(backend, RedisBackend):
-            raise InvalidArgumentError(f"--backend {argument!r} is not a Redis server")
+            raise InvalidArgumentError(
+                f"--backend {argument!r} is not a Redis server: give a redis://, rediss://, "
+                "unix:// or redis+cluster:// URL"
+            )
         yield backend
 
 
@@ -254,9 +290,16 @@ def _existing_session(argument: str, session_id: str) -> Iterator[SharedContext]
     looking into a session must not open one that is not there."""
     with _shared_backend(argument) as backend:
         if not backend.has_session(session_id):
-            raise InvalidArgumentError(f"no session {session_id!r} on {backend!r}")
+            raise _unknown(session_id, backend)
         with SharedContext(session_id, backend=backend) as context:
             yield context
+
+
+def _unknown(session_id: str, backend: Backend) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"no session {session_id!r} on {backend}: `sharedctx sessions --backend "
+        f"{backend}` lists the sessions there"
+    )
 
 
 # -- the commands ------------------------------------------------------------------
@@ -303,7 +346,7 @@ def _sessions(args: argparse.Namespace, console: Console) -> int:
 def _delete(args: argparse.Namespace, console: Console) -> int:
     with _shared_backend(args.backend) as backend:
         if not backend.has_session(args.session):
-            raise InvalidArgumentError(f"no session {args.session!r} on {backend!r}")
+            raise _unknown(args.session, backend)
         question = f"delete session {args.session!r} and all its data, for everyone?"
         if not (args.yes or _confirm(question)):
             _note("nothing deleted")
@@ -402,16 +445,45 @@ def _json_default(value: Any) -> Any:
 
 
 def _watch(args: argparse.Namespace, console: Console) -> int:
-    with (
-        _existing_session(args.backend, args.session) as context,
-        context.watch(args.pattern, max_pending=100_000, since=args.since) as watch,
-    ):
-        _note(f"watching {args.session} {args.pattern} (Ctrl-C to stop)")
-        try:
-            _tail(watch, console, as_json=args.json)
-        except KeyboardInterrupt:  # the way to end a watch: not an error
-            _note("stopped")
+    # A session that does not exist yet is waited for, so that a watch can start
+    # before the pipeline (watching, like any read, creates no session).
+    with _shared_backend(args.backend) as backend:
+        exists = backend.has_session(args.session)
+        with (
+            SharedContext(args.session, backend=backend) as context,
+            context.watch(args.pattern, max_pending=100_000, since=args.since) as watch,
+        ):
+            waiting = "" if exists else f": no session {args.session!r} yet, waiting for it"
+            _note(f"watching {args.session} {args.pattern}{waiting} (Ctrl-C to stop)")
+            try:
+                _tail(watch, console, as_json=args.json, server=_Server(backend, args.session))
+            except KeyboardInterrupt:  # the way to end a watch: not an error
+                _note("stopped")
     return 0
+
+
+class _Server:
+    """Whether a watch's server answers: said on stderr when it stops, and when it is
+    back (a watch on its own would only go quiet)."""
+
+    every = 1.0
+    """Seconds without an event after which the server is asked."""
+
+    def __init__(self, backend: RedisBackend, session_id: str) -> None:
+        self._backend, self._session_id = backend, session_id
+        self._down = False
+
+    def check(self) -> None:
+        try:
+            self._backend.has_session(self._session_id)
+        except BackendUnavailableError as unavailable:
+            if not self._down:
+                self._down = True
+                _note(f"warning: {unavailable}; the watch goes on when it is back")
+            return
+        if self._down:
+            self._down = False
+            _note(f"Redis at {self._backend} is back: watching again")
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
@@ -430,21 +502,36 @@ def _import(args: argparse.Namespace, console: Console) -> int:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise InvalidArgumentError(f"line {number} of the input is not JSON: {exc}") from None
+            raise InvalidArgumentError(
+                f"line {number} of the input is not JSON ({exc}): import reads what "
+                "`sharedctx export` prints, one JSON object per line"
+            ) from None
+    if not records:  # nothing to do, and no session to create
+        _note(f"no record in the input: nothing imported into {args.session}")
+        return 0
     _keys.refuse_sealed(records)
     with (
         _shared_backend(args.backend) as backend,
         SharedContext(args.session, backend=backend) as context,
     ):
-        imported = context.import_records(records, overwrite=args.overwrite)
+        try:
+            imported = context.import_records(records, overwrite=args.overwrite)
+        except VersionConflictError as conflict:
+            raise InvalidArgumentError(
+                f"session {args.session!r} has key {conflict.key!r} already: nothing was "
+                "imported (add --overwrite to replace the entries that exist)"
+            ) from None
     _note(f"imported {len(imported)} entries into {args.session}")
     return 0
 
 
-def _tail(watch: Watch, console: Console, *, as_json: bool) -> None:
+def _tail(watch: Watch, console: Console, *, as_json: bool, server: _Server) -> None:
     while True:
         try:
-            event = watch.get()
+            event = watch.get(timeout=server.every)
+        except WaitTimeoutError:  # quiet: is the server there?
+            server.check()
+            continue
         except SessionLostError as lost:
             _note(f"warning: {lost}")
             continue

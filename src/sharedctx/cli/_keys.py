@@ -31,9 +31,9 @@ from sharedctx import (
     KeyRing,
     KeyUnavailableError,
     SharedContext,
+    printable,
 )
 from sharedctx.backends import Backend
-from sharedctx.terminal import printable
 
 __all__ = ["SEALED", "add_commands", "add_keys_option", "exported", "keyring", "load", "shown"]
 

@@ -51,8 +51,8 @@ class RedisBackend:
     - ``event_retention``: seconds an event (and so an overwritten value) stays in
       the session's event stream at most.
     - ``session_ttl``: seconds after a session's last write after which the server
-      drops the whole session, even if no client runs again; None keeps it until
-      ``destroy()``.
+      drops the whole session, even if no client runs again (reads, sweeps and
+      expiries are no writes: they do not keep it); None keeps it until ``destroy()``.
     - ``purge_interval``: how often the follower sweeps expired entries and removes
       what must not be kept.
     - ``lease_ttl``: how long a ``get_or_set`` lease lives without renewal (another

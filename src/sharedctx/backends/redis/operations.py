@@ -476,7 +476,7 @@ def full(session_id: str, limit: int | None, held: int, new_keys: int) -> Capaci
     """The error for a write that found no room."""
     return CapacityError(
         f"context {session_id!r} holds {held} of at most {limit} entries: no room for "
-        f"{new_keys} new key(s)"
+        f"{new_keys} new key(s); delete some, or open the context with a larger max_entries="
     )
 
 

@@ -86,4 +86,7 @@ def unavailable(where: str, error: BaseException) -> BackendUnavailableError:
             f"({error}); trust its CA with ?ssl_ca_certs=/path/to/ca.pem in the URL (or "
             "ssl_ca_certs= on RedisBackend)"
         )
-    return BackendUnavailableError(f"Redis at {where} is unavailable: {error}")
+    return BackendUnavailableError(
+        f"Redis at {where} is unavailable ({str(error).rstrip('.')}): check that the server "
+        "is running and reachable there"
+    )

@@ -59,8 +59,12 @@ local trace  -- the traceparent of a traced write, or nil
 local time, now, epoch
 local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
 local stream_length  -- of the event stream, once read in this call
-local changed  -- whether this call changed the session (it then lives on)
+local changed  -- whether this call changed the session's keys
+local wrote  -- whether a caller's write changed its data (not an expiry, a lease, a
+             -- sweep): that moves "written", and with a session ttl the session lives on
 local touched  -- whether it recorded a read for eviction (in the recency zset)
+local fresh  -- whether the session did not exist: it comes to exist if this call writes
+local leased  -- whether this call took a lease (which a session must hold too)
 local DATA = 10  -- KEYS[1..DATA] are the session's keys; the rest is not
 local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
@@ -153,6 +157,9 @@ end
 -- of the call's changes.
 local function emit(action, key, packed, value, previous)
   rev = rev + 1
+  if action ~= "expire" then  -- an entry that expires was written when it was set
+    wrote = true
+  end
   if not stream_length then
     stream_length = redis.call("XLEN", EVENTS)
   end
@@ -475,7 +482,9 @@ local function forget_requests()
   if #old > 0 then
     redis.call("HDEL", REQUESTS, unpack(old))
   end
-  redis.call("HSET", META, "requests", found[1])
+  if found[1] ~= cursor then  -- (a session that does not exist is not written to)
+    redis.call("HSET", META, "requests", found[1])
+  end
 end
 
 local function lease_of(key)
@@ -498,19 +507,33 @@ local function release(key, holder)
   end
 end
 
--- The session changed: it lives on. With a session ttl every key expires that long
--- after the last write; the events (and their values) expire the retention time after
--- it, or sooner: that expiry is moved on only every eighth of the retention time.
+-- The session changed. With a session ttl every key expires that long after the last
+-- write (a change that was no write, such as a sweep, keeps the session's end where it
+-- was, for the keys it may have created too); the events (and their values) expire
+-- the retention time after it, or sooner: that expiry is moved on only every eighth
+-- of the retention time.
 local function session_lives()
+  local ends = -1
   if session_ttl >= 0 then
+    ends = now + session_ttl
+    if not wrote then
+      local was = redis.call("PEXPIRETIME", META)
+      if was > 0 then
+        ends = was
+      end
+    end
     for i = 1, DATA do
-      redis.call("PEXPIREAT", KEYS[i], now + session_ttl)
+      redis.call("PEXPIREAT", KEYS[i], ends)
     end
   end
   local events_ttl = session_ttl >= 0 and math.min(retention, session_ttl) or retention
   if session_ttl >= 0 or now - refreshed >= events_ttl / 8 then
-    redis.call("PEXPIREAT", EVENTS, now + events_ttl)
-    redis.call("PEXPIREAT", VALUES, now + events_ttl)
+    local at = now + events_ttl
+    if ends >= 0 and ends < at then
+      at = ends
+    end
+    redis.call("PEXPIREAT", EVENTS, at)
+    redis.call("PEXPIREAT", VALUES, at)
     redis.call("HSET", META, "refreshed", now)
   end
 end
@@ -538,12 +561,24 @@ end
 local function reply(status, ...)
   flush()
   local result = {...}
+  if fresh then
+    if not (wrote or leased) then
+      -- A read, a sweep or a refused write of a session that does not exist leaves
+      -- none behind (nor its outcome: answered again, it answers the same).
+      return {status, "", {}, 0, unpack(result)}
+    end
+    redis.call("HSET", META, "epoch", epoch)
+    changed = true
+  end
   if request ~= "" then  -- remember the outcome of this write, without any value
     redis.call("HSET", REQUESTS, request, cmsgpack.pack({now, status, ...}))
     changed = true
   end
-  if changed then
+  if wrote then
     redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
+    session_lives()
+  elseif changed then
+    redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes)
     session_lives()
   elseif touched and session_ttl >= 0 then
     -- A read created or changed the recency zset: it expires with the session.
@@ -590,23 +625,25 @@ local function call(keys, args)
 
   time = redis.call("TIME")
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  changed, touched, stream_length = false, false, nil
+  changed, wrote, touched, leased, stream_length = false, false, false, false, nil
   empty_buffers()  -- a call that failed half-way may have left some
 
   local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed", "dkid")
   epoch = state[1]
-  if not epoch then
-    -- A new session, or one whose data is gone: start clean.
-    redis.call("DEL", unpack(KEYS, 1, DATA))
+  fresh = not epoch
+  if fresh then
+    -- A new session, or one whose data is gone: start clean. It is created (its meta
+    -- written, with this epoch) only if the call writes: see reply.
+    if redis.call("EXISTS", unpack(KEYS, 1, DATA)) > 0 then
+      redis.call("DEL", unpack(KEYS, 1, DATA))
+    end
     epoch = time[1] .. "." .. time[2]
-    redis.call("HSET", META, "epoch", epoch, "rev", 0, "floor", 0, "bytes", 0, "tick", 0)
     state = {epoch}
-    changed = true
   end
   rev, floor_rev = tonumber(state[2]) or 0, tonumber(state[3]) or 0
   bytes, refreshed = tonumber(state[4]) or 0, tonumber(state[5]) or 0
   if client_epoch ~= "" and client_epoch ~= epoch then
-    return {"lost", epoch, {}, 0}
+    return {"lost", fresh and "" or epoch, {}, 0}
   end
   -- A client that seals with another data key than the session's (or that does not
   -- know the session is sealed) learns the session's first: nothing sealed with a key
@@ -706,7 +743,7 @@ local function call(keys, args)
     local new_blob = blob_of(cmsgpack.pack(meta), value)
     redis.call("HSET", ENTRIES, key, new_blob)
     bytes = bytes + #new_blob - #blob
-    changed = true
+    changed, wrote = true, true
     return reply("ok", 1)
   elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
     local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
@@ -783,6 +820,7 @@ local function call(keys, args)
       return reply("wait", expires - now)
     end
     redis.call("HSET", LEASES, key, holder .. " " .. (now + length))
+    leased = true
     changed = true
     return reply("lead")
   elseif op == "renew" then  -- lease ms, then key/holder pairs

@@ -234,7 +234,10 @@ class RedisStore(Handlers):
 
     def _begin(self, user: bool) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self.session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self.session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
         if user:
             self._calls += 1
             if self._lost:
@@ -257,7 +260,11 @@ class RedisStore(Handlers):
                 raise self._lost_error()
             self._lost = True  # the next call of the context's user raises it
             raise _Retry
-        self._epoch = reply.epoch
+        if reply.epoch:
+            # No epoch: the session did not exist when that call ran, which may have
+            # been before a call whose reply came first and told us the epoch: keep
+            # it (if the session was lost since, the next call is told so).
+            self._epoch = reply.epoch
         if operation.since is None and (reply.events or reply.floor):
             changes = [protocol.change_of_reply(event) for event in reply.events]
             self.advance(changes, reply.floor, here=user, own=operation.writes)
@@ -344,7 +351,8 @@ class RedisStore(Handlers):
     def _overflow(self, first: int, last: int) -> WatchOverflowError:
         return WatchOverflowError(
             f"events {first} to {last} of session {self.session_id!r} were trimmed from "
-            "its stream (stream_max_len or event_retention) before they were read"
+            "its stream before they were read: a RedisBackend with a larger "
+            "stream_max_len= or event_retention= keeps more"
         )
 
     @property
