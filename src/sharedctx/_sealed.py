@@ -246,11 +246,18 @@ class SessionKeys:
     backend's *records* (a data key wrapped by the provider, bound to the session);
     a record the provider cannot unwrap is remembered, and sealing or opening with
     it raises ``KeyUnavailableError``. Thread-safe (learning replaces whole tables).
+
+    A session has no data key until its first sealed value is written: opening or
+    reading it makes none on the backend. To seal with none known, this process
+    proposes a new one (``proposed``, see :meth:`sealing`), which the backend makes
+    the session's with the write that carries it, atomically, if the session still
+    has none; else it tells which one the session has (learned here, and the values
+    sealed again by it before the write is sent again).
     """
 
     __slots__ = (
         "__weakref__", "_aead", "_ciphers", "_context", "_failed", "_invalid", "_lock",
-        "_prefix", "current", "namespace", "provider", "records", "session_id",
+        "_prefix", "current", "namespace", "proposed", "provider", "records", "session_id",
     )  # fmt: skip
 
     def __init__(self, provider: KeyProvider, namespace: str, session_id: str) -> None:
@@ -270,6 +277,9 @@ class SessionKeys:
         """The id of the data key that seals (b"": none known yet)."""
         self.records: tuple[bytes, ...] = ()
         """The records last learned, the sealing one first."""
+        self.proposed: bytes = b""
+        """The record of the data key proposed for a session that has none (then
+        ``current`` is its id), until the backend took it or told another; b"": none."""
 
     def new_record(self) -> tuple[bytes, bytes]:
         """A new random data key: its id and its record (not learned yet)."""
@@ -299,6 +309,26 @@ class SessionKeys:
             self._ciphers, self._failed = ciphers, failed
             self.records = tuple(found)
             self.current = record_data_key_id(found[0]) if found else b""
+            self.proposed = b""
+
+    def sealing(self) -> tuple[bytes, bytes]:
+        """The id of the data key that seals now, and its record if it is proposed
+        (b"" if it is the session's): with no data key known, a new one is proposed,
+        which the session takes with its first write (see the class docstring)."""
+        with self._lock:
+            if not self.current:
+                data_key_id, data_key = os.urandom(8), os.urandom(32)
+                _, record = self._record(data_key_id, data_key)
+                self._ciphers = {**self._ciphers, data_key_id: self._aead(data_key)}
+                self.current, self.proposed = data_key_id, record
+            return self.current, self.proposed
+
+    def settle(self, record: bytes) -> None:
+        """The session took the proposed data key ``record`` (with a write of values
+        sealed by it): it is the session's now."""
+        with self._lock:
+            if record and self.proposed == record:
+                self.records, self.proposed = (record,), b""
 
     def _unwrap(self, record: bytes) -> bytes:
         if not record or record[0] != _RECORD:
@@ -329,9 +359,10 @@ class SessionKeys:
             return record
         return self._record(record[1:9], self._unwrap(record))[1]
 
-    def seal(self, key: str, data: bytes) -> bytes:
-        """``data`` (the value of ``key``) sealed with the current data key."""
-        current = self.current
+    def seal(self, key: str, data: bytes, data_key_id: bytes = b"") -> bytes:
+        """``data`` (the value of ``key``) sealed with data key ``data_key_id`` (by
+        default the current one, proposed now if none is known)."""
+        current = data_key_id or self.current or self.sealing()[0]
         cipher = self._ciphers.get(current)
         if cipher is None:
             raise self._unavailable(current, key)
@@ -378,11 +409,13 @@ class SessionKeys:
         """Whether ``data`` is not sealed, or sealed by a data key learned here."""
         return data[:2] != SEALED or data[2:_HEADER] in self._ciphers
 
-    def reseal(self, key: str, data: bytes) -> bytes:
-        """``data`` sealed again by the current data key (itself if it already is)."""
-        if data[2:_HEADER] == self.current:
+    def reseal(self, key: str, data: bytes, data_key_id: bytes = b"") -> bytes:
+        """``data`` sealed again by data key ``data_key_id`` (by default the current
+        one; itself if it already is)."""
+        target = data_key_id or self.current or self.sealing()[0]
+        if data[2:_HEADER] == target:
             return data
-        return self.seal(key, self.open(key, data))
+        return self.seal(key, self.open(key, data), target)
 
     def _unavailable(self, data_key_id: bytes, key: str) -> KeyUnavailableError:
         needed = self._failed.get(data_key_id)

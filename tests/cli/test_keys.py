@@ -128,6 +128,34 @@ def test_watch_shows_a_sealed_sessions_events_without_the_ring(
         process.communicate(timeout=30)
 
 
+def test_watch_with_the_ring_waits_for_a_sealed_session_and_creates_nothing(
+    redis_server: RedisServer,
+) -> None:
+    session = f"cli-later-{uuid.uuid4().hex[:8]}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sharedctx", "watch", session, "--backend",
+         redis_server.url, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**ENV, "SHAREDCTX_KEYS": f"k1:{KEY}"},
+    )  # fmt: skip
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        assert process.stderr is not None
+        assert "waiting for it" in process.stderr.readline()
+        time.sleep(0.3)  # its follower sweeps meanwhile
+        assert list(admin.scan_iter(match=f"*{session}*")) == []  # no session, no data key
+        with SharedContext(session, backend=redis_server.url, keyring=RING) as ctx:
+            ctx.set("notes", "first words")
+            assert process.stdout is not None
+            event = json.loads(process.stdout.readline())
+            assert (event["action"], event["key"], event["version"]) == ("set", "notes", 1)
+            ctx.destroy()
+    finally:
+        admin.close()
+        process.terminate()
+        process.communicate(timeout=30)
+
+
 @pytest.mark.parametrize(
     ("keys", "what"),
     [("nonsense", "item 1 of $SHAREDCTX_KEYS"), (f"k1:{KEY[:-6]}", "not 32 bytes")],

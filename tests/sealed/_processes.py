@@ -1,6 +1,7 @@
 """What the sealed tests run in other OS processes: a watcher that opens what it is
-sent, and a writer that goes on through a rekey and a ring without the old key.
-Each takes its key ring from ``SHAREDCTX_KEYS`` (``KeyRing.from_env``)."""
+sent, a writer that goes on through a rekey and a ring without the old key, and a
+writer that starts a new session at the same time as others. Each takes its key ring
+from ``SHAREDCTX_KEYS`` (``KeyRing.from_env``)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,25 @@ def write_through_rekey(url: str, session: str, switch: str, after: int) -> None
     print(json.dumps({"written": written, "failures": failures}), flush=True)
 
 
+def write_when_told(url: str, namespace: str, session: str, key: str) -> None:
+    """Open ``session`` (which has no data key yet: this process proposes one), print
+    ``ready``, and once a line comes on stdin write ``key`` (its own name as value);
+    print what it then reads back."""
+    backend = RedisBackend(url, namespace=namespace, keyring=KeyRing.from_env())
+    with SharedContext(session, backend=backend) as ctx:
+        ctx.get(key)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        ctx.set(key, key)
+        print(json.dumps(ctx.get(key)), flush=True)
+    backend.close()
+
+
 if __name__ == "__main__":
-    function = {"watch_values": watch_values, "write_through_rekey": write_through_rekey}
+    function = {
+        "watch_values": watch_values,
+        "write_through_rekey": write_through_rekey,
+        "write_when_told": write_when_told,
+    }
     name, *arguments = sys.argv[1:]
     function[name](*(int(a) if a.isdigit() else a for a in arguments))  # type: ignore[operator]

@@ -80,8 +80,9 @@ class MemoryBackend:
 
     ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): the
     sessions it opens are sealed (see ``docs/guides/sealed.md``). A session is sealed
-    by its first opener with a key ring; a context without the keys to a sealed
-    session reads its metadata, and gets ``KeyUnavailableError`` for its values.
+    by its first write from a context with a key ring (opening it creates nothing); a
+    context without the keys to a sealed session reads its metadata, and gets
+    ``KeyUnavailableError`` for its values.
     """
 
     kind = "memory"
@@ -313,22 +314,33 @@ class _Session:
 
     def keys_for(self, provider: KeyProvider) -> SessionKeys:
         """What ``provider``'s handles know of the session's data keys, brought up to
-        date; the session is sealed now if it was new (or destroyed)."""
+        date. A session has none until its first sealed write (see :meth:`adopt`):
+        opening or reading it makes none, as on Redis."""
+        self.check_sealable()
+        known = self.keys.get(id(provider))
+        keys = known[1] if known is not None else SessionKeys(provider, "", self.session_id)
+        self.keys[id(provider)] = (provider, keys)
+        if keys.records != self.records:
+            keys.learn(self.records)
+        return keys
+
+    def check_sealable(self) -> None:
+        """``ContextError`` if the session holds values written without a key ring."""
         if not self.records and self.entries:
             raise ContextError(
                 f"session {self.session_id!r} holds values that are not sealed (it was "
                 "written without a key ring); it is not sealed now: export it and "
                 "import it into a new session with the key ring"
             )
-        known = self.keys.get(id(provider))
-        keys = known[1] if known is not None else SessionKeys(provider, "", self.session_id)
-        self.keys[id(provider)] = (provider, keys)
-        if not self.records:
-            self.records = (keys.new_record()[1],)
-            self.alert()
-        if keys.records != self.records:
-            keys.learn(self.records)
-        return keys
+
+    def adopt(self, keys: SessionKeys) -> None:
+        """The first sealed write (its values sealed by the data key ``keys`` proposed,
+        and about to be stored): that key becomes the session's."""
+        _, proposed = keys.sealing()
+        assert proposed, "a session without a data key was written by a known one"
+        self.records = (proposed,)
+        keys.settle(proposed)
+        self.alert()
 
     def alert(self) -> None:
         """The data keys changed: every handle looks again before its next call."""
@@ -346,8 +358,11 @@ class _Session:
         return True
 
     def rotate(self, provider: KeyProvider) -> int:
-        """A new data key, every kept value sealed again under it; how many."""
+        """A new data key, every kept value sealed again under it; how many (0, and
+        nothing done, for a session without a data key: no sealed value to replace)."""
         keys = self.keys_for(provider)
+        if not self.records:
+            return 0
         _, record = keys.new_record()
         keys.learn((record, *self.records))
         resealed: dict[int, ContextEntry] = {}
@@ -565,15 +580,18 @@ class MemoryStore(InProcessStore):
         return entry if entry.codec == self.codec else replace(entry, codec=self.codec)
 
     def _guarded(self, write: ops.Write) -> ops.Write:
-        """``write`` as it may be stored: sealed by the current data key."""
-        if self._sealing_keys is None:
+        """``write`` as it may be stored: sealed by the current data key (the one its
+        handles propose, for a session that has none: see ``_Session.adopt``)."""
+        keys = self._sealing_keys
+        if keys is None:
             raise KeyUnavailableError(
                 f"session {self.session_id!r} is sealed: a context without its key ring "
                 f"cannot write key {write.key!r} (keyring=...)",
                 self.session_id,
                 record_key_id(self._session.records[0]) if self._session.records else None,
             )
-        data = self._sealing_keys.reseal(write.key, write.data)
+        self._session.check_sealable()  # (a plain handle may have written since)
+        data = keys.reseal(write.key, write.data, keys.sealing()[0])
         return write if data is write.data else replace(write, data=data)
 
     # -- reads -------------------------------------------------------------------
@@ -747,6 +765,8 @@ class MemoryStore(InProcessStore):
                         raise VersionConflictError(key, if_version, version)
                 if old is None and self._max_entries is not None:
                     self._session.make_room(self._max_entries, self._reject, 1, set())
+                if self._guard and not self._session.records and self._sealing_keys:
+                    self._session.adopt(self._sealing_keys)
                 return self._put(write, old, now, _wall())
         finally:
             if self._pending or len(self._session.hubs) > 1:
@@ -770,6 +790,8 @@ class MemoryStore(InProcessStore):
                 batch = {write.key for write in writes}
                 new_keys = sum(key not in entries for key in batch)
                 self._session.make_room(self._max_entries, self._reject, new_keys, batch)
+                if self._guard and not self._session.records and self._sealing_keys:
+                    self._session.adopt(self._sealing_keys)
                 wall = _wall()
                 traced = operation.traceparent
                 return [

@@ -20,7 +20,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 
 from sharedctx._codec import Codec
-from sharedctx._errors import CapacityError, ContextError, VersionConflictError
+from sharedctx._errors import CapacityError, VersionConflictError
 from sharedctx._glob import Glob
 from sharedctx._sealed import SessionKeys, sealed_key_id
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
@@ -314,8 +314,9 @@ class Operation(Generic[T]):
     def arguments(self) -> list[Any]:
         return []
 
-    def reseal(self, keys: SessionKeys) -> None:
-        """Seal its values again by ``keys``' current data key (where they are not)."""
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        """Seal its values again by ``keys``' data key ``data_key_id`` (where they are
+        not): the one the call names to the server."""
 
     def parse(self, reply: Reply, reader: Reader) -> T:
         raise NotImplementedError
@@ -389,10 +390,10 @@ class Write(Operation[ContextEntry]):
         self.traceparent = write.traceparent
         self._arguments = [_write_arguments([write])]
 
-    def reseal(self, keys: SessionKeys) -> None:
-        if sealed_key_id(self.data) != keys.current:
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        if sealed_key_id(self.data) != data_key_id:
             assert self.key is not None
-            self.data = keys.reseal(self.key, self.data)
+            self.data = keys.reseal(self.key, self.data, data_key_id)
             self.write = msgspec.structs.replace(self.write, data=self.data)
             self._arguments = [_write_arguments([self.write])]
 
@@ -424,11 +425,10 @@ class WriteMany(Operation[list[ContextEntry]]):
         self.traceparent = traceparent
         self._arguments = [_write_arguments(writes)]
 
-    def reseal(self, keys: SessionKeys) -> None:
-        current = keys.current
-        if any(sealed_key_id(write.data) != current for write in self.items):
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        if any(sealed_key_id(write.data) != data_key_id for write in self.items):
             self.items = [
-                msgspec.structs.replace(write, data=keys.reseal(write.key, write.data))
+                msgspec.structs.replace(write, data=keys.reseal(write.key, write.data, data_key_id))
                 for write in self.items
             ]
             self._arguments = [_write_arguments(self.items)]
@@ -747,32 +747,6 @@ def matching_keys(glob: Glob, page: Page) -> Generator[Operation[Any], Any, list
 # -- sealed sessions ----------------------------------------------------------------------
 
 
-def _records(result: list[Any]) -> list[bytes]:
-    return [bytes(record) for record in result[:2] if record]
-
-
-class Seal(Operation[list[bytes]]):
-    """The session's data key records (the sealing one first), made now from
-    ``record`` if it has none; ``ContextError`` for a session with plain values."""
-
-    name = b"seal"
-
-    def __init__(self, key_id: bytes, record: bytes, session_id: str) -> None:
-        self.key_id, self.record, self.session_id = key_id, record, session_id
-
-    def arguments(self) -> list[Any]:
-        return [self.key_id, self.record]
-
-    def parse(self, reply: Reply, reader: Reader) -> list[bytes]:
-        if reply.status == b"plain":
-            raise ContextError(
-                f"session {self.session_id!r} holds values that are not sealed (it was "
-                "written without a key ring); it is not sealed now: export it and import "
-                "it into a new session with the key ring"
-            )
-        return _records(reply.result)
-
-
 class DataKeys(Operation[list[bytes]]):
     """The records of the session's data keys, as stored (b"" where none)."""
 
@@ -799,7 +773,8 @@ class Rewrap(Operation[bool]):
 
 class Rotate(Operation[bytes | None]):
     """Make ``record`` the session's data key, the one before it kept as dk0: that
-    one's record, or None if an earlier rotation is unfinished."""
+    one's record; None if an earlier rotation is unfinished, b"" if the session has
+    no data key (no sealed value was written: none to replace)."""
 
     name = b"rotate"
 
@@ -897,6 +872,8 @@ def rotate(keys: SessionKeys) -> Generator[Operation[Any], Any, int]:
     while True:
         key_id, record = keys.new_record()
         previous = yield Rotate(key_id, record)
+        if previous == b"":
+            return count
         if previous is None:  # an unfinished rotation: its dk0 first
             records = yield DataKeys()
             keys.learn(records)

@@ -15,8 +15,9 @@
 --               refreshed (ms: the events' expiry last moved), requests (cursor);
 --               a sealed session's data key: dkid (its 8-byte id), dk (its record:
 --               the key wrapped by the client's key ring, opaque here), dk0 (the
---               record of the one before it while rotate_data_key runs). Deleted with
---               the session: what its values were sealed with goes with them.
+--               record of the one before it while rotate_data_key runs), set with the
+--               first write of a sealed value. Deleted with the session: what its
+--               values were sealed with goes with them.
 --   2 entries   hash: key -> blob ("%08d" length of the metadata, metadata, value)
 --   3 index     zset, score 0: the keys, for prefix ranges
 --   4 deadlines zset: key -> expiry (ms of the server's clock)
@@ -41,20 +42,26 @@
 --   5 event retention ms, 6 how long a request id is remembered (ms); then the call's:
 --   7 operation, 8 the client's epoch ("" if it has none), 9 the revision after which
 --   the caller wants the events back (-1: none), 10 request id of a write ("" for a
---   read; a traced write's is followed by a space and its W3C traceparent), 11 the id
---   of the data key the client seals with ("" for a plain session), 12.. the
---   operation's arguments.
+--   read; a traced write's is followed by a space and its W3C traceparent), 11 the
+--   data key the client seals with: its 8-byte id; or, from a client with a key ring
+--   that knows of none for the session, the record of a new one it proposes (the
+--   session takes it with its first write, in that call: of two clients that start a
+--   sealed session at once, the second is told the first's key; a read or a refused
+--   write leaves nothing); "" from a client without a key ring. 12.. the operation's
+--   arguments.
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
 -- session's data is gone since the client last saw it: nothing was done), "keys"
 -- (the session's data key is not the one the client named: nothing was done; the
--- result is the records dk and dk0), "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
--- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
+-- result is the records dk and dk0), "plain" (a key ring's client met a session that
+-- holds values written without one: nothing was done), "conflict", "full", "changed",
+-- "wait", "lead". Metadata is cmsgpack {version, revision, created_ms, updated_ms,
+-- ttl_ms, expires_ms, source, tags}, -1 for "none".
 
 local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
   CHANNEL
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
-local op, client_epoch, since, request, client_key
+local op, client_epoch, since, request
 local trace  -- the traceparent of a traced write, or nil
 local time, now, epoch
 local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
@@ -65,6 +72,8 @@ local wrote  -- whether a caller's write changed its data (not an expiry, a leas
 local touched  -- whether it recorded a read for eviction (in the recency zset)
 local fresh  -- whether the session did not exist: it comes to exist if this call writes
 local leased  -- whether this call took a lease (which a session must hold too)
+local proposal  -- the record of a data key for a sealed session that has none, or nil:
+                -- it becomes the session's if this call writes (see reply)
 local DATA = 10  -- KEYS[1..DATA] are the session's keys; the rest is not
 local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
@@ -570,6 +579,9 @@ local function reply(status, ...)
     redis.call("HSET", META, "epoch", epoch)
     changed = true
   end
+  if proposal and wrote then  -- the first sealed write: the session's data key with it
+    redis.call("HSET", META, "dkid", string.sub(proposal, 2, 9), "dk", proposal)
+  end
   if request ~= "" then  -- remember the outcome of this write, without any value
     redis.call("HSET", REQUESTS, request, cmsgpack.pack({now, status, ...}))
     changed = true
@@ -590,39 +602,147 @@ local function reply(status, ...)
   return {status, epoch, events_since(), floor(), unpack(result)}
 end
 
-local function call(keys, args)
+-- The calls that read or replace a sealed session's data keys without the session's
+-- state (rekey: an admin's, which never creates a session): dk and dk0; rewrap (old
+-- dk, new dk, old dk0, new dk0) replaces them if they are still the old ones.
+local function data_key_admin(a)
+  local found = redis.call("HMGET", META, "dk", "dk0")
+  if op == "data_keys" then
+    return {"ok", "", {}, 0, found[1] or "", found[2] or ""}
+  end
+  if (found[1] or "") ~= a[FIRST] or (found[2] or "") ~= a[FIRST + 2] then
+    return {"changed", "", {}, 0}
+  end
+  if found[1] then
+    redis.call("HSET", META, "dk", a[FIRST + 1])
+  end
+  if found[2] then
+    redis.call("HSET", META, "dk0", a[FIRST + 3])
+  end
+  return {"ok", "", {}, 0}
+end
+
+-- The data key the client named (ARGV 11) against the session's (its id, "" if it
+-- has none): the reply that tells the client the session's keys, or nil if the call
+-- goes on. A client's proposed key (a record) is taken by a session that has none
+-- and holds no plain value, with this call's write if it writes (see reply): so
+-- nothing sealed by a key the session does not hold, and nothing plain, ever lands
+-- in a sealed session, and nothing sealed in a plain one.
+local function check_key(client_key, session_key)
+  proposal = nil
+  if #client_key > 8 then
+    if session_key == "" then
+      if redis.call("HLEN", ENTRIES) > 0 then
+        return {"plain", epoch, {}, 0}  -- values written without a key ring
+      end
+      proposal = client_key
+      return nil
+    end
+    client_key = string.sub(client_key, 2, 9)
+  end
+  if client_key ~= session_key then
+    local found = redis.call("HMGET", META, "dk", "dk0")
+    return {"keys", epoch, {}, 0, found[1] or "", found[2] or ""}
+  end
+  return nil
+end
+
+-- A sealed session's own calls, for rotate_data_key (see operations.py): the reply,
+-- or nil for an operation that is none of them.
+local function data_key_op(a, at)
+  if op == "rotate" then  -- new data key id, new record (the client's key is dk's)
+    local found = redis.call("HMGET", META, "dk", "dk0")
+    if not found[1] then
+      return reply("ok", "")  -- no data key yet (no sealed value): none to replace
+    end
+    if found[2] then
+      return reply("rotating")  -- the rotation before is unfinished
+    end
+    redis.call("HSET", META, "dkid", a[at], "dk", a[at + 1], "dk0", found[1])
+    changed = true
+    return reply("ok", found[1])
+  elseif op == "sealed_under" then  -- hash ("entries", "values"), data key id, cursor
+    local hash, old = a[at] == "entries" and ENTRIES or VALUES, a[at + 1]
+    local found = redis.call("HSCAN", hash, a[at + 2], "COUNT", 200)
+    local out = {}
+    for i = 1, #found[2], 2 do
+      local field, value, key = found[2][i], found[2][i + 1], nil
+      if hash == ENTRIES then
+        value, key = string.sub(value, 9 + tonumber(string.sub(value, 1, 8))), field
+      elseif string.sub(field, 1, 1) ~= "p" then
+        local event = redis.call("XRANGE", EVENTS, field .. "-0", field .. "-0")[1]
+        key = event and event[2][4]
+      end
+      if key and string.sub(value, 3, 10) == old then
+        out[#out + 1], out[#out + 2], out[#out + 3] = field, key, value
+      end
+    end
+    return reply("ok", found[1], out)
+  elseif op == "reseal" then  -- hash, then field, old value, new value: compare and set
+    local count = 0
+    for i = at + 1, #a, 3 do
+      local field, old, new = a[i], a[i + 1], a[i + 2]
+      if a[at] == "entries" then
+        local blob = redis.call("HGET", ENTRIES, field)
+        local size = blob and 8 + tonumber(string.sub(blob, 1, 8))
+        if blob and string.sub(blob, size + 1) == old then
+          redis.call("HSET", ENTRIES, field, string.sub(blob, 1, size) .. new)
+          bytes = bytes + #new - #old
+          changed = true
+          count = count + 1
+        end
+      elseif redis.call("HGET", VALUES, field) == old then
+        redis.call("HSET", VALUES, field, new)
+      end
+    end
+    return reply("ok", count)
+  elseif op == "rotated" then  -- old data key id: forget it if no value needs it
+    local old = a[at]
+    for _, hash in ipairs({ENTRIES, VALUES}) do
+      local cursor = "0"
+      repeat
+        local found = redis.call("HSCAN", hash, cursor, "COUNT", 1000)
+        cursor = found[1]
+        for i = 1, #found[2], 2 do
+          local field, value = found[2][i], found[2][i + 1]
+          if hash == ENTRIES then
+            value = string.sub(value, 9 + tonumber(string.sub(value, 1, 8)))
+          elseif string.sub(field, 1, 1) == "p" then
+            value = ""
+          end
+          if string.sub(value, 3, 10) == old then
+            return reply("unfinished")
+          end
+        end
+      until cursor == "0"
+    end
+    local dk0 = redis.call("HGET", META, "dk0")
+    if dk0 and string.sub(dk0, 2, 9) == old then
+      redis.call("HDEL", META, "dk0")
+      changed = true
+    end
+    return reply("ok")
+  end
+  return nil
+end
+
+-- The call's state from its keys and arguments (see the header).
+local function start(keys, args)
   KEYS, ARGV = keys, args
   META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
     CHANNEL = unpack(keys)
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
-  client_key = args[11]
   trace = nil
   if #request > 32 then  -- a request id (32 hex digits), a space, a traceparent
     request, trace = string.sub(request, 1, 32), string.sub(request, 34)
   end
+end
 
-  if op == "destroy" then  -- every key of the session, for everyone
-    redis.call("DEL", unpack(KEYS, 1, DATA))
-    return {"ok", "", {}, 0}
-  elseif op == "data_keys" then  -- (admin; never creates the session) dk, dk0
-    local found = redis.call("HMGET", META, "dk", "dk0")
-    return {"ok", "", {}, 0, found[1] or "", found[2] or ""}
-  elseif op == "rewrap" then  -- old dk, new dk, old dk0, new dk0: compare and set
-    local a, found = ARGV, redis.call("HMGET", META, "dk", "dk0")
-    if (found[1] or "") ~= a[FIRST] or (found[2] or "") ~= a[FIRST + 2] then
-      return {"changed", "", {}, 0}
-    end
-    if found[1] then
-      redis.call("HSET", META, "dk", a[FIRST + 1])
-    end
-    if found[2] then
-      redis.call("HSET", META, "dk0", a[FIRST + 3])
-    end
-    return {"ok", "", {}, 0}
-  end
-
+-- The session's state (META) for a call on it; returns the id of its data key ("":
+-- none).
+local function load()
   time = redis.call("TIME")
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   changed, wrote, touched, leased, stream_length = false, false, false, false, nil
@@ -642,16 +762,27 @@ local function call(keys, args)
   end
   rev, floor_rev = tonumber(state[2]) or 0, tonumber(state[3]) or 0
   bytes, refreshed = tonumber(state[4]) or 0, tonumber(state[5]) or 0
+  return state[6] or ""
+end
+
+local function call(keys, args)
+  start(keys, args)
+  if op == "destroy" then  -- every key of the session, for everyone
+    redis.call("DEL", unpack(KEYS, 1, DATA))
+    return {"ok", "", {}, 0}
+  elseif op == "data_keys" or op == "rewrap" then
+    return data_key_admin(ARGV)
+  end
+
+  local session_key = load()
   if client_epoch ~= "" and client_epoch ~= epoch then
     return {"lost", fresh and "" or epoch, {}, 0}
   end
   -- A client that seals with another data key than the session's (or that does not
-  -- know the session is sealed) learns the session's first: nothing sealed with a key
-  -- the session does not hold, and nothing plain, ever lands in a sealed session.
-  local session_key = state[6] or ""
-  if client_key ~= session_key and op ~= "seal" then
-    local found = redis.call("HMGET", META, "dk", "dk0")
-    return {"keys", epoch, {}, 0, found[1] or "", found[2] or ""}
+  -- know the session is sealed) learns the session's first.
+  local refused = check_key(args[11], session_key)
+  if refused then
+    return refused
   end
 
   -- A write sent again (its reply was lost): answer what it answered the first time.
@@ -836,88 +967,8 @@ local function call(keys, args)
   elseif op == "release" then  -- key, holder
     release(a[at], a[at + 1])
     return reply("ok")
-  elseif op == "seal" then  -- data key id, record: the session's data key, made once
-    if session_key ~= "" then
-      local found = redis.call("HMGET", META, "dk", "dk0")
-      return reply("ok", found[1], found[2] or "")
-    end
-    if redis.call("HLEN", ENTRIES) > 0 then
-      return reply("plain")  -- values written without a key ring: not sealed now
-    end
-    redis.call("HSET", META, "dkid", a[at], "dk", a[at + 1])
-    changed = true
-    return reply("ok", a[at + 1], "")
-  elseif op == "rotate" then  -- new data key id, new record (the client's key is dk's)
-    local found = redis.call("HMGET", META, "dk", "dk0")
-    if found[2] then
-      return reply("rotating")  -- the rotation before is unfinished
-    end
-    redis.call("HSET", META, "dkid", a[at], "dk", a[at + 1], "dk0", found[1])
-    changed = true
-    return reply("ok", found[1])
-  elseif op == "sealed_under" then  -- hash ("entries", "values"), data key id, cursor
-    local hash, old = a[at] == "entries" and ENTRIES or VALUES, a[at + 1]
-    local found = redis.call("HSCAN", hash, a[at + 2], "COUNT", 200)
-    local out = {}
-    for i = 1, #found[2], 2 do
-      local field, value, key = found[2][i], found[2][i + 1], nil
-      if hash == ENTRIES then
-        value, key = string.sub(value, 9 + tonumber(string.sub(value, 1, 8))), field
-      elseif string.sub(field, 1, 1) ~= "p" then
-        local event = redis.call("XRANGE", EVENTS, field .. "-0", field .. "-0")[1]
-        key = event and event[2][4]
-      end
-      if key and string.sub(value, 3, 10) == old then
-        out[#out + 1], out[#out + 2], out[#out + 3] = field, key, value
-      end
-    end
-    return reply("ok", found[1], out)
-  elseif op == "reseal" then  -- hash, then field, old value, new value: compare and set
-    local count = 0
-    for i = at + 1, #a, 3 do
-      local field, old, new = a[i], a[i + 1], a[i + 2]
-      if a[at] == "entries" then
-        local blob = redis.call("HGET", ENTRIES, field)
-        local size = blob and 8 + tonumber(string.sub(blob, 1, 8))
-        if blob and string.sub(blob, size + 1) == old then
-          redis.call("HSET", ENTRIES, field, string.sub(blob, 1, size) .. new)
-          bytes = bytes + #new - #old
-          changed = true
-          count = count + 1
-        end
-      elseif redis.call("HGET", VALUES, field) == old then
-        redis.call("HSET", VALUES, field, new)
-      end
-    end
-    return reply("ok", count)
-  elseif op == "rotated" then  -- old data key id: forget it if no value needs it
-    local old = a[at]
-    for _, hash in ipairs({ENTRIES, VALUES}) do
-      local cursor = "0"
-      repeat
-        local found = redis.call("HSCAN", hash, cursor, "COUNT", 1000)
-        cursor = found[1]
-        for i = 1, #found[2], 2 do
-          local field, value = found[2][i], found[2][i + 1]
-          if hash == ENTRIES then
-            value = string.sub(value, 9 + tonumber(string.sub(value, 1, 8)))
-          elseif string.sub(field, 1, 1) == "p" then
-            value = ""
-          end
-          if string.sub(value, 3, 10) == old then
-            return reply("unfinished")
-          end
-        end
-      until cursor == "0"
-    end
-    local dk0 = redis.call("HGET", META, "dk0")
-    if dk0 and string.sub(dk0, 2, 9) == old then
-      redis.call("HDEL", META, "dk0")
-      changed = true
-    end
-    return reply("ok")
   end
-  return redis.error_reply("sharedctx: unknown operation " .. tostring(op))
+  return data_key_op(a, at) or redis.error_reply("sharedctx: unknown operation " .. tostring(op))
 end
 
 redis.register_function("__LIBRARY__", call)

@@ -23,6 +23,7 @@ from sharedctx import steps
 from sharedctx._codec import Codec
 from sharedctx._errors import (
     ContextClosedError,
+    ContextError,
     InvalidArgumentError,
     KeyUnavailableError,
     SessionLostError,
@@ -114,8 +115,8 @@ class RedisStore(Handlers):
         self._closed = False
         # One call now: a wrong password or an unreachable server fails here, and the
         # session's epoch is known from the start (a loss after it is reported); a
-        # sealed session's data key is made (by the first opener) or learned.
-        self._unsealed = keys is not None
+        # sealed session's data key is learned (a session without one is given one by
+        # its first sealed write: opening creates nothing on the server).
         self.run(protocol.Revision(), user=False)
 
     def executor(self, operation: type[ops.Operation[T]]) -> Callable[[ops.Operation[T]], T]:
@@ -150,14 +151,11 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(user)
-            if self._unsealed:
-                self._sealed(self.run(self._seal(), user=False))
-            if operation.values:
-                self._sealing(operation)
-            argv = self._argv(operation, request, events)
+            key = self._sealing(operation)
+            argv = self._argv(operation, request, events, key)
             raw = self._caller.call(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, user, operation), self.reader)
+                return operation.parse(self._settle(raw, user, operation, key), self.reader)
             except _Retry:
                 continue
 
@@ -166,45 +164,39 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(True)
-            if self._unsealed:
-                self._sealed(await self.arun(self._seal()))
-            if operation.values:
-                self._sealing(operation)
-            argv = self._argv(operation, request, True)
+            key = self._sealing(operation)
+            argv = self._argv(operation, request, True, key)
             raw = await self._caller.acall(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, True, operation), self.reader)
+                return operation.parse(self._settle(raw, True, operation, key), self.reader)
             except _Retry:
                 continue
 
-    def _argv(self, operation: Operation[Any], request: bytes, events: bool) -> list[Any]:
+    def _argv(
+        self, operation: Operation[Any], request: bytes, events: bool, key: bytes
+    ) -> list[Any]:
         if operation.since is not None:
             since = operation.since
         else:
             since = self._delivered if events and len(self._hub) else -1
-        keys = self.keys
-        key_id = self._locked or b"" if keys is None else keys.current
-        return protocol.arguments(operation, self._epoch, since, request, key_id)
+        return protocol.arguments(operation, self._epoch, since, request, key)
 
     # -- sealed sessions -----------------------------------------------------------------
 
-    def _seal(self) -> protocol.Seal:
-        """The call that makes the session's data key (the first opener's) or reads it."""
-        assert self.keys is not None
-        self._unsealed = False
-        return protocol.Seal(*self.keys.new_record(), self.session_id)
-
-    def _sealed(self, records: list[bytes]) -> None:
-        assert self.keys is not None
-        self.keys.learn(records)
-
-    def _sealing(self, operation: Operation[Any]) -> None:
-        """Before a call with values: a plain store may not write into a sealed session,
-        and a sealed one writes them sealed by the session's current data key."""
-        if self.keys is not None:
-            operation.reseal(self.keys)
-        elif self._locked is not None:
-            self.codec.encode(operation.key or "", None)  # raises KeyUnavailableError
+    def _sealing(self, operation: Operation[Any]) -> bytes:
+        """The data key a call names to the server (see script.lua, ARGV 11), and its
+        values sealed by it: a sealed store's current one (or the record of the one
+        it proposes for a session that has none), a plain store's b"" (or the key of
+        the sealed session it met, where it may not write)."""
+        keys = self.keys
+        if keys is None:
+            if self._locked is not None and operation.values:
+                self.codec.encode(operation.key or "", None)  # raises KeyUnavailableError
+            return self._locked or b""
+        current, proposed = keys.sealing()
+        if operation.values:
+            operation.reseal(keys, current)
+        return proposed or current
 
     def _rekeyed(self, records: list[bytes]) -> None:
         """The session's data key is not the one this store named: learn it (a plain
@@ -219,9 +211,7 @@ class RedisStore(Handlers):
                 self._inner_codec = self.codec
             self.codec = self.reader.codec = LockedCodec(self.session_id, record_key_id(records[0]))
             return
-        self.keys.learn(records)
-        if not records:  # the session lost its data key with its data: a new one
-            self._unsealed = True
+        self.keys.learn(records)  # none: the session has no data key (any more)
 
     def _require_keys(self) -> SessionKeys:
         if self.keys is None:
@@ -244,11 +234,21 @@ class RedisStore(Handlers):
                 self._lost = False
                 raise self._lost_error()
 
-    def _settle(self, raw: list[Any], user: bool, operation: Operation[Any]) -> protocol.Reply:
+    def _settle(
+        self, raw: list[Any], user: bool, operation: Operation[Any], key: bytes
+    ) -> protocol.Reply:
         reply = protocol.reply_of(raw)
         if reply.status == b"keys":
             self._rekeyed([bytes(record) for record in reply.result[:2] if record])
             raise _Retry
+        if reply.status == b"plain":
+            raise ContextError(
+                f"session {self.session_id!r} holds values that are not sealed (it was "
+                "written without a key ring); it is not sealed now: export it and import "
+                "it into a new session with the key ring"
+            )
+        if operation.values and reply.status == b"ok" and self.keys is not None:
+            self.keys.settle(key)  # a proposed data key, taken with this write
         if reply.status == b"lost":
             with self._epoch_lock:
                 known = reply.epoch == self._epoch  # another call of ours met it first
