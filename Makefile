@@ -67,13 +67,14 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build .venv-oldest
 
 # The second, smaller step of `make test`: the oldest versions that pyproject.toml
-# allows (each lower bound of the core, cli and redis dependencies, pinned; a test
-# checks that these pins are those bounds), with the tests that depend most on
-# redis-py: the conformance kit on Redis and Redis Cluster, and the cluster, protocol
-# and fault tests. The newest versions are what .venv holds.
+# allows (each lower bound of the core, cli, redis and sealed dependencies, pinned; a
+# test checks that these pins are those bounds), with the tests that depend most on
+# redis-py and cryptography: the conformance kit on Redis and Redis Cluster, plain and
+# sealed, and the cluster, protocol and fault tests. The newest versions are what
+# .venv holds.
 OLDEST := .venv-oldest
 OLDEST_PINS := msgspec==0.18.6 sortedcontainers==2.4.0 pydantic==2.10.0 rich==13.7.0 \
-	redis==7.4.0 hiredis==3.0.0
+	redis==7.4.0 hiredis==3.0.0 cryptography==42.0.0
 
 .PHONY: test-oldest
 test: test-oldest
@@ -81,10 +82,12 @@ test: test-oldest
 $(OLDEST)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install -q --upgrade pip
-	$(OLDEST)/bin/python -m pip install -q -e '.[cli,redis,testing]' pytest-timeout $(OLDEST_PINS)
+	$(OLDEST)/bin/python -m pip install -q -e '.[cli,redis,sealed,testing]' pytest-timeout \
+	  $(OLDEST_PINS)
 	touch $@
 
 test-oldest: $(OLDEST)/.installed redis-server
 	$(OLDEST)/bin/pytest -q -k "redis or cluster" tests/test_conformance.py \
+	  tests/sealed/test_conformance_sealed.py tests/sealed/test_first_write.py \
 	  tests/backends/redis/test_cluster.py tests/backends/redis/test_protocol.py \
 	  tests/backends/redis/test_faults.py

@@ -17,7 +17,7 @@ def _lower_bounds() -> dict[str, Version]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     bounds = {}
-    for line in [*project["dependencies"], *extras["cli"], *extras["redis"]]:
+    for line in [*project["dependencies"], *extras["cli"], *extras["redis"], *extras["sealed"]]:
         requirement = Requirement(line)
         (lower,) = [spec.version for spec in requirement.specifier if spec.operator == ">="]
         bounds[requirement.name] = Version(lower)
