@@ -141,7 +141,8 @@ class KeyRing:
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise InvalidArgumentError(
-                f"cannot read the key file {str(path)!r}: {reason}"
+                f"cannot read the key file {str(path)!r}: {reason}; give the path of a "
+                "readable file of id:key lines"
             ) from None
         return cls(_parse(text, f"the key file {str(path)!r}"))
 
@@ -204,7 +205,7 @@ def _parse(text: str, where: str) -> dict[str, str]:
                 f"item {number} of {where} is not id:key (the form is id:key,id:key)"
             )
         if key_id in keys:
-            raise InvalidArgumentError(f"{where} names key {key_id!r} twice")
+            raise InvalidArgumentError(f"{where} names key {key_id!r} twice: give each key id once")
         keys[key_id] = key
     return keys
 
@@ -333,13 +334,14 @@ class SessionKeys:
     def _unwrap(self, record: bytes) -> bytes:
         if not record or record[0] != _RECORD:
             raise IntegrityError(
-                f"the data key of session {self.session_id!r} is not one sharedctx wrote",
+                f"the data key of session {self.session_id!r} is not one sharedctx wrote: "
+                f"{_RESTORE}",
             )
         key_id = record_key_id(record)
         if not self.provider.holds(key_id):
             raise KeyUnavailableError(
                 f"session {self.session_id!r} needs key {key_id!r} to open its data key; "
-                f"the key ring holds {_ids(self.provider)}",
+                f"the key ring holds {_ids(self.provider)}: {_add_key(key_id)}",
                 self.session_id,
                 key_id,
             )
@@ -349,7 +351,7 @@ class SessionKeys:
         except ValueError:
             raise IntegrityError(
                 f"the data key of session {self.session_id!r} does not open with key "
-                f"{key_id!r}: it was changed, or copied from another session"
+                f"{key_id!r}: it was changed, or copied from another session; {_RESTORE}"
             ) from None
 
     def rewrapped(self, record: bytes) -> bytes:
@@ -378,7 +380,7 @@ class SessionKeys:
         if data[:2] != SEALED or len(data) < _HEADER + _NONCE + _TAG:
             raise IntegrityError(
                 f"the stored value of key {key!r} in sealed session {self.session_id!r} is "
-                "not sealed: it was written around sharedctx, and is not read",
+                f"not sealed: it was written around sharedctx, and is not read; {_REWRITE}",
                 key,
             )
         data_key_id = data[2:_HEADER]
@@ -388,7 +390,8 @@ class SessionKeys:
                 raise self._unavailable(data_key_id, key)
             raise IntegrityError(
                 f"the stored value of key {key!r} in session {self.session_id!r} was not "
-                "sealed by a data key of this session (copied from another session?)",
+                f"sealed by a data key of this session (copied from another session?); "
+                f"{_REWRITE}",
                 key,
             )
         encoded = key.encode()
@@ -400,7 +403,7 @@ class SessionKeys:
         except self._invalid:
             raise IntegrityError(
                 f"the stored value of key {key!r} in session {self.session_id!r} does not "
-                "open: it was changed, or sealed for another key or session",
+                f"open: it was changed, or sealed for another key or session; {_REWRITE}",
                 key,
             ) from None
         return opened
@@ -422,12 +425,12 @@ class SessionKeys:
         if needed is None:
             return KeyUnavailableError(
                 f"session {self.session_id!r} has no data key known here to seal the value "
-                f"of key {key!r}",
+                f"of key {key!r}: open a new context on the session to learn it",
                 self.session_id,
             )
         return KeyUnavailableError(
             f"session {self.session_id!r} needs key {needed!r} to open its data key; the "
-            f"key ring holds {_ids(self.provider)}",
+            f"key ring holds {_ids(self.provider)}: {_add_key(needed)}",
             self.session_id,
             needed,
         )
@@ -437,6 +440,18 @@ class SessionKeys:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a session's data keys are not pickled")
+
+
+_REWRITE = "set the key again (or delete it), or restore the session from a backup"
+_RESTORE = "restore the session from a backup, or destroy() it and write it again"
+
+
+def _add_key(key_id: str) -> str:
+    """What to do about a data key wrapped by ``key_id``, which the ring lacks."""
+    return (
+        f"open it with a key ring that holds key {key_id!r} (keyring=..., or "
+        "SHAREDCTX_KEYS or --keys-file for the CLI)"
+    )
 
 
 def _ids(provider: KeyProvider) -> str:

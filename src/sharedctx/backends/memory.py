@@ -100,7 +100,10 @@ class MemoryBackend:
         if not isinstance(history, int) or isinstance(history, bool) or history < 0:
             raise InvalidArgumentError(f"history must be an int >= 0, not {history!r}")
         if keyring is not None and not isinstance(keyring, KeyProvider):
-            raise InvalidArgumentError(f"keyring must be a KeyRing, not {keyring!r}")
+            raise InvalidArgumentError(
+                f"keyring must be a KeyRing, not {keyring!r}: KeyRing({{'2026-12': key}}) "
+                "with a key from KeyRing.generate_key(), or another KeyProvider"
+            )
         self.clock = clock
         self.history = history
         self.keyring = keyring

@@ -111,7 +111,10 @@ def open_backend(
     library is missing.
     """
     if keyring is not None and not isinstance(keyring, KeyProvider):
-        raise InvalidArgumentError(f"keyring must be a KeyRing, not {keyring!r}")
+        raise InvalidArgumentError(
+            f"keyring must be a KeyRing, not {keyring!r}: KeyRing({{'2026-12': key}}) "
+            "with a key from KeyRing.generate_key(), or another KeyProvider"
+        )
     if isinstance(backend, str):
         scheme = "memory" if backend == "memory" else backend.partition("://")[0].lower()
         factory = _factory(scheme) if backend == "memory" or "://" in backend else None
@@ -136,7 +139,8 @@ def open_backend(
         if not _takes_keyring(factory):
             raise InvalidArgumentError(
                 f"the backend of {scheme}:// URLs does not seal sessions (its factory "
-                "takes no keyring=)"
+                "takes no keyring=): register a factory that takes keyring=, or open "
+                "the context without one"
             )
         return factory(backend, keyring=keyring), True
     if keyring is not None:

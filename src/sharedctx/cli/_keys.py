@@ -176,7 +176,10 @@ def _rekey(
         rekey = getattr(backend, "rekey_session", None)
         sessions = getattr(backend, "sessions", None)
         if rekey is None or sessions is None:
-            raise InvalidArgumentError(f"{backend!r} cannot rekey its sessions")
+            raise InvalidArgumentError(
+                f"{backend!r} cannot rekey its sessions: rekey the sessions of a Redis or "
+                "Redis Cluster backend (--backend redis://... or redis+cluster://...)"
+            )
         found = sessions()
         rekeyed, failed = 0, 0
         for session in found:  # each on its own: one that fails stops none of the others

@@ -81,7 +81,10 @@ class RedisBackend:
     ) -> None:
         target = check_url(url)
         if keyring is not None and not isinstance(keyring, KeyProvider):
-            raise InvalidArgumentError(f"keyring must be a KeyRing, not {keyring!r}")
+            raise InvalidArgumentError(
+                f"keyring must be a KeyRing, not {keyring!r}: KeyRing({{'2026-12': key}}) "
+                "with a key from KeyRing.generate_key(), or another KeyProvider"
+            )
         self.keyring = keyring
         self.url = url
         self.where = redact(url)
