@@ -235,8 +235,9 @@ class RedisStore(Handlers):
                 raise self._lost_error()
 
     def _settle(
-        self, raw: list[Any], user: bool, operation: Operation[Any], key: bytes
+        self, raw: list[Any], user: bool, operation: Operation[Any], key: bytes = b""
     ) -> protocol.Reply:
+        """The reply of a call that named data key ``key`` (see :meth:`_sealing`)."""
         reply = protocol.reply_of(raw)
         if reply.status == b"keys":
             self._rekeyed([bytes(record) for record in reply.result[:2] if record])
