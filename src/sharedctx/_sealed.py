@@ -258,7 +258,8 @@ class SessionKeys:
 
     __slots__ = (
         "__weakref__", "_aead", "_ciphers", "_context", "_failed", "_invalid", "_lock",
-        "_prefix", "current", "namespace", "proposed", "provider", "records", "session_id",
+        "_now", "_prefix", "current", "namespace", "proposed", "provider", "records",
+        "session_id",
     )  # fmt: skip
 
     def __init__(self, provider: KeyProvider, namespace: str, session_id: str) -> None:
@@ -281,6 +282,7 @@ class SessionKeys:
         self.proposed: bytes = b""
         """The record of the data key proposed for a session that has none (then
         ``current`` is its id), until the backend took it or told another; b"": none."""
+        self._now = (b"", b"")  # (current, proposed), replaced whole: read without lock
 
     def new_record(self) -> tuple[bytes, bytes]:
         """A new random data key: its id and its record (not learned yet)."""
@@ -311,18 +313,23 @@ class SessionKeys:
             self.records = tuple(found)
             self.current = record_data_key_id(found[0]) if found else b""
             self.proposed = b""
+            self._now = (self.current, b"")
 
     def sealing(self) -> tuple[bytes, bytes]:
         """The id of the data key that seals now, and its record if it is proposed
         (b"" if it is the session's): with no data key known, a new one is proposed,
         which the session takes with its first write (see the class docstring)."""
+        now = self._now
+        if now[0]:
+            return now
         with self._lock:
             if not self.current:
                 data_key_id, data_key = os.urandom(8), os.urandom(32)
                 _, record = self._record(data_key_id, data_key)
                 self._ciphers = {**self._ciphers, data_key_id: self._aead(data_key)}
                 self.current, self.proposed = data_key_id, record
-            return self.current, self.proposed
+                self._now = (data_key_id, record)
+            return self._now
 
     def settle(self, record: bytes) -> None:
         """The session took the proposed data key ``record`` (with a write of values
@@ -330,6 +337,7 @@ class SessionKeys:
         with self._lock:
             if record and self.proposed == record:
                 self.records, self.proposed = (record,), b""
+                self._now = (self.current, b"")
 
     def _unwrap(self, record: bytes) -> bytes:
         if not record or record[0] != _RECORD:

@@ -593,8 +593,12 @@ class MemoryStore(InProcessStore):
                 self.session_id,
                 record_key_id(self._session.records[0]) if self._session.records else None,
             )
-        self._session.check_sealable()  # (a plain handle may have written since)
-        data = keys.reseal(write.key, write.data, keys.sealing()[0])
+        if self._session.records:
+            sealing = keys.current  # the session's (learned when the handle looked)
+        else:
+            self._session.check_sealable()  # (a plain handle may have written)
+            sealing = keys.sealing()[0]
+        data = keys.reseal(write.key, write.data, sealing)
         return write if data is write.data else replace(write, data=data)
 
     # -- reads -------------------------------------------------------------------
