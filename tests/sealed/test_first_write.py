@@ -65,6 +65,8 @@ def _read_everything(ctx: SharedContext) -> None:
     list(ctx.export())
     ctx.purge_expired()
     ctx.watch("*").close()
+    assert ctx.set_multiple({}) == []  # no write either
+    assert ctx.delete("k") is False
     assert ctx.rotate_data_key() == 0  # no data key yet: none to replace
     assert ctx.rekey() is False
 

@@ -797,7 +797,7 @@ class MemoryStore(InProcessStore):
                 batch = {write.key for write in writes}
                 new_keys = sum(key not in entries for key in batch)
                 self._session.make_room(self._max_entries, self._reject, new_keys, batch)
-                if self._guard and not self._session.records and self._sealing_keys:
+                if writes and self._guard and not self._session.records and self._sealing_keys:
                     self._session.adopt(self._sealing_keys)
                 wall = _wall()
                 traced = operation.traceparent
