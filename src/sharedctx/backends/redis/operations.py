@@ -422,6 +422,7 @@ class WriteMany(Operation[list[ContextEntry]]):
         traceparent: str | None = None,
     ) -> None:
         self.items, self.max_entries, self.session_id = writes, max_entries, session_id
+        self.values = bool(writes)  # none: nothing to seal, and no data key is taken
         self.traceparent = traceparent
         self._arguments = [_write_arguments(writes)]
 
