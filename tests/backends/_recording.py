@@ -3,7 +3,8 @@
 ``RecordingBackend`` keeps its sessions in a ``MemoryBackend`` and records every
 operation a context gives its stores. It imports nothing but the public names of
 ``sharedctx.backends``, and its stores refuse any operation that is not one of
-``sharedctx.backends.OPERATIONS``: anything else fails the test. The behavioural
+``sharedctx.backends.OPERATIONS``: anything else fails the test. It is a
+``SessionAdmin`` too (what ``sharedctx sessions`` asks), by its memory backend's. The behavioural
 suite (``sharedctx.testing``) runs on it as on the memory and Redis backends, which
 shows that a new backend needs no change to ``src/``.
 """
@@ -12,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sharedctx.backends import OPERATIONS, MemoryBackend, Operation, Store, StoreOptions
+from sharedctx.backends import (
+    OPERATIONS,
+    MemoryBackend,
+    Operation,
+    SessionSummary,
+    Store,
+    StoreOptions,
+)
 
 T = TypeVar("T")
 
@@ -47,6 +55,21 @@ class RecordingBackend:
 
     def open(self, session_id: str, hub: Any, options: StoreOptions, codec: Any) -> RecordingStore:
         return RecordingStore(self._memory.open(session_id, hub, options, codec), self.calls)
+
+    def sessions(self) -> list[str]:
+        return self._memory.sessions()
+
+    def has_session(self, session_id: str) -> bool:
+        return self._memory.has_session(session_id)
+
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        return self._memory.session_summary(session_id)
+
+    def session_summaries(self) -> list[SessionSummary]:
+        return self._memory.session_summaries()
+
+    def drop_session(self, session_id: str) -> bool:
+        return self._memory.drop_session(session_id)
 
     def close(self) -> None:
         self._memory.close()
