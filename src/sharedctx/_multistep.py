@@ -18,6 +18,7 @@ import inspect
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
@@ -35,7 +36,7 @@ from sharedctx.backends.ops import (
     Get,
     GetMany,
     Lease,
-    Operation,
+    ReadAt,
     Release,
     Subscribe,
     TakeLease,
@@ -268,21 +269,25 @@ def wait_for(
     of every event that wakes it (telemetry links the wait to their writes).
     """
 
-    def written(found: list[ContextEntry]) -> list[ContextEntry]:
-        return found if since is None else [entry for entry in found if entry.revision > since]
+    def written(found: dict[str, ContextEntry]) -> list[ContextEntry]:
+        entries = sorted(found.values(), key=_key_of)
+        return entries if since is None else [entry for entry in entries if entry.revision > since]
 
-    def ready(found: list[ContextEntry]) -> list[ContextEntry] | None:
-        found = written(found)
-        return found if len(found) >= count else None
+    def ready(found: dict[str, ContextEntry]) -> list[ContextEntry] | None:
+        if len(found) < count:  # checked after each change heard: first the cheap test
+            return None
+        entries = written(found)
+        return entries if len(entries) >= count else None
 
-    def missing(found: list[ContextEntry]) -> WaitTimeoutError:
+    def missing(found: dict[str, ContextEntry]) -> WaitTimeoutError:
         return WaitTimeoutError(
             f"{len(written(found))} of {count} keys matching {glob.pattern!r}"
             + ("" if since is None else f" written after revision {since}")
             + f" were there after {timeout} s"
         )
 
-    return _wait([glob], timeout, unsubscribe, Find(glob), ready, missing, "await_for", hear)
+    look = ReadAt(Find(glob))
+    return _wait([glob], timeout, unsubscribe, look, ready, missing, "await_for", hear)
 
 
 def wait_for_keys(
@@ -303,7 +308,7 @@ def wait_for_keys(
 
     def ready(found: dict[str, ContextEntry]) -> dict[str, ContextEntry] | None:
         found = written(found)
-        return found if len(found) == len(keys) else None
+        return found if len(found) == len(set(keys)) else None
 
     def missing(found: dict[str, ContextEntry]) -> WaitTimeoutError:
         there = written(found)
@@ -311,48 +316,112 @@ def wait_for_keys(
         after = "" if since is None else f" written after revision {since}"
         return WaitTimeoutError(f"keys {absent}{after} were not there after {timeout} s", absent)
 
-    globs = [compile_glob(escape(key)) for key in keys]
-    look = GetMany(tuple(keys))
+    globs = [compile_glob(escape(key)) for key in dict.fromkeys(keys)]
+    look = ReadAt(GetMany(tuple(keys)))
     return _wait(globs, timeout, unsubscribe, look, ready, missing, "await_for_keys", hear)
 
 
-F = TypeVar("F")
+def _key_of(entry: ContextEntry) -> str:
+    return entry.key
 
 
-def _hearing(hear: Callable[[ContextEvent], object], signal: Signal, event: ContextEvent) -> None:
-    hear(event)
-    signal.set()
+class _Heard:
+    """What a wait's subscriptions heard since it last looked: the events, in order,
+    and whether some were lost (a trimmed stream: then it reads again)."""
+
+    __slots__ = ("events", "hear", "lost", "signal")
+
+    def __init__(self, hear: Callable[[ContextEvent], object] | None) -> None:
+        self.events: deque[ContextEvent] = deque()
+        self.lost = False
+        self.signal = Signal()
+        self.hear = hear
+
+    def event(self, event: ContextEvent) -> None:
+        if self.hear is not None:
+            self.hear(event)
+        self.events.append(event)
+        self.signal.set()
+
+    def error(self, error: Exception) -> None:
+        self.lost = True
+        self.signal.set()
+
+
+def _apply(found: dict[str, ContextEntry], event: ContextEvent) -> bool:
+    """Apply ``event`` (a change after ``found``'s revision) to ``found``; False if it
+    cannot be (a set whose event holds no value: read again)."""
+    entry = event.entry
+    if event.action != "set":
+        found.pop(event.key, None)
+        return True
+    if not entry.has_value:
+        return False
+    found[event.key] = entry
+    now = entry.updated  # what expired by the time of this change is gone
+    for key in [key for key, kept in found.items() if kept.expires is not None]:
+        if found[key].expires <= now:  # type: ignore[operator]
+            del found[key]
+    return True
 
 
 def _wait(
     globs: list[Glob],
     timeout: float | None,
     unsubscribe: Callable[[str], object],
-    look: Operation[F],
-    ready: Callable[[F], T | None],
-    missing: Callable[[F], WaitTimeoutError],
+    look: ReadAt,
+    ready: Callable[[dict[str, ContextEntry]], T | None],
+    missing: Callable[[dict[str, ContextEntry]], WaitTimeoutError],
     twin: str,
     hear: Callable[[ContextEvent], object] | None,
 ) -> Steps[T]:
-    """Subscribe to ``globs``, then ``look`` until ``ready`` gives a result."""
+    """Subscribe to ``globs`` and ``look`` once; then apply to what it found each change
+    heard after the revision it read at, until ``ready`` gives a result. It looks again
+    only where a change cannot be applied: events lost, a store that cannot tell the
+    revision of a read, a change heard without its value."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    signal = Signal()
-    woken = signal.set if hear is None else partial(_hearing, hear, signal)
-    # Woken by a change, and by lost events too (a trimmed stream): look again.
-    subscriptions = [Subscription(glob, woken, signal.set) for glob in globs]
+    heard = _Heard(hear)
+    subscriptions = [Subscription(glob, heard.event, heard.error) for glob in globs]
+    found: dict[str, ContextEntry] = {}
     try:
         for subscription in subscriptions:
             yield Subscribe(subscription)
+        at: int | None = None  # the revision that found is the session's at
+        stale = True  # look (again)
         while True:
-            signal.clear()
-            found: F = yield look
-            result = ready(found)
-            if result is not None:
-                return result
+            heard.signal.clear()
+            if stale:
+                heard.lost = stale = False
+                result, at = yield look
+                found = result if isinstance(result, dict) else {e.key: e for e in result}
+                outcome = ready(found)
+                if outcome is not None:
+                    return outcome
+            events = heard.events
+            if at is None:
+                events.clear()  # every change heard makes it look again
+            # Each change heard after the read, in order: the first state that is an
+            # answer ends the wait (as a read at that revision would have).
+            while events and not stale:
+                event = events.popleft()
+                if event.revision <= at:  # type: ignore[operator]
+                    continue  # in what it read already
+                at = event.revision
+                if not _apply(found, event):
+                    stale = True
+                    break
+                outcome = ready(found)
+                if outcome is not None:
+                    return outcome
+                if deadline is not None and time.monotonic() >= deadline:
+                    break  # a writer faster than this wait: it still ends in time
+            stale = stale or heard.lost
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise missing(found)
-            yield pause(signal, remaining, twin)
+            if not stale:
+                yield pause(heard.signal, remaining, twin)
+                stale = at is None
     finally:
         for subscription in subscriptions:
             unsubscribe(subscription.id)

@@ -37,6 +37,7 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from msgspec.structs import replace
 from sortedcontainers import SortedList
@@ -627,22 +628,27 @@ class MemoryStore(InProcessStore):
 
     @handles(ops.GetMany)
     def _get_many(self, operation: ops.GetMany) -> dict[str, ContextEntry]:
-        found: dict[str, ContextEntry] = {}
         with self._lock:
             self._begin()
-            entries = self._entries
-            for key in operation.keys:
-                entry = entries.get(key)
-                if entry is None:
-                    self._misses += 1
-                    continue
-                self._hits += 1
-                found[key] = entry
-                if self._touch_on_read:
-                    entries.move_to_end(key)
-            if self._session.mixed:
-                found = {key: self._own(entry) for key, entry in found.items()}
+            found = self._read_many(operation)
         self._session.deliver()
+        return found
+
+    def _read_many(self, operation: ops.GetMany) -> dict[str, ContextEntry]:
+        """:class:`ops.GetMany`'s entries (the lock held)."""
+        found: dict[str, ContextEntry] = {}
+        entries = self._entries
+        for key in operation.keys:
+            entry = entries.get(key)
+            if entry is None:
+                self._misses += 1
+                continue
+            self._hits += 1
+            found[key] = entry
+            if self._touch_on_read:
+                entries.move_to_end(key)
+        if self._session.mixed:
+            found = {key: self._own(entry) for key, entry in found.items()}
         return found
 
     @handles(ops.Contains)
@@ -655,16 +661,33 @@ class MemoryStore(InProcessStore):
 
     @handles(ops.Find)
     def _find(self, operation: ops.Find) -> list[ContextEntry]:
-        page = operation.page
         with self._lock:
             self._begin()
-            entries = self._entries
-            keys = self._matching(operation.glob, page.after)
-            found = [entries[key] for key in _paged(keys, page)]
-            if self._session.mixed:
-                found = [self._own(entry) for entry in found]
+            found = self._read_found(operation)
         self._session.deliver()
         return found
+
+    def _read_found(self, operation: ops.Find) -> list[ContextEntry]:
+        """:class:`ops.Find`'s entries (the lock held)."""
+        page, entries = operation.page, self._entries
+        keys = self._matching(operation.glob, page.after)
+        found = [entries[key] for key in _paged(keys, page)]
+        if self._session.mixed:
+            found = [self._own(entry) for entry in found]
+        return found
+
+    @handles(ops.ReadAt)
+    def _read_at(self, operation: ops.ReadAt) -> tuple[Any, int | None]:
+        read = operation.read
+        with self._lock:
+            self._begin()
+            if isinstance(read, ops.GetMany):
+                found: Any = self._read_many(read)
+            else:
+                found = self._read_found(read)
+            revision = self._session.revision
+        self._session.deliver()
+        return found, revision
 
     @handles(ops.FindTag)
     def _find_tag(self, operation: ops.FindTag) -> list[ContextEntry]:

@@ -45,6 +45,7 @@ __all__ = [
     "Operation",
     "Page",
     "PurgeExpired",
+    "ReadAt",
     "Rekey",
     "Release",
     "Revision",
@@ -184,6 +185,21 @@ class Activity(Operation[int], frozen=True):
     """A number that changes whenever a call reads or writes (for idle checks); no I/O."""
 
     name = "activity"
+
+
+class ReadAt(Operation["tuple[Any, int | None]"], frozen=True):
+    """``read`` (a :class:`GetMany` or a :class:`Find`) and the session's revision it
+    read at, as one step: ``(result, revision)``, where ``result`` is the session as it
+    was just after change ``revision``. ``revision`` is None where the store cannot
+    tell (then a wait reads again after each change it hears).
+
+    A wait reads once, then applies to what it read the changes it hears after that
+    revision, in order (see ``docs/architecture.md``, "Waits"): a change that completes
+    the answer ends the wait without a second read.
+    """
+
+    name = "read_at"
+    read: GetMany | Find
 
 
 # -- writes -----------------------------------------------------------------------------
@@ -348,7 +364,7 @@ class RotateDataKey(Operation[int], frozen=True):
 OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     {
         Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindTag,
-        Get, GetMany, Keys, PurgeExpired, Rekey, Release, Revision, RotateDataKey, Stats,
+        Get, GetMany, Keys, PurgeExpired, ReadAt, Rekey, Release, Revision, RotateDataKey, Stats,
         Subscribe, Tags, TakeLease, Unsubscribe, Write, WriteMany,
     }
 )  # fmt: skip

@@ -38,6 +38,38 @@ class RevisionTests(SuiteBase):
         await ctx.aset("a", 1)
         assert await ctx.arevision() == 1
 
+    def test_a_wait_answers_with_entries_live_at_one_revision(
+        self, make_context: ContextFactory
+    ) -> None:
+        # A writer sets a=i, deletes a, sets b=i, again and again: a and b are live
+        # together only as a=i beside b=i-1. A wait that applied to what it read a
+        # change from before that read would see a=i beside b=i, which never was.
+        ctx = make_context()
+        writer = make_context(ctx.session_id)
+        ctx.set("b", 0)
+        stop = threading.Event()
+
+        def write() -> None:
+            i = 1
+            while not stop.is_set():
+                writer.set("a", i)
+                writer.delete("a")
+                writer.set("b", i)
+                i += 1
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            for _ in range(30):
+                found = ctx.wait_for_keys(["a", "b"], timeout=10)
+                assert found["a"].value == found["b"].value + 1
+                entries = ctx.wait_for("[ab]", count=2, timeout=10)
+                assert [entry.key for entry in entries] == ["a", "b"]
+                assert entries[0].value == entries[1].value + 1
+        finally:
+            stop.set()
+            thread.join()
+
     def test_wait_for_since_counts_only_what_was_written_after(self, ctx: SharedContext) -> None:
         ctx.set_multiple({f"analysis:mind:{n}": "last run" for n in range(3)})
         start = ctx.revision

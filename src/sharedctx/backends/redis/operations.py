@@ -39,9 +39,11 @@ __all__ = [
     "changes_of_message",
     "event_of",
     "find",
+    "find_at",
     "matching_keys",
     "pack",
     "prefix",
+    "read_at",
     "replay",
 ]
 
@@ -700,20 +702,62 @@ def find(glob: Glob, page: Page = ALL) -> Generator[Operation[Any], Any, list[Co
     paged), filtered here, and their entries read if nothing changed in between; after
     a few changes, the whole range is read at once and filtered here.
     """
+    found, _ = yield from find_at(glob, page, None)
+    return found
+
+
+def find_at(
+    glob: Glob, page: Page, since: int | None
+) -> Generator[Operation[Any], Any, tuple[list[ContextEntry], int | None]]:
+    """:func:`find`, and the revision it read at (None if not known, as always with
+    ``since=None``; see :class:`ReadAt`)."""
     lo, hi = page_range(glob, page)
     if glob.is_literal or glob.selects_prefix:
-        found: list[ContextEntry] = yield FindRange(lo, hi, page.limit)
-        return found
+        return (yield from read_at(FindRange(lo, hi, page.limit), since))
     for _ in range(FIND_ATTEMPTS):
         matched, revision = yield from _matching_keys(glob, lo, hi, page.limit)
         if not matched:
-            return []
+            return [], int(revision) if revision else None
         entries = yield FindKeys(revision, matched)
         if entries is not None:
-            return entries  # type: ignore[no-any-return]
-    everything: list[ContextEntry] = yield FindRange(lo, hi, None)
+            return entries, int(revision)
+    everything, at = yield from read_at(FindRange(lo, hi, None), since)
     matching = [entry for entry in everything if glob.match(entry.key)]
-    return matching if page.limit is None else matching[: page.limit]
+    return (matching if page.limit is None else matching[: page.limit]), at
+
+
+def read_at(
+    read: Operation[T], since: int | None
+) -> Generator[Operation[Any], Any, tuple[T, int | None]]:
+    """``read``'s result and the session's revision it read at: known from the changes
+    after ``since`` (the store's last delivered revision) that its reply brings back,
+    when none of them is missing; None without ``since``."""
+    if since is None or since < 0:
+        result: T = yield read
+        return result, None
+    return (yield from ReadAt(read, since))
+
+
+class ReadAt(Operation[tuple[T, int | None]]):
+    """``read``, whose reply brings back the changes after ``since`` to the caller: the
+    last one's revision is the revision ``read`` read at (``since`` if there is none),
+    unless some were trimmed or more came than a reply carries (then None)."""
+
+    def __init__(self, read: Operation[T], since: int) -> None:
+        self.read, self.name = read, read.name
+        self.since = self.after = since
+
+    def arguments(self) -> list[Any]:
+        return self.read.arguments()
+
+    def parse(self, reply: Reply, reader: Reader) -> tuple[T, int | None]:
+        result = self.read.parse(reply, reader)
+        since, events = self.after, reply.events
+        if len(events) >= EVENT_BATCH:
+            return result, None
+        if events:
+            return result, int(events[-1][0])
+        return result, since if reply.floor <= since else None
 
 
 def _matching_keys(
