@@ -1,6 +1,6 @@
 """Waits wake from the change they wait for: one read, then the changes heard after it.
 
-A wait reads what it waits for once (``ReadAt``: the entries and the revision they
+A wait reads what it waits for once (``ReadWithRevision``: the entries and the revision they
 were read at), then applies to that the changes it hears after that revision. Tested
 on memory, the third backend, Redis and Redis Cluster by a backend that wraps the one
 under test and sees every operation its stores are given.
@@ -16,14 +16,14 @@ import pytest
 
 from sharedctx import Backend, SharedContext, WaitTimeoutError
 from sharedctx.backends import Operation, Store, StoreOptions, open_backend
-from sharedctx.backends.ops import ReadAt
+from sharedctx.backends.ops import ReadWithRevision
 from sharedctx.testing import contexts
 
 T = TypeVar("T")
 
 
 class Looking:
-    """A ``Store`` that counts the wait's reads (``ReadAt``) and the revisions they
+    """A ``Store`` that counts the wait's reads (``ReadWithRevision``) and the revisions they
     read at, and calls ``before_look`` (once) just before the next."""
 
     def __init__(self, store: Store, backend: Watching) -> None:
@@ -31,7 +31,7 @@ class Looking:
         self.codec = store.codec
 
     def _saw(self, operation: Operation[Any]) -> None:
-        if isinstance(operation, ReadAt):
+        if isinstance(operation, ReadWithRevision):
             self._backend.looks += 1
             before, self._backend.before_look = self._backend.before_look, None
             if before is not None:
@@ -40,7 +40,7 @@ class Looking:
     def execute(self, operation: Operation[T]) -> T:
         self._saw(operation)
         result = self._store.execute(operation)
-        if isinstance(operation, ReadAt):
+        if isinstance(operation, ReadWithRevision):
             self._backend.revisions.append(result[1])  # type: ignore[index]
         return result
 
@@ -55,7 +55,7 @@ class Watching:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.looks = 0
-        self.revisions: list[int | None] = []  # of each ReadAt
+        self.revisions: list[int | None] = []  # of each ReadWithRevision
         self.before_look: Callable[[], object] | None = None
 
     def open(self, session_id: str, hub: Any, options: StoreOptions, codec: Any) -> Looking:

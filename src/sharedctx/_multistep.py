@@ -36,7 +36,7 @@ from sharedctx.backends.ops import (
     Get,
     GetMany,
     Lease,
-    ReadAt,
+    ReadWithRevision,
     Release,
     Subscribe,
     TakeLease,
@@ -286,7 +286,7 @@ def wait_for(
             + f" were there after {timeout} s"
         )
 
-    look = ReadAt(Find(glob))
+    look = ReadWithRevision(Find(glob))
     return _wait([glob], timeout, unsubscribe, look, ready, missing, "await_for", hear)
 
 
@@ -317,7 +317,7 @@ def wait_for_keys(
         return WaitTimeoutError(f"keys {absent}{after} were not there after {timeout} s", absent)
 
     globs = [compile_glob(escape(key)) for key in dict.fromkeys(keys)]
-    look = ReadAt(GetMany(tuple(keys)))
+    look = ReadWithRevision(GetMany(tuple(keys)))
     return _wait(globs, timeout, unsubscribe, look, ready, missing, "await_for_keys", hear)
 
 
@@ -369,7 +369,7 @@ def _wait(
     globs: list[Glob],
     timeout: float | None,
     unsubscribe: Callable[[str], object],
-    look: ReadAt,
+    look: ReadWithRevision,
     ready: Callable[[dict[str, ContextEntry]], T | None],
     missing: Callable[[dict[str, ContextEntry]], WaitTimeoutError],
     twin: str,

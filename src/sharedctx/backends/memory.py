@@ -676,8 +676,8 @@ class MemoryStore(InProcessStore):
             found = [self._own(entry) for entry in found]
         return found
 
-    @handles(ops.ReadAt)
-    def _read_at(self, operation: ops.ReadAt) -> tuple[Any, int | None]:
+    @handles(ops.ReadWithRevision)
+    def _read_with_revision(self, operation: ops.ReadWithRevision) -> tuple[Any, int | None]:
         read = operation.read
         with self._lock:
             self._begin()

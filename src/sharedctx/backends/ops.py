@@ -45,7 +45,7 @@ __all__ = [
     "Operation",
     "Page",
     "PurgeExpired",
-    "ReadAt",
+    "ReadWithRevision",
     "Rekey",
     "Release",
     "Revision",
@@ -187,7 +187,7 @@ class Activity(Operation[int], frozen=True):
     name = "activity"
 
 
-class ReadAt(Operation["tuple[Any, int | None]"], frozen=True):
+class ReadWithRevision(Operation["tuple[Any, int | None]"], frozen=True):
     """``read`` (a :class:`GetMany` or a :class:`Find`) and the session's revision it
     read at, as one step: ``(result, revision)``, where ``result`` is the session as it
     was just after change ``revision``. ``revision`` is None where the store cannot
@@ -198,7 +198,7 @@ class ReadAt(Operation["tuple[Any, int | None]"], frozen=True):
     the answer ends the wait without a second read.
     """
 
-    name = "read_at"
+    name = "read_with_revision"
     read: GetMany | Find
 
 
@@ -364,8 +364,8 @@ class RotateDataKey(Operation[int], frozen=True):
 OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     {
         Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindTag,
-        Get, GetMany, Keys, PurgeExpired, ReadAt, Rekey, Release, Revision, RotateDataKey, Stats,
-        Subscribe, Tags, TakeLease, Unsubscribe, Write, WriteMany,
+        Get, GetMany, Keys, PurgeExpired, ReadWithRevision, Rekey, Release, Revision,
+        RotateDataKey, Stats, Subscribe, Tags, TakeLease, Unsubscribe, Write, WriteMany,
     }
 )  # fmt: skip
 """Every operation a context makes: what a complete backend handles."""

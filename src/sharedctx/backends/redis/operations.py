@@ -39,11 +39,11 @@ __all__ = [
     "changes_of_message",
     "event_of",
     "find",
-    "find_at",
+    "find_with_revision",
     "matching_keys",
     "pack",
     "prefix",
-    "read_at",
+    "read_with_revision",
     "replay",
 ]
 
@@ -702,18 +702,18 @@ def find(glob: Glob, page: Page = ALL) -> Generator[Operation[Any], Any, list[Co
     paged), filtered here, and their entries read if nothing changed in between; after
     a few changes, the whole range is read at once and filtered here.
     """
-    found, _ = yield from find_at(glob, page, None)
+    found, _ = yield from find_with_revision(glob, page, None)
     return found
 
 
-def find_at(
+def find_with_revision(
     glob: Glob, page: Page, since: int | None
 ) -> Generator[Operation[Any], Any, tuple[list[ContextEntry], int | None]]:
     """:func:`find`, and the revision it read at (None if not known, as always with
-    ``since=None``; see :class:`ReadAt`)."""
+    ``since=None``; see :class:`ReadWithRevision`)."""
     lo, hi = page_range(glob, page)
     if glob.is_literal or glob.selects_prefix:
-        return (yield from read_at(FindRange(lo, hi, page.limit), since))
+        return (yield from read_with_revision(FindRange(lo, hi, page.limit), since))
     for _ in range(FIND_ATTEMPTS):
         matched, revision = yield from _matching_keys(glob, lo, hi, page.limit)
         if not matched:
@@ -721,12 +721,12 @@ def find_at(
         entries = yield FindKeys(revision, matched)
         if entries is not None:
             return entries, int(revision)
-    everything, at = yield from read_at(FindRange(lo, hi, None), since)
+    everything, at = yield from read_with_revision(FindRange(lo, hi, None), since)
     matching = [entry for entry in everything if glob.match(entry.key)]
     return (matching if page.limit is None else matching[: page.limit]), at
 
 
-def read_at(
+def read_with_revision(
     read: Operation[T], since: int | None
 ) -> Generator[Operation[Any], Any, tuple[T, int | None]]:
     """``read``'s result and the session's revision it read at: known from the changes
@@ -735,10 +735,10 @@ def read_at(
     if since is None or since < 0:
         result: T = yield read
         return result, None
-    return (yield from ReadAt(read, since))
+    return (yield from ReadWithRevision(read, since))
 
 
-class ReadAt(Operation[tuple[T, int | None]]):
+class ReadWithRevision(Operation[tuple[T, int | None]]):
     """``read``, whose reply brings back the changes after ``since`` to the caller: the
     last one's revision is the revision ``read`` read at (``since`` if there is none),
     unless some were trimmed or more came than a reply carries (then None)."""

@@ -487,12 +487,12 @@ class RedisStore(Handlers):
     def _find(self, operation: ops.Find) -> Steps[list[ContextEntry]]:
         return (yield from protocol.find(operation.glob, operation.page))
 
-    @handles(ops.ReadAt)
-    def _read_at(self, operation: ops.ReadAt) -> Steps[tuple[Any, int | None]]:
+    @handles(ops.ReadWithRevision)
+    def _read_with_revision(self, operation: ops.ReadWithRevision) -> Steps[tuple[Any, int | None]]:
         read, since = operation.read, self._delivered
         if isinstance(read, ops.GetMany):
-            return (yield from protocol.read_at(protocol.GetMany(read.keys), since))
-        return (yield from protocol.find_at(read.glob, read.page, since))
+            return (yield from protocol.read_with_revision(protocol.GetMany(read.keys), since))
+        return (yield from protocol.find_with_revision(read.glob, read.page, since))
 
     @handles(ops.FindTag)
     def _find_tag(self, operation: ops.FindTag) -> Steps[list[ContextEntry]]:
