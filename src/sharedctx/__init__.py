@@ -23,6 +23,7 @@ from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
     ContextError,
+    HistoryCompactedError,
     InvalidArgumentError,
     InvalidKeyError,
     InvalidPatternError,
@@ -39,6 +40,7 @@ from sharedctx._errors import (
 )
 from sharedctx._events import Watch
 from sharedctx._sessions import ContextManager, context_manager
+from sharedctx._snapshot import Snapshot
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
@@ -133,6 +135,7 @@ __all__ = [
     "ContextEvent",
     "ContextStats",
     "EntryMetadata",
+    "HistoryCompactedError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidPatternError",
@@ -143,6 +146,7 @@ __all__ = [
     "SessionExistsError",
     "SessionLostError",
     "SharedContext",
+    "Snapshot",
     "ValueTooLargeError",
     "VersionConflictError",
     "WaitTimeoutError",

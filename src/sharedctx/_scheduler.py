@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 __all__ = ["Timer", "call_at", "call_method_at", "run_soon"]
 
@@ -127,7 +128,11 @@ def run_soon(function: Callable[[], object]) -> None:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sharedctx-events")
         pool = _pool
-    pool.submit(_logged, function)
+    # The pool is never shut down, so a RuntimeError is the interpreter exiting (no
+    # thread starts any more): what a freed object asks for then (a memory session's
+    # pruning) has no one left to serve.
+    with suppress(RuntimeError):
+        pool.submit(_logged, function)
 
 
 def _logged(function: Callable[[], object]) -> None:

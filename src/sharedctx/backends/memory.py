@@ -23,7 +23,14 @@ index updates (never while encoding, decoding or running callbacks):
   popped, and the heap is rebuilt if they ever pile up. Every call first removes
   the entries that are due, so no read ever sees an expired entry; one shared
   timer (``_scheduler``) does the same when nothing calls;
-- ``history``: the last changes, for watches that start from a revision.
+- ``history``: the last changes, for watches that start from a revision;
+- the past versions of keys (``ctx.history``, reads at a revision, ``fork``), kept
+  only once a context with ``history_versions`` has written: ``past``, key -> its
+  past versions oldest first (at most ``history_versions`` each, each until its
+  deadline); ``removed``, key -> the revision of its last removal, for as long; a
+  heap ``aging`` of their deadlines; and two floors: below ``history_floor`` a key
+  of which nothing is kept is unknown, below ``snapshot_floor`` some key is. See
+  ``docs/guides/history.md`` for the rules (they are the same on Redis).
 """
 
 from __future__ import annotations
@@ -37,16 +44,20 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from msgspec.structs import replace
 from sortedcontainers import SortedList
 
 from sharedctx import _scheduler
+from sharedctx._checks import check_history_retention, check_history_versions
 from sharedctx._codec import Codec
 from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
+    HistoryCompactedError,
     InvalidArgumentError,
+    SessionExistsError,
     SessionLostError,
     VersionConflictError,
     WatchOverflowError,
@@ -72,17 +83,29 @@ class MemoryBackend:
     ``time.monotonic``). With another clock, entries expire when a call notices (or
     on ``purge_expired()``), not on a timer: that is for tests, which then never
     sleep. ``history``: how many of its last changes a session keeps, for watches
-    that start from a revision (``watch(since=...)``). One backend serves any number
-    of contexts; ``close()`` drops every session it holds.
+    that start from a revision (``watch(since=...)``). ``history_versions`` and
+    ``history_retention`` are the defaults of the contexts that do not set their own:
+    how many past versions of each key to keep (0: none) and for how many seconds (of
+    ``clock``). One backend serves any number of contexts; ``close()`` drops every
+    session it holds.
     """
 
-    def __init__(self, *, clock: Callable[[], float] | None = None, history: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        history: int = 10_000,
+        history_versions: int = 0,
+        history_retention: float = 60.0,
+    ) -> None:
         if clock is not None and not callable(clock):
             raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
         if not isinstance(history, int) or isinstance(history, bool) or history < 0:
             raise InvalidArgumentError(f"history must be an int >= 0, not {history!r}")
         self.clock = clock
         self.history = history
+        self.history_versions = check_history_versions(history_versions)
+        self.history_retention = check_history_retention(history_retention)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
@@ -207,19 +230,32 @@ class _Session:
         self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
         self.timer: _scheduler.Timer | None = None
         self.dropped = False
+        # History (see the module docstring); nothing is kept until `tracking`.
+        self.tracking = False
+        self.past: dict[str, deque[_Past]] = {}
+        self.removed: dict[str, tuple[int, float]] = {}  # key -> (revision, deadline)
+        self.aging: list[tuple[float, int, str]] = []  # heap: (deadline, revision, key)
+        self.history_floor = self.snapshot_floor = 0
+        self.past_count = self.past_bytes = 0
+        self.retention = backend.history_retention  # for removals made by the timer
+        # A fork's origin: (forked_from, forked_at, revision of its last event).
+        self.origin: tuple[str, int, int] | None = None
 
     # -- handles (the caller holds the lock) ------------------------------------------
 
     @property
     def exists(self) -> bool:
-        """Whether the session holds data or has changed since it began."""
-        return bool(self.entries) or self.revision > 0
+        """Whether the session holds data, has changed since it began, or was forked."""
+        return bool(self.entries) or self.revision > 0 or self.origin is not None
 
     def summary(self) -> SessionSummary:
         """Its size and lifetime (the caller holds the lock)."""
         size = sum(len(key) + len(entry.encoded or b"") for key, entry in self.entries.items())
         written = None if self.written is None else datetime.fromtimestamp(self.written, UTC)
-        return SessionSummary(self.session_id, len(self.entries), size, written, None)
+        self.drop_due_history(self.clock())
+        return SessionSummary(
+            self.session_id, len(self.entries), size, written, None, self.past_bytes
+        )
 
     @property
     def unused(self) -> bool:
@@ -260,6 +296,8 @@ class _Session:
         removed = entry.without_value()
         self.history.append((revision, action, removed))
         key = entry.key
+        if self.tracking:
+            self.forget_past(key, revision)
         for hub in self.hubs:
             if hub.active and hub.wants(key):
                 hub.enqueue(ContextEvent(action, key, removed, self.session_id, revision))
@@ -279,14 +317,16 @@ class _Session:
         deadlines, entries = self.deadlines, self.entries
         purged = 0
         while deadlines and deadlines[0][0] <= now:
-            _, key = heapq.heappop(deadlines)
+            deadline, key = heapq.heappop(deadlines)
             entry = entries.get(key)
             if entry is None or entry.deadline is None:
                 continue  # stale: the key is gone or lives forever now
-            if entry.deadline <= now:
+            if entry.deadline == deadline:
                 self.remove(entry, "expire")
                 purged += 1
-            else:  # its deadline moved later: come back then
+            elif entry.deadline > deadline:
+                # Its deadline moved later: come back then, so that expiries happen in
+                # the order of their deadlines (then keys), whatever the heap held.
                 heapq.heappush(deadlines, (entry.deadline, key))
         return purged
 
@@ -300,6 +340,10 @@ class _Session:
             ]
             heapq.heapify(deadlines)
         heapq.heappush(deadlines, (deadline, key))
+        self.wake_at(deadline)
+
+    def wake_at(self, deadline: float) -> None:
+        """Have the timer come by ``deadline`` (with active expiry)."""
         if self.active_expiry and (self.timer is None or deadline < self.timer.when):
             self.schedule(deadline)
 
@@ -313,9 +357,12 @@ class _Session:
             if self.dropped:
                 return
             self.timer = None
-            self.purge_due(self.clock())
-            if self.deadlines:
-                self.schedule(self.deadlines[0][0])
+            now = self.clock()
+            self.purge_due(now)
+            self.drop_due_history(now)
+            heads = [items[0][0] for items in (self.deadlines, self.aging) if items]
+            if heads:
+                self.schedule(min(heads))
             hubs = [hub for hub in self.hubs if hub.pending]
             unused = self.unused
         for hub in hubs:  # subscribers may be slow: not on the timer thread
@@ -357,6 +404,13 @@ class _Session:
         self.history.clear()
         self.revision = self.expired = self.evicted = 0
         self.written = None
+        self.tracking = False
+        self.past.clear()
+        self.removed.clear()
+        self.aging.clear()
+        self.history_floor = self.snapshot_floor = 0
+        self.past_count = self.past_bytes = 0
+        self.origin = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -365,6 +419,125 @@ class _Session:
         """Forget the session's data and its timer for good (the backend forgets it)."""
         self.dropped = True
         self.restart()
+
+    # -- history (the caller holds the lock) --------------------------------------------
+
+    def track(self, retention: float) -> None:
+        """Keep history from now on (a context with ``history_versions`` writes): the
+        session as it is now is known, its earlier states are not."""
+        self.tracking = True
+        self.history_floor = self.snapshot_floor = self.revision
+        self.retention = retention
+
+    def retire(self, old: ContextEntry, revision: int, versions: int, deadline: float) -> None:
+        """``old`` was replaced at ``revision``: keep it as a past version until
+        ``deadline``, and at most ``versions`` of the key's."""
+        key = old.key
+        past = self.past.get(key)
+        if versions:
+            if past is None:
+                past = self.past[key] = deque()
+            past.append(_Past(old, deadline))
+            self.past_count += 1
+            self.past_bytes += old.size
+            self.age(deadline, old.revision, key)
+        if past is not None and len(past) > versions:
+            while len(past) > versions:
+                self.dropped_past(past.popleft())
+            if not past:
+                del self.past[key]
+        elif versions:
+            return  # nothing dropped
+        # The key's oldest known state moved up: a snapshot below it is unknown.
+        self.snapshot_floor = max(self.snapshot_floor, past[0].entry.revision if past else revision)
+
+    def forget_past(self, key: str, revision: int) -> None:
+        """``key`` was removed at ``revision``: its past versions go with it; the
+        removal itself is remembered for the retention time (so that the key reads as
+        absent after it, and as unknown before it)."""
+        past = self.past.pop(key, None)
+        if past is not None:
+            for kept in past:
+                self.dropped_past(kept)
+        deadline = self.clock() + self.retention
+        self.removed[key] = (revision, deadline)
+        self.age(deadline, revision, key)
+        self.snapshot_floor = max(self.snapshot_floor, revision)
+
+    def dropped_past(self, kept: _Past) -> None:
+        self.past_count -= 1
+        self.past_bytes -= kept.entry.size
+
+    def age(self, deadline: float, revision: int, key: str) -> None:
+        aging = self.aging
+        if len(aging) > 2 * (self.past_count + len(self.removed)) + 1024:  # mostly stale
+            aging[:] = [
+                (kept.deadline, kept.entry.revision, name)
+                for name, past in self.past.items()
+                for kept in past
+            ] + [(dropped, removal, name) for name, (removal, dropped) in self.removed.items()]
+            heapq.heapify(aging)
+        heapq.heappush(aging, (deadline, revision, key))
+        self.wake_at(deadline)
+
+    def drop_due_history(self, now: float) -> None:
+        """Drop the past versions and removal records whose time is up (a version
+        goes with every older one of its key)."""
+        aging = self.aging
+        while aging and aging[0][0] <= now:
+            _, revision, key = heapq.heappop(aging)
+            removal = self.removed.get(key)
+            if removal is not None and removal[0] == revision:
+                del self.removed[key]
+                self.history_floor = max(self.history_floor, revision)
+                continue
+            past = self.past.get(key)
+            if not past or past[0].entry.revision > revision:
+                continue  # stale: dropped already
+            while past and past[0].entry.revision <= revision:
+                self.dropped_past(past.popleft())
+            oldest = past[0].entry.revision if past else self.entries[key].revision
+            self.snapshot_floor = max(self.snapshot_floor, oldest)
+            if not past:
+                del self.past[key]
+
+    def floor_of(self, key: str) -> int:
+        """The oldest revision at which the state of ``key`` is known."""
+        if not self.tracking:
+            return self.revision
+        past = self.past.get(key)
+        oldest = past[0].entry if past else self.entries.get(key)
+        removal = self.removed.get(key)
+        floor = self.history_floor if removal is None else max(self.history_floor, removal[0])
+        if oldest is None:
+            return floor
+        if oldest.version > 1:  # its earlier versions were dropped
+            return oldest.revision
+        return min(oldest.revision, floor)  # created then: absent before, back to floor
+
+    def entry_at(self, key: str, revision: int) -> ContextEntry | None:
+        """The entry of ``key`` just after ``revision`` (known: see :meth:`floor_of`)."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.revision <= revision:
+            return entry
+        for kept in reversed(self.past.get(key, ())):
+            if kept.entry.revision <= revision:
+                return kept.entry
+        return None
+
+    def check_revision(self, revision: int) -> None:
+        if revision > self.revision:
+            raise InvalidArgumentError(
+                f"revision={revision} is after session {self.session_id!r}'s last change, "
+                f"revision {self.revision}"
+            )
+
+
+class _Past(NamedTuple):
+    """A past version of a key, kept until ``deadline`` (of the session's clock)."""
+
+    entry: ContextEntry
+    deadline: float
 
 
 class MemoryStore(InProcessStore):
@@ -379,7 +552,11 @@ class MemoryStore(InProcessStore):
         self.codec = codec
         self._session = session
         self.handlers = self.bind_handlers()
-        max_entries, eviction = options
+        max_entries, eviction = options.max_entries, options.eviction
+        backend = session.backend
+        versions, retention = options.history_versions, options.history_retention
+        self._history_versions = backend.history_versions if versions is None else versions
+        self._history_retention = backend.history_retention if retention is None else retention
         self._max_entries = max_entries
         self._reject = eviction == "reject"
         bounded = max_entries is not None
@@ -504,7 +681,7 @@ class MemoryStore(InProcessStore):
     def _stats(self, operation: ops.Stats) -> ContextStats:
         session = self._session
         with self._lock:
-            self._begin()
+            session.drop_due_history(self._begin())
             stats = ContextStats(
                 entries=len(self._entries),
                 hits=self._hits,
@@ -513,6 +690,8 @@ class MemoryStore(InProcessStore):
                 evicted=session.evicted,
                 subscriptions=operation.subscriptions,
                 revision=session.revision,
+                past_versions=session.past_count,
+                past_bytes=session.past_bytes,
             )
         session.deliver()
         return stats
@@ -558,6 +737,8 @@ class MemoryStore(InProcessStore):
                         raise VersionConflictError(key, if_version, version)
                 if old is None and self._max_entries is not None:
                     self._session.make_room(self._max_entries, self._reject, 1, set())
+                if self._history_versions and not self._session.tracking:
+                    self._session.track(self._history_retention)
                 return self._put(write, old, now, _wall())
         finally:
             if self._pending or len(self._session.hubs) > 1:
@@ -579,6 +760,8 @@ class MemoryStore(InProcessStore):
                 batch = {write.key for write in writes}
                 new_keys = sum(key not in entries for key in batch)
                 self._session.make_room(self._max_entries, self._reject, new_keys, batch)
+                if self._history_versions and not self._session.tracking:
+                    self._session.track(self._history_retention)
                 wall = _wall()
                 return [self._put(write, entries.get(write.key), now, wall) for write in writes]
         finally:
@@ -633,6 +816,8 @@ class MemoryStore(InProcessStore):
             old is None or old.deadline is None or deadline < old.deadline
         ):
             session.add_deadline(deadline, key)
+        if old is not None and session.tracking:
+            self._retire(old, revision, now)
         session.history.append((revision, "set", entry))
         for hub in session.hubs:
             if hub.active and hub.wants(key):
@@ -673,7 +858,9 @@ class MemoryStore(InProcessStore):
             if self._alert:
                 self._check()
             self._calls += 1
-            purged = self._session.purge_due(self._clock())
+            now = self._clock()
+            purged = self._session.purge_due(now)
+            self._session.drop_due_history(now)
         self._session.deliver()
         return purged
 
@@ -682,7 +869,8 @@ class MemoryStore(InProcessStore):
         session = self._session
         with self._lock:
             self._begin()
-            removed = list(self._entries.values())
+            entries = self._entries
+            removed = [entries[key] for key in session.index]  # in key order, as on Redis
             for entry in removed:
                 session.changed("delete", entry)
             session.reset()
@@ -699,6 +887,110 @@ class MemoryStore(InProcessStore):
     def _release(self, operation: ops.Release) -> None:
         with self._lock:
             self._begin()
+
+    # -- history -------------------------------------------------------------------
+
+    def _retire(self, old: ContextEntry, revision: int, now: float) -> None:
+        session = self._session
+        if session.aging and session.aging[0][0] <= now:
+            session.drop_due_history(now)
+        session.retention = self._history_retention
+        session.retire(old, revision, self._history_versions, now + self._history_retention)
+
+    @handles(ops.History)
+    def _history(self, operation: ops.History) -> list[ContextEntry]:
+        key, session = operation.key, self._session
+        with self._lock:
+            session.drop_due_history(self._begin())
+            live = self._entries.get(key)
+            found = [] if live is None else [live]
+            found += [kept.entry for kept in reversed(session.past.get(key, ()))]
+        session.deliver()
+        return found[: operation.limit]
+
+    @handles(ops.GetAt)
+    def _get_at(self, operation: ops.GetAt) -> ContextEntry | None:
+        key, revision, session = operation.key, operation.revision, self._session
+        with self._lock:
+            session.drop_due_history(self._begin())
+            session.check_revision(revision)
+            floor = session.floor_of(key)
+            if revision < floor:
+                raise HistoryCompactedError(self.session_id, revision, floor, key)
+            entry = session.entry_at(key, revision)
+        session.deliver()
+        return entry
+
+    @handles(ops.FindAt)
+    def _find_at(self, operation: ops.FindAt) -> tuple[int, list[ContextEntry]]:
+        session, tag, limit = self._session, operation.tag, operation.page.limit
+        with self._lock:
+            session.drop_due_history(self._begin())
+            revision = session.revision if operation.revision is None else operation.revision
+            session.check_revision(revision)
+            floor = session.snapshot_floor if session.tracking else session.revision
+            if revision < floor:
+                raise HistoryCompactedError(self.session_id, revision, floor)
+            found: list[ContextEntry] = []
+            # Every key of the session then is live now: a removal since would have
+            # raised the floor above `revision`.
+            for key in self._matching(operation.glob, operation.page.after):
+                entry = session.entry_at(key, revision)
+                if entry is None or (tag is not None and tag not in entry.tags):
+                    continue
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        session.deliver()
+        return revision, found
+
+    @handles(ops.Fork)
+    def _fork(self, operation: ops.Fork) -> int:
+        session = self._session
+        with self._lock:
+            now = self._begin()
+            if session.exists:
+                raise SessionExistsError(
+                    f"session {self.session_id!r} already exists: a fork needs a new id"
+                )
+            wall = _wall()
+            entries = [
+                entry
+                for entry in operation.entries
+                if entry.expires is None or entry.expires > wall
+            ]
+            if self._max_entries is not None and len(entries) > self._max_entries:
+                raise CapacityError(
+                    f"context {self.session_id!r} holds at most {self._max_entries} entries: "
+                    f"no room for the {len(entries)} of the fork"
+                )
+            if self._history_versions:
+                session.track(self._history_retention)
+            origin = operation.forked_from, operation.forked_at
+            for given in entries:
+                self._put_forked(given, now, wall, origin)
+            session.origin = (*origin, session.revision)
+            session.written = wall
+        session.deliver()
+        return session.revision
+
+    def _put_forked(
+        self, given: ContextEntry, now: float, wall: float, origin: tuple[str, int]
+    ) -> None:
+        session = self._session
+        session.revision = revision = session.revision + 1
+        key = given.key
+        deadline = None if given.expires is None else now + (given.expires - wall)
+        entry = replace(given, revision=revision, deadline=deadline, codec=self.codec)
+        self._entries[key] = entry
+        session.index.add(key)
+        session.tags.add(key, entry.tags)
+        if deadline is not None:
+            session.add_deadline(deadline, key)
+        session.history.append((revision, "set", entry))
+        for hub in session.hubs:
+            if hub.active and hub.wants(key):
+                hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision, *origin))
 
     # -- events and lifecycle ----------------------------------------------------
 
@@ -737,9 +1029,17 @@ class MemoryStore(InProcessStore):
                 removed.add(entry.key)
             elif entry.key in removed:
                 entry = entry.without_value()
-            replayed.append(ContextEvent(action, entry.key, entry, self.session_id, revision))
+            replayed.append(self._replayed(action, entry, revision))
         for event in reversed(replayed):
             self.hub.enqueue(event, only=subscription)
+
+    def _replayed(self, action: Action, entry: ContextEntry, revision: int) -> ContextEvent:
+        origin = self._session.origin
+        if origin is not None and revision <= origin[2]:  # an event of the fork
+            return ContextEvent(
+                action, entry.key, entry, self.session_id, revision, origin[0], origin[1]
+            )
+        return ContextEvent(action, entry.key, entry, self.session_id, revision)
 
     @handles(ops.Unsubscribe)
     def _unsubscribe(self, operation: ops.Unsubscribe) -> bool:
