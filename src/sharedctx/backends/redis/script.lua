@@ -27,35 +27,43 @@
 --   9 requests  hash: request id -> outcome of a write: cmsgpack {ms, status, result...}
 --               (no value), forgotten by the sweeps after the window
 --  10 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
---  11 channel   (not a key) the sharded pub/sub channel of the session: the changes of
+--  11 history   hash: the past versions of keys and the records of removed keys (see
+--               "History" below), once a store with history versions has written
+--  12 aging     zset: key -> the earliest ms at which something of its history goes
+--  13 channel   (not a key) the sharded pub/sub channel of the session: the changes of
 --               each call are published there, with their values, to the processes
 --               listening now: one message, a msgpack array of [revision, action,
 --               key, metadata, value]
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
---   5 event retention ms, 6 how long a request id is remembered (ms); then the call's:
---   7 operation, 8 the client's epoch ("" if it has none), 9 the revision after which
---   the caller wants the events back (-1: none), 10 request id of a write ("" for a
---   read), 11.. the operation's arguments.
+--   5 event retention ms, 6 how long a request id is remembered (ms), 7 history
+--   versions (past versions of a key to keep), 8 history retention ms; then the
+--   call's: 9 operation, 10 the client's epoch ("" if it has none), 11 the revision
+--   after which the caller wants the events back (-1: none), 12 request id of a write
+--   ("" for a read), 13.. the operation's arguments.
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
 -- session's data is gone since the client last saw it: nothing was done),
 -- "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
--- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none".
+-- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none";
+-- the events of a fork carry two more: the session forked from, and its revision.
 
 local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
-  CHANNEL
+  HISTORY, AGING, CHANNEL
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
+local hversions, hretention  -- the store's history settings
+local tracking, hfloor, hsnap, hbytes, hcount  -- the session's history state (META)
+local HISTORY_OPS  -- operation -> its function (see "History's operations")
 local op, client_epoch, since, request
 local time, now, epoch
 local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
 local stream_length  -- of the event stream, once read in this call
 local changed  -- whether this call changed the session (it then lives on)
 local touched  -- whether it recorded a read for eviction (in the recency zset)
-local DATA = 10  -- KEYS[1..DATA] are the session's keys; the rest is not
+local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
 local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
-local FIRST = 11  -- the operation's first argument
+local FIRST = 13  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
 
 local function blob_meta(blob)
@@ -190,6 +198,174 @@ local function forget_values(meta)
   send("HDEL", VALUES, fields)
 end
 
+-- == History ============================================================================
+-- Kept once a store with history versions has written (`tracking`, with META's
+-- hfloor, hsnap, hbytes, hcount). HISTORY holds, for each key of which something is
+-- kept, a header: field "k" .. key -> cmsgpack {removed, removed_until, rev, until,
+-- size, version, rev, until, size, version...}: the revision of the key's last
+-- removal (0: none) and the ms until which that record is kept, then its past
+-- versions, oldest first, each with the ms until which it is kept, its value's size
+-- and its version; the past version of revision r is "v" .. r (its value) and "m" ..
+-- r (its metadata). Field "s" says history is kept: without it (HISTORY expired, as
+-- nobody swept for the retention time), nothing earlier is known. AGING: key -> the
+-- earliest ms at which something of its header goes. hfloor: below it, a key of which
+-- nothing is kept is unknown; hsnap: below it, some key is (the floor of snapshots);
+-- hbytes, hcount: the size and number of the past versions kept.
+-- A past version goes when its time is up (with every older one of its key), when
+-- its key has more than the writer's history versions, and with its key.
+
+local function track()
+  tracking, hfloor, hsnap, hbytes, hcount = true, rev, rev, 0, 0
+  redis.call("HSET", HISTORY, "s", 1)
+  changed = true
+end
+
+local function header(key)
+  local packed = redis.call("HGET", HISTORY, "k" .. key)
+  return packed and cmsgpack.unpack(packed) or {0, 0}
+end
+
+local function save_header(key, h)
+  if #h == 2 and h[1] == 0 then
+    redis.call("HDEL", HISTORY, "k" .. key)
+    redis.call("ZREM", AGING, key)
+  else
+    local earliest = h[1] ~= 0 and h[2] or nil
+    for i = 4, #h, 4 do
+      if not earliest or h[i] < earliest then
+        earliest = h[i]
+      end
+    end
+    redis.call("HSET", HISTORY, "k" .. key, cmsgpack.pack(h))
+    redis.call("ZADD", AGING, earliest, key)
+  end
+  changed = true
+end
+
+-- Forget the past versions h[3..last] of header h; the rest of it.
+local function drop_past(h, last)
+  local fields, kept = {}, {h[1], h[2]}
+  for i = 3, last, 4 do
+    fields[#fields + 1] = "v" .. h[i]
+    fields[#fields + 1] = "m" .. h[i]
+    hcount, hbytes = hcount - 1, hbytes - h[i + 2]
+  end
+  send("HDEL", HISTORY, fields)
+  for i = last + 1, #h do
+    kept[#kept + 1] = h[i]
+  end
+  return kept
+end
+
+local function live_revision(key)
+  return blob_meta(redis.call("HGET", ENTRIES, key))[2]
+end
+
+-- Drop what is due in header h of key; the header, and whether it changed.
+local function age(key, h)
+  local changed_h, last = false, 0
+  if h[1] ~= 0 and h[2] <= now then
+    hfloor, h[1], h[2], changed_h = math.max(hfloor, h[1]), 0, 0, true
+  end
+  for i = 3, #h, 4 do
+    if h[i + 1] <= now then
+      last = i + 3
+    end
+  end
+  if last > 0 then
+    h = drop_past(h, last)
+    hsnap = math.max(hsnap, #h > 2 and h[3] or live_revision(key))
+    changed_h = true
+  end
+  return h, changed_h
+end
+
+-- Drop whatever of the session's history is due.
+local function drop_due_history()
+  if not tracking then
+    return
+  end
+  for _, key in ipairs(redis.call("ZRANGEBYSCORE", AGING, "-inf", now)) do
+    local h, changed_h = age(key, header(key))
+    if changed_h or (#h == 2 and h[1] == 0) then
+      save_header(key, h)
+    end
+  end
+end
+
+-- The live version `old` of key (stored as `old_blob`) was replaced at revision `at`.
+local function retire(key, old_blob, old, at)
+  local h, changed_h = age(key, header(key))
+  local size = tonumber(string.sub(old_blob, 1, 8))
+  local dropped = hversions == 0
+  if not dropped then
+    local value = string.sub(old_blob, 9 + size)
+    redis.call("HSET", HISTORY, "v" .. old[2], value, "m" .. old[2],
+      string.sub(old_blob, 9, 8 + size))
+    for _, field in ipairs({old[2], now + hretention, #value, old[1]}) do
+      h[#h + 1] = field
+    end
+    hcount, hbytes, changed_h = hcount + 1, hbytes + #value, true
+  end
+  local over = (#h - 2) / 4 - hversions
+  if over > 0 then
+    h, dropped = drop_past(h, 2 + 4 * over), true
+  end
+  if dropped then
+    hsnap = math.max(hsnap, #h > 2 and h[3] or at)
+  end
+  if changed_h or over > 0 then
+    save_header(key, h)
+  end
+end
+
+-- Key was removed at revision `at`: its past versions go, the removal is recorded.
+local function forget_history(key, at)
+  local h = header(key)
+  h = drop_past(h, #h)
+  h[1], h[2] = at, now + hretention
+  hsnap = math.max(hsnap, at)
+  save_header(key, h)
+end
+
+-- The oldest revision at which the state of key is known (`meta`: its live
+-- metadata, or nil; h: its header).
+local function floor_of(meta, h)
+  if not tracking then
+    return rev
+  end
+  local floor = math.max(hfloor, h[1])
+  local oldest_rev, oldest_version
+  if #h > 2 then
+    oldest_rev, oldest_version = h[3], h[6]
+  elseif meta then
+    oldest_rev, oldest_version = meta[2], meta[1]
+  else
+    return floor
+  end
+  if oldest_version > 1 then
+    return oldest_rev  -- its earlier versions were dropped
+  end
+  return math.min(oldest_rev, floor)  -- created then: absent before it, back to floor
+end
+
+-- The blob of key just after revision r (nil: absent then), from its live blob and
+-- metadata (or nil) and header h.
+local function blob_at(r, blob, meta, h)
+  if meta and meta[2] <= r then
+    return blob
+  end
+  for i = #h - 3, 3, -4 do
+    if h[i] <= r then
+      local found = redis.call("HMGET", HISTORY, "m" .. h[i], "v" .. h[i])
+      return blob_of(found[1], found[2])
+    end
+  end
+  return nil
+end
+
+-- == Removal =============================================================================
+
 local function remove(key, blob, meta, action)
   redis.call("HDEL", ENTRIES, key)
   redis.call("ZREM", INDEX, key)
@@ -203,7 +379,10 @@ local function remove(key, blob, meta, action)
     redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
   forget_values(meta)
-  emit(action, key, cmsgpack.pack(meta), "")
+  local at = emit(action, key, cmsgpack.pack(meta), "")
+  if tracking then
+    forget_history(key, at)
+  end
 end
 
 -- The blob and metadata of key stored as `blob` (false if none), or nil if it is
@@ -355,7 +534,10 @@ local function put(key, value, old_blob, old, ttl, source, tags)
   buffer(pending.entries, key, blob)
   bytes = bytes + #blob
   touch(key)
-  emit("set", key, packed, value, old and old[2] or 0)
+  local at = emit("set", key, packed, value, old and old[2] or 0)
+  if old and tracking then
+    retire(key, old_blob, old, at)
+  end
   return packed
 end
 
@@ -520,6 +702,15 @@ local function floor()
   return since >= 0 and floor_rev or 0
 end
 
+-- The session's history changed: it is kept (with the session) for the retention time
+-- after this change at most; the sweeps drop what is due before then.
+local function history_lives()
+  redis.call("HSET", META, "hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes, "hcount", hcount)
+  local until_ms = now + (session_ttl >= 0 and math.min(hretention, session_ttl) or hretention)
+  redis.call("PEXPIREAT", HISTORY, until_ms)
+  redis.call("PEXPIREAT", AGING, until_ms)
+end
+
 local function reply(status, ...)
   flush()
   local result = {...}
@@ -530,6 +721,9 @@ local function reply(status, ...)
   if changed then
     redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
     session_lives()
+    if tracking then
+      history_lives()
+    end
   elseif touched and session_ttl >= 0 then
     -- A read created or changed the recency zset: it expires with the session.
     local at = redis.call("PEXPIRETIME", META)
@@ -540,13 +734,165 @@ local function reply(status, ...)
   return {status, epoch, events_since(), floor(), unpack(result)}
 end
 
+-- == History's operations ===============================================================
+
+-- The state of the session's history, from META's fields (`state`) and the store's
+-- settings, at the start of a call.
+local function history_begin(keys, args, state)
+  HISTORY, AGING = keys[11], keys[12]
+  hversions, hretention = tonumber(args[7]), tonumber(args[8])
+  hfloor = tonumber(state[6])
+  tracking = hfloor ~= nil
+  if tracking then
+    hsnap, hbytes, hcount = tonumber(state[7]), tonumber(state[8]), tonumber(state[9])
+    if redis.call("HEXISTS", HISTORY, "s") == 0 then
+      track()  -- the history expired (nobody swept for the retention time): start again
+    end
+  end
+end
+
+-- A write is about to change the session: keep history from now on if the store
+-- keeps history versions.
+local function history_start()
+  if hversions > 0 and not tracking then
+    track()
+  end
+end
+
+-- How many past versions are kept, and their bytes (after dropping what is due).
+local function history_counts()
+  drop_due_history()
+  return hcount or 0, hbytes or 0
+end
+
+HISTORY_OPS = {}
+
+-- Make the session a fork: store an entry as given (its version, times and expiry),
+-- with an event that says where it comes from.
+local function fork_put(key, value, meta, origin, at)
+  buffer(pending.index, 0, key)
+  for _, tag in ipairs(meta[8]) do
+    redis.call("ZADD", TAGS, 0, tag_member(tag, key))
+  end
+  if meta[6] >= 0 then
+    buffer(pending.deadlines, meta[6], key)
+  end
+  meta[2] = rev + 1
+  local blob = blob_of(cmsgpack.pack(meta), value)
+  buffer(pending.entries, key, blob)
+  bytes = bytes + #blob
+  touch(key)
+  meta[9], meta[10] = origin, at
+  emit("set", key, cmsgpack.pack(meta), value, 0)
+end
+
+
+HISTORY_OPS.get_at = function(a, at)  -- key, revision: the key's entry then
+  local key, r = a[at], tonumber(a[at + 1])
+  drop_due_history()
+  local blob, meta = live(key)
+  if r > rev then
+    return reply("future", rev)
+  end
+  local h = tracking and header(key) or {0, 0}
+  local floor = floor_of(meta, h)
+  if r < floor then
+    return reply("compacted", floor)
+  end
+  return reply("ok", blob_at(r, blob, meta, h) or "")
+end
+
+HISTORY_OPS.history = function(a, at)  -- key, limit (-1: all): kept versions, newest first
+  local key, limit = a[at], tonumber(a[at + 1])
+  drop_due_history()
+  local blob = live(key)
+  local found = {blob}
+  if blob and tracking then
+    local h = header(key)
+    for i = #h - 3, 3, -4 do
+      if #found == limit then
+        break
+      end
+      local past = redis.call("HMGET", HISTORY, "m" .. h[i], "v" .. h[i])
+      found[#found + 1] = blob_of(past[1], past[2])
+    end
+  end
+  return reply("ok", found)
+end
+
+-- revision ("": now), lo, hi, limit: the entries then of the keys in the index range,
+-- the revision, and the last key looked at ("": the range was read to its end).
+HISTORY_OPS.find_at = function(a, at)
+  purge_due(-1)
+  drop_due_history()
+  local r = a[at] == "" and rev or tonumber(a[at])
+  local lo, hi, limit = a[at + 1], a[at + 2], tonumber(a[at + 3])
+  if r > rev then
+    return reply("future", rev)
+  end
+  local floor = tracking and hsnap or rev
+  if r < floor then
+    return reply("compacted", floor)
+  end
+  -- Every key of the session then is live now (a removal since would have raised
+  -- hsnap above r), so the index holds them all.
+  local found, batch = {}, limit < 0 and CHUNK or limit
+  while true do
+    local keys = redis.call("ZRANGEBYLEX", INDEX, lo, hi, "LIMIT", 0, batch)
+    for _, key in ipairs(keys) do
+      local blob = redis.call("HGET", ENTRIES, key)
+      local meta = blob_meta(blob)
+      if meta[2] > r then
+        blob = blob_at(r, blob, meta, header(key))
+      end
+      if blob then
+        found[#found + 1] = key
+        found[#found + 1] = blob
+        if #found == 2 * limit then
+          return reply("ok", tostring(r), found, key)
+        end
+      end
+    end
+    if #keys < batch then
+      return reply("ok", tostring(r), found, "")
+    end
+    lo = "(" .. keys[#keys]
+  end
+end
+
+-- from, at, then each entry's key, value and packed metadata: make the new session a
+-- fork of session `from` at its revision `at`, unless it exists.
+HISTORY_OPS.fork = function(a, at)
+  if rev > 0 or redis.call("HLEN", ENTRIES) > 0 or redis.call("HEXISTS", META, "origin") == 1 then
+    return reply("exists")
+  end
+  local origin, forked_at, kept = a[at], tonumber(a[at + 1]), {}
+  for i = at + 2, #a, 3 do
+    local meta = cmsgpack.unpack(a[i + 2])
+    if meta[6] < 0 or meta[6] > now then
+      kept[#kept + 1] = {a[i], a[i + 1], meta}
+    end
+  end
+  if max_entries >= 0 and #kept > max_entries then
+    return reply("full", #kept)
+  end
+  history_start()
+  for _, entry in ipairs(kept) do
+    fork_put(entry[1], entry[2], entry[3], origin, forked_at)
+  end
+  redis.call("HSET", META, "origin", origin, "origin_at", forked_at)
+  changed = true
+  return reply("ok", rev)
+end
+
 local function call(keys, args)
   KEYS, ARGV = keys, args
-  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
-    CHANNEL = unpack(keys)
+  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES =
+    unpack(keys)
+  CHANNEL = keys[DATA + 1]
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
-  op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
+  op, client_epoch, since, request = args[9], args[10], tonumber(args[11]), args[12]
 
   if op == "destroy" then  -- every key of the session, for everyone
     redis.call("DEL", unpack(KEYS, 1, DATA))
@@ -558,7 +904,8 @@ local function call(keys, args)
   changed, touched, stream_length = false, false, nil
   empty_buffers()  -- a call that failed half-way may have left some
 
-  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed")
+  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed",
+    "hfloor", "hsnap", "hbytes", "hcount")
   epoch = state[1]
   if not epoch then
     -- A new session, or one whose data is gone: start clean.
@@ -573,6 +920,7 @@ local function call(keys, args)
   if client_epoch ~= "" and client_epoch ~= epoch then
     return {"lost", epoch, {}, 0}
   end
+  history_begin(keys, args, state)
 
   -- A write sent again (its reply was lost): answer what it answered the first time.
   if request ~= "" then
@@ -587,6 +935,10 @@ local function call(keys, args)
   end
 
   local a, at = ARGV, FIRST
+  local history_op = HISTORY_OPS[op]
+  if history_op then
+    return history_op(a, at)
+  end
 
   if op == "get" then
     return reply("ok", read(a[at]) or "")
@@ -627,6 +979,7 @@ local function call(keys, args)
     if not make_room(fresh, keep, #writes) then
       return reply("full", redis.call("HLEN", ENTRIES))
     end
+    history_start()
     local written = {}
     for _, write in ipairs(writes) do
       if write.holder ~= "" then
@@ -696,6 +1049,7 @@ local function call(keys, args)
     local purged = purge_due(-1)
     drop_old_events()
     forget_requests()
+    history_counts()
     return reply("ok", purged)
   elseif op == "clear" then
     local removed = 0
@@ -728,7 +1082,8 @@ local function call(keys, args)
     return reply("ok", flat)
   elseif op == "stats" then
     local counters = redis.call("HMGET", META, "expired", "evicted")
-    return reply("ok", count(), {counters[1], counters[2], rev})
+    local past_count, past_bytes = history_counts()
+    return reply("ok", count(), {counters[1], counters[2], rev, past_count, past_bytes})
   elseif op == "lease" then  -- key, holder, lease ms
     local key, holder, length = a[at], a[at + 1], tonumber(a[at + 2])
     local blob = read(key)

@@ -430,6 +430,33 @@ class RedisStore(Handlers):
         self.unleased(operation.key, operation.holder)
         yield from protocol.Release(operation.key, operation.holder)
 
+    @handles(ops.History)
+    def _history(self, operation: ops.History) -> Steps[list[ContextEntry]]:
+        return (yield from protocol.History(operation.key, operation.limit))
+
+    @handles(ops.GetAt)
+    def _get_at(self, operation: ops.GetAt) -> Steps[ContextEntry | None]:
+        return (yield from protocol.GetAt(operation.key, operation.revision, self.session_id))
+
+    @handles(ops.FindAt)
+    def _find_at(self, operation: ops.FindAt) -> Steps[tuple[int, list[ContextEntry]]]:
+        return (
+            yield from protocol.find_at(
+                operation.revision, operation.glob, operation.tag, operation.page, self.session_id
+            )
+        )
+
+    @handles(ops.Fork)
+    def _fork(self, operation: ops.Fork) -> Steps[int]:
+        fork = protocol.Fork(
+            operation.entries,
+            operation.forked_from,
+            operation.forked_at,
+            self.max_entries,
+            self.session_id,
+        )
+        return (yield from fork)
+
     @handles(ops.Activity)
     def _activity(self, operation: ops.Activity) -> int:
         return self._calls
