@@ -455,11 +455,14 @@ class _Session:
         """``key`` was removed at ``revision``: its past versions go with it; the
         removal itself is remembered for the retention time (so that the key reads as
         absent after it, and as unknown before it)."""
+        now = self.clock()
+        if self.aging and self.aging[0][0] <= now:
+            self.drop_due_history(now)  # (a record of an earlier removal may be due)
         past = self.past.pop(key, None)
         if past is not None:
             for kept in past:
                 self.dropped_past(kept)
-        deadline = self.clock() + self.retention
+        deadline = now + self.retention
         self.removed[key] = (revision, deadline)
         self.age(deadline, revision, key)
         self.snapshot_floor = max(self.snapshot_floor, revision)
@@ -496,7 +499,8 @@ class _Session:
                 continue  # stale: dropped already
             while past and past[0].entry.revision <= revision:
                 self.dropped_past(past.popleft())
-            oldest = past[0].entry.revision if past else self.entries[key].revision
+            live = self.entries.get(key)  # (None: it is being removed)
+            oldest = past[0].entry.revision if past else 0 if live is None else live.revision
             self.snapshot_floor = max(self.snapshot_floor, oldest)
             if not past:
                 del self.past[key]
@@ -808,6 +812,8 @@ class MemoryStore(InProcessStore):
                 key, old.version + 1, revision, source, tags, write.data, old.created, wall,
                 ttl, expires, deadline, self.codec,
             )  # fmt: skip
+        if old is not None and session.tracking:
+            self._retire(old, revision, now)  # (before the entry replaces it)
         entries = self._entries
         entries[key] = entry
         if old is not None and self._touch_on_write:
@@ -816,8 +822,6 @@ class MemoryStore(InProcessStore):
             old is None or old.deadline is None or deadline < old.deadline
         ):
             session.add_deadline(deadline, key)
-        if old is not None and session.tracking:
-            self._retire(old, revision, now)
         session.history.append((revision, "set", entry))
         for hub in session.hubs:
             if hub.active and hub.wants(key):

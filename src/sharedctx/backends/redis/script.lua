@@ -257,8 +257,9 @@ local function drop_past(h, last)
   return kept
 end
 
-local function live_revision(key)
-  return blob_meta(redis.call("HGET", ENTRIES, key))[2]
+local function live_revision(key)  -- (0: it is being removed)
+  local blob = redis.call("HGET", ENTRIES, key)
+  return blob and blob_meta(blob)[2] or 0
 end
 
 -- Drop what is due in header h of key; the header, and whether it changed.
@@ -321,7 +322,7 @@ end
 
 -- Key was removed at revision `at`: its past versions go, the removal is recorded.
 local function forget_history(key, at)
-  local h = header(key)
+  local h = age(key, header(key))  -- (a record of an earlier removal may be due)
   h = drop_past(h, #h)
   h[1], h[2] = at, now + hretention
   hsnap = math.max(hsnap, at)
@@ -743,6 +744,7 @@ local function history_begin(keys, args, state)
   hversions, hretention = tonumber(args[7]), tonumber(args[8])
   hfloor = tonumber(state[6])
   tracking = hfloor ~= nil
+  hsnap, hbytes, hcount = 0, 0, 0  -- (the state of the previous call is another's)
   if tracking then
     hsnap, hbytes, hcount = tonumber(state[7]), tonumber(state[8]), tonumber(state[9])
     if redis.call("HEXISTS", HISTORY, "s") == 0 then
@@ -762,7 +764,7 @@ end
 -- How many past versions are kept, and their bytes (after dropping what is due).
 local function history_counts()
   drop_due_history()
-  return hcount or 0, hbytes or 0
+  return hcount, hbytes
 end
 
 HISTORY_OPS = {}
