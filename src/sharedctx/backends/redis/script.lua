@@ -98,6 +98,14 @@ end
 
 -- Forget the values of the events from revision `first` through `last`, just trimmed
 -- from the stream: a watcher behind them has lost events.
+-- Values were deleted: if none is left, the hash is gone, and the next one starts
+-- it again without an expiry; have the session's keys' expiry moved then.
+local function values_forgotten()
+  if redis.call("EXISTS", VALUES) == 0 then
+    refreshed = 0
+  end
+end
+
 local function forget_events(first, last)
   local fields = {}
   for trimmed = first, last do
@@ -105,6 +113,7 @@ local function forget_events(first, last)
     fields[#fields + 1] = "p" .. trimmed
   end
   send("HDEL", VALUES, fields)
+  values_forgotten()
   floor_rev = math.max(floor_rev, last)
 end
 
@@ -195,7 +204,10 @@ local function forget_values(meta)
     fields[#fields + 1] = "p" .. set_rev
     set_rev = tonumber(previous)
   end
-  send("HDEL", VALUES, fields)
+  if #fields > 0 then
+    send("HDEL", VALUES, fields)
+    values_forgotten()
+  end
 end
 
 -- == History ============================================================================
@@ -679,7 +691,9 @@ local function session_lives()
   if session_ttl >= 0 or now - refreshed >= events_ttl / 8 then
     redis.call("PEXPIREAT", EVENTS, now + events_ttl)
     redis.call("PEXPIREAT", VALUES, now + events_ttl)
-    redis.call("HSET", META, "refreshed", now)
+    -- (Not while one of them is still to be made: it would be made without expiry.)
+    local made = redis.call("EXISTS", EVENTS, VALUES) == 2
+    redis.call("HSET", META, "refreshed", made and now or 0)
   end
 end
 
