@@ -52,7 +52,7 @@ local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, 
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
 local hversions, hretention  -- the store's history settings
-local tracking, hfloor, hsnap, hbytes, hcount  -- the session's history state (META)
+local tracking, hfloor, hsnap, hbytes, hcount, hrefreshed  -- the session's history (META)
 local HISTORY_OPS  -- operation -> its function (see "History's operations")
 local op, client_epoch, since, request
 local time, now, epoch
@@ -227,8 +227,9 @@ end
 -- its key has more than the writer's history versions, and with its key.
 
 local function track()
-  tracking, hfloor, hsnap, hbytes, hcount = true, rev, rev, 0, 0
+  tracking, hfloor, hsnap, hbytes, hcount, hrefreshed = true, rev, rev, 0, 0, 0
   redis.call("HSET", HISTORY, "s", 1)
+  redis.call("ZADD", AGING, "+inf", "")  -- (so that the key is there from now on)
   changed = true
 end
 
@@ -237,36 +238,52 @@ local function header(key)
   return packed and cmsgpack.unpack(packed) or {0, 0}
 end
 
-local function save_header(key, h)
-  if #h == 2 and h[1] == 0 then
-    redis.call("HDEL", HISTORY, "k" .. key)
-    redis.call("ZREM", AGING, key)
-  else
-    local earliest = h[1] ~= 0 and h[2] or nil
-    for i = 4, #h, 4 do
-      if not earliest or h[i] < earliest then
-        earliest = h[i]
-      end
+-- The earliest deadline in header h (nil: none).
+local function earliest(h)
+  local found = h[1] ~= 0 and h[2] or nil
+  for i = 4, #h, 4 do
+    if not found or h[i] < found then
+      found = h[i]
     end
-    redis.call("HSET", HISTORY, "k" .. key, cmsgpack.pack(h))
-    redis.call("ZADD", AGING, earliest, key)
   end
-  changed = true
+  return found
 end
 
--- Forget the past versions h[3..last] of header h; the rest of it.
-local function drop_past(h, last)
-  local fields, kept = {}, {h[1], h[2]}
+-- Forget the past versions h[3..last] of header h, their fields added to `gone` (to
+-- be deleted); the rest of it.
+local function drop_past(h, last, gone)
+  local kept = {h[1], h[2]}
   for i = 3, last, 4 do
-    fields[#fields + 1] = "v" .. h[i]
-    fields[#fields + 1] = "m" .. h[i]
+    gone[#gone + 1] = "v" .. h[i]
+    gone[#gone + 1] = "m" .. h[i]
     hcount, hbytes = hcount - 1, hbytes - h[i + 2]
   end
-  send("HDEL", HISTORY, fields)
   for i = last + 1, #h do
     kept[#kept + 1] = h[i]
   end
   return kept
+end
+
+-- Store header h of key, with more `fields` to set, and delete the fields `gone`.
+-- AGING scores each key no later than its earliest deadline (earlier is harmless: a
+-- sweep then finds nothing due, and scores it again): `score` is a deadline to score
+-- it by if it is earlier (LT), or true to score it exactly.
+local function save_header(key, h, fields, gone, score)
+  if #h == 2 and h[1] == 0 then
+    gone[#gone + 1] = "k" .. key
+    redis.call("ZREM", AGING, key)
+  else
+    fields[#fields + 1] = "k" .. key
+    fields[#fields + 1] = cmsgpack.pack(h)
+    if score == true then
+      redis.call("ZADD", AGING, earliest(h), key)
+    elseif score then
+      redis.call("ZADD", AGING, "LT", score, key)
+    end
+  end
+  send("HDEL", HISTORY, gone)
+  send("HSET", HISTORY, fields)
+  changed = true
 end
 
 local function live_revision(key)  -- (0: it is being removed)
@@ -274,8 +291,9 @@ local function live_revision(key)  -- (0: it is being removed)
   return blob and blob_meta(blob)[2] or 0
 end
 
--- Drop what is due in header h of key; the header, and whether it changed.
-local function age(key, h)
+-- Drop what is due in header h of key (their fields added to `gone`); the header,
+-- and whether it changed.
+local function age(key, h, gone)
   local changed_h, last = false, 0
   if h[1] ~= 0 and h[2] <= now then
     hfloor, h[1], h[2], changed_h = math.max(hfloor, h[1]), 0, 0, true
@@ -286,7 +304,7 @@ local function age(key, h)
     end
   end
   if last > 0 then
-    h = drop_past(h, last)
+    h = drop_past(h, last, gone)
     hsnap = math.max(hsnap, #h > 2 and h[3] or live_revision(key))
     changed_h = true
   end
@@ -299,46 +317,49 @@ local function drop_due_history()
     return
   end
   for _, key in ipairs(redis.call("ZRANGEBYSCORE", AGING, "-inf", now)) do
-    local h, changed_h = age(key, header(key))
-    if changed_h or (#h == 2 and h[1] == 0) then
-      save_header(key, h)
-    end
+    local gone = {}
+    save_header(key, (age(key, header(key), gone)), {}, gone, true)
   end
 end
 
--- The live version `old` of key (stored as `old_blob`) was replaced at revision `at`.
+-- The live version `old` of key (stored as `old_blob`) was replaced at revision `at`:
+-- one read of its header and one write (two, with a version to drop), as a rule.
 local function retire(key, old_blob, old, at)
-  local h, changed_h = age(key, header(key))
-  local size = tonumber(string.sub(old_blob, 1, 8))
+  local gone, fields = {}, {}
+  local h, changed_h = age(key, header(key), gone)
+  local before = earliest(h)
+  local until_ms = now + hretention
   local dropped = hversions == 0
   if not dropped then
+    local size = tonumber(string.sub(old_blob, 1, 8))
     local value = string.sub(old_blob, 9 + size)
-    redis.call("HSET", HISTORY, "v" .. old[2], value, "m" .. old[2],
-      string.sub(old_blob, 9, 8 + size))
-    for _, field in ipairs({old[2], now + hretention, #value, old[1]}) do
+    fields = {"v" .. old[2], value, "m" .. old[2], string.sub(old_blob, 9, 8 + size)}
+    for _, field in ipairs({old[2], until_ms, #value, old[1]}) do
       h[#h + 1] = field
     end
     hcount, hbytes, changed_h = hcount + 1, hbytes + #value, true
   end
   local over = (#h - 2) / 4 - hversions
   if over > 0 then
-    h, dropped = drop_past(h, 2 + 4 * over), true
+    h, dropped, changed_h = drop_past(h, 2 + 4 * over, gone), true, true
   end
   if dropped then
     hsnap = math.max(hsnap, #h > 2 and h[3] or at)
   end
-  if changed_h or over > 0 then
-    save_header(key, h)
+  if changed_h then
+    save_header(key, h, fields, gone, (not before or until_ms < before) and until_ms)
   end
 end
 
 -- Key was removed at revision `at`: its past versions go, the removal is recorded.
 local function forget_history(key, at)
-  local h = age(key, header(key))  -- (a record of an earlier removal may be due)
-  h = drop_past(h, #h)
+  local gone = {}
+  local h = age(key, header(key), gone)  -- (a record of an earlier removal may be due)
+  local before = earliest(h)
+  h = drop_past(h, #h, gone)
   h[1], h[2] = at, now + hretention
   hsnap = math.max(hsnap, at)
-  save_header(key, h)
+  save_header(key, h, {}, gone, (not before or h[2] < before) and h[2])
 end
 
 -- The oldest revision at which the state of key is known (`meta`: its live
@@ -720,10 +741,12 @@ end
 -- The session's history changed: it is kept (with the session) for the retention time
 -- after this change at most; the sweeps drop what is due before then.
 local function history_lives()
-  redis.call("HSET", META, "hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes, "hcount", hcount)
-  local until_ms = now + (session_ttl >= 0 and math.min(hretention, session_ttl) or hretention)
-  redis.call("PEXPIREAT", HISTORY, until_ms)
-  redis.call("PEXPIREAT", AGING, until_ms)
+  local ttl = session_ttl >= 0 and math.min(hretention, session_ttl) or hretention
+  if session_ttl >= 0 or now - hrefreshed >= ttl / 8 then  -- (as the events' expiry)
+    redis.call("PEXPIREAT", HISTORY, now + ttl)
+    redis.call("PEXPIREAT", AGING, now + ttl)
+    redis.call("HSET", META, "hrefreshed", now)
+  end
 end
 
 local function reply(status, ...)
@@ -734,7 +757,12 @@ local function reply(status, ...)
     changed = true
   end
   if changed then
-    redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
+    if tracking then
+      redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now,
+        "hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes, "hcount", hcount)
+    else
+      redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
+    end
     session_lives()
     if tracking then
       history_lives()
@@ -758,9 +786,10 @@ local function history_begin(keys, args, state)
   hversions, hretention = tonumber(args[7]), tonumber(args[8])
   hfloor = tonumber(state[6])
   tracking = hfloor ~= nil
-  hsnap, hbytes, hcount = 0, 0, 0  -- (the state of the previous call is another's)
+  hsnap, hbytes, hcount, hrefreshed = 0, 0, 0, 0  -- (the previous call's is another's)
   if tracking then
     hsnap, hbytes, hcount = tonumber(state[7]), tonumber(state[8]), tonumber(state[9])
+    hrefreshed = tonumber(state[10]) or 0
     if redis.call("HEXISTS", HISTORY, "s") == 0 then
       track()  -- the history expired (nobody swept for the retention time): start again
     end
@@ -921,7 +950,7 @@ local function call(keys, args)
   empty_buffers()  -- a call that failed half-way may have left some
 
   local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed",
-    "hfloor", "hsnap", "hbytes", "hcount")
+    "hfloor", "hsnap", "hbytes", "hcount", "hrefreshed")
   epoch = state[1]
   if not epoch then
     -- A new session, or one whose data is gone: start clean.
