@@ -25,7 +25,7 @@ index updates (never while encoding, decoding or running callbacks):
   timer (``_scheduler``) does the same when nothing calls;
 - ``history``: the last changes, for watches that start from a revision;
 - the past versions of keys (``ctx.history``, reads at a revision, ``fork``), kept
-  only once a context with ``history_versions`` has written: ``past``, key -> its
+  only once a context with ``history_versions`` has opened it: ``past``, key -> its
   past versions oldest first (at most ``history_versions`` each, each until its
   deadline); ``removed``, key -> the revision of its last removal, for as long; a
   heap ``aging`` of their deadlines; and two floors: below ``history_floor`` a key
@@ -405,6 +405,8 @@ class _Session:
         self.revision = self.expired = self.evicted = 0
         self.written = None
         self.tracking = False
+        for handle in self.handles:
+            handle.keep_history(False)
         self.past.clear()
         self.removed.clear()
         self.aging.clear()
@@ -423,11 +425,13 @@ class _Session:
     # -- history (the caller holds the lock) --------------------------------------------
 
     def track(self, retention: float) -> None:
-        """Keep history from now on (a context with ``history_versions`` writes): the
-        session as it is now is known, its earlier states are not."""
+        """Keep history from now on (a context with ``history_versions`` opened the
+        session): the session as it is now is known, its earlier states are not."""
         self.tracking = True
         self.history_floor = self.snapshot_floor = self.revision
         self.retention = retention
+        for handle in self.handles:
+            handle.keep_history(True)
 
     def retire(self, old: ContextEntry, revision: int, versions: int, deadline: float) -> None:
         """``old`` was replaced at ``revision``: keep it as a past version until
@@ -577,6 +581,10 @@ class MemoryStore(InProcessStore):
         self._hits = self._misses = 0
         self._calls = 0  # every call that reads or writes; for idle detection
         session.attach(self)  # the backend holds the session's lock
+        if session.tracking:
+            self.keep_history(True)
+        elif self._history_versions:
+            session.track(self._history_retention)
 
     # -- reads -------------------------------------------------------------------
 
@@ -741,8 +749,6 @@ class MemoryStore(InProcessStore):
                         raise VersionConflictError(key, if_version, version)
                 if old is None and self._max_entries is not None:
                     self._session.make_room(self._max_entries, self._reject, 1, set())
-                if self._history_versions and not self._session.tracking:
-                    self._session.track(self._history_retention)
                 return self._put(write, old, now, _wall())
         finally:
             if self._pending or len(self._session.hubs) > 1:
@@ -764,8 +770,6 @@ class MemoryStore(InProcessStore):
                 batch = {write.key for write in writes}
                 new_keys = sum(key not in entries for key in batch)
                 self._session.make_room(self._max_entries, self._reject, new_keys, batch)
-                if self._history_versions and not self._session.tracking:
-                    self._session.track(self._history_retention)
                 wall = _wall()
                 return [self._put(write, entries.get(write.key), now, wall) for write in writes]
         finally:
@@ -812,8 +816,6 @@ class MemoryStore(InProcessStore):
                 key, old.version + 1, revision, source, tags, write.data, old.created, wall,
                 ttl, expires, deadline, self.codec,
             )  # fmt: skip
-        if old is not None and session.tracking:
-            self._retire(old, revision, now)  # (before the entry replaces it)
         entries = self._entries
         entries[key] = entry
         if old is not None and self._touch_on_write:
@@ -894,6 +896,13 @@ class MemoryStore(InProcessStore):
 
     # -- history -------------------------------------------------------------------
 
+    def keep_history(self, keeping: bool) -> None:
+        """Make this handle's writes keep what they replace, or not: the session
+        starts or stops keeping history (it holds the lock). The handle becomes a
+        :class:`_KeepingStore`, whose ``_put`` does; so a write in a session without
+        history costs what it did before history existed."""
+        self.__class__ = _KeepingStore if keeping else MemoryStore
+
     def _retire(self, old: ContextEntry, revision: int, now: float) -> None:
         session = self._session
         if session.aging and session.aging[0][0] <= now:
@@ -968,8 +977,6 @@ class MemoryStore(InProcessStore):
                     f"context {self.session_id!r} holds at most {self._max_entries} entries: "
                     f"no room for the {len(entries)} of the fork"
                 )
-            if self._history_versions:
-                session.track(self._history_retention)
             origin = operation.forked_from, operation.forked_at
             for given in entries:
                 self._put_forked(given, now, wall, origin)
@@ -1078,6 +1085,9 @@ class MemoryStore(InProcessStore):
         """Another handle destroyed the session: tell this one's subscriptions, and
         make its next call raise ``SessionLostError`` (once; it goes on empty)."""
         error = self._lost_error()
+        with self._lock:  # it goes on with the session empty: and keeps its history
+            if self._history_versions and not self._session.tracking:
+                self._session.track(self._history_retention)
         self._lost = self._alert = True
         self.hub.restart()
         self.hub.fail_all(error)
@@ -1106,6 +1116,17 @@ class MemoryStore(InProcessStore):
         if deadlines and deadlines[0][0] <= now:
             self._session.purge_due(now)
         return now
+
+
+class _KeepingStore(MemoryStore):
+    """A handle on a session that keeps history (see :meth:`MemoryStore.keep_history`)."""
+
+    def _put(
+        self, write: ops.Write, old: ContextEntry | None, now: float, wall: float
+    ) -> ContextEntry:
+        if old is not None:  # it becomes a past version, before the entry replaces it
+            self._retire(old, self._session.revision + 1, now)
+        return super()._put(write, old, now, wall)
 
 
 _SHARED = MemoryBackend()

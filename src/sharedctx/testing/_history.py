@@ -53,8 +53,8 @@ class HistoryMachine(StoreMachine):
     """The store against a model of every version, with the rules of what is kept.
 
     The truth: ``timeline[key]``, every state of every key with the revision that
-    made it (None: removed). The rules: once the context (with ``history_versions``)
-    first writes, the session keeps, for each live key, its last ``history_versions``
+    made it (None: removed). The rules: from the opening of the context (with
+    ``history_versions``), the session keeps, for each live key, its last ``history_versions``
     past versions for ``retention`` each (in clock units; a version goes with every
     older one of its key), and for each removed key the revision of its removal as
     long; ``floor`` and ``snapshot_floor`` as in the guide.
@@ -65,7 +65,7 @@ class HistoryMachine(StoreMachine):
 
     def __init__(self) -> None:
         self.revision = 0
-        self.tracking = False
+        self.tracking = bool(self.history_versions)  # from the context's opening on
         self.floor = self.snapshot_floor = 0
         self.timeline: dict[str, list[tuple[int, Item | None]]] = {}
         self.live_revision: dict[str, int] = {}
@@ -80,9 +80,6 @@ class HistoryMachine(StoreMachine):
     ) -> None:
         old = self.model.get(key)
         super().write(key, value, ttl, tags, source)
-        if self.history_versions and not self.tracking:
-            self.tracking = True
-            self.floor = self.snapshot_floor = self.revision
         revision = self._next()
         self.timeline.setdefault(key, []).append((revision, dataclasses.replace(self.model[key])))
         if old is not None and self.tracking:

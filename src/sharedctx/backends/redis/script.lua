@@ -211,7 +211,7 @@ local function forget_values(meta)
 end
 
 -- == History ============================================================================
--- Kept once a store with history versions has written (`tracking`, with META's
+-- Kept once a store with history versions has called (`tracking`, with META's
 -- hfloor, hsnap, hbytes, hcount). HISTORY holds, for each key of which something is
 -- kept, a header: field "k" .. key -> cmsgpack {removed, removed_until, rev, until,
 -- size, version, rev, until, size, version...}: the revision of the key's last
@@ -793,14 +793,8 @@ local function history_begin(keys, args, state)
     if redis.call("HEXISTS", HISTORY, "s") == 0 then
       track()  -- the history expired (nobody swept for the retention time): start again
     end
-  end
-end
-
--- A write is about to change the session: keep history from now on if the store
--- keeps history versions.
-local function history_start()
-  if hversions > 0 and not tracking then
-    track()
+  elseif hversions > 0 then
+    track()  -- a store that keeps history versions: from now on
   end
 end
 
@@ -921,7 +915,6 @@ HISTORY_OPS.fork = function(a, at)
   if max_entries >= 0 and #kept > max_entries then
     return reply("full", #kept)
   end
-  history_start()
   for _, entry in ipairs(kept) do
     fork_put(entry[1], entry[2], entry[3], origin, forked_at)
   end
@@ -1024,7 +1017,6 @@ local function call(keys, args)
     if not make_room(fresh, keep, #writes) then
       return reply("full", redis.call("HLEN", ENTRIES))
     end
-    history_start()
     local written = {}
     for _, write in ipairs(writes) do
       if write.holder ~= "" then
