@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cluster_workloads import ClusterResults, FailoverResults
+from history_workloads import HistoryResults
 from load_workloads import LoadResults
 from redis_workloads import RedisResults
 from workloads import ExpiryResults
@@ -86,6 +87,8 @@ class Results:
     cluster: ClusterResults | None = None
     failover: FailoverResults | None = None
     load: LoadResults | None = None
+    history: HistoryResults | None = None
+    """Writes with history on and off, and reads at a revision (in process, Redis)."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chart import draw_chart
 from cluster_workloads import FailoverSettings, run_cluster, run_failover
 from harness import CallSettings, Log, Settings, cpu_share, cpu_snapshot, machine
+from history_workloads import run_history
 from load_workloads import run_load
 from publish import publish, source_revision
 from redis_workloads import (
@@ -65,8 +66,8 @@ from workloads import run_threads as run_memory_threads
 
 __all__ = ["main"]
 
-REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load")
-"""The workloads that share one ``redis-server``."""
+REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load", "history")
+"""The workloads that share one ``redis-server`` (history: in process too)."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
     *SIZED_WORKLOADS,
@@ -228,6 +229,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "load" in selected:
             with timed("load"):
                 results.load = run_load(url, mode.idle_seconds, log)
+        if "history" in selected:
+            with timed("history"):
+                results.history = run_history(url, mode.settings, mode.redis_calls, log)
 
 
 def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
