@@ -28,7 +28,7 @@ from baselines import LockedDict, LockedTTLCache, Store
 from harness import Case, Log, Settings, compare, measure
 from reference_design import ReferenceSharedContext
 
-from sharedctx import ContextEvent, SharedContext
+from sharedctx import ContextEvent, MemoryBackend, SharedContext
 
 __all__ = [
     "MATCHES",
@@ -85,7 +85,9 @@ FACTORIES: dict[str, Factory] = {
     "dict+lock": lambda capacity: LockedDict(),
     "cachetools+lock": lambda capacity: LockedTTLCache(capacity, TTL),
     "reference": lambda capacity: ReferenceSharedContext("bench", default_ttl=TTL),
-    "sharedctx": lambda capacity: SharedContext("bench", default_ttl=TTL),
+    # A memory backend of its own: each store built is another place (the default,
+    # "memory", is one per process, where every "bench" would be one session).
+    "sharedctx": lambda capacity: SharedContext("bench", default_ttl=TTL, backend=MemoryBackend()),
 }
 SYSTEMS = tuple(FACTORIES)
 
@@ -306,7 +308,7 @@ def run_subscriptions(settings: Settings, log: Log) -> dict[str, dict[str, float
     contexts: list[SharedContext] = []
     for variant, patterns in variants.items():
         reference = ReferenceSharedContext("bench", default_ttl=TTL, enable_notifications=True)
-        context = SharedContext("bench", default_ttl=TTL)
+        context = SharedContext("bench", default_ttl=TTL, backend=MemoryBackend())
         contexts.append(context)
         for store in (reference, context):
             _fill(store, ((key, []) for key in keys))
@@ -381,7 +383,7 @@ def run_expiry(keys: int, log: Log) -> ExpiryResults:
             if len(arrivals) == keys:
                 everything.set()
 
-    with SharedContext("bench-expiry") as context:
+    with SharedContext("bench-expiry", backend=MemoryBackend()) as context:
         started = time.monotonic()
         for name in names:
             context.set(name, VALUE)
