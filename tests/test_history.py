@@ -241,4 +241,7 @@ def test_a_soak_of_overwrites_keeps_at_most_history_versions_per_key() -> None:
     assert stats.past_bytes == sum(len(values[number]) for number in kept)
     for key in (f"key:{n}" for n in range(100)):
         assert len(ctx.history(key)) == 9  # the live entry and 8 past versions
+    session = ctx._store._session  # type: ignore[attr-defined]
+    assert sum(map(len, session.past.values())) == 800
+    assert len(session.aging) <= 2 * 800 + 1024 + 1  # the heap of deadlines is bounded too
     ctx.close()

@@ -164,10 +164,13 @@ def test_a_soak_of_overwrites_keeps_at_most_history_versions_per_key_on_the_serv
     the server keeps 8 past values of each key, the last 8, and no other."""
     session = new_session()
     with SharedContext(session, backend=server.url, history_versions=8) as ctx:
+        sizes = []
         for batch in range(1000):
             ctx.set_multiple({f"key:{n}": batch * 100 + n for n in range(100)})
             if batch % 250 == 249:
                 assert len(past_values(admin, session)) == 800
+                sizes.append(admin.memory_usage(history_key(session), samples=0))
+        assert max(sizes) < 1.1 * min(sizes)  # the history's bytes on the server do not grow
         stored = past_values(admin, session)
         expected = [
             msgspec.msgpack.encode(batch * 100 + n) for batch in range(991, 999) for n in range(100)

@@ -53,6 +53,7 @@ local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
 local hversions, hretention  -- the store's history settings
 local tracking, hfloor, hsnap, hbytes, hcount, hrefreshed  -- the session's history (META)
+local hchecked  -- whether this call made sure the history is there
 local HISTORY_OPS  -- operation -> its function (see "History's operations")
 local op, client_epoch, since, request
 local time, now, epoch
@@ -228,12 +229,26 @@ end
 
 local function track()
   tracking, hfloor, hsnap, hbytes, hcount, hrefreshed = true, rev, rev, 0, 0, 0
+  hchecked = true
   redis.call("HSET", HISTORY, "s", 1)
   redis.call("ZADD", AGING, "+inf", "")  -- (so that the key is there from now on)
   changed = true
 end
 
+-- Is the history still there? Asked once per call, before the history is used (a plain
+-- read does not): if it expired (nobody swept for the retention time), nothing earlier
+-- is known, and it starts again.
+local function check_history()
+  if not hchecked then
+    hchecked = true
+    if redis.call("HEXISTS", HISTORY, "s") == 0 then
+      track()
+    end
+  end
+end
+
 local function header(key)
+  check_history()
   local packed = redis.call("HGET", HISTORY, "k" .. key)
   return packed and cmsgpack.unpack(packed) or {0, 0}
 end
@@ -316,6 +331,7 @@ local function drop_due_history()
   if not tracking then
     return
   end
+  check_history()
   for _, key in ipairs(redis.call("ZRANGEBYSCORE", AGING, "-inf", now)) do
     local gone = {}
     save_header(key, (age(key, header(key), gone)), {}, gone, true)
@@ -790,9 +806,7 @@ local function history_begin(keys, args, state)
   if tracking then
     hsnap, hbytes, hcount = tonumber(state[7]), tonumber(state[8]), tonumber(state[9])
     hrefreshed = tonumber(state[10]) or 0
-    if redis.call("HEXISTS", HISTORY, "s") == 0 then
-      track()  -- the history expired (nobody swept for the retention time): start again
-    end
+    hchecked = false
   elseif hversions > 0 then
     track()  -- a store that keeps history versions: from now on
   end
