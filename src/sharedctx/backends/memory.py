@@ -44,8 +44,8 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import NamedTuple
 
+import msgspec
 from msgspec.structs import replace
 from sortedcontainers import SortedList
 
@@ -235,6 +235,7 @@ class _Session:
         self.past: dict[str, deque[_Past]] = {}
         self.removed: dict[str, tuple[int, float]] = {}  # key -> (revision, deadline)
         self.aging: list[tuple[float, int, str]] = []  # heap: (deadline, revision, key)
+        self.aging_limit = 1024  # its length above which it is rebuilt without stale items
         self.history_floor = self.snapshot_floor = 0
         self.past_count = self.past_bytes = 0
         self.retention = backend.history_retention  # for removals made by the timer
@@ -410,6 +411,7 @@ class _Session:
         self.past.clear()
         self.removed.clear()
         self.aging.clear()
+        self.aging_limit = 1024
         self.history_floor = self.snapshot_floor = 0
         self.past_count = self.past_bytes = 0
         self.origin = None
@@ -445,15 +447,19 @@ class _Session:
             self.past_count += 1
             self.past_bytes += old.size
             self.age(deadline, old.revision, key)
-        if past is not None and len(past) > versions:
+            if len(past) <= versions:
+                return  # nothing dropped
+        if past is not None:
             while len(past) > versions:
-                self.dropped_past(past.popleft())
+                dropped = past.popleft()
+                self.past_count -= 1
+                self.past_bytes -= dropped.entry.size
             if not past:
                 del self.past[key]
-        elif versions:
-            return  # nothing dropped
         # The key's oldest known state moved up: a snapshot below it is unknown.
-        self.snapshot_floor = max(self.snapshot_floor, past[0].entry.revision if past else revision)
+        oldest = past[0].entry.revision if past else revision
+        if oldest > self.snapshot_floor:
+            self.snapshot_floor = oldest
 
     def forget_past(self, key: str, revision: int) -> None:
         """``key`` was removed at ``revision``: its past versions go with it; the
@@ -477,15 +483,17 @@ class _Session:
 
     def age(self, deadline: float, revision: int, key: str) -> None:
         aging = self.aging
-        if len(aging) > 2 * (self.past_count + len(self.removed)) + 1024:  # mostly stale
+        if len(aging) > self.aging_limit:  # mostly stale items: rebuild it
             aging[:] = [
                 (kept.deadline, kept.entry.revision, name)
                 for name, past in self.past.items()
                 for kept in past
             ] + [(dropped, removal, name) for name, (removal, dropped) in self.removed.items()]
             heapq.heapify(aging)
+            self.aging_limit = 2 * len(aging) + 1024
         heapq.heappush(aging, (deadline, revision, key))
-        self.wake_at(deadline)
+        if self.active_expiry and (self.timer is None or deadline < self.timer.when):
+            self.schedule(deadline)
 
     def drop_due_history(self, now: float) -> None:
         """Drop the past versions and removal records whose time is up (a version
@@ -541,7 +549,7 @@ class _Session:
             )
 
 
-class _Past(NamedTuple):
+class _Past(msgspec.Struct, frozen=True, gc=False):
     """A past version of a key, kept until ``deadline`` (of the session's clock)."""
 
     entry: ContextEntry
