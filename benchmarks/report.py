@@ -1,7 +1,7 @@
-"""The tables of a run, as text for the terminal and as Markdown for the README.
+"""The tables of a run, as text for the terminal and as Markdown for the docs' benchmarks page.
 
 Each section builds :class:`Table` objects from :class:`results.Results`; the same
-tables are printed by ``run.py`` and written into the README by ``publish.py``, so
+tables are printed by ``run.py`` and written into ``docs/benchmarks.md`` by ``publish.py``, so
 the two never disagree.
 """
 
@@ -86,11 +86,34 @@ def format_machine(machine: dict[str, str | int]) -> str:
 def tables(results: Results) -> list[Table]:
     """Every table of the run, in the order they are shown."""
     return [
+        *_import_tables(results),
         *_memory_tables(results),
         *_redis_tables(results),
         *_cluster_tables(results),
         *_history_tables(results),
+        *_web_tables(results),
+        *_telemetry_tables(results),
     ]
+
+
+def _telemetry_tables(results: Results) -> Iterator[Table]:
+    measured = results.telemetry
+    if measured is None or not measured.us:
+        return
+    modes = list(next(iter(measured.us.values())))
+    rows = []
+    for case, us in measured.us.items():
+        row = [case, *(number(us[mode]) for mode in modes)]
+        if "before" in us:
+            row += [f"{us[mode] / us['before']:.3f}" for mode in modes if mode != "before"]
+        rows.append(row)
+    ratios = [f"{mode} / before" for mode in modes if mode != "before" and "before" in modes]
+    yield Table(
+        f"Telemetry: µs per call (median), each configuration in a process of its own; "
+        f"before = {measured.before_source}",
+        ["call", *modes, *ratios],
+        rows,
+    )
 
 
 def target_table(results: Results) -> Table:
@@ -216,6 +239,24 @@ def markdown(table: Table) -> list[str]:
 
 
 # -- in process ------------------------------------------------------------------------
+
+
+def _import_tables(results: Results) -> Iterator[Table]:
+    imported = results.import_time
+    if imported is not None:
+        yield Table(
+            "import, in a fresh interpreter: ms (python -X importtime)",
+            ["system", "median", "best", "interpreters"],
+            [
+                [
+                    system,
+                    number(imported.median(system)),
+                    number(imported.best(system)),
+                    str(len(samples)),
+                ]
+                for system, samples in imported.samples_ms.items()
+            ],
+        )
 
 
 def _memory_tables(results: Results) -> Iterator[Table]:
@@ -381,7 +422,7 @@ def _redis_tables(results: Results) -> Iterator[Table]:
         )
     if redis.threads_ops_per_s:
         yield _ops_table(
-            "Redis ops/s (get+set), client threads of one process (the first round's workload)",
+            "Redis ops/s (get+set), client threads of one process",
             redis.threads_ops_per_s,
             "threads",
         )
@@ -484,3 +525,48 @@ def _cluster_tables(results: Results) -> Iterator[Table]:
                 ],
             ],
         )
+
+
+def _web_tables(results: Results) -> Iterator[Table]:
+    web = results.web
+    if web is None:
+        return
+    yield Table(
+        f"The web view: a session of {web.entries:,} entries, time to first render in "
+        "headless chromium (ms, from navigation)",
+        ["backend", "median", "min", "max", "loads"],
+        [
+            [
+                backend,
+                number(statistics.median(times)),
+                number(min(times)),
+                number(max(times)),
+                str(len(times)),
+            ]
+            for backend, times in web.first_render_ms.items()
+        ],
+    )
+    yield Table(
+        f"The web view: {web.rate} writes/s for {web.seconds:g} s from writer processes "
+        "(Redis): lag from write to DOM (ms), and the server's CPU",
+        ["pages open", "p50", "p90", "p99", "max", "writes shown", "server CPU", "CPU / page"],
+        [
+            [
+                str(pages),
+                *(
+                    ["-"] * 5
+                    if pages not in web.lag
+                    else [
+                        number(web.lag[pages].p50 / 1000),
+                        number(web.lag[pages].p90 / 1000),
+                        number(web.lag[pages].p99 / 1000),
+                        number(web.lag[pages].max / 1000),
+                        f"{web.shown[pages]:.1%}",
+                    ]
+                ),
+                f"{cpu:.1%}",
+                "-" if not pages else f"{web.cpu_per_page(pages):.1%}",
+            ]
+            for pages, cpu in web.server_cpu.items()
+        ],
+    )

@@ -6,13 +6,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
 from cluster_workloads import ClusterResults, FailoverResults
 from history_workloads import HistoryResults
+from import_time import ImportResults
 from load_workloads import LoadResults
 from redis_workloads import RedisResults
+from sealed_workloads import SealedResults
+from telemetry_workloads import TelemetryResults
+from web_workloads import WebResults
 from workloads import ExpiryResults
 
-__all__ = ["Regression", "Results", "Target", "WorkloadRun", "write_json"]
+__all__ = ["Regression", "Results", "Target", "WorkloadRun", "read_json", "write_json"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,12 @@ class Results:
     cluster: ClusterResults | None = None
     failover: FailoverResults | None = None
     load: LoadResults | None = None
+    sealed: SealedResults | None = None
+    """Sealed against plain ``get`` and ``set``, and the CPU of a seal and an open."""
+    web: WebResults | None = None
+    import_time: ImportResults | None = None
+    """Milliseconds of ``import sharedctx`` and of the reference's, per fresh interpreter."""
+    telemetry: TelemetryResults | None = None
     history: HistoryResults | None = None
     """Writes with history on and off, and reads at a revision (in process, Redis)."""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -110,3 +121,9 @@ def write_json(results: Results, path: Path) -> None:
         for regression in results.regressions
     ]
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Results:
+    """The :class:`Results` that :func:`write_json` wrote (the keys of JSON objects,
+    strings there, become the numbers they were; computed fields are dropped)."""
+    return msgspec.convert(json.loads(path.read_text()), Results, strict=False)

@@ -9,8 +9,8 @@ goes to stderr, then come the tables, the first round's figures then and now, an
 every target with what was measured and whether it was met. ``results.json`` and
 ``benchmark.png`` are written to ``--out`` (``benchmarks/results/`` by default,
 which git ignores); ``--publish`` then copies them to ``docs/`` and rewrites the
-README's figures from the same run (``publish.py``). Timings are reported, never
-asserted: the exit status is 0 whatever they are.
+benchmarks page's figures (``docs/benchmarks.md``) from the same run (``publish.py``).
+Timings are reported, never asserted: the exit status is 0 whatever they are.
 
 Every server (a ``redis-server``, local Redis Clusters) and every worker process is
 started by the run, on loopback, and stopped before it ends.
@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 # Run as a script: its sibling modules must import.
@@ -33,6 +34,7 @@ from chart import draw_chart
 from cluster_workloads import FailoverSettings, run_cluster, run_failover
 from harness import CallSettings, Log, Settings, cpu_share, cpu_snapshot, machine
 from history_workloads import run_history
+from import_time import run_import
 from load_workloads import run_load
 from publish import publish, source_revision
 from redis_workloads import (
@@ -48,8 +50,11 @@ from redis_workloads import (
 from report import format_machine, format_report
 from results import Results, WorkloadRun, write_json
 from round1 import run_round1
+from sealed_workloads import format_sealed, run_sealed
 from servers import missing_cluster_tools, missing_server, redis_server
 from targets import regressions, targets
+from telemetry_workloads import run_telemetry
+from web_workloads import WebSettings, missing_browser, run_web
 from workloads import (
     PATTERN,
     SIZED_WORKLOADS,
@@ -66,10 +71,14 @@ from workloads import run_threads as run_memory_threads
 
 __all__ = ["main"]
 
-REDIS_WORKLOADS = ("redis", "notifications", "redis-processes", "redis-threads", "load", "history")
+REDIS_WORKLOADS = (
+    "redis", "sealed", "notifications", "redis-processes", "redis-threads", "load", "web",
+    "telemetry", "history",
+)  # fmt: skip
 """The workloads that share one ``redis-server`` (history: in process too)."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
+    "import",
     *SIZED_WORKLOADS,
     "purge",
     "subscriptions",
@@ -103,6 +112,11 @@ class Mode:
     cluster_throughput: ThroughputSettings
     failover: FailoverSettings
     idle_seconds: float
+    web: WebSettings
+    import_rounds: int
+    """Fresh interpreters that import sharedctx (and the reference), each."""
+    telemetry: Settings
+    """For the telemetry workload: samples per configuration of each case."""
 
 
 FULL = Mode(
@@ -120,6 +134,9 @@ FULL = Mode(
     cluster_throughput=ThroughputSettings(rounds=3, seconds=2.0),
     failover=FailoverSettings(runs=5),
     idle_seconds=3.0,
+    web=WebSettings(loads=7, seconds=10.0),
+    import_rounds=21,
+    telemetry=Settings(rounds=31, sample_ns=20_000_000),
 )
 QUICK = Mode(
     "quick",
@@ -136,6 +153,9 @@ QUICK = Mode(
     cluster_throughput=ThroughputSettings(rounds=2, seconds=0.5),
     failover=FailoverSettings(runs=1),
     idle_seconds=1.0,
+    web=WebSettings(loads=3, seconds=3.0),
+    import_rounds=5,
+    telemetry=Settings(rounds=5, sample_ns=10_000_000),
 )
 
 
@@ -162,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         results.regressions = regressions(results, round1.figures)
     results.targets = targets(results)
     results.seconds = time.perf_counter() - started
+    results.config["when"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(format_report(results))
+    if results.sealed is not None:
+        print(format_sealed(results.sealed))
     options.out.mkdir(parents=True, exist_ok=True)
     write_json(results, options.out / "results.json")
     written = [options.out / "results.json"]
@@ -179,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measure(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
     timed = _timer(results, log)
+    if "import" in selected:  # fresh interpreters: whatever this process holds
+        with timed("import"):
+            results.import_time = run_import(mode.import_rounds, log)
     # The latency-sensitive expiry run goes first, while the process is small.
     if "expiry" in selected:
         with timed("expiry"):
@@ -217,6 +243,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "redis" in selected:
             with timed("redis"):
                 run_latency(url, mode.redis_calls, mode.redis_batch_calls, redis, log)
+        if "sealed" in selected:
+            with timed("sealed"):
+                results.sealed = run_sealed(url, mode.redis_calls, log)
         if "notifications" in selected:
             with timed("notifications"):
                 run_notifications(url, mode.notifications, redis, log)
@@ -232,6 +261,16 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "history" in selected:
             with timed("history"):
                 results.history = run_history(url, mode.settings, mode.redis_calls, log)
+        if "web" in selected:
+            missing = missing_browser()
+            if missing is not None:
+                results.skipped["web"] = missing
+            else:
+                with timed("web"):
+                    results.web = run_web(url, mode.web, log)
+        if "telemetry" in selected:
+            with timed("telemetry"):
+                results.telemetry = run_telemetry(url, mode.telemetry, log)
 
 
 def _measure_cluster(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
@@ -322,11 +361,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--publish",
         action="store_true",
-        help="copy the chart and the JSON to docs/ and rewrite the README's figures",
+        help="copy the chart and the JSON to docs/ and rewrite docs/benchmarks.md's figures",
     )
     options = parser.parse_args(argv)
     if options.publish and options.only:
-        parser.error("--publish needs every workload: the README shows them all")
+        parser.error("--publish needs every workload: the benchmarks page shows them all")
     return options
 
 

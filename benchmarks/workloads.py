@@ -85,8 +85,8 @@ FACTORIES: dict[str, Factory] = {
     "dict+lock": lambda capacity: LockedDict(),
     "cachetools+lock": lambda capacity: LockedTTLCache(capacity, TTL),
     "reference": lambda capacity: ReferenceSharedContext("bench", default_ttl=TTL),
-    # A memory backend of its own: each store built is another place (the default,
-    # "memory", is one per process, where every "bench" would be one session).
+    # A memory backend of its own: "memory" is one process-wide place, where one
+    # workload's "bench" session would still hold the last one's entries.
     "sharedctx": lambda capacity: SharedContext("bench", default_ttl=TTL, backend=MemoryBackend()),
 }
 SYSTEMS = tuple(FACTORIES)

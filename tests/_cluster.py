@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -234,6 +235,7 @@ class LocalCluster:
         server: str | None = None,
         cli: str | None = None,
         extra_options: Sequence[str] = (),
+        tls: Any = None,
     ) -> None:
         if masters < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
@@ -245,6 +247,9 @@ class LocalCluster:
         self.server = server or shutil.which("redis-server") or "redis-server"
         self.cli = cli or shutil.which("redis-cli") or "redis-cli"
         self.extra_options = tuple(extra_options)
+        # TLS certificates (tests/backends/redis/_tls.py's TLSFiles): every node then
+        # speaks TLS only, to clients and on the cluster bus.
+        self.tls = tls
         self.directory: Path | None = None
         self.nodes: list[Node] = []
         self.startup_seconds: float | None = None
@@ -320,9 +325,16 @@ class LocalCluster:
     def _launch(self, node: Node, node_timeout_ms: int) -> None:
         """Start (or restart) a node's process; its nodes.conf stays in its directory."""
         node.paused = False
+        if self.tls is None:
+            ports = ["--port", str(node.port)]
+        else:
+            ports = [
+                "--port", "0", "--tls-port", str(node.port), "--tls-cluster", "yes",
+                "--tls-replication", "yes", *self.tls.server_options(),
+            ]  # fmt: skip
         command = [
             self.server,
-            "--port", str(node.port),
+            *ports,
             "--bind", HOST,
             "--protected-mode", "no",
             "--cluster-enabled", "yes",
@@ -351,7 +363,11 @@ class LocalCluster:
                     f"{node.process.returncode}:\n{self._log_tail(node)}"
                 )
             try:
-                with socket.create_connection(node.address, timeout=0.2) as sock:
+                with contextlib.ExitStack() as stack:
+                    sock = stack.enter_context(socket.create_connection(node.address, timeout=0.2))
+                    if self.tls is not None:
+                        context = ssl.create_default_context(cafile=str(self.tls.ca))
+                        sock = stack.enter_context(context.wrap_socket(sock, server_hostname=HOST))
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
                         return
@@ -365,6 +381,7 @@ class LocalCluster:
             [
                 self.cli, "--cluster", "create",
                 *(node.name for node in self.nodes),
+                *([] if self.tls is None else ["--tls", "--cacert", str(self.tls.ca)]),
                 "--cluster-replicas", str(self.replica_count),
                 "--cluster-yes",
             ],
@@ -398,7 +415,8 @@ class LocalCluster:
     @property
     def url(self) -> str:
         """``redis+cluster://host:port,host:port,...``: the form the cluster backend takes."""
-        return "redis+cluster://" + ",".join(node.name for node in self.nodes)
+        scheme = "redis+cluster://" if self.tls is None else "rediss+cluster://"
+        return scheme + ",".join(node.name for node in self.nodes)
 
     def admin(self, node: Node) -> redis.Redis:
         """A plain client (str replies) to one node, for administration and inspection."""
@@ -410,6 +428,7 @@ class LocalCluster:
                 decode_responses=True,
                 socket_timeout=5,
                 socket_connect_timeout=1,
+                **({} if self.tls is None else {"ssl": True, "ssl_ca_certs": str(self.tls.ca)}),
             )
             self._admins[node.port] = client
         return client

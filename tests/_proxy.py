@@ -110,7 +110,12 @@ class FaultProxy:
                 continue
             link = _Link(client, server)
             with self._lock:
-                self._links.append(link)
+                closing = self._closed  # closed since accept(): reset() has run
+                if not closing:
+                    self._links.append(link)
+            if closing:
+                link.close()
+                return
             threading.Thread(target=self._pump, args=(link,), daemon=True).start()
 
     def _wait_while_stalled(self) -> None:
@@ -157,7 +162,8 @@ class FaultProxy:
         link.server.sendall(data)
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         with contextlib.suppress(OSError):
             self._listener.close()
         self.reset()

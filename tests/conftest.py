@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from sharedctx import Backend, MemoryBackend, SharedContext
+from sharedctx.backends import SessionAdmin, open_backend
 from sharedctx.testing import ContextFactory, FakeClock, contexts
 
 from ._cluster import private_cluster, redis_cluster  # noqa: F401 (the Redis Cluster fixtures)
@@ -94,6 +95,18 @@ def make_context(backend: str | Backend) -> Iterator[ContextFactory]:
 def ctx(make_context: ContextFactory) -> SharedContext:
     """A context on each backend, with default options."""
     return make_context()
+
+
+@pytest.fixture
+def admin(backend: str | Backend) -> Iterator[SessionAdmin]:
+    """What ``sharedctx sessions`` asks of the backend under test (its sessions,
+    without opening them); the third backend has none: those tests skip it."""
+    opened, owned = open_backend(backend) if isinstance(backend, str) else (backend, False)
+    if not isinstance(opened, SessionAdmin):
+        pytest.skip(f"{opened!r} lists no sessions")
+    yield opened
+    if owned:
+        opened.close()
 
 
 def _free_port() -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import weakref
@@ -231,6 +234,26 @@ def test_a_context_dropped_without_close_is_freed_despite_its_timer() -> None:
     del ctx
     gc.collect()
     assert store() is None  # the timer held the store weakly
+
+
+def test_a_context_dropped_while_an_executor_submits_is_freed_without_a_deadlock() -> None:
+    # The collector may free a dropped context anywhere: here inside
+    # ThreadPoolExecutor.submit, which holds the executors' global lock (creating an
+    # OpenTelemetry TracerProvider does that). Its finalizer must not submit work
+    # itself, or the process hangs for good: so it runs in a process of its own.
+    code = textwrap.dedent("""
+        import concurrent.futures.thread as executors
+        import gc
+        from sharedctx import SharedContext
+        ctx = SharedContext("dropped")
+        ctx.set("k", 1)
+        with executors._global_shutdown_lock:  # as inside another executor's submit()
+            del ctx
+            gc.collect()  # freed here (its store is in a cycle): its finalizer runs
+        print("freed")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "freed", done.stderr
 
 
 def test_a_slow_subscriber_does_not_hold_up_another_contexts_expiry() -> None:

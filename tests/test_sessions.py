@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -182,3 +184,44 @@ def test_an_idle_redis_session_is_closed_here_and_kept_for_others(redis_server: 
         with SharedContext("idle-shared", backend=redis_server.url) as other:
             assert other.get("k") == "kept"
             other.destroy()
+
+
+FREED_UNDER_A_LOCK = """
+import gc, sys, time
+import concurrent.futures.thread
+from sharedctx import SharedContext
+from sharedctx import _scheduler
+from sharedctx.backends import open_backend
+
+warm = SharedContext("warm")
+warm.subscribe("*", lambda event: None)
+warm.set("k", 1)  # the events' pool exists
+for name, lock in [
+    ("thread pools' shutdown", concurrent.futures.thread._global_shutdown_lock),
+    ("events pool", _scheduler._pool_lock),
+]:
+    ctx = SharedContext("dropped-" + name)
+    with lock:  # as while any ThreadPoolExecutor.submit, when the collector ran
+        del ctx
+        gc.collect()
+backend, _ = open_backend("memory")
+deadline = time.monotonic() + 10
+while any(s.startswith("dropped-") for s in backend.sessions()) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(sorted(backend.sessions()))
+"""
+
+
+def test_a_context_freed_where_a_lock_is_held_frees_its_session_without_a_deadlock() -> None:
+    """The collector frees a context dropped without close() on whichever thread runs,
+    holding that thread's locks (it once hung in a LangGraph node, inside its thread
+    pool's submit): the finalizer takes none, and the session is still forgotten."""
+    done = subprocess.run(
+        [sys.executable, "-c", FREED_UNDER_A_LOCK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['warm']\n"

@@ -19,15 +19,18 @@ from sharedctx._closeable import Closeable
 from sharedctx._codec import Codec, MsgpackCodec
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import (
+    AccessDeniedError,
     BackendUnavailableError,
     CapacityError,
     ContextClosedError,
     ContextError,
     HistoryCompactedError,
+    IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
     InvalidPatternError,
     InvalidTTLError,
+    KeyUnavailableError,
     OutcomeUnknownError,
     SchemaError,
     SerializationError,
@@ -39,11 +42,14 @@ from sharedctx._errors import (
     WatchOverflowError,
 )
 from sharedctx._events import Watch
+from sharedctx._printable import printable
+from sharedctx._sealed import KeyProvider, KeyRing
 from sharedctx._sessions import ContextManager, context_manager
 from sharedctx._snapshot import Snapshot
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
+from sharedctx.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -95,6 +101,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KEEP_TTL",
+    "AccessDeniedError",
+    "IntegrityError",
+    "KeyProvider",
+    "KeyRing",
+    "KeyUnavailableError",
     "MAX_KEY_LENGTH",
     "MAX_TTL",
     "Backend",
@@ -125,6 +136,7 @@ __all__ = [
     "TypedWatch",
     "SynthesisResult",
     "TaskResult",
+    "Telemetry",
     "ValidationSummary",
     "BackendUnavailableError",
     "CapacityError",
@@ -154,6 +166,7 @@ __all__ = [
     "WatchOverflowError",
     "__version__",
     "context_manager",
+    "printable",
 ]
 
 

@@ -6,8 +6,8 @@ subclass whose message names the argument and what was wrong with it.
 
 from __future__ import annotations
 
-import asyncio
 import math
+import sys
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -209,6 +209,9 @@ def check_session_id(session_id: Any) -> str:
 def refuse_on_event_loop(twin: str) -> None:
     """Raise ``ContextError`` if this thread runs an asyncio event loop: a blocking
     wait here would freeze all of its tasks. ``twin`` names what to use instead."""
+    asyncio = sys.modules.get("asyncio")  # no event loop runs before asyncio is imported
+    if asyncio is None:
+        return
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -19,7 +19,12 @@ from typing import Any, Protocol
 
 import msgspec
 
-from sharedctx._errors import SchemaError, SerializationError, ValueTooLargeError
+from sharedctx._errors import (
+    KeyUnavailableError,
+    SchemaError,
+    SerializationError,
+    ValueTooLargeError,
+)
 
 __all__ = ["MSGPACK", "Codec", "MsgpackCodec", "convert", "type_name"]
 
@@ -89,6 +94,11 @@ class MsgpackCodec:
         try:
             return _decode(data)
         except msgspec.DecodeError:
+            if data[:1] == b"\xc1":  # never msgpack: a sealed value (see _sealed)
+                raise KeyUnavailableError(
+                    f"the value of key {key!r} is sealed: it opens only in a context "
+                    "with the session's key ring (keyring=...)"
+                ) from None
             raise SerializationError(
                 f"the stored value of key {key!r} is not msgpack written by "
                 "sharedctx; it is left as it is and not decoded any other way"

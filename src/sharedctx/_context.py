@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import enum
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 import msgspec
 
-from sharedctx import _multistep, steps
+from sharedctx import _multistep, _telemetry, steps
 from sharedctx._checks import (
     MAX_KEY_LENGTH,
     check_history_retention,
@@ -38,9 +39,15 @@ from sharedctx._checks import (
 )
 from sharedctx._closeable import Closeable
 from sharedctx._codec import Codec, MsgpackCodec, convert
-from sharedctx._errors import ContextClosedError, ContextError, InvalidArgumentError
+from sharedctx._errors import (
+    ContextClosedError,
+    ContextError,
+    InvalidArgumentError,
+    VersionConflictError,
+)
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
+from sharedctx._sealed import KeyProvider
 from sharedctx._snapshot import EXPORT_PAGE, Snapshot, page_of, record_of
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_backend
@@ -63,9 +70,12 @@ from sharedctx.backends.ops import (
     GetMany,
     History,
     Keys,
+    Operation,
     Page,
     PurgeExpired,
+    Rekey,
     Revision,
+    RotateDataKey,
     Stats,
     Subscribe,
     Tags,
@@ -74,6 +84,7 @@ from sharedctx.backends.ops import (
     Write,
     WriteMany,
 )
+from sharedctx.telemetry import Telemetry
 
 __all__ = ["TTL", "SharedContext"]
 
@@ -98,6 +109,7 @@ TTL = float | timedelta | None
 _COUNT, _REVISION, _TAGS, _ACTIVITY = Count(), Revision(), Tags(), Activity()
 _PURGE, _CLEAR = PurgeExpired(), Clear()
 _ALL_KEYS = compile_glob("*")
+_REKEY, _ROTATE = Rekey(), RotateDataKey()
 
 
 class SharedContext(Closeable):
@@ -133,6 +145,26 @@ class SharedContext(Closeable):
             ``Backend`` (``MemoryBackend``, ``RedisBackend``...). A context is a handle
             on its session: every context of one session id on one backend shares it
             (every ``SharedContext("s")`` of a process; every process, on Redis).
+        keyring: with a backend URL (``"memory"`` included), a ``KeyRing``: the session
+            is sealed, its values encrypted before they leave the process (see
+            ``docs/guides/sealed.md``). A ``Backend`` object takes its own
+            (``RedisBackend(url, keyring=...)``).
+        telemetry: what the context reports as spans and metrics (``Telemetry``;
+            None: the process's default, ``sharedctx.telemetry.set_default``). Looked
+            at once, when the context opens: see ``docs/guides/telemetry.md``.
+
+    The defaults are those of every way of opening a context (``ContextManager`` and
+    ``context_manager``, a ``PipelineContext`` or other ``Schema`` made from a session
+    id, the LangGraph ``SharedContextStore`` made from a session id): entries live
+    until deleted (no ``default_ttl``), no limit on their number (``max_entries``),
+    values up to 100 KiB encoded (``max_entry_bytes=102400``), ``"lru"`` eviction when
+    a limit is given, notifications on, and the process-wide memory backend.
+
+    A context is a handle: ``close()`` releases it and keeps the data for the other
+    handles (a memory session with no entry and no open handle is dropped, so a
+    process that opens a session per request does not grow); ``destroy()`` deletes the
+    session for all of them. To free what a session holds without deleting it by
+    hand, give its entries a TTL.
     """
 
     def __init__(
@@ -148,8 +180,11 @@ class SharedContext(Closeable):
         history_retention: TTL = None,
         clock: Callable[[], float] | None = None,
         backend: str | Backend = "memory",
+        keyring: KeyProvider | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._session_id = check_session_id(session_id)
+        settings = _telemetry.resolve(telemetry)
         default = check_ttl(default_ttl, what="default_ttl")
         assert not isinstance(default, KeepTTL)
         self._default_ttl: float | None = default
@@ -165,12 +200,15 @@ class SharedContext(Closeable):
             None if history_retention is None else check_history_retention(history_retention),
         )
         # A fork opens its context as this one was opened: from the URL again (a
-        # backend of its own), or on the very backend object.
+        # backend of its own), or on the very backend object; with the same key ring.
         self._backend_spec = backend if isinstance(backend, str) and clock is None else None
-        self._backend, self._owns_backend = open_backend(backend, clock=clock)
-        self._hub = EventHub()
+        self._keyring = keyring
+        self._telemetry = telemetry
+        self._backend, self._owns_backend = open_backend(backend, clock=clock, keyring=keyring)
+        self._hub = EventHub(record_keys=settings.record_keys)
         self._store: Store
         try:
+            instrumenting = _telemetry.plan(settings)
             self._store = self._backend.open(
                 self._session_id,
                 self._hub,
@@ -183,13 +221,29 @@ class SharedContext(Closeable):
             raise
         self._codec = self._store.codec  # the session's: the backend may wrap ours
         # The one place every call goes through (see the module docstring): the
-        # store's executors, and its direct ones for the hottest calls if it has them.
+        # store's executors, and its direct ones for the hottest calls if it has them;
+        # or, with telemetry, the instruments' around them.
         store = self._store
-        self._execute = store.execute
-        self._aexecute = store.aexecute
-        direct = getattr(store, "executor", None)
-        self._get = self._execute if direct is None else direct(Get)
-        self._write = self._execute if direct is None else direct(Write)
+        self._instruments: _telemetry.Instruments | None = None
+        if instrumenting is None:
+            self._execute = store.execute
+            self._aexecute = store.aexecute
+            direct = getattr(store, "executor", None)
+            self._get = self._execute if direct is None else direct(Get)
+            self._write = self._execute if direct is None else direct(Write)
+        else:
+            try:
+                instruments = instrumenting.bind(store, self._backend, self._session_id)
+            except BaseException:
+                store.execute(Close())
+                if self._owns_backend:
+                    self._backend.close()
+                raise
+            self._instruments = instruments
+            # Dropped without close(): stop following its session (not at exit).
+            weakref.finalize(self, instruments.close).atexit = False
+            self._execute = self._get = self._write = instruments.execute
+            self._aexecute = instruments.aexecute
         self._watches: set[Watch] = set()
         self._flights = _multistep.Flights()
         self._lock = threading.Lock()  # guards _watches and _closed
@@ -220,8 +274,9 @@ class SharedContext(Closeable):
     @property
     def activity(self) -> int:
         """A number that changes whenever this object reads or writes: compare two
-        readings to tell whether the context was used in between (idle checks)."""
-        return self._execute(_ACTIVITY)
+        readings to tell whether the context was used in between (idle checks); no
+        span or metric (bookkeeping, not a call to the session)."""
+        return self._store.execute(_ACTIVITY)
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -318,18 +373,12 @@ class SharedContext(Closeable):
         ``InvalidArgumentError`` if ``revision`` is after the session's last change.
         """
         at = self.revision if revision is None else check_revision(revision)
-        return Snapshot(self._session_id, at, self._call, self._acall)
+        return Snapshot(self._session_id, at, self._execute, self._aexecute)
 
     async def asnapshot(self, revision: int | None = None) -> Snapshot:
         """Awaitable twin of :meth:`snapshot`."""
         at = await self.arevision() if revision is None else check_revision(revision)
-        return Snapshot(self._session_id, at, self._call, self._acall)
-
-    def _call(self, operation: Any) -> Any:
-        return self._execute(operation)
-
-    async def _acall(self, operation: Any) -> Any:
-        return await self._aexecute(operation)
+        return Snapshot(self._session_id, at, self._execute, self._aexecute)
 
     def fork(self, new_session_id: str, *, revision: int | None = None) -> SharedContext:
         """A new session on the same backend whose entries are this session's just
@@ -347,11 +396,11 @@ class SharedContext(Closeable):
         is in one call, so it needs no history. On a Redis Cluster the new session is
         in another slot: the copy is read first, then written in one call.
         """
-        return steps.run(self._fork(new_session_id, revision), self._execute)
+        return self._run("fork", self._fork(new_session_id, revision))
 
     async def afork(self, new_session_id: str, *, revision: int | None = None) -> SharedContext:
         """Awaitable twin of :meth:`fork`."""
-        return await steps.arun(self._fork(new_session_id, revision), self._aexecute)
+        return await self._arun("fork", self._fork(new_session_id, revision))
 
     def _fork(self, new_session_id: str, revision: int | None) -> steps.Steps[SharedContext]:
         new_session_id = check_session_id(new_session_id)
@@ -499,11 +548,16 @@ class SharedContext(Closeable):
 
     def stats(self) -> ContextStats:
         """Counters of this context as of now."""
-        return self._execute(Stats(len(self._hub)))
+        return self._execute(Stats(self._subscriptions()))
 
     async def astats(self) -> ContextStats:
         """Awaitable twin of :meth:`stats`."""
-        return await self._aexecute(Stats(len(self._hub)))
+        return await self._aexecute(Stats(self._subscriptions()))
+
+    def _subscriptions(self) -> int:
+        # The user's: without the one telemetry's metrics follow the session with.
+        instruments = self._instruments
+        return len(self._hub) - (0 if instruments is None else instruments.hidden)
 
     # -- writes --------------------------------------------------------------------
 
@@ -629,7 +683,7 @@ class SharedContext(Closeable):
         glob = compile_glob(pattern)
         after: str | None = None
         while True:
-            entries = self._execute(Find(glob, Page(after, EXPORT_PAGE)))
+            entries = self._call("export", Find(glob, Page(after, EXPORT_PAGE)))
             yield from map(record_of, entries)
             if len(entries) < EXPORT_PAGE:
                 return
@@ -640,7 +694,7 @@ class SharedContext(Closeable):
         glob = compile_glob(pattern)
         after: str | None = None
         while True:
-            entries = await self._aexecute(Find(glob, Page(after, EXPORT_PAGE)))
+            entries = await self._acall("export", Find(glob, Page(after, EXPORT_PAGE)))
             for record in map(record_of, entries):
                 yield record
             if len(entries) < EXPORT_PAGE:
@@ -656,15 +710,28 @@ class SharedContext(Closeable):
         (seconds left; None or absent: no expiry) are kept, ``version`` is not (a new
         key starts at 1). Without ``overwrite``, a key that exists raises
         ``VersionConflictError`` and nothing is stored. A bad record raises
-        ``InvalidArgumentError`` naming it.
+        ``InvalidArgumentError`` naming it. A failed or empty import creates nothing
+        (no empty session is left behind).
         """
-        return self._execute(self._checked_records(records, overwrite))
+        batch = self._checked_records(records, overwrite)
+        if not batch.items:
+            return []  # nothing to do: no session is made for it
+        try:
+            return self._call("import_records", batch)
+        except VersionConflictError as conflict:
+            raise _import_conflict(conflict) from None
 
     async def aimport_records(
         self, records: Iterable[Mapping[str, Any]], *, overwrite: bool = False
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`import_records`."""
-        return await self._aexecute(self._checked_records(records, overwrite))
+        batch = self._checked_records(records, overwrite)
+        if not batch.items:
+            return []  # nothing to do: no session is made for it
+        try:
+            return await self._acall("import_records", batch)
+        except VersionConflictError as conflict:
+            raise _import_conflict(conflict) from None
 
     def _checked_records(self, records: Iterable[Mapping[str, Any]], overwrite: bool) -> WriteMany:
         if isinstance(records, Mapping | str | bytes) or not isinstance(records, Iterable):
@@ -756,7 +823,7 @@ class SharedContext(Closeable):
         on a fresh value), so it should have no side effects; its result is written
         once. ``source``/``tags`` omitted keep the entry's current ones.
         """
-        return steps.run(self._update(key, fn, default, ttl, source, tags), self._execute)
+        return self._run("update", self._update(key, fn, default, ttl, source, tags), key=key)
 
     async def aupdate(
         self,
@@ -769,7 +836,8 @@ class SharedContext(Closeable):
         tags: Iterable[str] | None = None,
     ) -> ContextEntry:
         """Awaitable twin of :meth:`update`; ``fn`` may also be a coroutine function."""
-        return await steps.arun(self._update(key, fn, default, ttl, source, tags), self._aexecute)
+        calls = self._update(key, fn, default, ttl, source, tags)
+        return await self._arun("update", calls, key=key)
 
     def _update(
         self,
@@ -810,7 +878,7 @@ class SharedContext(Closeable):
         caller takes over if its holder dies). If ``factory`` raises, nothing is
         stored and the callers waiting in this process get the same exception.
         """
-        return steps.run(self._get_or_set(key, factory, ttl, source, tags), self._execute)
+        return self._run("get_or_set", self._get_or_set(key, factory, ttl, source, tags), key=key)
 
     async def aget_or_set(
         self,
@@ -823,7 +891,7 @@ class SharedContext(Closeable):
     ) -> Any:
         """Awaitable twin of :meth:`get_or_set`; ``factory`` may be a coroutine function."""
         calls = self._get_or_set(key, factory, ttl, source, tags)
-        return await steps.arun(calls, self._aexecute)
+        return await self._arun("get_or_set", calls, key=key)
 
     def _get_or_set(
         self,
@@ -865,7 +933,9 @@ class SharedContext(Closeable):
         it never polls. Raises ``ContextError`` if called on a thread that runs an
         asyncio event loop (use :meth:`await_for` there).
         """
-        return steps.run(self._wait_for(pattern, count, timeout, since), self._execute)
+        heard = self._heard()
+        calls = self._wait_for(pattern, count, timeout, since, heard)
+        return self._run("wait_for", calls, heard, pattern=pattern)
 
     async def await_for(
         self,
@@ -876,10 +946,12 @@ class SharedContext(Closeable):
         since: int | None = None,
     ) -> list[ContextEntry]:
         """Awaitable twin of :meth:`wait_for`; never blocks the event loop."""
-        return await steps.arun(self._wait_for(pattern, count, timeout, since), self._aexecute)
+        heard = self._heard()
+        calls = self._wait_for(pattern, count, timeout, since, heard)
+        return await self._arun("wait_for", calls, heard, pattern=pattern)
 
     def _wait_for(
-        self, pattern: str, count: int, timeout: float | None, since: int | None
+        self, pattern: str, count: int, timeout: float | None, since: int | None, heard: Any
     ) -> steps.Steps[list[ContextEntry]]:
         glob = compile_glob(pattern)
         return _multistep.wait_for(
@@ -888,6 +960,7 @@ class SharedContext(Closeable):
             check_timeout(timeout),
             self._unsubscribe,
             _since(since),
+            None if heard is None else heard.hear,
         )
 
     def wait_for_keys(
@@ -899,21 +972,64 @@ class SharedContext(Closeable):
         Raises ``WaitTimeoutError`` naming the missing keys when ``timeout`` passes, and
         ``ContextError`` on a thread that runs an event loop (use :meth:`await_for_keys`).
         """
-        return steps.run(self._wait_for_keys(keys, timeout, since), self._execute)
+        keys = list(keys) if isinstance(keys, Iterator) else keys  # read twice
+        heard = self._heard()
+        calls = self._wait_for_keys(keys, timeout, since, heard)
+        return self._run("wait_for_keys", calls, heard, keys=keys)
 
     async def await_for_keys(
         self, keys: Iterable[str], *, timeout: float | None = None, since: int | None = None
     ) -> dict[str, ContextEntry]:
         """Awaitable twin of :meth:`wait_for_keys`."""
-        return await steps.arun(self._wait_for_keys(keys, timeout, since), self._aexecute)
+        keys = list(keys) if isinstance(keys, Iterator) else keys  # read twice
+        heard = self._heard()
+        calls = self._wait_for_keys(keys, timeout, since, heard)
+        return await self._arun("wait_for_keys", calls, heard, keys=keys)
 
     def _wait_for_keys(
-        self, keys: Iterable[str], timeout: float | None, since: int | None
+        self, keys: Iterable[str], timeout: float | None, since: int | None, heard: Any
     ) -> steps.Steps[dict[str, ContextEntry]]:
         wanted = list(dict.fromkeys(check_keys(keys)))
+        hear = None if heard is None else heard.hear
         return _multistep.wait_for_keys(
-            wanted, check_timeout(timeout), self._unsubscribe, _since(since)
+            wanted, check_timeout(timeout), self._unsubscribe, _since(since), hear
         )
+
+    # -- the executors, with telemetry ---------------------------------------------------
+
+    def _run(self, name: str, calls: steps.Steps[T], heard: Any = None, **subject: Any) -> T:
+        """Perform a multi-step call named ``name`` (``subject``: its key, keys or
+        pattern, for a span)."""
+        instruments = self._instruments
+        if instruments is None:
+            return steps.run(calls, self._execute)
+        return instruments.run(name, calls, heard, **subject)
+
+    async def _arun(self, name: str, calls: steps.Steps[T], heard: Any = None, **subject: Any) -> T:
+        """Awaitable twin of :meth:`_run`."""
+        instruments = self._instruments
+        if instruments is None:
+            return await steps.arun(calls, self._aexecute)
+        return await instruments.arun(name, calls, heard, **subject)
+
+    def _call(self, name: str, operation: Operation[T]) -> T:
+        """Do ``operation`` as the public call ``name`` (its span's and metric's name)."""
+        instruments = self._instruments
+        if instruments is None:
+            return self._execute(operation)
+        return instruments.execute(operation, name)
+
+    async def _acall(self, name: str, operation: Operation[T]) -> T:
+        """Awaitable twin of :meth:`_call`."""
+        instruments = self._instruments
+        if instruments is None:
+            return await self._aexecute(operation)
+        return await instruments.aexecute(operation, name)
+
+    def _heard(self) -> Any:
+        """What a wait tells of the events that wake it (a traced context's), or None."""
+        instruments = self._instruments
+        return None if instruments is None else instruments.heard()
 
     # -- notifications ---------------------------------------------------------------
 
@@ -937,6 +1053,8 @@ class SharedContext(Closeable):
         self._check_notifications()
         if not callable(callback):
             raise InvalidArgumentError(f"callback must be callable, not {callback!r}")
+        if self._instruments is not None:
+            callback = self._instruments.subscriber(callback)
         subscription = Subscription(compile_glob(pattern), callback, since=_since(since))
         self._execute(Subscribe(subscription))
         return subscription.id
@@ -944,11 +1062,12 @@ class SharedContext(Closeable):
     def unsubscribe(self, subscription_id: str) -> bool:
         """Stop a subscription; False if the id is unknown (or already stopped)."""
         self._check_open()
-        return self._unsubscribe(subscription_id)
+        return self._execute(Unsubscribe(subscription_id))
 
     def _unsubscribe(self, subscription_id: str) -> bool:
-        # Immediate on every backend, so that asyncio code calls it directly too.
-        return self._execute(Unsubscribe(subscription_id))
+        # Immediate on every backend, so that asyncio code calls it directly too; a
+        # step of a wait or a watch's closing, not a call of its own (no span).
+        return self._store.execute(Unsubscribe(subscription_id))
 
     def watch(
         self, pattern: str = "*", *, max_pending: int = 1000, since: int | None = None
@@ -975,14 +1094,24 @@ class SharedContext(Closeable):
             with self._lock:
                 self._watches.discard(watch)
 
-        watch = Watch(pattern, max_pending, cancel)
+        instruments = self._instruments
+        if instruments is None:
+            watch = Watch(pattern, max_pending, cancel)
+        else:
+            watch = Watch(
+                pattern,
+                max_pending,
+                cancel,
+                on_read=instruments.on_read,
+                on_overflow=instruments.on_overflow,
+            )
         subscription = Subscription(glob, watch.push, watch.on_error, since=_since(since))
         subscription_id = subscription.id
         with self._lock:
             self._check_open()
             self._watches.add(watch)
         try:
-            self._execute(Subscribe(subscription))
+            self._call("watch", Subscribe(subscription))
         except BaseException:
             watch.close()
             raise
@@ -992,12 +1121,44 @@ class SharedContext(Closeable):
         if not self._notifications:
             raise ContextError(
                 f"notifications are disabled for context {self._session_id!r} "
-                "(notifications=False): subscribe and watch are not available"
+                "(notifications=False): subscribe and watch are not available; open "
+                "the context without notifications=False to use them"
             )
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self._session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self._session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
+
+    # -- sealed sessions -------------------------------------------------------------
+
+    def rekey(self) -> bool:
+        """Rewrap the session's data key by the key ring's first key (a compare and
+        set of the wrapped key: safe while others read and write; no value is sealed
+        again); False if it already was. After a new key is put first in every ring,
+        rekey every session (``sharedctx rekey``); then the old key can go. Raises
+        ``KeyUnavailableError`` without a key ring, or if no key of the ring opens the
+        data key."""
+        return self._execute(_REKEY)
+
+    async def arekey(self) -> bool:
+        """Awaitable twin of :meth:`rekey`."""
+        return await self._aexecute(_REKEY)
+
+    def rotate_data_key(self) -> int:
+        """Give the session a new data key and seal every value it keeps again under it
+        (its entries and the values kept beside its events, for watchers): for a
+        suspected leak of this session's data key. Returns how many entries were sealed
+        again. Writes made meanwhile land sealed by the new key; when it returns, no
+        value on the backend needs the old data key, whose wrapped copy is deleted.
+        Copies made before (backups, replicas' old files) still hold both."""
+        return self._execute(_ROTATE)
+
+    async def arotate_data_key(self) -> int:
+        """Awaitable twin of :meth:`rotate_data_key`."""
+        return await self._aexecute(_ROTATE)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -1011,6 +1172,7 @@ class SharedContext(Closeable):
             try:
                 self._execute(Close())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     self._backend.close()
 
@@ -1022,6 +1184,7 @@ class SharedContext(Closeable):
             try:
                 self._execute(Destroy())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     self._backend.close()
 
@@ -1032,6 +1195,7 @@ class SharedContext(Closeable):
             try:
                 await self._aexecute(Close())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     await self._backend.aclose()
 
@@ -1041,8 +1205,13 @@ class SharedContext(Closeable):
             try:
                 await self._aexecute(Destroy())
             finally:
+                self._closed_instruments()
                 if self._owns_backend:
                     await self._backend.aclose()
+
+    def _closed_instruments(self) -> None:
+        if self._instruments is not None:
+            self._instruments.close()
 
     def _mark_closed(self) -> bool:
         """Mark the context closed and end its watches; False if it already was."""
@@ -1054,6 +1223,17 @@ class SharedContext(Closeable):
         for watch in watches:
             watch.close()
         return True
+
+
+def _import_conflict(conflict: VersionConflictError) -> VersionConflictError:
+    """The conflict of an import without ``overwrite``, saying what to do about it."""
+    return VersionConflictError(
+        conflict.key,
+        conflict.expected,
+        conflict.actual,
+        f"key {conflict.key!r} exists (version {conflict.actual}): nothing was imported; "
+        "import_records(..., overwrite=True) replaces the entries that exist",
+    )
 
 
 def _value(key: str, entry: ContextEntry | None, default: Any, type_: Any) -> Any:

@@ -24,7 +24,10 @@ wrong with it.
     ├── BackendUnavailableError
     │   └── OutcomeUnknownError
     ├── SessionLostError
-    └── WaitTimeoutError (TimeoutError)
+    ├── WaitTimeoutError (TimeoutError)
+    ├── IntegrityError
+    ├── KeyUnavailableError
+    └── AccessDeniedError (PermissionError)
 """
 
 from __future__ import annotations
@@ -32,15 +35,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AccessDeniedError",
     "BackendUnavailableError",
     "CapacityError",
     "ContextClosedError",
     "ContextError",
     "HistoryCompactedError",
+    "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidPatternError",
     "InvalidTTLError",
+    "KeyUnavailableError",
     "OutcomeUnknownError",
     "SchemaError",
     "SerializationError",
@@ -78,7 +84,8 @@ class ValueTooLargeError(ContextError, ValueError):
 
     def __init__(self, key: str, size: int, limit: int) -> None:
         super().__init__(
-            f"value for key {key!r} is {size} bytes encoded, over the limit of {limit} bytes"
+            f"value for key {key!r} is {size} bytes encoded, over the limit of {limit} bytes: "
+            "store less, or open the context with a larger max_entry_bytes="
         )
         self.key = key
         self.size = size
@@ -110,8 +117,10 @@ class VersionConflictError(ContextError):
     ``actual`` is 0 when the key does not exist (or has expired).
     """
 
-    def __init__(self, key: str, expected: int, actual: int) -> None:
-        super().__init__(f"key {key!r} is at version {actual}, not the expected version {expected}")
+    def __init__(self, key: str, expected: int, actual: int, message: str | None = None) -> None:
+        super().__init__(
+            message or f"key {key!r} is at version {actual}, not the expected version {expected}"
+        )
         self.key = key
         self.expected = expected
         self.actual = actual
@@ -201,3 +210,33 @@ class WaitTimeoutError(ContextError, TimeoutError):
     def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.missing: tuple[str, ...] = tuple(missing)
+
+
+class IntegrityError(ContextError):
+    """A sealed value does not open: a byte of it was changed, or it was sealed for
+    another key or session (copied or swapped on the server). Nothing was changed;
+    ``key`` names the key whose value it is (None for a session's data key)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class KeyUnavailableError(ContextError):
+    """A sealed session's values cannot be opened or sealed here: it was opened without
+    a key ring, or its data key is wrapped by a key the ring does not hold. Nothing was
+    changed. ``session_id`` names the session and ``key_id`` the key it needs (None where
+    unknown)."""
+
+    def __init__(
+        self, message: str, session_id: str | None = None, key_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.key_id = key_id
+
+
+class AccessDeniedError(ContextError, PermissionError):
+    """The server refused a call for lack of permission (a Redis ACL user that may not
+    touch this namespace, or may not run a command sharedctx needs). Nothing was
+    changed."""

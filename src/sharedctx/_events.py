@@ -17,11 +17,11 @@ that no subscription can match costs those lookups and creates no event at all.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Self
@@ -31,6 +31,7 @@ from sharedctx._checks import refuse_on_event_loop
 from sharedctx._closeable import Closeable
 from sharedctx._errors import ContextClosedError, WaitTimeoutError, WatchOverflowError
 from sharedctx._glob import Glob
+from sharedctx._printable import printable
 from sharedctx._types import ContextEvent
 from sharedctx._waker import Waker
 
@@ -75,9 +76,15 @@ class Subscription:
 
 
 class EventHub:
-    """Routes a context's events to its subscriptions (see the module docstring)."""
+    """Routes a context's events to its subscriptions (see the module docstring).
 
-    def __init__(self) -> None:
+    A failing callback is logged with its exception's type and traceback, never the
+    exception's message (which may hold a value); ``record_keys``: the record names
+    the key of its event too (escaped), else only its revision.
+    """
+
+    def __init__(self, *, record_keys: bool = False) -> None:
+        self.record_keys = record_keys
         # Copy-on-write: writers read these without a lock; subscribe/unsubscribe
         # replace them whole under ``_index_lock``.
         self._by_prefix: dict[str, tuple[Subscription, ...]] = {}
@@ -96,6 +103,13 @@ class EventHub:
         self._deliverer: int | None = None  # the thread delivering, if any
         self._finished = threading.Condition(threading.Lock())
         self._waiters = 0
+
+    @property
+    def undelivered(self) -> bool:
+        """Whether some queued event is not delivered yet: still queued, or popped by a
+        thread that is delivering it now (read-only for stores: a caller that must
+        return only once its changes are delivered calls :meth:`deliver` then)."""
+        return self._done < self._queued
 
     def __len__(self) -> int:
         return len(self._subscriptions)
@@ -153,12 +167,13 @@ class EventHub:
         """Tell every subscription that events were lost (``error`` says which)."""
         for subscription in list(self._subscriptions.values()):
             if subscription.on_error is None:
-                _log.error("sharedctx subscriber %s: %s", subscription.id, error)
+                _log.error("sharedctx subscriber %s: %s", subscription.id, printable(str(error)))
                 continue
             try:
                 subscription.on_error(error)
-            except Exception:  # as a callback's: the others still hear of it
-                _log.exception("sharedctx subscriber %s failed on %s", subscription.id, error)
+            except Exception as failed:  # as a callback's: the others still hear of it
+                self._failed(failed, "sharedctx subscriber %s failed on %s", subscription.id,
+                             type(error).__name__)  # fmt: skip
 
     def _reindex(self) -> None:
         by_prefix: dict[str, list[Subscription]] = {}
@@ -243,17 +258,29 @@ class EventHub:
                 ):
                     self._call(subscription, event)
 
-    @staticmethod
-    def _call(subscription: Subscription, event: ContextEvent) -> None:
+    def _call(self, subscription: Subscription, event: ContextEvent) -> None:
         try:
             subscription.callback(event)
-        except Exception:
-            _log.exception(
-                "sharedctx subscriber %s failed on %s of %r",
-                subscription.id,
-                event.action,
-                event.key,
-            )
+        except Exception as error:
+            if self.record_keys:
+                self._failed(error, "sharedctx subscriber %s failed on the %s of '%s' "
+                             "(revision %d)", subscription.id, event.action,
+                             printable(event.key), event.revision)  # fmt: skip
+            else:
+                self._failed(error, "sharedctx subscriber %s failed on the %s of revision %d",
+                             subscription.id, event.action, event.revision)  # fmt: skip
+
+    @staticmethod
+    def _failed(error: Exception, message: str, *args: object) -> None:
+        """Log a callback's failure at ERROR, with the exception's type and the frames
+        it came through, not its message: a callback's message may hold a value."""
+        frames = "".join(traceback.format_tb(error.__traceback__)).rstrip("\n")
+        _log.error(
+            message + ": %s (its message is not logged)\nTraceback (most recent call last):\n%s",
+            *args,
+            type(error).__qualname__,
+            frames,
+        )
 
 
 class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
@@ -266,10 +293,20 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
     ``WatchOverflowError``. Writers never wait for a watch.
     """
 
-    def __init__(self, pattern: str, max_pending: int, cancel: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        pattern: str,
+        max_pending: int,
+        cancel: Callable[[], object],
+        *,
+        on_read: Callable[[ContextEvent], object] | None = None,
+        on_overflow: Callable[[], object] | None = None,
+    ) -> None:
         self.pattern = pattern
         self.max_pending = max_pending
         self._cancel = cancel
+        self._on_read = on_read  # telemetry: each event handed out (a span)
+        self._on_overflow = on_overflow  # telemetry: the watch fell behind (a metric)
         self._buffer: deque[ContextEvent | Exception] = deque()
         self._waiter = Waker()
         self._condition = self._waiter.condition
@@ -289,20 +326,27 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
             if len(self._buffer) >= self.max_pending:
                 self._error = WatchOverflowError(
                     f"watch on {self.pattern!r} fell more than {self.max_pending} events "
-                    "behind and was closed"
+                    "behind and was closed: read its events sooner, or give watch() a "
+                    "larger max_pending="
                 )
                 self._shut()
+                overflowed = True
             else:
                 self._buffer.append(event)
                 self._wake()
+                overflowed = False
         if self._closed:
             self._cancel()
+        if overflowed and self._on_overflow is not None:
+            self._on_overflow()
 
     def on_error(self, error: Exception) -> None:
         """Events were lost: an overflow closes the watch (``fail``); anything else
         (``SessionLostError``) is raised once by the read that reaches it."""
         if isinstance(error, WatchOverflowError):
             self.fail(error)
+            if self._on_overflow is not None:
+                self._on_overflow()
             return
         with self._condition:
             if not self._closed:
@@ -359,18 +403,25 @@ class Watch(Closeable, Iterator[ContextEvent], AsyncIterator[ContextEvent]):
                     raise WaitTimeoutError(f"no event on {self.pattern!r} within {timeout} s")
                 refuse_on_event_loop("aget")  # iterate it with `async for` there
                 self._condition.wait(remaining)
-            return event
+        if self._on_read is not None:
+            self._on_read(event)
+        return event
 
     async def aget(self, timeout: float | None = None) -> ContextEvent:
         """Awaitable twin of :meth:`get`; never blocks the event loop."""
+        import asyncio  # imported by async code only (a light `import sharedctx`)
+
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             with self._condition:
                 event = self._take()
-                if event is not None:
-                    return event
-                future = self._waiter.future()
+                if event is None:
+                    future = self._waiter.future()
+            if event is not None:
+                if self._on_read is not None:
+                    self._on_read(event)
+                return event
             remaining = None if deadline is None else deadline - loop.time()
             try:
                 await asyncio.wait_for(future, remaining)

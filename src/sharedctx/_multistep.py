@@ -14,8 +14,6 @@ twin to use instead.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import inspect
 import threading
 import time
@@ -23,14 +21,14 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sharedctx._checks import refuse_on_event_loop
 from sharedctx._codec import Codec
 from sharedctx._errors import ContextError, VersionConflictError, WaitTimeoutError
 from sharedctx._events import Subscription
 from sharedctx._glob import Glob, compile_glob, escape
-from sharedctx._types import ContextEntry
+from sharedctx._types import ContextEntry, ContextEvent
 from sharedctx._waker import Signal
 from sharedctx.backends.ops import (
     Find,
@@ -45,6 +43,9 @@ from sharedctx.backends.ops import (
     Write,
 )
 from sharedctx.steps import Steps, Twin
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = [
     "Flights",
@@ -94,6 +95,8 @@ def _join(flight: concurrent.futures.Future[ContextEntry | None], twin: str) -> 
 
 
 async def _ajoin(flight: concurrent.futures.Future[ContextEntry | None], twin: str) -> Any:
+    import asyncio  # imported by async code only (a light `import sharedctx`)
+
     return await asyncio.wrap_future(flight)
 
 
@@ -157,11 +160,13 @@ class Flights:
 
     def begin(self, key: str) -> tuple[concurrent.futures.Future[ContextEntry | None], bool]:
         """The flight of ``key``, and whether the caller leads it (it did not exist)."""
+        from concurrent.futures import Future  # with the first get_or_set, not at import
+
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
                 return flight, False
-            flight = self._flights[key] = concurrent.futures.Future()
+            flight = self._flights[key] = Future()
             return flight, True
 
     def land(
@@ -255,10 +260,12 @@ def wait_for(
     timeout: float | None,
     unsubscribe: Callable[[str], object],
     since: int | None = None,
+    hear: Callable[[ContextEvent], object] | None = None,
 ) -> Steps[list[ContextEntry]]:
     """Wait until at least ``count`` live keys match ``glob`` (written after revision
     ``since``, if given); their entries, sorted by key. Woken by events, never polls.
-    Raises ``WaitTimeoutError`` when ``timeout`` seconds pass first.
+    Raises ``WaitTimeoutError`` when ``timeout`` seconds pass first. ``hear`` is told
+    of every event that wakes it (telemetry links the wait to their writes).
     """
 
     def written(found: list[ContextEntry]) -> list[ContextEntry]:
@@ -275,7 +282,7 @@ def wait_for(
             + f" were there after {timeout} s"
         )
 
-    return _wait([glob], timeout, unsubscribe, Find(glob), ready, missing, "await_for")
+    return _wait([glob], timeout, unsubscribe, Find(glob), ready, missing, "await_for", hear)
 
 
 def wait_for_keys(
@@ -283,9 +290,11 @@ def wait_for_keys(
     timeout: float | None,
     unsubscribe: Callable[[str], object],
     since: int | None = None,
+    hear: Callable[[ContextEvent], object] | None = None,
 ) -> Steps[dict[str, ContextEntry]]:
     """Wait until every key of ``keys`` is live (written after revision ``since``, if
-    given); their entries by key. Raises ``WaitTimeoutError`` naming the missing keys."""
+    given); their entries by key. Raises ``WaitTimeoutError`` naming the missing keys.
+    ``hear`` as for :func:`wait_for`."""
 
     def written(found: dict[str, ContextEntry]) -> dict[str, ContextEntry]:
         if since is None:
@@ -303,12 +312,16 @@ def wait_for_keys(
         return WaitTimeoutError(f"keys {absent}{after} were not there after {timeout} s", absent)
 
     globs = [compile_glob(escape(key)) for key in keys]
-    return _wait(
-        globs, timeout, unsubscribe, GetMany(tuple(keys)), ready, missing, "await_for_keys"
-    )
+    look = GetMany(tuple(keys))
+    return _wait(globs, timeout, unsubscribe, look, ready, missing, "await_for_keys", hear)
 
 
 F = TypeVar("F")
+
+
+def _hearing(hear: Callable[[ContextEvent], object], signal: Signal, event: ContextEvent) -> None:
+    hear(event)
+    signal.set()
 
 
 def _wait(
@@ -319,12 +332,14 @@ def _wait(
     ready: Callable[[F], T | None],
     missing: Callable[[F], WaitTimeoutError],
     twin: str,
+    hear: Callable[[ContextEvent], object] | None,
 ) -> Steps[T]:
     """Subscribe to ``globs``, then ``look`` until ``ready`` gives a result."""
     deadline = None if timeout is None else time.monotonic() + timeout
     signal = Signal()
+    woken = signal.set if hear is None else partial(_hearing, hear, signal)
     # Woken by a change, and by lost events too (a trimmed stream): look again.
-    subscriptions = [Subscription(glob, signal.set, signal.set) for glob in globs]
+    subscriptions = [Subscription(glob, woken, signal.set) for glob in globs]
     try:
         for subscription in subscriptions:
             yield Subscribe(subscription)

@@ -11,18 +11,22 @@ Timers are cancelled by their owner (``SharedContext.close()``).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from typing import TYPE_CHECKING
 
-__all__ = ["Timer", "call_at", "call_method_at", "run_soon"]
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["Timer", "call_at", "call_method_at", "run_soon", "run_when_freed"]
 
 _log = logging.getLogger("sharedctx")
 
@@ -126,12 +130,15 @@ def run_soon(function: Callable[[], object]) -> None:
     global _pool
     with _pool_lock:
         if _pool is None:
+            # With the first event delivered, not at import (a light `import sharedctx`).
+            from concurrent.futures import ThreadPoolExecutor
+
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sharedctx-events")
         pool = _pool
-    # The pool is never shut down, so a RuntimeError is the interpreter exiting (no
-    # thread starts any more): what a freed object asks for then (a memory session's
-    # pruning) has no one left to serve.
-    with suppress(RuntimeError):
+    # When the interpreter is exiting the pool takes no more work (RuntimeError), and
+    # what was asked (a delivery, the pruning of a session whose handle the garbage
+    # collector freed during shutdown) no longer matters.
+    with contextlib.suppress(RuntimeError):
         pool.submit(_logged, function)
 
 
@@ -143,8 +150,36 @@ def _logged(function: Callable[[], object]) -> None:
 
 
 def _reset_pool() -> None:
-    global _pool
+    global _pool, _reaper
     _pool = None
+    _reaper = None
+
+
+_freed: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+_reaper: threading.Thread | None = None
+_reaper_lock = threading.Lock()
+
+
+def run_when_freed(obj: object, function: Callable[[], object]) -> None:
+    """Run ``function`` on a thread of sharedctx's soon after ``obj`` is freed.
+
+    The collector frees an object on whichever thread is running, holding whatever
+    locks that thread holds at that moment (this module's, another library's thread
+    pool's...), so the finalizer takes no lock: it only puts ``function`` on a
+    ``SimpleQueue`` (whose ``put`` is reentrant), and a daemon thread, started here
+    rather than in the collector, runs it.
+    """
+    global _reaper
+    with _reaper_lock:
+        if _reaper is None:
+            _reaper = threading.Thread(target=_reap, name="sharedctx-reaper", daemon=True)
+            _reaper.start()
+    weakref.finalize(obj, _freed.put, function).atexit = False
+
+
+def _reap() -> None:
+    while True:
+        _logged(_freed.get())
 
 
 os.register_at_fork(after_in_child=_reset_pool)

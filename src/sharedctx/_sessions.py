@@ -18,10 +18,13 @@ from sharedctx._checks import check_positive_int, check_session_id, check_ttl
 from sharedctx._closeable import Closeable
 from sharedctx._context import TTL, SharedContext
 from sharedctx._errors import ContextClosedError, SessionExistsError
+from sharedctx._sealed import KeyProvider
 from sharedctx.backends import open_backend
 from sharedctx.backends.base import Backend
 
 __all__ = ["ContextManager", "context_manager"]
+
+_SWEEP_MIN = 64
 
 
 class _Session:
@@ -38,15 +41,19 @@ class ContextManager(Closeable):
 
     The options are the defaults of every context it creates (``create_context``
     may override them); a ``backend`` URL gives all of them one shared backend,
-    closed by ``close()``, and ``clock`` one ``MemoryBackend(clock=...)`` (tests).
+    closed by ``close()``, and ``clock`` one ``MemoryBackend(clock=...)`` (tests);
+    ``keyring`` (a ``KeyRing``, with a URL) seals every session.
     With ``session_idle_ttl`` (seconds), a session whose context nobody used for
     that long is closed; it is checked every half of that time, so a session goes
     between 1 and 1.5 times it after its last use (with ``clock``, when
     :meth:`close_idle` is called). ``close()`` closes every session's context.
 
-    Closing drops a memory session's data (it lives in the context object); on a
-    shared backend the data stays for the other processes (their entries expire by
-    their TTL). ``destroy_context`` deletes a session's data for everyone.
+    Its defaults are ``SharedContext``'s (see there). A context it made is a handle
+    like any other: ``SharedContext(session_id)`` opens the same session, closing
+    keeps the data for the other handles (memory too; entries go by their TTL), and
+    ``destroy_context`` deletes a session's data for everyone. A context closed by
+    its user is forgotten, so a manager that serves a session per request does not
+    grow.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class ContextManager(Closeable):
         session_idle_ttl: TTL = None,
         backend: str | Backend = "memory",
         clock: Callable[[], float] | None = None,
+        keyring: KeyProvider | None = None,
         **options: Any,
     ) -> None:
         # Bad defaults fail here, not at the first create_context.
@@ -66,7 +74,7 @@ class ContextManager(Closeable):
         check_positive_int(max_entries, "max_entries", allow_none=True)
         check_positive_int(max_entry_bytes, "max_entry_bytes")
         # One backend (for Redis: one connection pool) for all sessions.
-        self._backend, self._owns_backend = open_backend(backend, clock=clock)
+        self._backend, self._owns_backend = open_backend(backend, clock=clock, keyring=keyring)
         self._clock = clock or time.monotonic
         self._timed = clock is None  # an injected clock moves only when told: no timer
         self._options: dict[str, Any] = {
@@ -80,6 +88,7 @@ class ContextManager(Closeable):
         idle = check_ttl(session_idle_ttl, what="session_idle_ttl")
         self._idle_ttl: float | None = idle if isinstance(idle, float) else None
         self._sessions: dict[str, _Session] = {}
+        self._sweep_at = _SWEEP_MIN  # when to forget the contexts closed by their users
         self._lock = threading.Lock()
         self._timer: _scheduler.Timer | None = None
         self._closed = False
@@ -166,6 +175,11 @@ class ContextManager(Closeable):
         return session.context
 
     def _create(self, session_id: str, overrides: dict[str, Any]) -> SharedContext:
+        if len(self._sessions) >= self._sweep_at:  # amortized O(1) per session
+            closed = [sid for sid, session in self._sessions.items() if session.context.closed]
+            for sid in closed:
+                del self._sessions[sid]
+            self._sweep_at = max(_SWEEP_MIN, 2 * len(self._sessions))
         context = SharedContext(session_id, **{**self._options, **overrides})
         self._sessions[session_id] = _Session(context, self._clock())
         if self._idle_ttl is not None and self._timer is None and self._timed:

@@ -873,7 +873,7 @@ class Schema:
     @classmethod
     def check(cls, context: SharedContext, pattern: str = "*") -> list[SchemaError]:
         """Every entry of ``context`` under one of this schema's typed keys whose value
-        does not fit it (as a read would find), as ``SchemaError``s sorted by key.
+        does not fit it (as a read would find): a list of ``SchemaError``, sorted by key.
 
         Only keys matching the glob ``pattern`` are checked. Reads each typed key's
         entries with one query; entries under no typed key are not looked at.

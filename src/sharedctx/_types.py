@@ -178,6 +178,10 @@ class ContextEvent(msgspec.Struct, frozen=True, gc=False):
     entry: ContextEntry
     session_id: str
     revision: int
+    traceparent: str | None = None
+    """The W3C ``traceparent`` of the call that made a ``set`` or ``delete``, when that
+    call was traced (see ``sharedctx.telemetry``), in any process; None otherwise (and
+    for ``expire`` and ``evict``, which no call asked for)."""
     forked_from: str | None = None
     """The session this one was forked from, on the events of the fork (else None)."""
     forked_at: int | None = None

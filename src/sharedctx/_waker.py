@@ -10,8 +10,11 @@ and ``Watch`` waits for its buffer with one.
 
 from __future__ import annotations
 
-import asyncio
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Signal", "Waker"]
 
@@ -39,6 +42,8 @@ class Waker:
     def future(self) -> asyncio.Future[None]:
         """A future of the running loop, resolved by the next :meth:`wake` (the caller
         holds :attr:`condition`; give it to :meth:`forget` when done with it)."""
+        import asyncio  # imported by async code only (a light `import sharedctx`)
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._futures.append((loop, future))
@@ -74,6 +79,8 @@ class Signal:
 
     async def await_(self, timeout: float | None) -> bool:
         """Awaitable twin of :meth:`wait`; never blocks the event loop."""
+        import asyncio  # imported by async code only (a light `import sharedctx`)
+
         with self._waker.condition:
             if self._set:
                 return True

@@ -8,7 +8,8 @@ drops colour by itself when the output is not a terminal (a pipe, a file) or whe
 Session data is untrusted: whoever can write to a session chooses its id and its
 keys, sources, tags and values. A terminal would act on the escape sequences and
 bidi overrides they may hold, and rich would read ``[bold]`` in them as markup. So
-every human-readable view passes session data through :func:`printable` and puts it
+every human-readable view passes session data through :func:`printable` (the core's
+``sharedctx.printable``, which the log records use too) and puts it
 in a rich ``Text`` (never markup); ``--json`` output is exact instead (``json.dumps``
 escapes what needs escaping).
 """
@@ -26,7 +27,7 @@ from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
-from sharedctx import ContextEntry, ContextEvent
+from sharedctx import ContextEntry, ContextEvent, printable
 
 if TYPE_CHECKING:
     from sharedctx.backends import SessionSummary
@@ -46,20 +47,6 @@ __all__ = [
 
 _ACTION_STYLES = {"set": "green", "delete": "red", "expire": "yellow", "evict": "magenta"}
 _UNLIMITED = 1_000_000
-
-
-def printable(text: str) -> str:
-    """``text`` with every character that is not printable escaped as Python does.
-
-    Control characters (C0, DEL, C1: ``ESC`` starts the terminal's escape sequences),
-    bidi overrides and isolates, line and paragraph separators and other invisible
-    format characters become ``\\x1b``, ``\\n``, ``\\u202e``...: shown, never acted on.
-    "Printable" is what ``str.isprintable`` (and so ``repr``) means by it. The result
-    is one line.
-    """
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _text(text: str, style: str = "") -> Text:

@@ -23,17 +23,29 @@ _TERMINAL_ENV = {
 }
 # What a terminal acts on, rather than shows: CSI sequences (colours, cursor moves).
 _CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Ctrl-C as on a terminal, whoever started the tests: a shell without job control
+# starts its background jobs with SIGINT ignored, and a process keeps an ignored signal
+# ignored across exec (Python then installs no KeyboardInterrupt). Caught here, it is
+# back to its default in the program exec'd next.
+_SIGINT_AS_ON_A_TERMINAL = "signal.signal(signal.SIGINT, signal.default_int_handler); "
+_EXEC_SHAREDCTX = "os.execv(sys.executable, [sys.executable, '-m', 'sharedctx', *sys.argv[1:]])"
+SHAREDCTX = [
+    sys.executable,
+    "-c",
+    f"import os, signal, sys; {_SIGINT_AS_ON_A_TERMINAL}{_EXEC_SHAREDCTX}",
+]
+"""``python -m sharedctx``, that Ctrl-C (SIGINT) interrupts: give it the arguments."""
 # Make stdin the new session's controlling terminal, then become `python -m sharedctx`.
 _ON_CONTROLLING_TERMINAL = (
-    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'sharedctx', *sys.argv[1:]])"
+    "import fcntl, os, signal, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    f"{_SIGINT_AS_ON_A_TERMINAL}{_EXEC_SHAREDCTX}"
 )
 
 
 def sharedctx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``python -m sharedctx ARGS``, its output piped."""
     return subprocess.run(
-        [sys.executable, "-m", "sharedctx", *args],
+        [*SHAREDCTX, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -46,7 +58,7 @@ def start_watch(*args: str) -> subprocess.Popen[str]:
     """``sharedctx watch ARGS`` with its output piped, once it says (on stderr, as
     stdout is for the events only) that it is watching."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sharedctx", "watch", *args],
+        [*SHAREDCTX, "watch", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sharedctx import CheckpointDecision, InvalidArgumentError, PipelineContext, SharedContext
-from sharedctx.demo import _persona
+from sharedctx.demo import _persona, _pipeline
 from sharedctx.demo._pipeline import MAX_TTL, DemoError, DemoOptions, run_pipeline
 
 FAST = DemoOptions(pace=0.0)
@@ -107,3 +109,31 @@ async def test_a_failing_mind_fails_the_run_at_once(
     monkeypatch.setattr(_persona, "MINDS", {**_persona.MINDS, "voice": broken})
     with pytest.raises(RuntimeError, match="the voice mind broke"):
         await run_pipeline(context, dataclasses.replace(FAST, timeout=3600))
+
+
+def _workers() -> set[int]:
+    """The demo's worker processes that this process started and that still run."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if parent == os.getpid() and b"sharedctx.demo._worker" in command:
+                found.add(int(entry.name))
+    return found
+
+
+async def test_a_failing_worker_process_fails_the_run_and_ends_the_others() -> None:
+    # Worker processes of a server that is not there: each fails at once, in one line
+    # that names what failed; the run stops and no worker is left running.
+    options = dataclasses.replace(FAST, backend="redis://:hunter2@127.0.0.1:1/0", workers=3)
+    delays = {mind_id: 30.0 for mind_id in _persona.MINDS}
+    with pytest.raises(
+        DemoError, match=r"a mind worker failed: Redis at .* is unavailable"
+    ) as failed:
+        await _pipeline._in_processes(options, "s", delays)
+    assert "hunter2" not in str(failed.value)
+    assert _workers() == set()

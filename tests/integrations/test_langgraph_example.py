@@ -29,17 +29,17 @@ def test_the_example_graph_runs_on_each_backend(backend_url: str) -> None:
     assert lines == [f"report ({where}):", "longest: Sharpen", "vowels: 0.352", "words: 32"]
 
 
-def test_the_readme_example_runs_on_each_backend(
+def test_the_guides_graph_runs_on_each_backend(
     backend_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backend = backend_url
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme[readme.index("## LangGraph") :]
+    guide = (Path(__file__).parents[2] / "docs" / "guides" / "langgraph.md").read_text()
+    section = guide[guide.index("## A graph whose nodes wait for each other") :]
     start = section.index("```python\n") + len("```python\n")
     code = section[start : section.index("```", start)]
     session = f"readme-{uuid.uuid4().hex[:8]}"
     code = code.replace('"redis://localhost:6379/0"', repr(backend))
-    exec(compile(code.replace('"session-42"', repr(session)), "README.md", "exec"), {})
+    exec(compile(code.replace('"session-42"', repr(session)), "langgraph.md", "exec"), {})
     report = {name: {"length": 3} for name in ["longest", "vowels", "words"]}
     assert capsys.readouterr().out == f"{report}\n"
     if backend != "memory":

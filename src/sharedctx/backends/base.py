@@ -69,7 +69,8 @@ class SessionSummary(NamedTuple):
     bytes: int
     """Size of the stored entries (values and their metadata)."""
     last_write: datetime | None
-    """When the session last changed."""
+    """When a caller last changed its data (a write, a delete, a clear, a new TTL);
+    None if never. Reads, sweeps and expiries never move it."""
     drops_at: datetime | None
     """When the backend drops the whole session, or None: not by itself."""
     past_bytes: int = 0
@@ -119,6 +120,9 @@ class Backend(Protocol):
         ``hub`` is that context's (the store reports the session's changes to it) and
         ``codec`` the context's value codec, which the backend may wrap.
         """
+
+    # A backend may also have ``kind``: its name in spans and metrics (``"memory"``,
+    # ``"redis"``, ``"redis-cluster"``); without it, its class's name is used.
 
     def close(self) -> None:
         """Release the backend's resources (connections, threads)."""

@@ -55,8 +55,10 @@ from sharedctx._codec import Codec
 from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
+    ContextError,
     HistoryCompactedError,
     InvalidArgumentError,
+    KeyUnavailableError,
     SessionExistsError,
     SessionLostError,
     VersionConflictError,
@@ -64,6 +66,7 @@ from sharedctx._errors import (
 )
 from sharedctx._events import EventHub, Subscription
 from sharedctx._glob import Glob
+from sharedctx._sealed import KeyProvider, LockedCodec, SealedCodec, SessionKeys, record_key_id
 from sharedctx._types import Action, ContextEntry, ContextEvent, ContextStats
 from sharedctx.backends import ops
 from sharedctx.backends.base import InProcessStore, SessionSummary, StoreOptions, handles
@@ -88,7 +91,16 @@ class MemoryBackend:
     how many past versions of each key to keep (0: none) and for how many seconds (of
     ``clock``). One backend serves any number of contexts; ``close()`` drops every
     session it holds.
+
+    ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): the
+    sessions it opens are sealed (see ``docs/guides/sealed.md``). A session is sealed
+    by its first write from a context with a key ring (opening it creates nothing); a
+    context without the keys to a sealed session reads its metadata, and gets
+    ``KeyUnavailableError`` for its values.
     """
+
+    kind = "memory"
+    """The backend's name in spans and metrics."""
 
     def __init__(
         self,
@@ -97,17 +109,41 @@ class MemoryBackend:
         history: int = 10_000,
         history_versions: int = 0,
         history_retention: float = 60.0,
+        keyring: KeyProvider | None = None,
     ) -> None:
         if clock is not None and not callable(clock):
             raise InvalidArgumentError(f"clock must be a callable, not {clock!r}")
         if not isinstance(history, int) or isinstance(history, bool) or history < 0:
             raise InvalidArgumentError(f"history must be an int >= 0, not {history!r}")
+        if keyring is not None and not isinstance(keyring, KeyProvider):
+            raise InvalidArgumentError(
+                f"keyring must be a KeyRing, not {keyring!r}: KeyRing({{'2026-12': key}}) "
+                "with a key from KeyRing.generate_key(), or another KeyProvider"
+            )
         self.clock = clock
         self.history = history
         self.history_versions = check_history_versions(history_versions)
         self.history_retention = check_history_retention(history_retention)
+        self.keyring = keyring
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        self._origin = self
+
+    def with_keyring(self, keyring: KeyProvider | None) -> MemoryBackend:
+        """This backend's sessions (the same ones), opened with ``keyring``: how
+        ``SharedContext("s", keyring=ring)`` seals a session of the process-wide
+        memory backend. Closing it closes this backend."""
+        if keyring is self.keyring:
+            return self
+        view = MemoryBackend(
+            clock=self.clock,
+            history=self.history,
+            history_versions=self.history_versions,
+            history_retention=self.history_retention,
+            keyring=keyring,
+        )
+        view._sessions, view._lock, view._origin = self._sessions, self._lock, self._origin
+        return view
 
     def open(
         self, session_id: str, hub: EventHub, options: StoreOptions, codec: Codec
@@ -118,7 +154,7 @@ class MemoryBackend:
             if session is None:
                 session = self._sessions[session_id] = _Session(self, session_id)
             with session.lock:
-                return MemoryStore(session, hub, options, codec)
+                return MemoryStore(session, hub, options, codec, self.keyring)
 
     @classmethod
     def shared(cls) -> MemoryBackend:
@@ -174,6 +210,19 @@ class MemoryBackend:
         self.forget(session)
         return existed
 
+    def rekey_session(self, session_id: str) -> bool:
+        """Rewrap a sealed session's data key by the key ring's first key (see
+        ``SharedContext.rekey``); False if it already was, or the session is not
+        sealed or does not exist."""
+        if self.keyring is None:
+            raise InvalidArgumentError("rekey needs a backend with a keyring")
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        with session.lock:
+            return bool(session.records) and session.rekey(self.keyring)
+
     def forget(self, session: _Session) -> None:
         """Drop ``session`` if it is unused: no handle, no entry (nothing grows without
         bound in a process that opens a session per request)."""
@@ -197,9 +246,11 @@ class MemoryBackend:
         self.close()
 
     def __repr__(self) -> str:
-        if self is _SHARED:
-            return "memory"
-        return "MemoryBackend()" if self.clock is None else f"MemoryBackend(clock={self.clock!r})"
+        sealed = "" if self.keyring is None else f"keyring={self.keyring!r}"
+        if self._origin is _SHARED:
+            return "memory" if not sealed else f"memory({sealed})"
+        clock = "" if self.clock is None else f"clock={self.clock!r}"
+        return f"MemoryBackend({', '.join(part for part in (clock, sealed) if part)})"
 
 
 _SHARED: MemoryBackend
@@ -221,10 +272,13 @@ class _Session:
         self.tags = _TagIndex()
         self.deadlines: list[tuple[float, str]] = []
         self.revision = 0
-        # The last changes, for watches from a revision: (revision, action, entry).
-        self.history: deque[tuple[int, Action, ContextEntry]] = deque(maxlen=backend.history)
+        # The last changes, for watches from a revision: (revision, action, entry,
+        # traceparent of the call that made it).
+        self.history: deque[tuple[int, Action, ContextEntry, str | None]] = deque(
+            maxlen=backend.history
+        )
         self.expired = self.evicted = 0
-        self.written: float | None = None  # wall time of the last change
+        self.written: float | None = None  # wall time of the last write by a caller
         # Held weakly: a context dropped without close() is freed, and then pruned.
         self.handles: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
         self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
@@ -241,6 +295,12 @@ class _Session:
         self.retention = backend.history_retention  # for removals made by the timer
         # A fork's origin: (forked_from, forked_at, revision of its last event).
         self.origin: tuple[str, int, int] | None = None
+        # Sealed sessions: the data keys, wrapped (the sealing one first); none when
+        # plain. What each key provider's handles know of them, shared by those.
+        self.records: tuple[bytes, ...] = ()
+        self.keys: dict[int, tuple[KeyProvider, SessionKeys]] = {}
+        self.mixed = False  # the handles read values with codecs that differ
+        self.codecs: tuple[Codec, ...] = ()  # each hub's handle's codec, if mixed
 
     # -- handles (the caller holds the lock) ------------------------------------------
 
@@ -265,22 +325,112 @@ class _Session:
 
     def attach(self, handle: MemoryStore) -> None:
         self.handles.add(handle)
-        self.hubs = tuple(handle.hub for handle in self.handles)
-        # Not in the collector's callback, which may run where the lock is held.
-        weakref.finalize(handle, _scheduler.run_soon, self.prune).atexit = False
+        self.regroup()
+        # Not in the collector's callback, which may run where any lock is held.
+        _scheduler.run_when_freed(handle, self.prune)
 
     def prune(self) -> None:
         """A handle was freed without close(): stop delivering to it, and let the
         backend forget the session if nothing is left."""
         with self.lock:
-            self.hubs = tuple(handle.hub for handle in self.handles)
+            self.regroup()
             unused = self.unused
         if unused:
             self.backend.forget(self)
 
     def detach(self, handle: MemoryStore) -> None:
         self.handles.discard(handle)
-        self.hubs = tuple(handle.hub for handle in self.handles)
+        self.regroup()
+
+    def regroup(self) -> None:
+        """Note the handles' hubs, and whether their codecs differ (then each reads
+        entries through its own: a context without the keys never reads through a
+        sealed codec of another's)."""
+        handles = list(self.handles)
+        self.hubs = tuple(handle.hub for handle in handles)
+        self.codecs = tuple(handle.codec for handle in handles)
+        self.mixed = len(set(self.codecs)) > 1
+
+    # -- sealing (the caller holds the lock) ------------------------------------------
+
+    def keys_for(self, provider: KeyProvider) -> SessionKeys:
+        """What ``provider``'s handles know of the session's data keys, brought up to
+        date. A session has none until its first sealed write (see :meth:`adopt`):
+        opening or reading it makes none, as on Redis."""
+        self.check_sealable()
+        known = self.keys.get(id(provider))
+        keys = known[1] if known is not None else SessionKeys(provider, "", self.session_id)
+        self.keys[id(provider)] = (provider, keys)
+        if keys.records != self.records:
+            keys.learn(self.records)
+        return keys
+
+    def check_sealable(self) -> None:
+        """``ContextError`` if the session holds values written without a key ring."""
+        if not self.records and self.entries:
+            raise ContextError(
+                f"session {self.session_id!r} holds values that are not sealed (it was "
+                "written without a key ring); it is not sealed now: export it and "
+                "import it into a new session with the key ring"
+            )
+
+    def adopt(self, keys: SessionKeys) -> None:
+        """The first sealed write (its values sealed by the data key ``keys`` proposed,
+        and about to be stored): that key becomes the session's."""
+        _, proposed = keys.sealing()
+        assert proposed, "a session without a data key was written by a known one"
+        self.records = (proposed,)
+        keys.settle(proposed)
+        self.alert()
+
+    def alert(self) -> None:
+        """The data keys changed: every handle looks again before its next call."""
+        for handle in self.handles:
+            handle.alert()
+
+    def rekey(self, provider: KeyProvider) -> bool:
+        """Rewrap the data keys by ``provider``'s first key; False if they were."""
+        keys = self.keys_for(provider)
+        records = tuple(keys.rewrapped(record) for record in self.records)
+        if records == self.records:
+            return False
+        self.records = records
+        keys.learn(records)
+        return True
+
+    def rotate(self, provider: KeyProvider) -> int:
+        """A new data key, every kept value sealed again under it; how many (0, and
+        nothing done, for a session without a data key: no sealed value to replace)."""
+        keys = self.keys_for(provider)
+        if not self.records:
+            return 0
+        _, record = keys.new_record()
+        keys.learn((record, *self.records))
+        resealed: dict[int, ContextEntry] = {}
+
+        def again(entry: ContextEntry) -> ContextEntry:
+            if entry.encoded is None:
+                return entry
+            done = resealed.get(id(entry))
+            if done is None:
+                done = resealed[id(entry)] = replace(
+                    entry, encoded=keys.reseal(entry.key, entry.encoded)
+                )
+            return done
+
+        entries = {key: again(entry) for key, entry in self.entries.items()}
+        history = [
+            (revision, action, again(entry), traceparent)
+            for revision, action, entry, traceparent in self.history
+        ]
+        for key, entry in entries.items():  # (all computed first: nothing half done)
+            self.entries[key] = entry
+        self.history.clear()
+        self.history.extend(history)
+        self.records = (record,)
+        keys.learn(self.records)
+        self.alert()
+        return len(entries)
 
     def deliver(self) -> None:
         """Deliver every hub's queued events (call without the lock)."""
@@ -290,20 +440,22 @@ class _Session:
 
     # -- changes (the caller holds the lock) ------------------------------------------
 
-    def changed(self, action: Action, entry: ContextEntry) -> None:
+    def changed(self, action: Action, entry: ContextEntry, traceparent: str | None = None) -> None:
         """Record a removal: the next revision, the history, the events."""
         self.revision = revision = self.revision + 1
-        self.written = _wall()
+        if action != "expire":  # "last write": a caller's change, not the clock's
+            self.written = _wall()
         removed = entry.without_value()
-        self.history.append((revision, action, removed))
+        self.history.append((revision, action, removed, traceparent))
         key = entry.key
         if self.tracking:
             self.forget_past(key, revision)
         for hub in self.hubs:
             if hub.active and hub.wants(key):
-                hub.enqueue(ContextEvent(action, key, removed, self.session_id, revision))
+                event = ContextEvent(action, key, removed, self.session_id, revision, traceparent)
+                hub.enqueue(event)
 
-    def remove(self, entry: ContextEntry, action: Action) -> None:
+    def remove(self, entry: ContextEntry, action: Action, traceparent: str | None = None) -> None:
         key = entry.key
         del self.entries[key]
         self.index.remove(key)
@@ -312,7 +464,7 @@ class _Session:
             self.expired += 1
         elif action == "evict":
             self.evicted += 1
-        self.changed(action, entry)
+        self.changed(action, entry, traceparent)
 
     def purge_due(self, now: float) -> int:
         deadlines, entries = self.deadlines, self.entries
@@ -380,7 +532,8 @@ class _Session:
         if reject or len(keep) > limit or new_keys > limit:
             raise CapacityError(
                 f"context {self.session_id!r} holds {len(self.entries)} of at most "
-                f"{limit} entries: no room for {new_keys} new key(s)"
+                f"{limit} entries: no room for {new_keys} new key(s); delete some, or "
+                "open the context with a larger max_entries="
             )
         victims = []
         for key, entry in self.entries.items():
@@ -415,6 +568,7 @@ class _Session:
         self.history_floor = self.snapshot_floor = 0
         self.past_count = self.past_bytes = 0
         self.origin = None
+        self.records = ()  # the data key goes with the data: what was sealed is shredded
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -561,12 +715,23 @@ class MemoryStore(InProcessStore):
     docstring): its hub, its settings and read counters, over the session's data."""
 
     def __init__(
-        self, session: _Session, hub: EventHub, options: StoreOptions, codec: Codec
+        self,
+        session: _Session,
+        hub: EventHub,
+        options: StoreOptions,
+        codec: Codec,
+        provider: KeyProvider | None = None,
     ) -> None:
         self.session_id = session.session_id
         self.hub = hub
-        self.codec = codec
         self._session = session
+        self._provider = provider
+        self._inner = codec
+        self._sealing_keys: SessionKeys | None = None
+        self.codec = self._codec_now()
+        # A write looks at its value first: a plain handle on a sealed session, or a
+        # value sealed before the data key changed.
+        self._guard = provider is not None or bool(session.records)
         self.handlers = self.bind_handlers()
         max_entries, eviction = options.max_entries, options.eviction
         backend = session.backend
@@ -579,13 +744,16 @@ class MemoryStore(InProcessStore):
         self._touch_on_read = bounded and eviction == "lru"
         self._touch_on_write = bounded and eviction != "reject"
         self._lock = session.lock
-        self._clock = session.clock
+        self._clock = self.clock = session.clock
+        """The session's monotonic clock: the one ``entry.deadline`` is on (read by the
+        telemetry's expiry lateness)."""
         self._entries = session.entries
         self._deadlines = session.deadlines
         self._pending = hub.pending  # events waiting for delivery
         self._alert = False  # closed, or the session was lost: look before any call
         self._closed = False
         self._lost = False
+        self._rekeyed = False  # the session's data keys changed: learn them (alert)
         self._hits = self._misses = 0
         self._calls = 0  # every call that reads or writes; for idle detection
         session.attach(self)  # the backend holds the session's lock
@@ -593,6 +761,43 @@ class MemoryStore(InProcessStore):
             self.keep_history(True)
         elif self._history_versions:
             session.track(self._history_retention)
+
+    def _codec_now(self) -> Codec:
+        """The codec of this handle on the session as it is (the caller holds the lock)."""
+        session = self._session
+        if self._provider is not None:
+            self._sealing_keys = session.keys_for(self._provider)
+            return SealedCodec(self._inner, self._sealing_keys)
+        if session.records:
+            return LockedCodec(self.session_id, record_key_id(session.records[0]))
+        return self._inner
+
+    def alert(self) -> None:
+        """The session's data keys changed: look again before the next call."""
+        self._rekeyed = self._alert = True
+
+    def _own(self, entry: ContextEntry) -> ContextEntry:
+        """``entry`` read through this handle's codec (the session's handles differ)."""
+        return entry if entry.codec == self.codec else replace(entry, codec=self.codec)
+
+    def _guarded(self, write: ops.Write) -> ops.Write:
+        """``write`` as it may be stored: sealed by the current data key (the one its
+        handles propose, for a session that has none: see ``_Session.adopt``)."""
+        keys = self._sealing_keys
+        if keys is None:
+            raise KeyUnavailableError(
+                f"session {self.session_id!r} is sealed: a context without its key ring "
+                f"cannot write key {write.key!r} (keyring=...)",
+                self.session_id,
+                record_key_id(self._session.records[0]) if self._session.records else None,
+            )
+        if self._session.records:
+            sealing = keys.current  # the session's (learned when the handle looked)
+        else:
+            self._session.check_sealable()  # (a plain handle may have written)
+            sealing = keys.sealing()[0]
+        data = keys.reseal(write.key, write.data, sealing)
+        return write if data is write.data else replace(write, data=data)
 
     # -- reads -------------------------------------------------------------------
 
@@ -612,6 +817,8 @@ class MemoryStore(InProcessStore):
                 self._hits += 1
                 if self._touch_on_read:
                     self._entries.move_to_end(operation.key)
+                if self._session.mixed:
+                    entry = self._own(entry)
         if self._pending or len(self._session.hubs) > 1:
             self._session.deliver()
         return entry
@@ -631,6 +838,8 @@ class MemoryStore(InProcessStore):
                 found[key] = entry
                 if self._touch_on_read:
                     entries.move_to_end(key)
+            if self._session.mixed:
+                found = {key: self._own(entry) for key, entry in found.items()}
         self._session.deliver()
         return found
 
@@ -650,6 +859,8 @@ class MemoryStore(InProcessStore):
             entries = self._entries
             keys = self._matching(operation.glob, page.after)
             found = [entries[key] for key in _paged(keys, page)]
+            if self._session.mixed:
+                found = [self._own(entry) for entry in found]
         self._session.deliver()
         return found
 
@@ -661,6 +872,8 @@ class MemoryStore(InProcessStore):
             keys = self._session.tags.keys(operation.tag, page.after)
             entries = self._entries
             found = [entries[key] for key in _paged(keys, page)]
+            if self._session.mixed:
+                found = [self._own(entry) for entry in found]
         self._session.deliver()
         return found
 
@@ -745,6 +958,8 @@ class MemoryStore(InProcessStore):
             with self._lock:  # _begin() inlined: this is the hot path of set
                 if self._alert:
                     self._check()
+                if self._guard:
+                    write = self._guarded(write)
                 now = self._clock()
                 deadlines = self._deadlines
                 if deadlines and deadlines[0][0] <= now:
@@ -757,6 +972,8 @@ class MemoryStore(InProcessStore):
                         raise VersionConflictError(key, if_version, version)
                 if old is None and self._max_entries is not None:
                     self._session.make_room(self._max_entries, self._reject, 1, set())
+                if self._guard and not self._session.records and self._sealing_keys:
+                    self._session.adopt(self._sealing_keys)
                 return self._put(write, old, now, _wall())
         finally:
             if self._pending or len(self._session.hubs) > 1:
@@ -768,6 +985,8 @@ class MemoryStore(InProcessStore):
         try:
             with self._lock:
                 now = self._begin()
+                if self._guard:
+                    writes = tuple(self._guarded(write) for write in writes)
                 entries = self._entries
                 for write in writes:
                     if write.if_version is not None:
@@ -778,15 +997,26 @@ class MemoryStore(InProcessStore):
                 batch = {write.key for write in writes}
                 new_keys = sum(key not in entries for key in batch)
                 self._session.make_room(self._max_entries, self._reject, new_keys, batch)
+                if writes and self._guard and not self._session.records and self._sealing_keys:
+                    self._session.adopt(self._sealing_keys)
                 wall = _wall()
-                return [self._put(write, entries.get(write.key), now, wall) for write in writes]
+                traced = operation.traceparent
+                return [
+                    self._put(write, entries.get(write.key), now, wall, traced) for write in writes
+                ]
         finally:
             self._session.deliver()
 
     def _put(
-        self, write: ops.Write, old: ContextEntry | None, now: float, wall: float
+        self,
+        write: ops.Write,
+        old: ContextEntry | None,
+        now: float,
+        wall: float,
+        traced: str | None = None,
     ) -> ContextEntry:
         # The one place an entry is written; the caller holds the lock and made room.
+        # `traced`: the trace context of a set_multiple (else the write's own).
         session = self._session
         session.revision = revision = session.revision + 1
         session.written = wall
@@ -832,10 +1062,19 @@ class MemoryStore(InProcessStore):
             old is None or old.deadline is None or deadline < old.deadline
         ):
             session.add_deadline(deadline, key)
-        session.history.append((revision, "set", entry))
+        traceparent = write.traceparent if traced is None else traced
+        session.history.append((revision, "set", entry, traceparent))
+        if session.mixed:  # each hub's entry decodes through its own handle's codec
+            for hub, codec in zip(session.hubs, session.codecs, strict=True):
+                if hub.active and hub.wants(key):
+                    own = entry if entry.codec == codec else replace(entry, codec=codec)
+                    event = ContextEvent("set", key, own, self.session_id, revision, traceparent)
+                    hub.enqueue(event)
+            return entry
         for hub in session.hubs:
             if hub.active and hub.wants(key):
-                hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision))
+                event = ContextEvent("set", key, entry, self.session_id, revision, traceparent)
+                hub.enqueue(event)
         return entry
 
     @handles(ops.Delete)
@@ -844,7 +1083,7 @@ class MemoryStore(InProcessStore):
             self._begin()
             entry = self._entries.get(operation.key)
             if entry is not None:
-                self._session.remove(entry, "delete")
+                self._session.remove(entry, "delete", operation.traceparent)
         self._session.deliver()
         return entry is not None
 
@@ -854,6 +1093,8 @@ class MemoryStore(InProcessStore):
         with self._lock:
             now = self._begin()
             entry = self._entries.get(key)
+            if entry is not None:
+                self._session.written = _wall()  # a new TTL is a write, as on Redis
             if entry is not None and ttl is None:
                 self._entries[key] = replace(entry, ttl=None, expires=None, deadline=None)
             elif entry is not None and ttl is not None:
@@ -886,7 +1127,7 @@ class MemoryStore(InProcessStore):
             entries = self._entries
             removed = [entries[key] for key in session.index]  # in key order, as on Redis
             for entry in removed:
-                session.changed("delete", entry)
+                session.changed("delete", entry, operation.traceparent)
             session.reset()
         session.deliver()
         return len(removed)
@@ -1006,10 +1247,43 @@ class MemoryStore(InProcessStore):
         session.tags.add(key, entry.tags)
         if deadline is not None:
             session.add_deadline(deadline, key)
-        session.history.append((revision, "set", entry))
+        session.history.append((revision, "set", entry, None))
+        forked_from, forked_at = origin
         for hub in session.hubs:
             if hub.active and hub.wants(key):
-                hub.enqueue(ContextEvent("set", key, entry, self.session_id, revision, *origin))
+                event = ContextEvent(
+                    "set",
+                    key,
+                    entry,
+                    self.session_id,
+                    revision,
+                    forked_from=forked_from,
+                    forked_at=forked_at,
+                )
+                hub.enqueue(event)
+
+    # -- sealed sessions ---------------------------------------------------------
+
+    @handles(ops.Rekey)
+    def _rekey(self, operation: ops.Rekey) -> bool:
+        with self._lock:
+            self._begin()
+            return self._session.rekey(self._sealing())
+
+    @handles(ops.RotateDataKey)
+    def _rotate(self, operation: ops.RotateDataKey) -> int:
+        with self._lock:
+            self._begin()
+            return self._session.rotate(self._sealing())
+
+    def _sealing(self) -> KeyProvider:
+        if self._provider is None:
+            raise KeyUnavailableError(
+                f"session {self.session_id!r} was opened without a key ring: rekey and "
+                "rotate_data_key need one (keyring=...)",
+                self.session_id,
+            )
+        return self._provider
 
     # -- events and lifecycle ----------------------------------------------------
 
@@ -1041,24 +1315,35 @@ class MemoryStore(InProcessStore):
             )
         replayed = []
         removed: set[str] = set()  # keys removed later: their earlier values are gone
-        for revision, action, entry in reversed(history):
+        for revision, action, entry, traceparent in reversed(history):
             if revision <= since:
                 break
             if action != "set":
                 removed.add(entry.key)
             elif entry.key in removed:
                 entry = entry.without_value()
-            replayed.append(self._replayed(action, entry, revision))
+            elif session.mixed:
+                entry = self._own(entry)
+            replayed.append(self._replayed(action, entry, revision, traceparent))
         for event in reversed(replayed):
             self.hub.enqueue(event, only=subscription)
 
-    def _replayed(self, action: Action, entry: ContextEntry, revision: int) -> ContextEvent:
+    def _replayed(
+        self, action: Action, entry: ContextEntry, revision: int, traceparent: str | None
+    ) -> ContextEvent:
         origin = self._session.origin
         if origin is not None and revision <= origin[2]:  # an event of the fork
             return ContextEvent(
-                action, entry.key, entry, self.session_id, revision, origin[0], origin[1]
+                action,
+                entry.key,
+                entry,
+                self.session_id,
+                revision,
+                traceparent,
+                forked_from=origin[0],
+                forked_at=origin[1],
             )
-        return ContextEvent(action, entry.key, entry, self.session_id, revision)
+        return ContextEvent(action, entry.key, entry, self.session_id, revision, traceparent)
 
     @handles(ops.Unsubscribe)
     def _unsubscribe(self, operation: ops.Unsubscribe) -> bool:
@@ -1109,9 +1394,20 @@ class MemoryStore(InProcessStore):
 
     def _check(self) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self.session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self.session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
+        if self._rekeyed or self._lost:  # (a destroyed session is sealed anew)
+            self._rekeyed = False
+            codec = self._codec_now()
+            if codec != self.codec:
+                self.codec = codec
+                self._session.regroup()
+            self._guard = self._provider is not None or bool(self._session.records)
+        self._alert = False
         if self._lost:
-            self._lost = self._alert = False
+            self._lost = False
             raise self._lost_error()
 
     def _begin(self) -> float:
@@ -1130,11 +1426,16 @@ class _KeepingStore(MemoryStore):
     """A handle on a session that keeps history (see :meth:`MemoryStore.keep_history`)."""
 
     def _put(
-        self, write: ops.Write, old: ContextEntry | None, now: float, wall: float
+        self,
+        write: ops.Write,
+        old: ContextEntry | None,
+        now: float,
+        wall: float,
+        traced: str | None = None,
     ) -> ContextEntry:
         if old is not None:  # it becomes a past version, before the entry replaces it
             self._retire(old, self._session.revision + 1, now)
-        return super()._put(write, old, now, wall)
+        return super()._put(write, old, now, wall, traced)
 
 
 _SHARED = MemoryBackend()

@@ -26,6 +26,7 @@ from sharedctx._types import ContextEntry, ContextStats, KeepTTL
 
 __all__ = [
     "ALL",
+    "CHANGES",
     "OPERATIONS",
     "Activity",
     "Clear",
@@ -48,8 +49,10 @@ __all__ = [
     "Operation",
     "Page",
     "PurgeExpired",
+    "Rekey",
     "Release",
     "Revision",
+    "RotateDataKey",
     "Stats",
     "Subscribe",
     "TTLArg",
@@ -270,6 +273,8 @@ class Write(Operation[ContextEntry], frozen=True):
     """Store only if the key is at this version (0: absent)."""
     holder: str | None = None
     """Also release this holder's ``get_or_set`` lease on the key (see :class:`TakeLease`)."""
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call that writes (see :data:`CHANGES`)."""
 
 
 class WriteMany(Operation["list[ContextEntry]"], frozen=True):
@@ -280,6 +285,8 @@ class WriteMany(Operation["list[ContextEntry]"], frozen=True):
     name = "set_multiple"
     writes = True
     items: tuple[Write, ...]
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call (see :data:`CHANGES`)."""
 
 
 class Delete(Operation[bool], frozen=True):
@@ -288,6 +295,8 @@ class Delete(Operation[bool], frozen=True):
     name = "delete"
     writes = True
     key: str
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call (see :data:`CHANGES`)."""
 
 
 class Expire(Operation[bool], frozen=True):
@@ -312,6 +321,8 @@ class Clear(Operation[int], frozen=True):
 
     name = "clear"
     writes = True
+    traceparent: str | None = None
+    """The W3C traceparent of the traced call (see :data:`CHANGES`)."""
 
 
 # -- get_or_set across processes ---------------------------------------------------------
@@ -375,11 +386,42 @@ class Destroy(Operation[None], frozen=True):
     writes = True
 
 
+# -- sealed sessions ---------------------------------------------------------------------
+
+
+class Rekey(Operation[bool], frozen=True):
+    """Rewrap the session's data key(s) by the key ring's first key (compare and set:
+    safe while others write); False if they already were. Raises
+    ``KeyUnavailableError`` for a session that is not sealed with this backend's
+    ring, or whose data key no key of the ring opens."""
+
+    name = "rekey"
+    writes = True
+
+
+class RotateDataKey(Operation[int], frozen=True):
+    """Give the session a new data key and seal every value it keeps (entries and the
+    values kept beside its events) again under it; how many entries were sealed
+    again. Writes racing it land sealed by the new key; afterwards no value needs
+    the old one, which is forgotten."""
+
+    name = "rotate_data_key"
+    writes = True
+
+
 OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     {
         Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindAt,
-        FindTag, Fork, Get, GetAt, GetMany, History, Keys, PurgeExpired, Release, Revision,
-        Stats, Subscribe, Tags, TakeLease, Unsubscribe, Write, WriteMany,
+        FindTag, Fork, Get, GetAt, GetMany, History, Keys, PurgeExpired, Rekey, Release,
+        Revision, RotateDataKey, Stats, Subscribe, Tags, TakeLease, Unsubscribe, Write,
+        WriteMany,
     }
 )  # fmt: skip
 """Every operation a context makes: what a complete backend handles."""
+
+CHANGES: frozenset[type[Operation[Any]]] = frozenset({Write, WriteMany, Delete, Clear})
+"""The operations whose changes carry the trace context of a traced call: their
+``traceparent`` field, which a store gives to the events of the ``set`` and
+``delete`` changes they make (``ContextEvent.traceparent``), in every process that
+hears of them. None (the field's default) costs nothing; a backend that ignores the
+field only loses the links between traces (see ``docs/guides/telemetry.md``)."""

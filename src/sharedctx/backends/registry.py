@@ -18,12 +18,13 @@ redis-py.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sharedctx._errors import InvalidArgumentError
+from sharedctx._sealed import KeyProvider
 from sharedctx.backends.base import Backend
 from sharedctx.backends.memory import MemoryBackend
 
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ENTRY_POINT_GROUP", "BackendFactory", "open_backend", "register_scheme", "schemes"]
 
-BackendFactory = Callable[[str], Backend]
-"""Makes the backend of a URL (given whole)."""
+BackendFactory = Callable[..., Backend]
+"""Makes the backend of a URL (given whole); called with ``keyring=`` as well when a
+context asks for a sealed session (a factory that takes no ``keyring`` cannot)."""
 
 ENTRY_POINT_GROUP = "sharedctx.backends"
 """The entry point group in which other packages register their URL schemes."""
@@ -43,8 +45,8 @@ def _memory(url: str) -> Backend:
     return MemoryBackend.shared()
 
 
-def _redis(url: str) -> Backend:
-    return redis_backend_class()(url)
+def _redis(url: str, keyring: KeyProvider | None = None) -> Backend:
+    return redis_backend_class()(url, keyring=keyring)
 
 
 _factories: dict[str, BackendFactory] = {
@@ -70,6 +72,8 @@ def register_scheme(scheme: str, factory: BackendFactory) -> None:
 
 def schemes() -> list[str]:
     """The schemes that :func:`open_backend` knows now (the entry points' included)."""
+    from importlib.metadata import entry_points  # only when looked up (a light import)
+
     found = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
     with _lock:
         return sorted(found | set(_factories))
@@ -80,6 +84,8 @@ def _factory(scheme: str) -> BackendFactory | None:
         factory = _factories.get(scheme)
     if factory is not None:
         return factory
+    from importlib.metadata import entry_points  # only for a scheme not registered in code
+
     for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
         loaded: BackendFactory = entry.load()
         register_scheme(scheme, loaded)
@@ -88,17 +94,27 @@ def _factory(scheme: str) -> BackendFactory | None:
 
 
 def open_backend(
-    backend: str | Backend, *, clock: Callable[[], float] | None = None
+    backend: str | Backend,
+    *,
+    clock: Callable[[], float] | None = None,
+    keyring: KeyProvider | None = None,
 ) -> tuple[Backend, bool]:
     """The backend that ``backend`` names, and whether the caller owns it (must close
     it): a :class:`Backend` is used as it is (not owned); a string is a URL whose
     scheme chooses the factory (see the module docstring), owned.
 
     ``clock`` makes ``"memory"`` a ``MemoryBackend(clock=clock)`` (for tests); the
-    other backends expire by their own clock. Raises ``InvalidArgumentError`` for
-    anything else, and ``ImportError`` naming the extra to install when the
-    backend's client library is missing.
+    other backends expire by their own clock. ``keyring`` (a ``KeyRing``) makes the
+    URL's backend seal its sessions: ``"memory"`` is then the process-wide memory
+    backend's sessions opened with it. Raises ``InvalidArgumentError`` for anything
+    else, and ``ImportError`` naming the extra to install when the backend's client
+    library is missing.
     """
+    if keyring is not None and not isinstance(keyring, KeyProvider):
+        raise InvalidArgumentError(
+            f"keyring must be a KeyRing, not {keyring!r}: KeyRing({{'2026-12': key}}) "
+            "with a key from KeyRing.generate_key(), or another KeyProvider"
+        )
     if isinstance(backend, str):
         scheme = "memory" if backend == "memory" else backend.partition("://")[0].lower()
         factory = _factory(scheme) if backend == "memory" or "://" in backend else None
@@ -111,13 +127,27 @@ def open_backend(
             )
         if factory is _memory:
             if clock is not None:  # a clock of its own: a place of its own
-                return MemoryBackend(clock=clock), True
-            return MemoryBackend.shared(), False  # one session id, one session
+                return MemoryBackend(clock=clock, keyring=keyring), True
+            # one session id, one session
+            return MemoryBackend.shared().with_keyring(keyring), False
         if clock is not None:
             raise InvalidArgumentError(
                 "clock= is for the memory backend; a shared backend expires by its own clock"
             )
-        return factory(backend), True
+        if keyring is None:
+            return factory(backend), True
+        if not _takes_keyring(factory):
+            raise InvalidArgumentError(
+                f"the backend of {scheme}:// URLs does not seal sessions (its factory "
+                "takes no keyring=): register a factory that takes keyring=, or open "
+                "the context without one"
+            )
+        return factory(backend, keyring=keyring), True
+    if keyring is not None:
+        raise InvalidArgumentError(
+            "keyring= goes with a backend URL; give a Backend object its own "
+            "(MemoryBackend(keyring=...), RedisBackend(url, keyring=...))"
+        )
     if not callable(getattr(backend, "open", None)):
         raise InvalidArgumentError(
             f"backend must be 'memory', a Redis URL or a Backend (an object with open()), "
@@ -128,6 +158,17 @@ def open_backend(
             "clock= is a shortcut for backend=MemoryBackend(clock=...): give one or the other"
         )
     return backend, False
+
+
+def _takes_keyring(factory: Any) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        parameter.name == "keyring" or parameter.kind is inspect.Parameter.VAR_KEYWORD
+        for parameter in parameters
+    )
 
 
 def redis_backend_class() -> type[RedisBackend]:

@@ -1,7 +1,7 @@
 """The ``sharedctx`` command: run the demo pipeline, and look into live sessions.
 
     sharedctx demo [--minds N] [--seed N] [--ttl S] [--timeout S] [--pace S]
-                   [--json|--quiet] [--interactive] [--backend URL --workers N]
+                   [--json|--quiet] [--interactive] [--backend URL --workers N] [--web [PORT]]
     sharedctx sessions --backend URL [--json]
     sharedctx delete SESSION --backend URL [--yes]
     sharedctx prune --backend URL [--yes]
@@ -12,13 +12,19 @@
     sharedctx watch SESSION [PATTERN] --backend URL [--json] [--since REV]
     sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
     sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
+    sharedctx keygen | rekey --backend URL | acl NAMESPACE   (sealed sessions: _keys.py)
+    sharedctx serve --backend URL [--host H] [--port N] [--allow-writes] [--token T]
     sharedctx --version
 
 ``--backend`` defaults to ``$SHAREDCTX_BACKEND``, else ``memory``. Every error (a bad
 argument, a bad URL, an unknown session, an unreachable server, a failed demo run)
-prints one line on stderr and exits with 2; Ctrl-C exits with 130. ``inspect --schema``
-prints the entries that do not fit the typed keys of a ``Schema`` and exits with 1 if
-there are any.
+prints one line on stderr, saying what to do where there is a fix, and exits with 2;
+Ctrl-C prints one line and exits with 130 (the demo's worker processes end with it),
+except for ``watch``, which Ctrl-C ends with 0. ``watch`` waits for a session that does
+not exist yet, and says on stderr when the server stops answering and when it is back.
+``inspect --schema`` prints the entries that do not fit the typed keys of a ``Schema``
+and exits with 1 if there are any. ``--help`` and ``--version`` need only the standard
+library; the commands need rich (the ``cli`` extra).
 """
 
 from __future__ import annotations
@@ -32,30 +38,41 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
-
 from sharedctx import (
+    BackendUnavailableError,
     ContextError,
     InvalidArgumentError,
     Schema,
     SchemaError,
     SessionLostError,
     SharedContext,
+    VersionConflictError,
+    WaitTimeoutError,
     Watch,
     __version__,
+    printable,
 )
 from sharedctx.backends import Backend, open_backend
 from sharedctx.cli import _history as history
-from sharedctx.terminal import (
-    entries_table,
-    entry_row,
-    event_line,
-    event_row,
-    print_unsqueezed,
-    printable,
-    sessions_table,
-    summary_row,
-)
+from sharedctx.cli import _keys
+from sharedctx.cli._serve import add_serve_command
+
+try:  # the cli extra; without it --help and --version work, and commands say what to install
+    from rich.console import Console
+
+    from sharedctx.terminal import (
+        entries_table,
+        entry_row,
+        event_line,
+        event_row,
+        print_unsqueezed,
+        sessions_table,
+        summary_row,
+    )
+except ImportError as missing:  # tested in a subprocess where rich cannot be imported
+    _WITHOUT_RICH: ImportError | None = missing
+else:
+    _WITHOUT_RICH = None
 
 if TYPE_CHECKING:
     from sharedctx.backends.redis import RedisBackend
@@ -64,17 +81,27 @@ __all__ = ["run"]
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line (rich is installed); return the exit status."""
+    """Run the command line; return the exit status. ``--help``, ``--version`` and
+    usage errors need only the standard library; the commands need rich (the ``cli``
+    extra), and without it say so in one line, status 2."""
     args = _parser().parse_args(argv)
+    if _WITHOUT_RICH is not None:
+        _error(
+            f"sharedctx {args.command} needs rich, which the cli extra installs: "
+            "pip install 'sharedctx[cli]'"
+        )
+        return 2
     # Session data must never be read as markup, emoji codes or highlighted: the
     # views build Text from it, and the console has all three off besides.
     console = Console(markup=False, emoji=False, highlight=False)
     try:
+        _keys.load(args)  # the key ring of sealed sessions, if any
         status: int = args.run(args, console)
     except ContextError as exc:
         _error(str(exc))
         return 2
     except KeyboardInterrupt:
+        _interrupted()
         return 130
     except BrokenPipeError:
         # The reader went away (`sharedctx inspect ... | head`): stop without a word
@@ -82,6 +109,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return status
+
+
+def _interrupted() -> None:
+    """Ctrl-C: one line, no traceback (the caller exits with 130)."""
+    print("sharedctx: interrupted", file=sys.stderr, flush=True)
 
 
 def _error(message: str) -> None:
@@ -110,7 +142,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the source order")
     demo.add_argument("--ttl", type=float, default=3600.0, help="seconds entries live")
     demo.add_argument("--interactive", action="store_true", help="ask for the checkpoint decision")
-    demo.add_argument("--workers", type=int, default=0, help="run the minds in N processes (Redis)")
+    demo.add_argument(
+        "--web",
+        nargs="?",
+        const=8765,
+        type=int,
+        metavar="PORT",
+        help="show the run in the browser on PORT (8765; 0: any); with --interactive, decide there",
+    )
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run the minds in N processes (Redis; they read the key ring where the demo does)",
+    )
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the minds")
     demo.add_argument(
         "--pace",
@@ -169,14 +214,22 @@ def _parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace entries that exist (else: refuse)"
     )
     load.set_defaults(run=_import)
+    _keys.add_commands(commands, _backend_option, _shared_backend)
+    add_serve_command(commands, _backend_option)
     return parser
 
 
 def _revision(text: str) -> int:
-    """A revision: an int >= 0 (argparse turns a ValueError into a usage error)."""
-    revision = int(text)
+    """A revision: an int >= 0 (a usage error otherwise, saying what to give)."""
+    try:
+        revision = int(text)
+    except ValueError:
+        revision = -1
     if revision < 0:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(
+            f"give a revision, a whole number >= 0 (the 'revision' of an event that "
+            f"watch --json printed), not {text!r}"
+        )
     return revision
 
 
@@ -197,6 +250,7 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SHAREDCTX_BACKEND", "memory"),
         help="memory, or redis://[:password@]host:port/db (default $SHAREDCTX_BACKEND or memory)",
     )
+    _keys.add_keys_option(parser)
 
 
 # -- backends and sessions ---------------------------------------------------------
@@ -207,7 +261,7 @@ def _backend(argument: str) -> Iterator[Backend]:
     """The backend a ``--backend`` argument names, closed afterwards. The one place
     where the CLI resolves a backend: the core's ``open_backend`` does it."""
     try:
-        backend, _ = open_backend(argument)
+        backend, _ = open_backend(argument, keyring=_keys.keyring())
     except ImportError as exc:  # the Redis extra is missing: say which to install
         raise InvalidArgumentError(str(exc)) from None
     try:
@@ -228,7 +282,10 @@ def _shared_backend(argument: str) -> Iterator[RedisBackend]:
         from sharedctx.backends.redis import RedisBackend
 
         if not isinstance(backend, RedisBackend):
-            raise InvalidArgumentError(f"--backend {argument!r} is not a Redis server")
+            raise InvalidArgumentError(
+                f"--backend {argument!r} is not a Redis server: give a redis://, rediss://, "
+                "unix:// or redis+cluster:// URL"
+            )
         yield backend
 
 
@@ -238,9 +295,16 @@ def _existing_session(argument: str, session_id: str) -> Iterator[SharedContext]
     looking into a session must not open one that is not there."""
     with _shared_backend(argument) as backend:
         if not backend.has_session(session_id):
-            raise InvalidArgumentError(f"no session {session_id!r} on {backend!r}")
+            raise _unknown(session_id, backend)
         with SharedContext(session_id, backend=backend) as context:
             yield context
+
+
+def _unknown(session_id: str, backend: Backend) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"no session {session_id!r} on {backend}: `sharedctx sessions --backend "
+        f"{backend}` lists the sessions there"
+    )
 
 
 # -- the commands ------------------------------------------------------------------
@@ -249,12 +313,13 @@ def _existing_session(argument: str, session_id: str) -> Iterator[SharedContext]
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from sharedctx.demo import DEFAULT_PACE, DemoOptions, Output, run_demo
 
-    if args.interactive and not sys.stdin.isatty():
+    if args.interactive and args.web is None and not sys.stdin.isatty():
         raise InvalidArgumentError("--interactive needs a terminal to ask on")
     output: Output = "live" if console.is_interactive else "lines"
     if args.json or args.quiet:
         output = "json" if args.json else "quiet"
-    paced = console.is_terminal and output in ("live", "lines")  # someone is watching
+    # Someone is watching: on the terminal, or on the page.
+    paced = (console.is_terminal or args.web is not None) and output in ("live", "lines")
     with _backend(args.backend) as backend:
         options = DemoOptions(
             minds=args.minds,
@@ -265,8 +330,9 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
             workers=args.workers,
             timeout=args.timeout,
             pace=args.pace if args.pace is not None else DEFAULT_PACE if paced else 0.0,
+            keys_file=args.keys_file,
         )
-        summary = run_demo(options, console, output=output)
+        summary = run_demo(options, console, output=output, web=args.web)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
@@ -285,7 +351,7 @@ def _sessions(args: argparse.Namespace, console: Console) -> int:
 def _delete(args: argparse.Namespace, console: Console) -> int:
     with _shared_backend(args.backend) as backend:
         if not backend.has_session(args.session):
-            raise InvalidArgumentError(f"no session {args.session!r} on {backend!r}")
+            raise _unknown(args.session, backend)
         question = f"delete session {args.session!r} and all its data, for everyone?"
         if not (args.yes or _confirm(question)):
             _note("nothing deleted")
@@ -329,7 +395,7 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
             return _report_misfits(_schema(args.schema).check(context, args.pattern), args)
         entries = context.find_by_pattern(args.pattern)
     if args.json:
-        rows = [entry_row(entry) | {"value": entry.value} for entry in entries]
+        rows = [entry_row(entry) | {"value": _keys.shown(entry)} for entry in entries]
         print(json.dumps(rows, indent=2, default=_json_default))
     else:
         print_unsqueezed(console, entries_table(entries, title=f"{args.session} {args.pattern}"))
@@ -384,21 +450,50 @@ def _json_default(value: Any) -> Any:
 
 
 def _watch(args: argparse.Namespace, console: Console) -> int:
-    with (
-        _existing_session(args.backend, args.session) as context,
-        context.watch(args.pattern, max_pending=100_000, since=args.since) as watch,
-    ):
-        _note(f"watching {args.session} {args.pattern} (Ctrl-C to stop)")
-        try:
-            _tail(watch, console, as_json=args.json)
-        except KeyboardInterrupt:  # the way to end a watch: not an error
-            _note("stopped")
+    # A session that does not exist yet is waited for, so that a watch can start
+    # before the pipeline (watching, like any read, creates no session).
+    with _shared_backend(args.backend) as backend:
+        exists = backend.has_session(args.session)
+        with (
+            SharedContext(args.session, backend=backend) as context,
+            context.watch(args.pattern, max_pending=100_000, since=args.since) as watch,
+        ):
+            waiting = "" if exists else f": no session {args.session!r} yet, waiting for it"
+            _note(f"watching {args.session} {args.pattern}{waiting} (Ctrl-C to stop)")
+            try:
+                _tail(watch, console, as_json=args.json, server=_Server(backend, args.session))
+            except KeyboardInterrupt:  # the way to end a watch: not an error
+                _note("stopped")
     return 0
+
+
+class _Server:
+    """Whether a watch's server answers: said on stderr when it stops, and when it is
+    back (a watch on its own would only go quiet)."""
+
+    every = 1.0
+    """Seconds without an event after which the server is asked."""
+
+    def __init__(self, backend: RedisBackend, session_id: str) -> None:
+        self._backend, self._session_id = backend, session_id
+        self._down = False
+
+    def check(self) -> None:
+        try:
+            self._backend.has_session(self._session_id)
+        except BackendUnavailableError as unavailable:
+            if not self._down:
+                self._down = True
+                _note(f"warning: {unavailable}; the watch goes on when it is back")
+            return
+        if self._down:
+            self._down = False
+            _note(f"Redis at {self._backend} is back: watching again")
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
     with _existing_session(args.backend, args.session) as context:
-        for record in context.export(args.pattern):
+        for record in _keys.exported(context, args.pattern):
             print(json.dumps(record, default=_json_default), flush=False)
     sys.stdout.flush()
     return 0
@@ -412,20 +507,36 @@ def _import(args: argparse.Namespace, console: Console) -> int:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise InvalidArgumentError(f"line {number} of the input is not JSON: {exc}") from None
+            raise InvalidArgumentError(
+                f"line {number} of the input is not JSON ({exc}): import reads what "
+                "`sharedctx export` prints, one JSON object per line"
+            ) from None
+    if not records:  # nothing to do, and no session to create
+        _note(f"no record in the input: nothing imported into {args.session}")
+        return 0
+    _keys.refuse_sealed(records)
     with (
         _shared_backend(args.backend) as backend,
         SharedContext(args.session, backend=backend) as context,
     ):
-        imported = context.import_records(records, overwrite=args.overwrite)
+        try:
+            imported = context.import_records(records, overwrite=args.overwrite)
+        except VersionConflictError as conflict:
+            raise InvalidArgumentError(
+                f"session {args.session!r} has key {conflict.key!r} already: nothing was "
+                "imported (add --overwrite to replace the entries that exist)"
+            ) from None
     _note(f"imported {len(imported)} entries into {args.session}")
     return 0
 
 
-def _tail(watch: Watch, console: Console, *, as_json: bool) -> None:
+def _tail(watch: Watch, console: Console, *, as_json: bool, server: _Server) -> None:
     while True:
         try:
-            event = watch.get()
+            event = watch.get(timeout=server.every)
+        except WaitTimeoutError:  # quiet: is the server there?
+            server.check()
+            continue
         except SessionLostError as lost:
             _note(f"warning: {lost}")
             continue

@@ -19,19 +19,13 @@ import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from sharedctx import InvalidArgumentError, SharedContext, printable
+from sharedctx.cli import _keys
 
-from sharedctx import InvalidArgumentError, SharedContext
-from sharedctx.terminal import (
-    entries_table,
-    entry_row,
-    print_unsqueezed,
-    printable,
-    version_row,
-    versions_table,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["register"]
 
@@ -107,10 +101,12 @@ def _json_default(value: Any) -> Any:
 
 
 def _history(args: argparse.Namespace, console: Console, open_session: OpenSession) -> int:
+    from sharedctx.terminal import print_unsqueezed, version_row, versions_table  # (rich)
+
     with open_session(args.backend, args.session) as context:
         versions = context.history(args.key, limit=args.limit)
     if args.json:
-        rows = [version_row(entry) | {"value": entry.value} for entry in versions]
+        rows = [version_row(entry) | {"value": _keys.shown(entry)} for entry in versions]
         print(json.dumps(rows, indent=2, default=_json_default))
     else:
         print_unsqueezed(console, versions_table(versions, title=f"{args.session} {args.key}"))
@@ -120,10 +116,12 @@ def _history(args: argparse.Namespace, console: Console, open_session: OpenSessi
 
 
 def _inspect_at(args: argparse.Namespace, console: Console, open_session: OpenSession) -> int:
+    from sharedctx.terminal import entries_table, entry_row, print_unsqueezed  # (rich)
+
     with open_session(args.backend, args.session) as context:
         entries = list(context.snapshot(args.revision).entries(args.pattern))
     if args.json:
-        rows = [entry_row(entry) | {"value": entry.value} for entry in entries]
+        rows = [entry_row(entry) | {"value": _keys.shown(entry)} for entry in entries]
         print(json.dumps(rows, indent=2, default=_json_default))
     else:
         title = f"{args.session} {args.pattern} at revision {args.revision}"

@@ -15,17 +15,25 @@ nor the command line.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sharedctx import MAX_TTL, ContextError, ContextEvent, InvalidArgumentError, SharedContext
+from sharedctx import (
+    MAX_TTL,
+    ContextError,
+    ContextEvent,
+    InvalidArgumentError,
+    KeyRing,
+    SharedContext,
+)
 from sharedctx.backends import Backend, MemoryBackend
 from sharedctx.demo import _persona
 from sharedctx.pipeline import (
@@ -51,6 +59,7 @@ __all__ = [
     "DemoError",
     "DemoOptions",
     "DemoOutcome",
+    "WorkerRing",
     "backend_name",
     "is_memory",
     "mind_worker",
@@ -61,6 +70,7 @@ PERSONA = "Maren Holt"
 CHECKPOINT = "cp-1"
 MAX_PACE = 60.0
 """The longest ``--pace``: a minute a phase is slow enough to follow anything."""
+_KEYS_VARIABLE = "SHAREDCTX_KEYS"  # where the CLI, and so the workers, find a key ring
 
 T = TypeVar("T")
 
@@ -84,6 +94,11 @@ class DemoOptions:
     pace: float = 0.0
     """Seconds each phase lasts at least, so that people can follow the run (the minds
     and the checks deliver one by one over twice that); 0: full speed."""
+    keys_file: str | None = None
+    """With ``workers`` and a sealed backend: the file the worker processes read the
+    key ring from (``--keys-file``); None: ``$SHAREDCTX_KEYS``. A key ring is never
+    pickled, so each worker reads it where the command did, and checks that it holds
+    the same key ids as the backend's."""
 
     def check(self) -> None:
         """Raise ``InvalidArgumentError`` naming the first bad option."""
@@ -101,6 +116,18 @@ class DemoOptions:
                 "--workers runs the minds as separate processes, which share a session "
                 "only on Redis: add --backend redis://..."
             )
+        keyring = _keyring_of(self.backend)
+        if self.workers and keyring is not None:
+            if not isinstance(keyring, KeyRing):
+                raise InvalidArgumentError(
+                    "--workers with a sealed backend needs a KeyRing, which the worker "
+                    f"processes read from --keys-file or ${_KEYS_VARIABLE}, not {keyring!r}"
+                )
+            if self.keys_file is None and not os.environ.get(_KEYS_VARIABLE):
+                raise InvalidArgumentError(
+                    "--workers with a sealed backend: the worker processes read the key "
+                    f"ring from --keys-file PATH or ${_KEYS_VARIABLE}, and neither is given"
+                )
 
 
 def _check_seconds(
@@ -126,6 +153,40 @@ def backend_name(backend: str | Backend) -> str:
     from sharedctx.backends.redis import redact
 
     return redact(_url(backend))
+
+
+class WorkerRing(NamedTuple):
+    """Where a worker process reads the key ring (never the keys themselves)."""
+
+    keys_file: str | None
+    """None: ``$SHAREDCTX_KEYS``."""
+    key_ids: tuple[str, ...]
+    """The backend's ring's: the worker's must be the same."""
+
+    def open(self) -> KeyRing:
+        if self.keys_file is not None:
+            ring = KeyRing.from_file(self.keys_file)
+        else:
+            ring = KeyRing.from_env(_KEYS_VARIABLE)
+        if ring.key_ids != self.key_ids:
+            raise InvalidArgumentError(
+                f"the worker's key ring holds keys {', '.join(ring.key_ids)}, not the "
+                f"demo's {', '.join(self.key_ids)}"
+            )
+        return ring
+
+
+def _keyring_of(backend: str | Backend) -> object:
+    """The key ring a backend seals with (None: a URL, or a plain backend)."""
+    return None if isinstance(backend, str) else getattr(backend, "keyring", None)
+
+
+def _worker_ring(options: DemoOptions) -> WorkerRing | None:
+    """Where the worker processes read the sealed backend's key ring; None: plain."""
+    keyring = _keyring_of(options.backend)
+    if not isinstance(keyring, KeyRing):
+        return None
+    return WorkerRing(options.keys_file, keyring.key_ids)
 
 
 def _url(backend: str | Backend) -> str:
@@ -282,15 +343,29 @@ async def _results(
 ) -> dict[str, MindResult]:
     # The timeout is around the wait rather than given to it: on Python 3.11 a wait
     # with a timeout (asyncio.wait_for) can miss its cancellation, and a failed run
-    # must stop at once.
+    # must stop at once. For the same reason the deadline is checked once more after
+    # the wait: redis-py's asyncio connections write through asyncio.wait_for, which
+    # on 3.11 swallows a cancellation that comes as the write completes, so the wait
+    # may come back with the results after the deadline instead of raising.
+    deadline = asyncio.timeout(timeout)
+    results: dict[str, MindResult] = {}
     try:
-        async with asyncio.timeout(timeout):
-            return await pipeline.await_for_mind_results(mind_ids)
+        async with deadline:
+            results = await pipeline.await_for_mind_results(mind_ids)
     except TimeoutError:
-        missing = sorted(set(mind_ids) - set(await pipeline.aget_all_mind_results()))
+        pass
+    if not deadline.expired():
+        return results
+    missing = sorted(set(mind_ids) - set(await pipeline.aget_all_mind_results()))
+    if not missing:
         raise DemoError(
-            f"no result within --timeout {timeout:g} s from the minds {missing}"
-        ) from None
+            f"the minds took longer than --timeout {timeout:g} s to deliver: give them "
+            "more time (a larger --timeout)"
+        )
+    raise DemoError(
+        f"no result within --timeout {timeout:g} s from the minds {missing}: give them "
+        "more time (a larger --timeout)"
+    )
 
 
 def _start_minds(
@@ -329,39 +404,72 @@ def _mind(pipeline: PipelineContext, mind_id: str) -> None:
 async def _in_processes(options: DemoOptions, session_id: str, delays: dict[str, float]) -> None:
     mind_ids = list(delays)
     count = min(options.workers, len(mind_ids))
-    loop = asyncio.get_running_loop()
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+    url, ring = _url(options.backend), _worker_ring(options)
     try:
-        await asyncio.gather(
-            *(
-                loop.run_in_executor(
-                    pool,
-                    mind_worker,
-                    _url(options.backend),
-                    session_id,
-                    {mind_id: delays[mind_id] for mind_id in mind_ids[n::count]},
-                    options.ttl,
-                )
-                for n in range(count)
-            )
-        )
+        async with asyncio.TaskGroup() as workers:  # the first failure stops the others
+            for n in range(count):
+                mine = {mind_id: delays[mind_id] for mind_id in mind_ids[n::count]}
+                workers.create_task(_worker(url, session_id, mine, options.ttl, ring))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def _worker(
+    url: str, session_id: str, delays: dict[str, float], ttl: float, ring: WorkerRing | None
+) -> None:
+    """Run some minds in a worker process (``_worker``) until they have delivered; on a
+    sealed backend it reads the key ring where ``ring`` says (never given the keys).
+
+    The process runs in a process group of its own: Ctrl-C, which a terminal sends
+    to every process of its foreground job, reaches the parent alone (a worker
+    interrupted while Python starts would print a traceback), and the parent ends
+    the worker on every way out: done, failed, cancelled by Ctrl-C or a timeout.
+    """
+    where = None if ring is None else ring._asdict()
+    task = {"url": url, "session_id": session_id, "delays": delays, "ttl": ttl, "ring": where}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sharedctx.demo._worker",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        process_group=0,
+    )
+    try:
+        _, errors = await process.communicate(json.dumps(task).encode())
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # never block the event loop
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        said = errors.decode(errors="replace").strip().splitlines()
+        raise DemoError(
+            said[-1] if said else f"a mind worker failed with status {process.returncode}"
+        )
 
 
-def mind_worker(url: str, session_id: str, delays: dict[str, float], ttl: float) -> None:
-    """A worker process: open the shared session and deliver some minds' results, each
-    ``delays[mind_id]`` seconds after the start."""
+def mind_worker(
+    url: str,
+    session_id: str,
+    delays: dict[str, float],
+    ttl: float,
+    ring: WorkerRing | None = None,
+) -> None:
+    """The work of a worker process (``_worker``): open the shared session (sealed,
+    with the key ring read where ``ring`` says) and deliver some minds' results, each
+    ``delays[mind_id]`` seconds after the start. Raises ``DemoError`` (one line, which
+    the parent shows) if that fails."""
     started = time.monotonic()
     try:
-        with SharedContext(session_id, backend=url, default_ttl=ttl) as context:
+        keyring = None if ring is None else ring.open()
+        with SharedContext(session_id, backend=url, default_ttl=ttl, keyring=keyring) as context:
             pipeline = PipelineContext(context)
             for mind_id, delay in delays.items():
                 time.sleep(max(0.0, started + delay - time.monotonic()))
                 _mind(pipeline, mind_id)
     except Exception as exc:
-        # Raised again in the parent: a plain DemoError is sure to pickle.
-        raise DemoError(f"a mind worker failed: {exc}") from None
+        raise DemoError(f"a mind worker failed: {' '.join(str(exc).split())}") from None
 
 
 # -- validation and checkpoint -----------------------------------------------------

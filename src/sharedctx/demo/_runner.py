@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from rich.console import Console
 from rich.live import Live
@@ -39,6 +40,9 @@ from sharedctx.demo._pipeline import (
 from sharedctx.demo._view import Timeline, result_view
 from sharedctx.terminal import entries_table, entry_row, print_unsqueezed, printable
 
+if TYPE_CHECKING:
+    from sharedctx.demo._web import WebView
+
 __all__ = ["DEFAULT_PACE", "Output", "run_demo"]
 
 DEFAULT_PACE = 1.25
@@ -51,14 +55,25 @@ summary line only; json: nothing (the caller prints the summary)."""
 T = TypeVar("T")
 
 
-def run_demo(options: DemoOptions, console: Console, *, output: Output) -> dict[str, Any]:
+def run_demo(
+    options: DemoOptions, console: Console, *, output: Output, web: int | None = None
+) -> dict[str, Any]:
     """Run the pipeline once, show it on ``console`` as ``output`` says, and return its
-    summary (what ``--json`` prints). Raises ``DemoError`` if the run fails."""
+    summary (what ``--json`` prints). Raises ``DemoError`` if the run fails. With
+    ``web`` (a port; 0: any), the session's page is served too (``_web``), and the run
+    waits for Enter before it ends."""
     options.check()
-    return asyncio.run(_run(options, console, output))
+    if web is None:
+        return asyncio.run(_run(options, console, output))
+    from sharedctx.demo._web import WebView
+
+    with WebView(options.backend, web, decide_on_page=options.interactive) as view:
+        return asyncio.run(_run(options, console, output, view))
 
 
-async def _run(options: DemoOptions, console: Console, output: Output) -> dict[str, Any]:
+async def _run(
+    options: DemoOptions, console: Console, output: Output, view: WebView | None = None
+) -> dict[str, Any]:
     session_id = f"demo-{options.seed}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     timeline = Timeline(
@@ -71,11 +86,20 @@ async def _run(options: DemoOptions, console: Console, output: Output) -> dict[s
     context = SharedContext(session_id, default_ttl=options.ttl, backend=options.backend)
     try:
         context.subscribe("*", timeline.on_event)
+        if view is not None:
+            _note(f"the run, live in the browser: {view.page_url(session_id)}")
         with _shown(timeline, console, output) as live:
             decide = _asker(live) if options.interactive else None
+            if view is not None and options.interactive:
+                from sharedctx.demo._web import page_decider
+
+                decide = page_decider(context, _note)
             outcome = await run_pipeline(context, options, decide)
         entries = context.find_by_pattern("*")
         summary = _summary(context, options, timeline, outcome, entries, started)
+        if view is not None:
+            _note(f"done: press Enter to end (the page stays until then): {summary['decision']}")
+            await _on_daemon_thread(sys.stdin.readline)
     finally:
         if is_memory(options.backend):
             context.destroy()
@@ -102,6 +126,11 @@ def _shown(timeline: Timeline, console: Console, output: Output) -> Iterator[Liv
     yield None
     if output == "lines":
         console.print(timeline.footer())
+
+
+def _note(message: str) -> None:
+    """A line for the person, beside the run's output: on stderr."""
+    print(printable(message), file=sys.stderr, flush=True)
 
 
 def _asker(live: Live | None) -> Decide:

@@ -88,10 +88,10 @@ class PipelineContext(Schema):
 
     Built from a ``SharedContext`` to wrap, or from a session id, looked up or created
     in ``manager``: then the context has the manager's settings. The default manager
-    is the module-level ``context_manager``, whose contexts live in memory with
-    ``default_ttl=3600`` seconds, ``max_entries=10000`` (least recently used evicted
-    first) and ``max_entry_bytes=102400``. For other settings, pass your own
-    ``ContextManager(...)`` as ``manager``, or a ``SharedContext``.
+    is the module-level ``context_manager``, whose contexts have ``SharedContext``'s
+    defaults and share the session with every other context of that id in the
+    process. For other settings, pass your own ``ContextManager(...)`` as
+    ``manager``, or a ``SharedContext``.
 
     Each phase has ``set_...``/``get_...`` accessors (and ``aset_...``/``aget_...``
     twins): a write validates the value against the phase's pydantic model and raises

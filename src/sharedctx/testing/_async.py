@@ -194,8 +194,10 @@ class AsyncTests(SuiteBase):
             ctx.set("job:2", 2)
             ctx.set("job:3", 3)
 
-        threading.Timer(0.05, churn).start()
+        timer = threading.Timer(0.05, churn)
+        timer.start()
         found = ctx.wait_for("job:*", count=2, timeout=10)
+        timer.join()
         assert [entry.key for entry in found] == ["job:2", "job:3"]
 
     @pytest.mark.asyncio
@@ -235,9 +237,13 @@ class AsyncTests(SuiteBase):
 
         ticking = asyncio.create_task(ticker())
         with ctx.watch() as watch:
-            threading.Timer(0.1, lambda: ctx.set("late", 1)).start()
+            timer = threading.Timer(0.1, lambda: ctx.set("late", 1))
+            timer.start()
             event = await watch.aget(timeout=5)
         ticking.cancel()
+        # The event comes before the write has read its reply: wait for the write,
+        # or the teardown closes its connection under it.
+        await asyncio.to_thread(timer.join)
         assert event.key == "late"
         assert ticks >= 3  # the loop kept running while the watch waited (blocked: 0 or 1)
 

@@ -15,6 +15,7 @@ from sharedctx import (
     InvalidArgumentError,
     InvalidKeyError,
     InvalidPatternError,
+    SessionLostError,
     SharedContext,
     VersionConflictError,
 )
@@ -269,6 +270,36 @@ class ContextTests(SuiteBase):
         for call in calls:
             with pytest.raises(ContextClosedError):
                 call()  # type: ignore[no-untyped-call]
+
+    # -- handles: every context of a session id shares the session ------------------
+
+    def test_two_contexts_of_one_session_id_share_it(self, make_context: ContextFactory) -> None:
+        writer = make_context()
+        reader = make_context(writer.session_id)
+        writer.set("k", 1)
+        assert reader.get("k") == 1
+        reader.set("k", 2)
+        assert writer.get("k") == 2
+
+    def test_close_releases_a_handle_and_keeps_the_data(self, make_context: ContextFactory) -> None:
+        first = make_context()
+        first.set("k", 1)
+        first.close()
+        assert make_context(first.session_id).get("k") == 1
+
+    def test_destroy_deletes_for_every_handle_and_each_is_told_once(
+        self, make_context: ContextFactory
+    ) -> None:
+        doomed = make_context()
+        other = make_context(doomed.session_id)
+        doomed.set("k", 1)
+        assert other.get("k") == 1
+        doomed.destroy()
+        with pytest.raises(SessionLostError, match="destroy"):
+            other.get("k")
+        assert other.get("k") is None  # once: it goes on with the session empty
+        other.set("k", 2)
+        assert make_context(doomed.session_id).get("k") == 2
 
     def test_repr_names_the_session(self, ctx: SharedContext) -> None:
         assert ctx.session_id in repr(ctx)

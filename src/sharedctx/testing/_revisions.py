@@ -53,16 +53,20 @@ class RevisionTests(SuiteBase):
         def later() -> None:
             ctx.set("analysis:mind:2", "this run")
 
-        threading.Timer(0.05, later).start()
+        timer = threading.Timer(0.05, later)
+        timer.start()
         found = ctx.wait_for("analysis:mind:*", count=2, since=start, timeout=10)
+        timer.join()  # the write may still read its reply: not cut off by the teardown
         assert [entry.key for entry in found] == ["analysis:mind:1", "analysis:mind:2"]
         assert all(entry.revision > start for entry in found)
 
     def test_wait_for_keys_since_waits_for_fresh_values(self, ctx: SharedContext) -> None:
         ctx.set("a", "old")
         start = ctx.revision
-        threading.Timer(0.05, lambda: ctx.set("a", "new")).start()
+        timer = threading.Timer(0.05, lambda: ctx.set("a", "new"))
+        timer.start()
         assert ctx.wait_for_keys(["a"], since=start, timeout=10)["a"].value == "new"
+        timer.join()
 
     @pytest.mark.asyncio
     async def test_await_for_since(self, ctx: SharedContext) -> None:

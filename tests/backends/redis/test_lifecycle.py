@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -279,6 +280,9 @@ def test_hostile_session_ids_are_listed_back_exactly(server: RedisServer) -> Non
     backend = RedisBackend(server.url)
     hostile = ["a}b{c", "%7B", "x:{}:meta", "*", "é\x1b[2J"]
     contexts = [SharedContext(session, backend=backend) for session in hostile]
+    assert backend.sessions() == []  # a session exists once written (as in memory)
+    for ctx in contexts:
+        ctx.set("k", 1)
     assert backend.sessions() == sorted(hostile)
     for ctx in contexts:
         ctx.destroy()
@@ -355,3 +359,29 @@ def test_asyncio_connections_close_when_their_event_loop_shuts_down(
     assert len(admin.client_list()) <= before + 1  # the sync connection of ctx at most
     ctx.destroy()
     backend.close()
+
+
+def test_a_reply_without_epoch_that_comes_late_does_not_hide_a_loss(server: RedisServer) -> None:
+    # A context opened before its session exists learns no epoch (opening creates
+    # nothing); a call of its (a sweep) that ran then may be answered after a later
+    # call that told it the epoch. That late "no epoch" must not make it forget the
+    # epoch, or a destroy() elsewhere would go unnoticed: the loss must be told.
+    from sharedctx.backends.redis import operations as protocol
+
+    session = new_session()
+    with SharedContext(session, backend=server.url) as other:
+        store: Any = other._store
+        early = store.run(protocol.Revision(), user=False)  # the session does not exist
+        assert store._epoch == ""
+        with SharedContext(session, backend=server.url) as writer:
+            writer.set("k", 1)
+            assert other.get("k") == 1  # other knows the epoch now
+            known = store._epoch
+            assert known
+            late = [b"ok", b"", [], 0, *early]  # the early call's reply, processed now
+            store._settle(late, False, protocol.Revision())
+            assert store._epoch == known
+            writer.destroy()
+        with pytest.raises(SessionLostError):
+            other.get("k")
+        assert other.get("k") is None

@@ -5,6 +5,8 @@ No server here: these are the rules the sync and asyncio shells share.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 
@@ -59,8 +61,23 @@ def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> No
     names = keys.session_keys("ns", "s")
     prefix = protocol.prefix(b"lib", names, settings)
     write = protocol.Write(Write("k", b"\x01", 2.5, None, ("a", "b"), 3, "h"), None, "s")
-    argv = protocol.arguments(write, "e", 5, b"req")
-    plain = [b"write", "e", 5, b"req", "k", b"\x01", 2500, 3, protocol.KEEP, "h", 2, "a", "b"]
+    argv = protocol.arguments(write, "e", 5, b"req", b"dk")
+    plain = [
+        b"write",
+        "e",
+        5,
+        b"req",
+        b"dk",
+        "k",
+        b"\x01",
+        2500,
+        3,
+        protocol.KEEP,
+        "h",
+        2,
+        "a",
+        "b",
+    ]
     settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000", b"8", b"90000"]
     expected = protocol.pack(b"FCALL", b"lib", len(names), *names, *settings_args, *plain)
     assert prefix.command(argv) == expected
@@ -114,14 +131,12 @@ def test_reads_count_hits_and_misses_in_the_tally() -> None:
     assert (tally.hits, tally.misses) == (2, 3)
 
 
-def message(*changes: tuple[int, bytes, bytes, bytes, bytes]) -> bytes:
+def message(*changes: tuple[Any, ...]) -> bytes:
     # Packed as the script's cmsgpack packs a Lua string: a msgpack str, whatever its
-    # bytes (msgspec packs bytes as bin; both headers are read).
+    # bytes (msgspec packs bytes as bin; both headers are read). A sixth field is a
+    # traced change's traceparent.
     return msgspec.msgpack.encode(
-        [
-            [rev, action.decode(), key.decode(), packed, value]
-            for rev, action, key, packed, value in changes
-        ]
+        [[rev, action.decode(), key.decode(), *rest] for rev, action, key, *rest in changes]
     )
 
 
@@ -132,6 +147,30 @@ def test_a_change_reads_the_same_from_a_reply_and_from_a_channel_message() -> No
     assert from_message == from_reply
     event = protocol.event_of("s", from_message, MSGPACK)
     assert (event.action, event.key, event.revision, event.entry.value) == ("set", "k:1", 7, "v")
+    assert event.traceparent is None
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_traced_change_carries_its_traceparent_in_a_reply_and_a_channel_message() -> None:
+    packed = meta()
+    [from_message] = protocol.changes_of_message(
+        message((7, b"set", b"k:1", packed, b"\xa1v", TRACEPARENT), (8, b"set", b"k", packed, b""))
+    )[:1]
+    from_reply = protocol.change_of_reply(
+        [b"7", b"set", b"k:1", packed, b"\xa1v", TRACEPARENT.encode()]
+    )
+    assert from_message == from_reply == (7, b"set", b"k:1", packed, b"\xa1v", TRACEPARENT)
+    assert protocol.event_of("s", from_reply, MSGPACK).traceparent == TRACEPARENT
+
+
+def test_a_traced_write_sends_its_traceparent_after_its_request_id() -> None:
+    write = Write("k", b"\xa1v", None, "unknown", (), traceparent=TRACEPARENT)
+    traced = protocol.arguments(protocol.Write(write, None, "s"), "e", -1, b"r" * 32)
+    assert traced[3] == b"r" * 32 + b" " + TRACEPARENT.encode()
+    plain = protocol.Write(Write("k", b"\xa1v", None, "unknown", ()), None, "s")
+    assert protocol.arguments(plain, "e", -1, b"r" * 32)[3] == b"r" * 32
 
 
 def test_a_message_carries_every_change_of_its_call_in_order() -> None:
@@ -141,7 +180,7 @@ def test_a_message_carries_every_change_of_its_call_in_order() -> None:
         (10, b"delete", b"k" * 40, meta(), b""),
         (11, b"set", "é".encode() * 200, meta(), b"\xc4" + b"\xff" * 70_000),
     ]
-    assert protocol.changes_of_message(message(*parts)) == parts
+    assert protocol.changes_of_message(message(*parts)) == [(*part, None) for part in parts]
 
 
 def test_binary_strings_as_the_script_packs_them_are_read_intact() -> None:

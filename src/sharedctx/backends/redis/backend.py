@@ -13,24 +13,28 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 
+from sharedctx import steps
 from sharedctx._checks import check_history_retention, check_history_versions
-from sharedctx._codec import Codec
+from sharedctx._codec import MSGPACK, Codec
 from sharedctx._errors import BackendUnavailableError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
+from sharedctx._sealed import KeyProvider, SessionKeys
 from sharedctx.backends.base import SessionSummary, StoreOptions
-from sharedctx.backends.redis import keys
-from sharedctx.backends.redis.calls import Caller
-from sharedctx.backends.redis.servers import not_a_cluster, servers_for
+from sharedctx.backends.redis import keys, operations
+from sharedctx.backends.redis.calls import LIBRARY, LIBRARY_CODE, Caller
+from sharedctx.backends.redis.servers import ClusterServers, not_a_cluster, servers_for
 from sharedctx.backends.redis.sessions import Sessions, SessionSettings
 from sharedctx.backends.redis.store import RedisStore
 from sharedctx.backends.redis.urls import check_url, redact
 
 __all__ = ["RedisBackend", "SessionSummary"]
+
+T = TypeVar("T")
 
 
 class RedisBackend:
@@ -48,8 +52,8 @@ class RedisBackend:
     - ``event_retention``: seconds an event (and so an overwritten value) stays in
       the session's event stream at most.
     - ``session_ttl``: seconds after a session's last write after which the server
-      drops the whole session, even if no client runs again; None keeps it until
-      ``destroy()``.
+      drops the whole session, even if no client runs again (reads, sweeps and
+      expiries are no writes: they do not keep it); None keeps it until ``destroy()``.
     - ``purge_interval``: how often the follower sweeps expired entries and removes
       what must not be kept.
     - ``lease_ttl``: how long a ``get_or_set`` lease lives without renewal (another
@@ -58,6 +62,9 @@ class RedisBackend:
       that do not set their own: how many past versions of each key to keep (0: none)
       and for how many seconds (None: ``event_retention``). See
       ``docs/guides/history.md``.
+    - ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): every
+      session it opens is sealed, its values encrypted in this process before they
+      are sent (see ``docs/guides/sealed.md``).
 
     One backend serves any number of contexts; close it when done with them.
     """
@@ -76,9 +83,16 @@ class RedisBackend:
         durability: str = "primary",
         history_versions: int = 0,
         history_retention: float | None = None,
+        keyring: KeyProvider | None = None,
         **client_options: Any,
     ) -> None:
         target = check_url(url)
+        if keyring is not None and not isinstance(keyring, KeyProvider):
+            raise InvalidArgumentError(
+                f"keyring must be a KeyRing, not {keyring!r}: KeyRing({{'2026-12': key}}) "
+                "with a key from KeyRing.generate_key(), or another KeyProvider"
+            )
+        self.keyring = keyring
         self.url = url
         self.where = redact(url)
         """The URL without its password, for messages."""
@@ -128,6 +142,8 @@ class RedisBackend:
             ) from None
         except redis.exceptions.RedisError as exc:
             raise Caller.failure_at(self.where, exc) from None
+        self.kind = "redis-cluster" if isinstance(self.servers, ClusterServers) else "redis"
+        """The backend's name in spans and metrics."""
         self.caller = Caller(
             self.servers,
             where=self.where,
@@ -145,7 +161,8 @@ class RedisBackend:
             history_versions=self.history_versions,
             history_retention=self.history_retention,
         )
-        self.registry = Sessions(self.caller, settings, self.purge_interval)
+        self.registry = Sessions(self.caller, settings, self.purge_interval, keyring)
+        self._admin_prefix = settings.for_store(StoreOptions())
         """The open stores of this backend, and their follower."""
         self._lock = threading.Lock()
         self._closed = False
@@ -238,6 +255,42 @@ class RedisBackend:
         """
         names = self.keys_of(session_id)[: len(keys.SUFFIXES) - 1]  # not the channel
         return bool(self.caller.command(lambda client: client.delete(*names), names[0]))
+
+    def load_library(self) -> int:
+        """Load sharedctx's function library on every master now (an admin's call);
+        how many did not have it. A user whose ACL does not allow ``FUNCTION LOAD``
+        (``sharedctx acl``) relies on it: otherwise the first call on a master loads
+        it."""
+        loaded = 0
+        try:
+            for client in self.servers.masters():
+                try:
+                    client.function_load(LIBRARY_CODE.decode())
+                    loaded += 1
+                except redis.exceptions.ResponseError as exc:
+                    if "already exists" not in str(exc):
+                        raise
+        except redis.exceptions.RedisError as exc:
+            raise self.caller.failure(exc) from None
+        return loaded
+
+    def rekey_session(self, session_id: str) -> bool:
+        """Rewrap a sealed session's data key by the key ring's first key (see
+        ``SharedContext.rekey``), without opening the session; False if it already
+        was, or the session is not sealed or does not exist."""
+        if self.keyring is None:
+            raise InvalidArgumentError("rekey needs a RedisBackend with a keyring")
+        names = self.keys_of(session_id)
+        prefix = operations.prefix(LIBRARY, names, self._admin_prefix)
+        reader = operations.Reader(MSGPACK)
+
+        def call(operation: operations.Operation[T]) -> T:
+            argv = operations.arguments(operation, "", -1, b"", b"")
+            raw = self.caller.call(operation, prefix, argv)
+            return operation.parse(operations.reply_of(raw), reader)
+
+        keys = SessionKeys(self.keyring, self.namespace, session_id)
+        return steps.run(operations.rekey(keys), call)
 
     # -- lifecycle -----------------------------------------------------------------------
 

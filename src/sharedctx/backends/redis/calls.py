@@ -24,7 +24,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from sharedctx._errors import ContextError
+from sharedctx._errors import AccessDeniedError, ContextError
 from sharedctx.backends.redis.operations import Operation, Prefix, pack
 from sharedctx.backends.redis.retry import Attempts, unavailable
 from sharedctx.backends.redis.servers import Address, ClusterServers, Servers
@@ -146,11 +146,15 @@ class Caller:
             error, redis.exceptions.AuthenticationError
         ):
             return unavailable(where, error)
+        if _denied(error):
+            return _access_denied(where, error)
         return ContextError(f"Redis at {where} refused the call: {error}")
 
     def refused(self, error: BaseException) -> ContextError:
         """The error for a call the server refused (a wrong password, no such
-        database, out of memory...)."""
+        database, out of memory, an ACL that does not allow it...)."""
+        if _denied(error):
+            return _access_denied(self.where, error)
         return ContextError(f"Redis at {self} refused the call: {error}")
 
     def new_connection(self, address: Address) -> Any:
@@ -266,6 +270,20 @@ class _Call:
 
 class _NotReplicated(Exception):
     """A write no replica acknowledged in time (``durability="replicated"``)."""
+
+
+def _denied(error: BaseException) -> bool:
+    """Whether the server refused for lack of permission (ACL)."""
+    return isinstance(error, redis.exceptions.NoPermissionError) or (
+        isinstance(error, redis.exceptions.ResponseError) and "can't run this command" in str(error)
+    )
+
+
+def _access_denied(where: str, error: BaseException) -> AccessDeniedError:
+    return AccessDeniedError(
+        f"Redis at {where} denied the call: {str(error).splitlines()[0]} (an ACL user "
+        "limited to one namespace: see `sharedctx acl NAMESPACE` for the rule it needs)"
+    )
 
 
 def _missing_library(error: BaseException) -> bool:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import redis
 
 from sharedctx._errors import BackendUnavailableError, ContextClosedError, ContextError
+from sharedctx._printable import printable
 from sharedctx.backends.redis.calls import Caller
 from sharedctx.backends.redis.servers import Address
 
@@ -341,7 +342,7 @@ def _guarded(store: Followed, doing: str, action: Callable[[Followed], object]) 
     except (BackendUnavailableError, ContextClosedError):
         pass  # the next message, or the next sweep, tries again
     except Exception:
-        _log.exception("sharedctx: %s session %r failed", doing, store.session_id)
+        _log.exception("sharedctx: %s session '%s' failed", doing, printable(store.session_id))
 
 
 def _each(stores: list[Followed], doing: str, action: Callable[[Followed], object]) -> bool:
@@ -354,5 +355,5 @@ def _each(stores: list[Followed], doing: str, action: Callable[[Followed], objec
         except ContextClosedError:
             continue
         except Exception:
-            _log.exception("sharedctx: %s session %r failed", doing, store.session_id)
+            _log.exception("sharedctx: %s session '%s' failed", doing, printable(store.session_id))
     return False

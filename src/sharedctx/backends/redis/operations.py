@@ -28,6 +28,7 @@ from sharedctx._errors import (
     VersionConflictError,
 )
 from sharedctx._glob import Glob
+from sharedctx._sealed import SessionKeys, sealed_key_id
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends.ops import ALL, Lease, Page, TTLArg
 from sharedctx.backends.ops import Write as StoreWrite
@@ -145,9 +146,17 @@ def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
     return Prefix(b"".join(map(_bulk, head)), len(head), keys[0])
 
 
-def arguments(operation: Operation[Any], epoch: str, since: int, request: bytes) -> list[Any]:
-    """The arguments of one call after the store's prefix (9 on in ``ARGV``)."""
-    return [operation.name, epoch, since, request, *operation.arguments()]
+def arguments(
+    operation: Operation[Any], epoch: str, since: int, request: bytes, key_id: bytes = b""
+) -> list[Any]:
+    """The arguments of one call after the store's prefix (9 on in ``ARGV``: the
+    operation, the epoch, ``since``, the request id, the data key, then the operation's
+    own, from 14 on): a traced write's request id is followed by a space and its
+    traceparent; ``key_id``: the data key the client seals with (b"": none)."""
+    traceparent = operation.traceparent
+    if traceparent is not None:
+        request += b" " + traceparent.encode()
+    return [operation.name, epoch, since, request, key_id, *operation.arguments()]
 
 
 def new_request_id() -> bytes:
@@ -221,14 +230,23 @@ def entries_of(flat: list[bytes], codec: Codec) -> list[ContextEntry]:
     return [entry_of_blob(flat[i].decode(), flat[i + 1], codec) for i in range(0, len(flat), 2)]
 
 
-Change = tuple[int, bytes, bytes, bytes, bytes]
+Change = tuple[int, bytes, bytes, bytes, bytes, str | None]
 """A change as the script reports it: revision, action, key, packed metadata, value
-(empty for a removal, or for a set whose value was removed since)."""
+(empty for a removal, or for a set whose value was removed since), and the
+traceparent of the traced call that made it (None if none)."""
 
 
-_MESSAGE = msgspec.msgpack.Decoder(
-    list[tuple[int, msgspec.Raw, msgspec.Raw, msgspec.Raw, msgspec.Raw]]
-)
+class _Published(msgspec.Struct, array_like=True, gc=False):
+    # One change of a channel message; a traced set or delete has a sixth field.
+    revision: int
+    action: msgspec.Raw
+    key: msgspec.Raw
+    packed: msgspec.Raw
+    value: msgspec.Raw
+    traceparent: str | None = None
+
+
+_MESSAGE = msgspec.msgpack.Decoder(list[_Published])
 _STRING_HEADER = {0xD9: 2, 0xDA: 3, 0xDB: 5, 0xC4: 2, 0xC5: 3, 0xC6: 5}
 """Lengths of the msgpack headers of strings (str 8/16/32) and bytes (bin 8/16/32)."""
 
@@ -243,24 +261,28 @@ def _string_bytes(raw: msgspec.Raw) -> bytes:
 
 def changes_of_message(payload: bytes) -> list[Change]:
     """The changes a message on the session's channel carries, in order: those of one
-    call, a msgpack array of [revision, action, key, metadata, value] (see ``emit`` in
-    the script)."""
+    call, a msgpack array of [revision, action, key, metadata, value] and, for a traced
+    set or delete, its traceparent (see ``emit`` in the script)."""
     return [
         (
-            revision,
-            _string_bytes(action),
-            _string_bytes(key),
-            _string_bytes(packed),
-            _string_bytes(value),
+            change.revision,
+            _string_bytes(change.action),
+            _string_bytes(change.key),
+            _string_bytes(change.packed),
+            _string_bytes(change.value),
+            change.traceparent,
         )
-        for revision, action, key, packed, value in _MESSAGE.decode(payload)
+        for change in _MESSAGE.decode(payload)
     ]
 
 
 def change_of_reply(event: list[bytes]) -> Change:
-    """A change of a reply's ``events``."""
-    revision, action, key, packed, value = event
-    return int(revision), action, key, packed, value
+    """A change of a reply's ``events`` (a sixth field: its traceparent)."""
+    if len(event) == 5:
+        revision, action, key, packed, value = event
+        return int(revision), action, key, packed, value, None
+    revision, action, key, packed, value, traceparent = event
+    return int(revision), action, key, packed, value, traceparent.decode()
 
 
 _FORKED = 0x9A
@@ -270,7 +292,7 @@ then the session forked from and its revision)."""
 
 def event_of(session_id: str, change: Change, codec: Codec) -> ContextEvent:
     """The event of a change."""
-    revision, action, raw_key, packed, value = change
+    revision, action, raw_key, packed, value, traceparent = change
     key = raw_key.decode()
     if packed[0] == _FORKED:
         meta = _decode_meta(packed)
@@ -281,11 +303,12 @@ def event_of(session_id: str, change: Change, codec: Codec) -> ContextEvent:
             entry,
             session_id,
             revision,
-            _text(meta[8]),
-            int(meta[9]),
+            traceparent,
+            forked_from=_text(meta[8]),
+            forked_at=int(meta[9]),
         )
     entry = entry_of(key, value, packed, codec)
-    return ContextEvent(action.decode(), key, entry, session_id, revision)  # type: ignore[arg-type]
+    return ContextEvent(action.decode(), key, entry, session_id, revision, traceparent)  # type: ignore[arg-type]
 
 
 def _text(value: str | bytes) -> str:
@@ -317,9 +340,17 @@ class Operation(Generic[T]):
     rather than those after the last one the store delivered."""
     key: str | None = None
     """The key it writes, for error messages."""
+    values = False
+    """Whether it carries values (sealed ones are sealed again if the data key changed)."""
+    traceparent: str | None = None
+    """The trace context of a traced write, carried with its changes (see ``arguments``)."""
 
     def arguments(self) -> list[Any]:
         return []
+
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        """Seal its values again by ``keys``' data key ``data_key_id`` (where they are
+        not): the one the call names to the server."""
 
     def parse(self, reply: Reply, reader: Reader) -> T:
         raise NotImplementedError
@@ -368,8 +399,11 @@ class GetMany(Operation[dict[str, ContextEntry]]):
 class KeyFlag(Operation[bool]):
     """An operation on one key whose result is yes or no (``contains``, ``delete``)."""
 
-    def __init__(self, name: bytes, key: str, *, writes: bool = False) -> None:
+    def __init__(
+        self, name: bytes, key: str, *, writes: bool = False, traceparent: str | None = None
+    ) -> None:
         self.name, self.key, self.writes = name, key, writes
+        self.traceparent = traceparent
 
     def arguments(self) -> list[Any]:
         return [self.key]
@@ -381,11 +415,21 @@ class KeyFlag(Operation[bool]):
 class Write(Operation[ContextEntry]):
     name = b"write"
     writes = True
+    values = True
 
     def __init__(self, write: StoreWrite, max_entries: int | None, session_id: str) -> None:
         self.key, self.data, self.if_version = write.key, write.data, write.if_version
+        self.write = write
         self.max_entries, self.session_id = max_entries, session_id
+        self.traceparent = write.traceparent
         self._arguments = [_write_arguments([write])]
+
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        if sealed_key_id(self.data) != data_key_id:
+            assert self.key is not None
+            self.data = keys.reseal(self.key, self.data, data_key_id)
+            self.write = msgspec.structs.replace(self.write, data=self.data)
+            self._arguments = [_write_arguments([self.write])]
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -402,12 +446,27 @@ class Write(Operation[ContextEntry]):
 class WriteMany(Operation[list[ContextEntry]]):
     name = b"write_many"
     writes = True
+    values = True
 
     def __init__(
-        self, writes: Sequence[StoreWrite], max_entries: int | None, session_id: str
+        self,
+        writes: Sequence[StoreWrite],
+        max_entries: int | None,
+        session_id: str,
+        traceparent: str | None = None,
     ) -> None:
         self.items, self.max_entries, self.session_id = writes, max_entries, session_id
+        self.values = bool(writes)  # none: nothing to seal, and no data key is taken
+        self.traceparent = traceparent
         self._arguments = [_write_arguments(writes)]
+
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        if any(sealed_key_id(write.data) != data_key_id for write in self.items):
+            self.items = [
+                msgspec.structs.replace(write, data=keys.reseal(write.key, write.data, data_key_id))
+                for write in self.items
+            ]
+            self._arguments = [_write_arguments(self.items)]
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -452,7 +511,7 @@ def full(session_id: str, limit: int | None, held: int, new_keys: int) -> Capaci
     """The error for a write that found no room."""
     return CapacityError(
         f"context {session_id!r} holds {held} of at most {limit} entries: no room for "
-        f"{new_keys} new key(s)"
+        f"{new_keys} new key(s); delete some, or open the context with a larger max_entries="
     )
 
 
@@ -484,8 +543,8 @@ class TagCounts(Operation[dict[str, int]]):
 class Count(Operation[int]):
     """An operation without arguments whose result is a number."""
 
-    def __init__(self, name: bytes, writes: bool = False) -> None:
-        self.name, self.writes = name, writes
+    def __init__(self, name: bytes, writes: bool = False, traceparent: str | None = None) -> None:
+        self.name, self.writes, self.traceparent = name, writes, traceparent
 
     def parse(self, reply: Reply, reader: Reader) -> int:
         return int(reply.result[0] or 0)
@@ -874,3 +933,148 @@ def matching_keys(glob: Glob, page: Page) -> Generator[Operation[Any], Any, list
     lo, hi = page_range(glob, page)
     matched, _ = yield from _matching_keys(glob, lo, hi, page.limit)
     return matched
+
+
+# -- sealed sessions ----------------------------------------------------------------------
+
+
+class DataKeys(Operation[list[bytes]]):
+    """The records of the session's data keys, as stored (b"" where none)."""
+
+    name = b"data_keys"
+
+    def parse(self, reply: Reply, reader: Reader) -> list[bytes]:
+        return [bytes(record) for record in reply.result[:2]]
+
+
+class Rewrap(Operation[bool]):
+    """Replace the records ``old`` by ``new`` if they are still ``old``."""
+
+    name = b"rewrap"
+
+    def __init__(self, old: list[bytes], new: list[bytes]) -> None:
+        self.old, self.new = old, new
+
+    def arguments(self) -> list[Any]:
+        return [self.old[0], self.new[0], self.old[1], self.new[1]]
+
+    def parse(self, reply: Reply, reader: Reader) -> bool:
+        return reply.status == b"ok"
+
+
+class Rotate(Operation[bytes | None]):
+    """Make ``record`` the session's data key, the one before it kept as dk0: that
+    one's record; None if an earlier rotation is unfinished, b"" if the session has
+    no data key (no sealed value was written: none to replace)."""
+
+    name = b"rotate"
+
+    def __init__(self, key_id: bytes, record: bytes) -> None:
+        self.key_id, self.record = key_id, record
+
+    def arguments(self) -> list[Any]:
+        return [self.key_id, self.record]
+
+    def parse(self, reply: Reply, reader: Reader) -> bytes | None:
+        return bytes(reply.result[0]) if reply.status == b"ok" else None
+
+
+class SealedUnder(Operation[tuple[bytes, list[tuple[bytes, str, bytes]]]]):
+    """A page of the values of a hash (``entries`` or ``values``) sealed by data key
+    ``key_id``: the next cursor, and (field, key, value) of each."""
+
+    name = b"sealed_under"
+
+    def __init__(self, hash_name: bytes, key_id: bytes, cursor: bytes) -> None:
+        self.hash_name, self.key_id, self.cursor = hash_name, key_id, cursor
+
+    def arguments(self) -> list[Any]:
+        return [self.hash_name, self.key_id, self.cursor]
+
+    def parse(self, reply: Reply, reader: Reader) -> tuple[bytes, list[tuple[bytes, str, bytes]]]:
+        cursor, flat = reply.result
+        found = [(flat[i], flat[i + 1].decode(), flat[i + 2]) for i in range(0, len(flat), 3)]
+        return cursor, found
+
+
+class Reseal(Operation[int]):
+    """Replace each value of a hash by its sealing under the new data key, if it is
+    still the old one; how many entries were replaced."""
+
+    name = b"reseal"
+
+    def __init__(self, hash_name: bytes, changes: list[tuple[bytes, bytes, bytes]]) -> None:
+        self.hash_name, self.changes = hash_name, changes
+
+    def arguments(self) -> list[Any]:
+        return [self.hash_name, *(part for change in self.changes for part in change)]
+
+    def parse(self, reply: Reply, reader: Reader) -> int:
+        return int(reply.result[0])
+
+
+class Rotated(Operation[bool]):
+    """Forget the data key ``key_id`` (dk0) if no value needs it; False if some do."""
+
+    name = b"rotated"
+
+    def __init__(self, key_id: bytes) -> None:
+        self.key_id = key_id
+
+    def arguments(self) -> list[Any]:
+        return [self.key_id]
+
+    def parse(self, reply: Reply, reader: Reader) -> bool:
+        return reply.status == b"ok"
+
+
+def rekey(keys: SessionKeys) -> Generator[Operation[Any], Any, bool]:
+    """Rewrap a session's data keys by ``keys``' provider's first key (compare and set,
+    again until it holds); False if they already were."""
+    while True:
+        records = yield DataKeys()
+        new = [keys.rewrapped(record) if record else b"" for record in records]
+        if new == records:
+            return False
+        if (yield Rewrap(records, new)):
+            return True
+
+
+def reseal_all(keys: SessionKeys, old: bytes) -> Generator[Operation[Any], Any, int]:
+    """Seal again by the current data key every value sealed by data key ``old``; how
+    many entries were."""
+    count = 0
+    for hash_name in (b"entries", b"values"):
+        cursor = b"0"
+        while True:
+            cursor, found = yield SealedUnder(hash_name, old, cursor)
+            if found:
+                changes = [(field, value, keys.reseal(key, value)) for field, key, value in found]
+                count += yield Reseal(hash_name, changes)
+            if cursor == b"0":
+                break
+    return count
+
+
+def rotate(keys: SessionKeys) -> Generator[Operation[Any], Any, int]:
+    """A new data key for the session, every value sealed again under it (finishing an
+    earlier rotation first); how many entries were."""
+    count = 0
+    while True:
+        key_id, record = keys.new_record()
+        previous = yield Rotate(key_id, record)
+        if previous == b"":
+            return count
+        if previous is None:  # an unfinished rotation: its dk0 first
+            records = yield DataKeys()
+            keys.learn(records)
+            old = records[1][1:9]
+        else:
+            keys.learn([record, previous])
+            old = previous[1:9]
+        while True:
+            count += yield from reseal_all(keys, old)
+            if (yield Rotated(old)):
+                break
+        if previous is not None:
+            return count

@@ -80,4 +80,13 @@ class Attempts:
 
 def unavailable(where: str, error: BaseException) -> BackendUnavailableError:
     """The error for a call that did not get through: nothing was changed."""
-    return BackendUnavailableError(f"Redis at {where} is unavailable: {error}")
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return BackendUnavailableError(
+            f"Redis at {where}: its TLS certificate does not verify, so nothing was sent "
+            f"({error}); trust its CA with ?ssl_ca_certs=/path/to/ca.pem in the URL (or "
+            "ssl_ca_certs= on RedisBackend)"
+        )
+    return BackendUnavailableError(
+        f"Redis at {where} is unavailable ({str(error).rstrip('.')}): check that the server "
+        "is running and reachable there"
+    )

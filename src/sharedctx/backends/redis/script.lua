@@ -12,14 +12,20 @@
 --   1 meta      hash: epoch, rev (last revision), tick (recency clock), expired,
 --               evicted (counters), floor (events up to this revision may have been
 --               trimmed from the stream), bytes (size of the entries), written (ms),
---               refreshed (ms: the events' expiry last moved), requests (cursor)
+--               refreshed (ms: the events' expiry last moved), requests (cursor);
+--               a sealed session's data key: dkid (its 8-byte id), dk (its record:
+--               the key wrapped by the client's key ring, opaque here), dk0 (the
+--               record of the one before it while rotate_data_key runs), set with the
+--               first write of a sealed value. Deleted with the session: what its
+--               values were sealed with goes with them.
 --   2 entries   hash: key -> blob ("%08d" length of the metadata, metadata, value)
 --   3 index     zset, score 0: the keys, for prefix ranges
 --   4 deadlines zset: key -> expiry (ms of the server's clock)
 --   5 recency   zset: key -> tick of last use, for eviction
 --   6 tags      zset, score 0: "%08d" .. #tag .. tag .. key
 --   7 events    stream: id "<revision>-0"; a (action), k (key), m (the metadata), t
---               (ms): every change, without values, for watchers that resume
+--               (ms), and c (the traceparent of a traced call's set or delete) if any:
+--               every change, without values, for watchers that resume
 --   8 values    hash: revision of a set event -> the value it set, while the event is
 --               in the stream and its key lives (a value must not outlive its key);
 --               "p" .. revision -> the revision of the key's set before it (0: none),
@@ -33,19 +39,29 @@
 --  13 channel   (not a key) the sharded pub/sub channel of the session: the changes of
 --               each call are published there, with their values, to the processes
 --               listening now: one message, a msgpack array of [revision, action,
---               key, metadata, value]
+--               key, metadata, value] (and a traced set's or delete's traceparent)
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
 --   5 event retention ms, 6 how long a request id is remembered (ms), 7 history
 --   versions (past versions of a key to keep), 8 history retention ms; then the
 --   call's: 9 operation, 10 the client's epoch ("" if it has none), 11 the revision
 --   after which the caller wants the events back (-1: none), 12 request id of a write
---   ("" for a read), 13.. the operation's arguments.
+--   ("" for a read; a traced write's is followed by a space and its W3C
+--   traceparent), 13 the data key the client seals with: its 8-byte id; or, from a
+--   client with a key ring that knows of none for the session, the record of a new
+--   one it proposes (the session takes it with its first write, in that call: of two
+--   clients that start a sealed session at once, the second is told the first's key;
+--   a read or a refused write leaves nothing); "" from a client without a key ring.
+--   14.. the operation's arguments. (operations.py builds them: Settings.arguments
+--   1 to 8, arguments() 9 on.)
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
--- session's data is gone since the client last saw it: nothing was done),
--- "conflict", "full", "changed", "wait", "lead". Metadata is cmsgpack {version,
--- revision, created_ms, updated_ms, ttl_ms, expires_ms, source, tags}, -1 for "none";
--- the events of a fork carry two more: the session forked from, and its revision.
+-- session's data is gone since the client last saw it: nothing was done), "keys"
+-- (the session's data key is not the one the client named: nothing was done; the
+-- result is the records dk and dk0), "plain" (a key ring's client met a session that
+-- holds values written without one: nothing was done), "conflict", "full", "changed",
+-- "wait", "lead". Metadata is cmsgpack {version, revision, created_ms, updated_ms,
+-- ttl_ms, expires_ms, source, tags}, -1 for "none"; the events of a fork carry two
+-- more: the session forked from, and its revision.
 
 local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
   HISTORY, AGING, CHANNEL
@@ -56,15 +72,22 @@ local tracking, hfloor, hsnap, hbytes, hcount, hrefreshed  -- the session's hist
 local hchecked  -- whether this call made sure the history is there
 local HISTORY_OPS  -- operation -> its function (see "History's operations")
 local op, client_epoch, since, request
+local trace  -- the traceparent of a traced write, or nil
 local time, now, epoch
 local rev, floor_rev, bytes, refreshed  -- the session's counters (META), kept here
 local stream_length  -- of the event stream, once read in this call
-local changed  -- whether this call changed the session (it then lives on)
+local changed  -- whether this call changed the session's keys
+local wrote  -- whether a caller's write changed its data (not an expiry, a lease, a
+             -- sweep): that moves "written", and with a session ttl the session lives on
 local touched  -- whether it recorded a read for eviction (in the recency zset)
+local fresh  -- whether the session did not exist: it comes to exist if this call writes
+local leased  -- whether this call took a lease (which a session must hold too)
+local proposal  -- the record of a data key for a sealed session that has none, or nil:
+                -- it becomes the session's if this call writes (see reply)
 local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
 local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
-local FIRST = 13  -- the operation's first argument
+local FIRST = 14  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
 
 local function blob_meta(blob)
@@ -162,6 +185,9 @@ end
 -- of the call's changes.
 local function emit(action, key, packed, value, previous)
   rev = rev + 1
+  if action ~= "expire" then  -- an entry that expires was written when it was set
+    wrote = true
+  end
   if not stream_length then
     stream_length = redis.call("XLEN", EVENTS)
   end
@@ -170,13 +196,19 @@ local function emit(action, key, packed, value, previous)
     -- gone for a watcher behind it.
     floor_rev = rev - 1
   end
-  redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
+  local context = (action == "set" or action == "delete") and trace or nil
+  if context then
+    redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now,
+      "c", context)
+  else
+    redis.call("XADD", EVENTS, rev .. "-0", "a", action, "k", key, "m", packed, "t", now)
+  end
   stream_length = stream_length + 1
   if action == "set" then
     buffer(pending.values, rev, value)
     buffer(pending.values, "p" .. rev, previous)
   end
-  published[#published + 1] = {rev, action, key, packed, value}
+  published[#published + 1] = {rev, action, key, packed, value, context}
   buffered = true
   local over = stream_length - cap
   if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
@@ -692,7 +724,9 @@ local function forget_requests()
   if #old > 0 then
     redis.call("HDEL", REQUESTS, unpack(old))
   end
-  redis.call("HSET", META, "requests", found[1])
+  if found[1] ~= cursor then  -- (a session that does not exist is not written to)
+    redis.call("HSET", META, "requests", found[1])
+  end
 end
 
 local function lease_of(key)
@@ -715,27 +749,42 @@ local function release(key, holder)
   end
 end
 
--- The session changed: it lives on. With a session ttl every key expires that long
--- after the last write; the events (and their values) expire the retention time after
--- it, or sooner: that expiry is moved on only every eighth of the retention time.
+-- The session changed. With a session ttl every key expires that long after the last
+-- write (a change that was no write, such as a sweep, keeps the session's end where it
+-- was, for the keys it may have created too); the events (and their values) expire
+-- the retention time after it, or sooner: that expiry is moved on only every eighth
+-- of the retention time.
 local function session_lives()
+  local ends = -1
   if session_ttl >= 0 then
+    ends = now + session_ttl
+    if not wrote then
+      local was = redis.call("PEXPIRETIME", META)
+      if was > 0 then
+        ends = was
+      end
+    end
     for i = 1, DATA do
-      redis.call("PEXPIREAT", KEYS[i], now + session_ttl)
+      redis.call("PEXPIREAT", KEYS[i], ends)
     end
   end
   local events_ttl = session_ttl >= 0 and math.min(retention, session_ttl) or retention
   if session_ttl >= 0 or now - refreshed >= events_ttl / 8 then
-    redis.call("PEXPIREAT", EVENTS, now + events_ttl)
-    redis.call("PEXPIREAT", VALUES, now + events_ttl)
+    local at = now + events_ttl
+    if ends >= 0 and ends < at then
+      at = ends
+    end
+    redis.call("PEXPIREAT", EVENTS, at)
+    redis.call("PEXPIREAT", VALUES, at)
     -- (Not while one of them is still to be made: it would be made without expiry.)
     local made = redis.call("EXISTS", EVENTS, VALUES) == 2
     redis.call("HSET", META, "refreshed", made and now or 0)
   end
+  return ends
 end
 
--- The changes after revision `since`, as {revision, action, key, metadata, value}
--- (the value of a set, while it is kept; else "").
+-- The changes after revision `since`, as {revision, action, key, metadata, value,
+-- traceparent} (the value of a set, while it is kept, else ""; the traceparent if any).
 local function events_since()
   if since < 0 or rev <= since then
     return {}
@@ -745,7 +794,7 @@ local function events_since()
   for _, event in ipairs(events) do
     local fields, rev = event[2], string.match(event[1], "^(%d+)")
     local value = fields[2] == "set" and redis.call("HGET", VALUES, rev) or ""
-    found[#found + 1] = {rev, fields[2], fields[4], fields[6], value}
+    found[#found + 1] = {rev, fields[2], fields[4], fields[6], value, fields[10]}
   end
   return found
 end
@@ -756,11 +805,15 @@ end
 
 -- The session's history changed: it is kept (with the session) for the retention time
 -- after this change at most; the sweeps drop what is due before then.
-local function history_lives()
+local function history_lives(ends)  -- (ends: the session's, from session_lives)
   local ttl = session_ttl >= 0 and math.min(hretention, session_ttl) or hretention
   if session_ttl >= 0 or now - hrefreshed >= ttl / 8 then  -- (as the events' expiry)
-    redis.call("PEXPIREAT", HISTORY, now + ttl)
-    redis.call("PEXPIREAT", AGING, now + ttl)
+    local at = now + ttl
+    if ends >= 0 and ends < at then
+      at = ends
+    end
+    redis.call("PEXPIREAT", HISTORY, at)
+    redis.call("PEXPIREAT", AGING, at)
     redis.call("HSET", META, "hrefreshed", now)
   end
 end
@@ -768,20 +821,41 @@ end
 local function reply(status, ...)
   flush()
   local result = {...}
+  if fresh then
+    if not (wrote or leased) then
+      -- A read, a sweep or a refused write of a session that does not exist leaves
+      -- none behind (nor its outcome: answered again, it answers the same), nor
+      -- the history that track() began for it.
+      if tracking then
+        redis.call("DEL", HISTORY, AGING)
+      end
+      return {status, "", {}, 0, unpack(result)}
+    end
+    redis.call("HSET", META, "epoch", epoch)
+    changed = true
+  end
+  if proposal and wrote then  -- the first sealed write: the session's data key with it
+    redis.call("HSET", META, "dkid", string.sub(proposal, 2, 9), "dk", proposal)
+  end
   if request ~= "" then  -- remember the outcome of this write, without any value
     redis.call("HSET", REQUESTS, request, cmsgpack.pack({now, status, ...}))
     changed = true
   end
-  if changed then
-    if tracking then
-      redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now,
-        "hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes, "hcount", hcount)
-    else
-      redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
+  if wrote or changed then
+    local fields = {"rev", rev, "floor", floor_rev, "bytes", bytes}
+    if wrote then
+      fields[#fields + 1], fields[#fields + 2] = "written", now
     end
-    session_lives()
     if tracking then
-      history_lives()
+      for _, field in ipairs({"hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes,
+          "hcount", hcount}) do
+        fields[#fields + 1] = field
+      end
+    end
+    redis.call("HSET", META, unpack(fields))
+    local ends = session_lives()
+    if tracking then
+      history_lives(ends)
     end
   elseif touched and session_ttl >= 0 then
     -- A read created or changed the recency zset: it expires with the session.
@@ -795,17 +869,15 @@ end
 
 -- == History's operations ===============================================================
 
--- The state of the session's history, from META's fields (`state`) and the store's
--- settings, at the start of a call.
-local function history_begin(keys, args, state)
-  HISTORY, AGING = keys[11], keys[12]
-  hversions, hretention = tonumber(args[7]), tonumber(args[8])
-  hfloor = tonumber(state[6])
+-- The state of the session's history, from META's fields (`state`, as load read
+-- them) and the store's settings, at the start of a call.
+local function history_begin(state)
+  hfloor = tonumber(state[7])
   tracking = hfloor ~= nil
   hsnap, hbytes, hcount, hrefreshed = 0, 0, 0, 0  -- (the previous call's is another's)
   if tracking then
-    hsnap, hbytes, hcount = tonumber(state[7]), tonumber(state[8]), tonumber(state[9])
-    hrefreshed = tonumber(state[10]) or 0
+    hsnap, hbytes, hcount = tonumber(state[8]), tonumber(state[9]), tonumber(state[10])
+    hrefreshed = tonumber(state[11]) or 0
     hchecked = false
   elseif hversions > 0 then
     track()  -- a store that keeps history versions: from now on
@@ -933,46 +1005,196 @@ HISTORY_OPS.fork = function(a, at)
     fork_put(entry[1], entry[2], entry[3], origin, forked_at)
   end
   redis.call("HSET", META, "origin", origin, "origin_at", forked_at)
-  changed = true
+  changed, wrote = true, true  -- (a fork of nothing makes its session too)
   return reply("ok", rev)
 end
 
-local function call(keys, args)
+-- The calls that read or replace a sealed session's data keys without the session's
+-- state (rekey: an admin's, which never creates a session): dk and dk0; rewrap (old
+-- dk, new dk, old dk0, new dk0) replaces them if they are still the old ones.
+local function data_key_admin(a)
+  local found = redis.call("HMGET", META, "dk", "dk0")
+  if op == "data_keys" then
+    return {"ok", "", {}, 0, found[1] or "", found[2] or ""}
+  end
+  if (found[1] or "") ~= a[FIRST] or (found[2] or "") ~= a[FIRST + 2] then
+    return {"changed", "", {}, 0}
+  end
+  if found[1] then
+    redis.call("HSET", META, "dk", a[FIRST + 1])
+  end
+  if found[2] then
+    redis.call("HSET", META, "dk0", a[FIRST + 3])
+  end
+  return {"ok", "", {}, 0}
+end
+
+-- The data key the client named (ARGV 13) against the session's (its id, "" if it
+-- has none): the reply that tells the client the session's keys, or nil if the call
+-- goes on. A client's proposed key (a record) is taken by a session that has none
+-- and holds no plain value, with this call's write if it writes (see reply): so
+-- nothing sealed by a key the session does not hold, and nothing plain, ever lands
+-- in a sealed session, and nothing sealed in a plain one.
+local function check_key(client_key, session_key)
+  proposal = nil
+  if #client_key > 8 then
+    if session_key == "" then
+      if redis.call("HLEN", ENTRIES) > 0 then
+        return {"plain", epoch, {}, 0}  -- values written without a key ring
+      end
+      proposal = client_key
+      return nil
+    end
+    client_key = string.sub(client_key, 2, 9)
+  end
+  if client_key ~= session_key then
+    local found = redis.call("HMGET", META, "dk", "dk0")
+    return {"keys", epoch, {}, 0, found[1] or "", found[2] or ""}
+  end
+  return nil
+end
+
+-- A sealed session's own calls, for rotate_data_key (see operations.py): the reply,
+-- or nil for an operation that is none of them.
+local function data_key_op(a, at)
+  if op == "rotate" then  -- new data key id, new record (the client's key is dk's)
+    local found = redis.call("HMGET", META, "dk", "dk0")
+    if not found[1] then
+      return reply("ok", "")  -- no data key yet (no sealed value): none to replace
+    end
+    if found[2] then
+      return reply("rotating")  -- the rotation before is unfinished
+    end
+    redis.call("HSET", META, "dkid", a[at], "dk", a[at + 1], "dk0", found[1])
+    changed = true
+    return reply("ok", found[1])
+  elseif op == "sealed_under" then  -- hash ("entries", "values"), data key id, cursor
+    local hash, old = a[at] == "entries" and ENTRIES or VALUES, a[at + 1]
+    local found = redis.call("HSCAN", hash, a[at + 2], "COUNT", 200)
+    local out = {}
+    for i = 1, #found[2], 2 do
+      local field, value, key = found[2][i], found[2][i + 1], nil
+      if hash == ENTRIES then
+        value, key = string.sub(value, 9 + tonumber(string.sub(value, 1, 8))), field
+      elseif string.sub(field, 1, 1) ~= "p" then
+        local event = redis.call("XRANGE", EVENTS, field .. "-0", field .. "-0")[1]
+        key = event and event[2][4]
+      end
+      if key and string.sub(value, 3, 10) == old then
+        out[#out + 1], out[#out + 2], out[#out + 3] = field, key, value
+      end
+    end
+    return reply("ok", found[1], out)
+  elseif op == "reseal" then  -- hash, then field, old value, new value: compare and set
+    local count = 0
+    for i = at + 1, #a, 3 do
+      local field, old, new = a[i], a[i + 1], a[i + 2]
+      if a[at] == "entries" then
+        local blob = redis.call("HGET", ENTRIES, field)
+        local size = blob and 8 + tonumber(string.sub(blob, 1, 8))
+        if blob and string.sub(blob, size + 1) == old then
+          redis.call("HSET", ENTRIES, field, string.sub(blob, 1, size) .. new)
+          bytes = bytes + #new - #old
+          changed = true
+          count = count + 1
+        end
+      elseif redis.call("HGET", VALUES, field) == old then
+        redis.call("HSET", VALUES, field, new)
+      end
+    end
+    return reply("ok", count)
+  elseif op == "rotated" then  -- old data key id: forget it if no value needs it
+    local old = a[at]
+    for _, hash in ipairs({ENTRIES, VALUES}) do
+      local cursor = "0"
+      repeat
+        local found = redis.call("HSCAN", hash, cursor, "COUNT", 1000)
+        cursor = found[1]
+        for i = 1, #found[2], 2 do
+          local field, value = found[2][i], found[2][i + 1]
+          if hash == ENTRIES then
+            value = string.sub(value, 9 + tonumber(string.sub(value, 1, 8)))
+          elseif string.sub(field, 1, 1) == "p" then
+            value = ""
+          end
+          if string.sub(value, 3, 10) == old then
+            return reply("unfinished")
+          end
+        end
+      until cursor == "0"
+    end
+    local dk0 = redis.call("HGET", META, "dk0")
+    if dk0 and string.sub(dk0, 2, 9) == old then
+      redis.call("HDEL", META, "dk0")
+      changed = true
+    end
+    return reply("ok")
+  end
+  return nil
+end
+
+-- The call's state from its keys and arguments (see the header).
+local function start(keys, args)
   KEYS, ARGV = keys, args
-  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES =
-    unpack(keys)
+  META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
+    HISTORY, AGING = unpack(keys, 1, DATA)
   CHANNEL = keys[DATA + 1]
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  hversions, hretention = tonumber(args[7]), tonumber(args[8])
   op, client_epoch, since, request = args[9], args[10], tonumber(args[11]), args[12]
-
-  if op == "destroy" then  -- every key of the session, for everyone
-    redis.call("DEL", unpack(KEYS, 1, DATA))
-    return {"ok", "", {}, 0}
+  trace = nil
+  if #request > 32 then  -- a request id (32 hex digits), a space, a traceparent
+    request, trace = string.sub(request, 1, 32), string.sub(request, 34)
   end
+end
 
+-- The session's state (META) for a call on it; returns the id of its data key ("":
+-- none), and the fields read (for history_begin).
+local function load()
   time = redis.call("TIME")
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  changed, touched, stream_length = false, false, nil
+  changed, wrote, touched, leased, stream_length = false, false, false, false, nil
   empty_buffers()  -- a call that failed half-way may have left some
 
-  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed",
+  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed", "dkid",
     "hfloor", "hsnap", "hbytes", "hcount", "hrefreshed")
   epoch = state[1]
-  if not epoch then
-    -- A new session, or one whose data is gone: start clean.
-    redis.call("DEL", unpack(KEYS, 1, DATA))
+  fresh = not epoch
+  if fresh then
+    -- A new session, or one whose data is gone: start clean. It is created (its meta
+    -- written, with this epoch) only if the call writes: see reply.
+    if redis.call("EXISTS", unpack(KEYS, 1, DATA)) > 0 then
+      redis.call("DEL", unpack(KEYS, 1, DATA))
+    end
     epoch = time[1] .. "." .. time[2]
-    redis.call("HSET", META, "epoch", epoch, "rev", 0, "floor", 0, "bytes", 0, "tick", 0)
     state = {epoch}
-    changed = true
   end
   rev, floor_rev = tonumber(state[2]) or 0, tonumber(state[3]) or 0
   bytes, refreshed = tonumber(state[4]) or 0, tonumber(state[5]) or 0
-  if client_epoch ~= "" and client_epoch ~= epoch then
-    return {"lost", epoch, {}, 0}
+  return state[6] or "", state
+end
+
+local function call(keys, args)
+  start(keys, args)
+  if op == "destroy" then  -- every key of the session, for everyone
+    redis.call("DEL", unpack(KEYS, 1, DATA))
+    return {"ok", "", {}, 0}
+  elseif op == "data_keys" or op == "rewrap" then
+    return data_key_admin(ARGV)
   end
-  history_begin(keys, args, state)
+
+  local session_key, state = load()
+  if client_epoch ~= "" and client_epoch ~= epoch then
+    return {"lost", fresh and "" or epoch, {}, 0}
+  end
+  -- A client that seals with another data key than the session's (or that does not
+  -- know the session is sealed) learns the session's first.
+  local refused = check_key(args[13], session_key)
+  if refused then
+    return refused
+  end
+  history_begin(state)
 
   -- A write sent again (its reply was lost): answer what it answered the first time.
   if request ~= "" then
@@ -1067,7 +1289,7 @@ local function call(keys, args)
     local new_blob = blob_of(cmsgpack.pack(meta), value)
     redis.call("HSET", ENTRIES, key, new_blob)
     bytes = bytes + #new_blob - #blob
-    changed = true
+    changed, wrote = true, true
     return reply("ok", 1)
   elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
     local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
@@ -1146,6 +1368,7 @@ local function call(keys, args)
       return reply("wait", expires - now)
     end
     redis.call("HSET", LEASES, key, holder .. " " .. (now + length))
+    leased = true
     changed = true
     return reply("lead")
   elseif op == "renew" then  -- lease ms, then key/holder pairs
@@ -1162,7 +1385,7 @@ local function call(keys, args)
     release(a[at], a[at + 1])
     return reply("ok")
   end
-  return redis.error_reply("sharedctx: unknown operation " .. tostring(op))
+  return data_key_op(a, at) or redis.error_reply("sharedctx: unknown operation " .. tostring(op))
 end
 
 redis.register_function("__LIBRARY__", call)

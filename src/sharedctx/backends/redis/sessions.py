@@ -9,8 +9,12 @@ forgets it when the store closes. The store sees it only as its
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 from sharedctx._codec import Codec
 from sharedctx._events import EventHub
+from sharedctx._sealed import KeyProvider, SessionKeys
 from sharedctx.backends.base import StoreOptions
 from sharedctx.backends.redis import keys
 from sharedctx.backends.redis.calls import LIBRARY, Caller
@@ -64,9 +68,20 @@ class SessionSettings:
 class Sessions:
     """A backend's open stores and its follower (see the module docstring)."""
 
-    def __init__(self, caller: Caller, settings: SessionSettings, purge_interval: float) -> None:
+    def __init__(
+        self,
+        caller: Caller,
+        settings: SessionSettings,
+        purge_interval: float,
+        keyring: KeyProvider | None = None,
+    ) -> None:
         self._caller = caller
         self._settings = settings
+        self._keyring = keyring
+        # What this process knows of each sealed session's data keys, shared by the
+        # session's stores (and by their entries) while any holds it.
+        self._keys: weakref.WeakValueDictionary[str, SessionKeys] = weakref.WeakValueDictionary()
+        self._keys_lock = threading.Lock()
         self.follower = Follower(
             caller, purge_interval=purge_interval, lease_ttl=settings.lease_ttl
         )
@@ -86,9 +101,20 @@ class Sessions:
             channel=names[-1],
             lease_ttl=self._settings.lease_ttl,
             listening=self,
+            keys=self._session_keys(session_id),
         )
         self.follower.add(store)
         return store
+
+    def _session_keys(self, session_id: str) -> SessionKeys | None:
+        if self._keyring is None:
+            return None
+        with self._keys_lock:
+            keys = self._keys.get(session_id)
+            if keys is None:
+                keys = SessionKeys(self._keyring, self._settings.namespace, session_id)
+                self._keys[session_id] = keys
+            return keys
 
     def listen(self, store: RedisStore) -> None:
         """Hand ``store`` its session's changes made elsewhere."""

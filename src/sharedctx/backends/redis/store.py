@@ -23,11 +23,14 @@ from sharedctx import steps
 from sharedctx._codec import Codec
 from sharedctx._errors import (
     ContextClosedError,
+    ContextError,
     InvalidArgumentError,
+    KeyUnavailableError,
     SessionLostError,
     WatchOverflowError,
 )
 from sharedctx._events import EventHub, Subscription
+from sharedctx._sealed import LockedCodec, SealedCodec, SessionKeys, record_key_id
 from sharedctx._types import ContextEntry, ContextStats
 from sharedctx.backends import ops
 from sharedctx.backends.base import Handlers, StoreOptions, handles
@@ -82,8 +85,15 @@ class RedisStore(Handlers):
         channel: bytes,
         lease_ttl: float,
         listening: Listening,
+        keys: SessionKeys | None = None,
     ) -> None:
         self.session_id = session_id
+        # A sealed session's values go through its data keys; a plain store that meets
+        # a sealed session reads its metadata only (its codec is then locked).
+        self.keys = keys
+        self._locked: bytes | None = None  # a plain store's: the sealed session's key id
+        self._inner_codec = codec
+        codec = codec if keys is None else SealedCodec(codec, keys)
         self.codec = codec
         self.max_entries = options.max_entries
         self.handlers = self.bind_handlers()
@@ -104,7 +114,9 @@ class RedisStore(Handlers):
         self._calls = 0
         self._closed = False
         # One call now: a wrong password or an unreachable server fails here, and the
-        # session's epoch is known from the start (a loss after it is reported).
+        # session's epoch is known from the start (a loss after it is reported); a
+        # sealed session's data key is learned (a session without one is given one by
+        # its first sealed write: opening creates nothing on the server).
         self.run(protocol.Revision(), user=False)
 
     def executor(self, operation: type[ops.Operation[T]]) -> Callable[[ops.Operation[T]], T]:
@@ -139,10 +151,11 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(user)
-            argv = self._argv(operation, request, events)
+            key = self._sealing(operation)
+            argv = self._argv(operation, request, events, key)
             raw = self._caller.call(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, user, operation), self.reader)
+                return operation.parse(self._settle(raw, user, operation, key), self.reader)
             except _Retry:
                 continue
 
@@ -151,31 +164,92 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(True)
-            argv = self._argv(operation, request, True)
+            key = self._sealing(operation)
+            argv = self._argv(operation, request, True, key)
             raw = await self._caller.acall(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, True, operation), self.reader)
+                return operation.parse(self._settle(raw, True, operation, key), self.reader)
             except _Retry:
                 continue
 
-    def _argv(self, operation: Operation[Any], request: bytes, events: bool) -> list[Any]:
+    def _argv(
+        self, operation: Operation[Any], request: bytes, events: bool, key: bytes
+    ) -> list[Any]:
         if operation.since is not None:
             since = operation.since
         else:
             since = self._delivered if events and len(self._hub) else -1
-        return protocol.arguments(operation, self._epoch, since, request)
+        return protocol.arguments(operation, self._epoch, since, request, key)
+
+    # -- sealed sessions -----------------------------------------------------------------
+
+    def _sealing(self, operation: Operation[Any]) -> bytes:
+        """The data key a call names to the server (see script.lua, ARGV 13), and its
+        values sealed by it: a sealed store's current one (or the record of the one
+        it proposes for a session that has none), a plain store's b"" (or the key of
+        the sealed session it met, where it may not write)."""
+        keys = self.keys
+        if keys is None:
+            if self._locked is not None and operation.values:
+                self.codec.encode(operation.key or "", None)  # raises KeyUnavailableError
+            return self._locked or b""
+        current, proposed = keys.sealing()
+        if operation.values:
+            operation.reseal(keys, current)
+        return proposed or current
+
+    def _rekeyed(self, records: list[bytes]) -> None:
+        """The session's data key is not the one this store named: learn it (a plain
+        store learns that the session is sealed, and locks its values)."""
+        if self.keys is None:
+            if not records:
+                self._locked = None
+                self.codec = self.reader.codec = self._inner_codec
+                return
+            self._locked = records[0][1:9]
+            if not isinstance(self.codec, LockedCodec):
+                self._inner_codec = self.codec
+            self.codec = self.reader.codec = LockedCodec(self.session_id, record_key_id(records[0]))
+            return
+        self.keys.learn(records)  # none: the session has no data key (any more)
+
+    def _require_keys(self) -> SessionKeys:
+        if self.keys is None:
+            raise KeyUnavailableError(
+                f"session {self.session_id!r} was opened without a key ring: rekey and "
+                "rotate_data_key need one (keyring=...)",
+                self.session_id,
+            )
+        return self.keys
 
     def _begin(self, user: bool) -> None:
         if self._closed:
-            raise ContextClosedError(f"context {self.session_id!r} is closed")
+            raise ContextClosedError(
+                f"context {self.session_id!r} is closed: open a new SharedContext for the "
+                "session to go on using it"
+            )
         if user:
             self._calls += 1
             if self._lost:
                 self._lost = False
                 raise self._lost_error()
 
-    def _settle(self, raw: list[Any], user: bool, operation: Operation[Any]) -> protocol.Reply:
+    def _settle(
+        self, raw: list[Any], user: bool, operation: Operation[Any], key: bytes = b""
+    ) -> protocol.Reply:
+        """The reply of a call that named data key ``key`` (see :meth:`_sealing`)."""
         reply = protocol.reply_of(raw)
+        if reply.status == b"keys":
+            self._rekeyed([bytes(record) for record in reply.result[:2] if record])
+            raise _Retry
+        if reply.status == b"plain":
+            raise ContextError(
+                f"session {self.session_id!r} holds values that are not sealed (it was "
+                "written without a key ring); it is not sealed now: export it and import "
+                "it into a new session with the key ring"
+            )
+        if operation.values and reply.status == b"ok" and self.keys is not None:
+            self.keys.settle(key)  # a proposed data key, taken with this write
         if reply.status == b"lost":
             with self._epoch_lock:
                 known = reply.epoch == self._epoch  # another call of ours met it first
@@ -187,10 +261,14 @@ class RedisStore(Handlers):
                 raise self._lost_error()
             self._lost = True  # the next call of the context's user raises it
             raise _Retry
-        self._epoch = reply.epoch
+        if reply.epoch:
+            # No epoch: the session did not exist when that call ran, which may have
+            # been before a call whose reply came first and told us the epoch: keep
+            # it (if the session was lost since, the next call is told so).
+            self._epoch = reply.epoch
         if operation.since is None and (reply.events or reply.floor):
             changes = [protocol.change_of_reply(event) for event in reply.events]
-            self.advance(changes, reply.floor, here=user)
+            self.advance(changes, reply.floor, here=user, own=operation.writes)
         return reply
 
     def _lost_error(self) -> SessionLostError:
@@ -211,7 +289,12 @@ class RedisStore(Handlers):
     # -- events --------------------------------------------------------------------------
 
     def advance(
-        self, changes: list[protocol.Change], floor: int | None, *, here: bool = False
+        self,
+        changes: list[protocol.Change],
+        floor: int | None,
+        *,
+        here: bool = False,
+        own: bool = False,
     ) -> bool:
         """Hand the changes after the last delivered one to the hub, in order; False if
         one is missing before them (then :meth:`catch_up`).
@@ -220,9 +303,13 @@ class RedisStore(Handlers):
         None for a channel message, which has every change of its call). Delivers on
         this thread: a caller's call (``here``) waits until its own changes are
         delivered; a background thread (the follower's) does not wait for another
-        thread delivering, and leaves it to the event pool then.
+        thread delivering, and leaves it to the event pool then. ``own``: the reply of
+        a caller's write, whose last change is its own (the function reads the changes
+        when it is done): the call waits for it, also when the listener, which heard it
+        first, is the thread delivering it.
         """
         complete = True
+        taken = False  # the last change, a write's own, was queued by another thread
         with self._delivery_lock:
             if self._delivered < 0:
                 return True
@@ -232,6 +319,7 @@ class RedisStore(Handlers):
             for change in changes:
                 revision = change[0]
                 if revision <= self._delivered:
+                    taken = own and change is changes[-1] and self._hub.wants(change[2].decode())
                     continue
                 if revision > self._delivered + 1 and floor is None:
                     complete = False  # a message was missed: read it from the stream
@@ -241,13 +329,19 @@ class RedisStore(Handlers):
                     self._hub.enqueue(protocol.event_of(self.session_id, change, self.codec))
         if floor is not None and len(changes) >= protocol.EVENT_BATCH:
             complete = False  # more may wait in the stream than a reply carries
-        if self._hub.pending:
+        # A caller's write waits for its own change even when another thread (the
+        # listener, which heard it first) is delivering it; not for others' changes.
+        if self._hub.pending or (here and taken and self._hub.undelivered):
             self._hub.deliver(wait=here)
         return complete
 
     def receive(self, message: bytes) -> None:
         """A change published on the session's channel (the follower's)."""
-        if not self.advance(protocol.changes_of_message(message), None):
+        changes = protocol.changes_of_message(message)
+        keys = self.keys
+        if keys is not None and not all(keys.knows(change[4]) for change in changes):
+            self.run(protocol.Revision(), user=False)  # sealed by a new data key: learn it
+        if not self.advance(changes, None):
             self.catch_up()
 
     def catch_up(self) -> None:
@@ -258,7 +352,8 @@ class RedisStore(Handlers):
     def _overflow(self, first: int, last: int) -> WatchOverflowError:
         return WatchOverflowError(
             f"events {first} to {last} of session {self.session_id!r} were trimmed from "
-            "its stream (stream_max_len or event_retention) before they were read"
+            "its stream before they were read: a RedisBackend with a larger "
+            "stream_max_len= or event_retention= keeps more"
         )
 
     @property
@@ -372,11 +467,17 @@ class RedisStore(Handlers):
 
     @handles(ops.WriteMany)
     def _write_many(self, operation: ops.WriteMany) -> Steps[list[ContextEntry]]:
-        return (yield from protocol.WriteMany(operation.items, self.max_entries, self.session_id))
+        write_many = protocol.WriteMany(
+            operation.items, self.max_entries, self.session_id, operation.traceparent
+        )
+        return (yield from write_many)
 
     @handles(ops.Delete)
     def _delete(self, operation: ops.Delete) -> Steps[bool]:
-        return (yield from protocol.KeyFlag(b"delete", operation.key, writes=True))
+        delete = protocol.KeyFlag(
+            b"delete", operation.key, writes=True, traceparent=operation.traceparent
+        )
+        return (yield from delete)
 
     @handles(ops.Expire)
     def _expire(self, operation: ops.Expire) -> Steps[bool]:
@@ -413,7 +514,7 @@ class RedisStore(Handlers):
 
     @handles(ops.Clear)
     def _clear(self, operation: ops.Clear) -> Steps[int]:
-        return (yield from protocol.Count(b"clear", writes=True))
+        return (yield from protocol.Count(b"clear", True, operation.traceparent))
 
     @handles(ops.Stats)
     def _stats(self, operation: ops.Stats) -> Steps[ContextStats]:
@@ -457,6 +558,14 @@ class RedisStore(Handlers):
         )
         return (yield from fork)
 
+    @handles(ops.Rekey)
+    def _rekey(self, operation: ops.Rekey) -> Steps[bool]:
+        return (yield from protocol.rekey(self._require_keys()))
+
+    @handles(ops.RotateDataKey)
+    def _rotate(self, operation: ops.RotateDataKey) -> Steps[int]:
+        return (yield from protocol.rotate(self._require_keys()))
+
     @handles(ops.Activity)
     def _activity(self, operation: ops.Activity) -> int:
         return self._calls
@@ -481,7 +590,7 @@ class RedisStore(Handlers):
         if self.begin_destroy():
             try:
                 destroy = protocol.Count(b"destroy", writes=True)
-                argv = protocol.arguments(destroy, "", -1, b"")
+                argv = protocol.arguments(destroy, "", -1, b"", b"")
                 calls = self._caller
                 yield Twin(calls.call, calls.acall, destroy, self._prefix, argv)
             finally:

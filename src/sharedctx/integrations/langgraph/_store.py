@@ -31,7 +31,9 @@ from sharedctx import (
     InvalidArgumentError,
     InvalidKeyError,
     InvalidTTLError,
+    KeyRing,
     SharedContext,
+    Telemetry,
 )
 from sharedctx.integrations.langgraph._encoding import KeyEncoding
 from sharedctx.integrations.langgraph._matching import (
@@ -80,6 +82,12 @@ class SharedContextStore(Closeable, BaseStore):
             with ``expire`` events, and an expired item is never returned, so
             ``sweep_interval_minutes`` and ``omit_expired`` have nothing to change.
         source: the ``source`` of every entry the store writes.
+        keyring: with a session id and a backend URL, a ``KeyRing``: the session is
+            sealed (see the sealed sessions guide).
+        telemetry: with a session id: the ``Telemetry`` of the context the store opens
+            (None: the process's default). A node's ``put`` is then a ``set`` span whose
+            trace context travels with the change, so that another node's ``wait_for``
+            on :attr:`context` returns in a span linked to it.
 
     A search reads its namespace prefix in key order only as far as its page needs:
     ``offset + limit`` entries without a filter; with one, pages of at least 100
@@ -104,6 +112,8 @@ class SharedContextStore(Closeable, BaseStore):
         key_prefix: str = "lg:",
         ttl: TTLConfig | None = None,
         source: str = "langgraph",
+        keyring: KeyRing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._keys = KeyEncoding(key_prefix)
         self.ttl_config = _check_ttl_config(ttl)
@@ -111,14 +121,25 @@ class SharedContextStore(Closeable, BaseStore):
             raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
         self._source = source
         if isinstance(context_or_session, SharedContext):
-            if backend != "memory":
+            given = [
+                name
+                for name, is_given in (
+                    ("backend=", backend != "memory"),
+                    ("keyring=", keyring is not None),
+                    ("telemetry=", telemetry is not None),
+                )
+                if is_given
+            ]
+            if given:
                 raise InvalidArgumentError(
-                    "backend= is for a session id; the SharedContext given has its own"
+                    f"{given[0]} is for a session id; the SharedContext given has its own"
                 )
             self._context = context_or_session
             self._owns_context = False
         elif isinstance(context_or_session, str):
-            self._context = SharedContext(context_or_session, backend=backend)
+            self._context = SharedContext(
+                context_or_session, backend=backend, keyring=keyring, telemetry=telemetry
+            )
             self._owns_context = True
         else:
             raise InvalidArgumentError(
@@ -326,11 +347,11 @@ def _refresh(context: SharedContext, entries: Iterable[ContextEntry]) -> Steps[N
 
 
 MAX_KEY_LENGTH = 1024
-"""sharedctx's longest key (README, "Keys"): an item's key, once encoded, is checked
+"""sharedctx's longest key (the LangGraph guide, "Keys"): an item's key, once encoded, is checked
 against it before a batch runs, not when the context refuses it halfway through."""
 
 MAX_TTL_MINUTES = 10 * 365.25 * 24 * 60
-"""sharedctx's longest TTL, ten years (README, "TTLs"), in LangGraph's minutes."""
+"""sharedctx's longest TTL, ten years (the LangGraph guide, "TTLs"), in LangGraph's minutes."""
 
 
 def _check_op(op: object, keys: KeyEncoding) -> None:
