@@ -299,7 +299,7 @@ class _Session:
         # plain. What each key provider's handles know of them, shared by those.
         self.records: tuple[bytes, ...] = ()
         self.keys: dict[int, tuple[KeyProvider, SessionKeys]] = {}
-        self.mixed = False  # the handles read values with codecs that differ
+        self.mixed = False  # each handle reads values with its own codec (see regroup)
         self.codecs: tuple[Codec, ...] = ()  # each hub's handle's codec, if mixed
 
     # -- handles (the caller holds the lock) ------------------------------------------
@@ -343,13 +343,14 @@ class _Session:
         self.regroup()
 
     def regroup(self) -> None:
-        """Note the handles' hubs, and whether their codecs differ (then each reads
-        entries through its own: a context without the keys never reads through a
-        sealed codec of another's)."""
+        """Note the handles' hubs, and whether each must read entries through its own
+        codec: when their codecs differ, and always in a sealed session, whose entries
+        keep the codec of the handle that wrote them, which may be gone (a context
+        without the keys, or with other keys, never reads through another's)."""
         handles = list(self.handles)
         self.hubs = tuple(handle.hub for handle in handles)
         self.codecs = tuple(handle.codec for handle in handles)
-        self.mixed = len(set(self.codecs)) > 1
+        self.mixed = bool(self.records) or len(set(self.codecs)) > 1
 
     # -- sealing (the caller holds the lock) ------------------------------------------
 
@@ -380,6 +381,7 @@ class _Session:
         _, proposed = keys.sealing()
         assert proposed, "a session without a data key was written by a known one"
         self.records = (proposed,)
+        self.mixed = True  # (see regroup)
         keys.settle(proposed)
         self.alert()
 
@@ -569,6 +571,7 @@ class _Session:
         self.past_count = self.past_bytes = 0
         self.origin = None
         self.records = ()  # the data key goes with the data: what was sealed is shredded
+        self.mixed = len(set(self.codecs)) > 1
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
