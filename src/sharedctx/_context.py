@@ -47,7 +47,7 @@ from sharedctx._errors import (
 )
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
-from sharedctx._sealed import KeyProvider
+from sharedctx._sealed import KeyProvider, SealedCodec
 from sharedctx._snapshot import EXPORT_PAGE, Snapshot, page_of, record_of
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_backend
@@ -430,6 +430,8 @@ class SharedContext(Closeable):
             history_versions=self._store_options.history_versions,
             history_retention=self._store_options.history_retention,
             backend=self._backend if self._backend_spec is None else self._backend_spec,
+            keyring=None if self._backend_spec is None else self._keyring,
+            telemetry=self._telemetry,
         )
         try:
             # Written by a store of the fork's own, whose codec (a sealed session's is
@@ -1269,9 +1271,20 @@ def _limit(limit: int | None) -> int | None:
 
 
 def _encoded_for(entry: ContextEntry, codec: Codec) -> ContextEntry:
-    """``entry`` with its value in ``codec`` (the same bytes if both are msgpack's)."""
-    if entry.codec.__class__ is MsgpackCodec and codec.__class__ is MsgpackCodec:
+    """``entry`` with its value in ``codec`` (the same bytes if both are msgpack's; a
+    sealed value opened and sealed again for a sealed session, as the data keys and
+    the session id it is bound to differ; else decoded and encoded again)."""
+    source = entry.codec
+    if source.__class__ is MsgpackCodec and codec.__class__ is MsgpackCodec:
         return msgspec.structs.replace(entry, codec=codec)
+    if (
+        isinstance(source, SealedCodec)
+        and isinstance(codec, SealedCodec)
+        and source.inner == codec.inner
+        and entry.encoded is not None
+    ):
+        sealed = codec.keys.seal(entry.key, source.keys.open(entry.key, entry.encoded))
+        return msgspec.structs.replace(entry, encoded=sealed, codec=codec)
     return msgspec.structs.replace(entry, encoded=codec.encode(entry.key, entry.value), codec=codec)
 
 

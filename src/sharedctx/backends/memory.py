@@ -425,10 +425,20 @@ class _Session:
             (revision, action, again(entry), traceparent)
             for revision, action, entry, traceparent in self.history
         ]
+        # The past versions too (the objects of the change log, mostly: sealed once).
+        past = {
+            key: deque(_Past(again(kept.entry), kept.deadline) for kept in versions)
+            for key, versions in self.past.items()
+        }
         for key, entry in entries.items():  # (all computed first: nothing half done)
             self.entries[key] = entry
         self.history.clear()
         self.history.extend(history)
+        for key, versions in past.items():
+            self.past_bytes += sum(kept.entry.size for kept in versions) - sum(
+                kept.entry.size for kept in self.past[key]
+            )
+            self.past[key] = versions
         self.records = (record,)
         keys.learn(self.records)
         self.alert()
@@ -1170,8 +1180,11 @@ class MemoryStore(InProcessStore):
             live = self._entries.get(key)
             found = [] if live is None else [live]
             found += [kept.entry for kept in reversed(session.past.get(key, ()))]
+            found = found[: operation.limit]
+            if session.mixed:
+                found = [self._own(entry) for entry in found]
         session.deliver()
-        return found[: operation.limit]
+        return found
 
     @handles(ops.GetAt)
     def _get_at(self, operation: ops.GetAt) -> ContextEntry | None:
@@ -1183,6 +1196,8 @@ class MemoryStore(InProcessStore):
             if revision < floor:
                 raise HistoryCompactedError(self.session_id, revision, floor, key)
             entry = session.entry_at(key, revision)
+            if entry is not None and session.mixed:
+                entry = self._own(entry)
         session.deliver()
         return entry
 
@@ -1206,6 +1221,8 @@ class MemoryStore(InProcessStore):
                 found.append(entry)
                 if len(found) == limit:
                     break
+            if session.mixed:
+                found = [self._own(entry) for entry in found]
         session.deliver()
         return revision, found
 
@@ -1229,6 +1246,8 @@ class MemoryStore(InProcessStore):
                     f"context {self.session_id!r} holds at most {self._max_entries} entries: "
                     f"no room for the {len(entries)} of the fork"
                 )
+            if entries and self._guard:
+                entries = self._sealed_fork(entries)
             origin = operation.forked_from, operation.forked_at
             for given in entries:
                 self._put_forked(given, now, wall, origin)
@@ -1236,6 +1255,20 @@ class MemoryStore(InProcessStore):
             session.written = wall
         session.deliver()
         return session.revision
+
+    def _sealed_fork(self, entries: list[ContextEntry]) -> list[ContextEntry]:
+        """The entries of a fork into a sealed session, sealed by the data key its
+        handle proposes, which the new session takes with them (as a first write's)."""
+        keys = self._sealing_keys
+        assert keys is not None, "a session that does not exist has no data key to guard"
+        sealing = keys.sealing()[0]
+        sealed = []
+        for entry in entries:
+            assert entry.encoded is not None
+            data = keys.reseal(entry.key, entry.encoded, sealing)
+            sealed.append(entry if data is entry.encoded else replace(entry, encoded=data))
+        self._session.adopt(keys)
+        return sealed
 
     def _put_forked(
         self, given: ContextEntry, now: float, wall: float, origin: tuple[str, int]

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 import redis
 
-from sharedctx import HistoryCompactedError, RedisBackend, SharedContext
+from sharedctx import HistoryCompactedError, RedisBackend, SessionExistsError, SharedContext
 from sharedctx.backends.redis.keys import session_keys
 
 from ..._cluster import LocalCluster
@@ -151,6 +151,40 @@ def test_destroy_leaves_no_byte_of_the_history(server: RedisServer, admin: redis
     ctx.delete("k")
     ctx.destroy()
     assert admin.dbsize() == 0
+
+
+def test_reading_a_session_that_does_not_exist_leaves_nothing_on_the_server(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    """A context that keeps history begins its session's history with its first call;
+    a read of a session that does not exist makes no session, nor any history."""
+    session = new_session()
+    with SharedContext(session, backend=server.url, history_versions=8) as ctx:
+        assert ctx.get("k") is None
+        assert ctx.history("k") == []
+        assert ctx.get("k", revision=0) is None
+        assert list(ctx.snapshot(0)) == []
+        assert admin.dbsize() == 0
+        ctx.set("k", 1)  # a write makes it, with its history from then on
+        ctx.set("k", 2)
+        assert [entry.value for entry in ctx.history("k")] == [2, 1]
+        assert admin.exists(history_key(session)) == 1
+        ctx.destroy()
+    assert admin.dbsize() == 0
+
+
+def test_a_fork_of_an_empty_session_makes_the_new_session(
+    server: RedisServer, admin: redis.Redis
+) -> None:
+    session, fork_id = new_session(), new_session()
+    with SharedContext(session, backend=server.url) as ctx:
+        ctx.set("k", 1)
+        ctx.delete("k")
+        with ctx.fork(fork_id) as fork:
+            assert len(fork) == 0
+        assert admin.exists(session_keys("sharedctx", fork_id)[0]) == 1
+        with pytest.raises(SessionExistsError):
+            ctx.fork(fork_id)
 
 
 # -- bounded on the server ------------------------------------------------------------------

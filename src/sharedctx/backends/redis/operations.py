@@ -830,6 +830,7 @@ class Fork(Operation[int]):
         session_id: str,
     ) -> None:
         self.max_entries, self.session_id = max_entries, session_id
+        self.values = bool(entries)  # a sealed fork's, sealed by the data key it takes
         self._arguments: list[Any] = [forked_from, forked_at]
         for entry in entries:
             meta = [
@@ -843,6 +844,13 @@ class Fork(Operation[int]):
                 list(entry.tags),
             ]
             self._arguments += [entry.key, entry.encoded or b"", msgspec.msgpack.encode(meta)]
+
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        arguments = self._arguments
+        for at in range(2, len(arguments), 3):
+            key, data = arguments[at], arguments[at + 1]
+            if sealed_key_id(data) != data_key_id:
+                arguments[at + 1] = keys.reseal(key, data, data_key_id)
 
     def arguments(self) -> list[Any]:
         return self._arguments
@@ -980,8 +988,9 @@ class Rotate(Operation[bytes | None]):
 
 
 class SealedUnder(Operation[tuple[bytes, list[tuple[bytes, str, bytes]]]]):
-    """A page of the values of a hash (``entries`` or ``values``) sealed by data key
-    ``key_id``: the next cursor, and (field, key, value) of each."""
+    """A page of the values of a hash (``entries``, ``values`` or ``history``: the past
+    versions) sealed by data key ``key_id``: the next cursor, and (field, key, value)
+    of each."""
 
     name = b"sealed_under"
 
@@ -1044,7 +1053,7 @@ def reseal_all(keys: SessionKeys, old: bytes) -> Generator[Operation[Any], Any, 
     """Seal again by the current data key every value sealed by data key ``old``; how
     many entries were."""
     count = 0
-    for hash_name in (b"entries", b"values"):
+    for hash_name in (b"entries", b"values", b"history"):
         cursor = b"0"
         while True:
             cursor, found = yield SealedUnder(hash_name, old, cursor)

@@ -987,10 +987,7 @@ end
 
 -- from, at, then each entry's key, value and packed metadata: make the new session a
 -- fork of session `from` at its revision `at`, unless it exists.
-HISTORY_OPS.fork = function(a, at)
-  if rev > 0 or redis.call("HLEN", ENTRIES) > 0 or redis.call("HEXISTS", META, "origin") == 1 then
-    return reply("exists")
-  end
+HISTORY_OPS.fork = function(a, at)  -- (exists() was asked before the data key)
   local origin, forked_at, kept = a[at], tonumber(a[at + 1]), {}
   for i = at + 2, #a, 3 do
     local meta = cmsgpack.unpack(a[i + 2])
@@ -1000,6 +997,9 @@ HISTORY_OPS.fork = function(a, at)
   end
   if max_entries >= 0 and #kept > max_entries then
     return reply("full", #kept)
+  end
+  if #kept == 0 then
+    proposal = nil  -- no sealed value: no data key (as a write of nothing takes none)
   end
   for _, entry in ipairs(kept) do
     fork_put(entry[1], entry[2], entry[3], origin, forked_at)
@@ -1068,13 +1068,27 @@ local function data_key_op(a, at)
     redis.call("HSET", META, "dkid", a[at], "dk", a[at + 1], "dk0", found[1])
     changed = true
     return reply("ok", found[1])
-  elseif op == "sealed_under" then  -- hash ("entries", "values"), data key id, cursor
-    local hash, old = a[at] == "entries" and ENTRIES or VALUES, a[at + 1]
+  elseif op == "sealed_under" then  -- hash ("entries", "values", "history"), data key
+    -- id, cursor: a page of the values sealed by that key, as field, key, value
+    local name, old = a[at], a[at + 1]
+    local hash = name == "entries" and ENTRIES or name == "values" and VALUES or HISTORY
     local found = redis.call("HSCAN", hash, a[at + 2], "COUNT", 200)
     local out = {}
     for i = 1, #found[2], 2 do
       local field, value, key = found[2][i], found[2][i + 1], nil
-      if hash == ENTRIES then
+      if hash == HISTORY then
+        if string.sub(field, 1, 1) == "k" then  -- a key's header: its past values
+          key = string.sub(field, 2)
+          local h = cmsgpack.unpack(value)
+          for n = 3, #h, 4 do
+            local past = redis.call("HGET", HISTORY, "v" .. h[n])
+            if past and string.sub(past, 3, 10) == old then
+              out[#out + 1], out[#out + 2], out[#out + 3] = "v" .. h[n], key, past
+            end
+          end
+        end
+        key = nil
+      elseif hash == ENTRIES then
         value, key = string.sub(value, 9 + tonumber(string.sub(value, 1, 8))), field
       elseif string.sub(field, 1, 1) ~= "p" then
         local event = redis.call("XRANGE", EVENTS, field .. "-0", field .. "-0")[1]
@@ -1098,6 +1112,12 @@ local function data_key_op(a, at)
           changed = true
           count = count + 1
         end
+      elseif a[at] == "history" then  -- (a past version the session still keeps)
+        if redis.call("HGET", HISTORY, field) == old then
+          redis.call("HSET", HISTORY, field, new)
+          hbytes = hbytes + #new - #old
+          changed = true
+        end
       elseif redis.call("HGET", VALUES, field) == old then
         redis.call("HSET", VALUES, field, new)
       end
@@ -1105,17 +1125,18 @@ local function data_key_op(a, at)
     return reply("ok", count)
   elseif op == "rotated" then  -- old data key id: forget it if no value needs it
     local old = a[at]
-    for _, hash in ipairs({ENTRIES, VALUES}) do
+    for _, hash in ipairs({ENTRIES, VALUES, HISTORY}) do
       local cursor = "0"
       repeat
         local found = redis.call("HSCAN", hash, cursor, "COUNT", 1000)
         cursor = found[1]
         for i = 1, #found[2], 2 do
           local field, value = found[2][i], found[2][i + 1]
+          local first = string.sub(field, 1, 1)
           if hash == ENTRIES then
             value = string.sub(value, 9 + tonumber(string.sub(value, 1, 8)))
-          elseif string.sub(field, 1, 1) == "p" then
-            value = ""
+          elseif (hash == VALUES and first == "p") or (hash == HISTORY and first ~= "v") then
+            value = ""  -- (not a value: a chain link; a header, metadata)
           end
           if string.sub(value, 3, 10) == old then
             return reply("unfinished")
@@ -1187,6 +1208,11 @@ local function call(keys, args)
   local session_key, state = load()
   if client_epoch ~= "" and client_epoch ~= epoch then
     return {"lost", fresh and "" or epoch, {}, 0}
+  end
+  -- A fork needs a session that does not exist, whatever its data key.
+  if op == "fork" and (rev > 0 or redis.call("HLEN", ENTRIES) > 0
+      or redis.call("HEXISTS", META, "origin") == 1) then
+    return {"exists", epoch, {}, 0}
   end
   -- A client that seals with another data key than the session's (or that does not
   -- know the session is sealed) learns the session's first.
