@@ -75,18 +75,29 @@ def register(
 
 
 def _positive(text: str) -> int:
-    """An int >= 1 (argparse turns a ValueError into a usage error)."""
-    number = int(text)
+    """How many versions: an int >= 1 (a usage error otherwise, saying what to give)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
     if number < 1:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(
+            f"give how many versions to show, a whole number >= 1, not {text!r}"
+        )
     return number
 
 
 def _revision(text: str) -> int:
-    """A revision: an int >= 0."""
-    revision = int(text)
+    """A revision: an int >= 0 (a usage error otherwise, saying what to give)."""
+    try:
+        revision = int(text)
+    except ValueError:
+        revision = -1
     if revision < 0:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(
+            f"give a revision, a whole number >= 0 (the 'revision' of a version that "
+            f"sharedctx history printed, or of an event of watch --json), not {text!r}"
+        )
     return revision
 
 
