@@ -90,6 +90,7 @@ def tables(results: Results) -> list[Table]:
         *_memory_tables(results),
         *_redis_tables(results),
         *_cluster_tables(results),
+        *_history_tables(results),
         *_web_tables(results),
         *_telemetry_tables(results),
     ]
@@ -338,6 +339,40 @@ def _latency_row(label: str, latency: Latency) -> list[str]:
         *(number(getattr(latency, name)) for name in ("p50", "p90", "p99", "max", "mean")),
         f"{latency.count:,}",
     ]
+
+
+def _history_tables(results: Results) -> Iterator[Table]:
+    history = results.history
+    if history is None:
+        return
+    base = {"set, history on": "set, history off", "get at a revision": "get", "history": "get"}
+    if history.in_process:
+        costs = history.in_process
+        yield Table(
+            "History, in process (1,000 keys, 8 past versions each): µs/op (median)",
+            ["case", "µs/op", "x base"],
+            [
+                [
+                    case,
+                    number(cost),
+                    f"{number(cost / costs[base[case]])}x ({base[case]})" if case in base else "",
+                ]
+                for case, cost in costs.items()
+            ],
+        )
+    if history.redis:
+        calls = history.redis
+        yield Table(
+            "History on Redis (1,000 keys, 8 past versions each): µs per call",
+            ["case", *_latency_header("calls"), "p50 x base"],
+            [
+                [
+                    *_latency_row(case, latency),
+                    f"{number(latency.p50 / calls[base[case]].p50)}x" if case in base else "",
+                ]
+                for case, latency in calls.items()
+            ],
+        )
 
 
 def _redis_tables(results: Results) -> Iterator[Table]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 from cluster_workloads import ClusterResults, FailoverResults
+from history_workloads import HistoryResults
 from import_time import ImportResults
 from load_workloads import LoadResults
 from redis_workloads import RedisResults
@@ -97,6 +98,8 @@ class Results:
     import_time: ImportResults | None = None
     """Milliseconds of ``import sharedctx`` and of the reference's, per fresh interpreter."""
     telemetry: TelemetryResults | None = None
+    history: HistoryResults | None = None
+    """Writes with history on and off, and reads at a revision (in process, Redis)."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chart import draw_chart
 from cluster_workloads import FailoverSettings, run_cluster, run_failover
 from harness import CallSettings, Log, Settings, cpu_share, cpu_snapshot, machine
+from history_workloads import run_history
 from import_time import run_import
 from load_workloads import run_load
 from publish import publish, source_revision
@@ -72,9 +73,9 @@ __all__ = ["main"]
 
 REDIS_WORKLOADS = (
     "redis", "sealed", "notifications", "redis-processes", "redis-threads", "load", "web",
-    "telemetry",
+    "telemetry", "history",
 )  # fmt: skip
-"""The workloads that share one ``redis-server``."""
+"""The workloads that share one ``redis-server`` (history: in process too)."""
 CLUSTER_WORKLOADS = ("cluster", "failover")
 WORKLOADS = (
     "import",
@@ -257,6 +258,9 @@ def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -
         if "load" in selected:
             with timed("load"):
                 results.load = run_load(url, mode.idle_seconds, log)
+        if "history" in selected:
+            with timed("history"):
+                results.history = run_history(url, mode.settings, mode.redis_calls, log)
         if "web" in selected:
             missing = missing_browser()
             if missing is not None:

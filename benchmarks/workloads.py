@@ -383,7 +383,7 @@ def run_expiry(keys: int, log: Log) -> ExpiryResults:
             if len(arrivals) == keys:
                 everything.set()
 
-    with SharedContext("bench-expiry") as context:
+    with SharedContext("bench-expiry", backend=MemoryBackend()) as context:
         started = time.monotonic()
         for name in names:
             context.set(name, VALUE)

@@ -19,8 +19,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sharedctx import (
     ContextEvent,
     ContextManager,
+    HistoryCompactedError,
     InvalidArgumentError,
     MemoryBackend,
+    SessionExistsError,
     SharedContext,
     Telemetry,
     VersionConflictError,
@@ -248,6 +250,51 @@ def test_each_public_call_is_one_client_span_by_the_database_conventions(
     assert finished[5].attributes["db.operation.batch.size"] == 2  # set_multiple
 
 
+def test_the_history_calls_are_spans_and_metrics_like_every_call(
+    make_context: ContextFactory, backend: str | Backend, spans: Spans
+) -> None:
+    """history, a read at a revision (get_at: hit or miss), each page a snapshot
+    reads, and fork (one span for all its steps); a revision no longer kept and a fork
+    onto a session that exists have outcomes of their own."""
+    registry = CollectorRegistry()
+    context = make_context(telemetry=spans.telemetry(metrics=registry), history_versions=1)
+    first = context.set("a", 1).revision
+    context.set("a", 2)
+    spans.clear()
+    context.history("a")
+    context.get("a", revision=first)
+    context.get_entry("absent", revision=first)
+    snapshot = context.snapshot(first)
+    snapshot.find_by_pattern("*")
+    forked = context.fork(f"{context.session_id}-fork", revision=first)
+    context.set("a", 3)  # version 1 is dropped: revision `first` is no longer kept
+    with pytest.raises(HistoryCompactedError):
+        context.get("a", revision=first)
+    with pytest.raises(SessionExistsError):
+        context.fork(forked.session_id)
+    forked.destroy()
+    names = ["history", "get_at", "get_at", "snapshot", "fork", "set", "get_at", "fork"]
+    outcomes = ["ok", "hit", "miss", "ok", "ok", "ok", "compacted", "exists"]
+    # (The fork's own context makes spans of its own session: its close, its destroy.)
+    session = context.session_id
+    finished = [span for span in spans.finished() if span.attributes["db.namespace"] == session]
+    assert [span.name for span in finished] == names
+    for span, name, outcome in zip(finished, names, outcomes, strict=True):
+        assert span.kind == trace.SpanKind.CLIENT
+        assert span.attributes["db.operation.name"] == name
+        assert span.attributes["sharedctx.outcome"] == outcome
+    assert finished[6].attributes["error.type"] == "sharedctx.HistoryCompactedError"
+    assert finished[7].attributes["error.type"] == "sharedctx.SessionExistsError"
+    kind = kind_of(backend)
+    for name, outcome, count in [
+        ("history", "ok", 1), ("get_at", "hit", 1), ("get_at", "miss", 1),
+        ("get_at", "compacted", 1), ("snapshot", "ok", 1), ("fork", "ok", 1),
+        ("fork", "exists", 1),
+    ]:  # fmt: skip
+        labels = {"operation": name, "backend": kind, "outcome": outcome}
+        assert registry.get_sample_value("sharedctx_operations_total", labels) == count, labels
+
+
 async def test_the_awaitable_twins_give_the_same_spans(
     make_context: ContextFactory, spans: Spans
 ) -> None:
@@ -405,6 +452,7 @@ def _every_call(context: SharedContext, other: SharedContext) -> None:
     context.update(KEY, lambda value: value)
     context.get_or_set(KEY, lambda: VALUE)
     list(context.export())
+    _history_calls(context)
     with pytest.raises(VersionConflictError):
         context.set(KEY, VALUE, if_version=99)
     with pytest.raises(WaitTimeoutError):
@@ -421,6 +469,22 @@ def _every_call(context: SharedContext, other: SharedContext) -> None:
     context.delete(KEY)
     asyncio.run(_every_awaitable(context))
     context.clear()
+
+
+def _history_calls(context: SharedContext) -> None:
+    """The canary's past versions through the history calls (the context keeps 2)."""
+    versions = context.history(KEY)
+    assert len(versions) == 2  # set, then update
+    assert versions[-1].value == VALUE
+    at = versions[-1].revision
+    context.get(KEY, revision=at)
+    context.get_entry(KEY, revision=at)
+    snapshot = context.snapshot(at)
+    list(snapshot.export())
+    snapshot.find_by_tag(TAG)
+    with context.fork(context.session_id + "-fork", revision=at) as forked:
+        forked.get(KEY)
+        forked.destroy()
 
 
 async def _every_awaitable(context: SharedContext) -> None:
@@ -454,12 +518,13 @@ def test_no_span_log_record_or_metric_holds_a_key_tag_or_value_unasked(
     make_context: ContextFactory, spans: Spans, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = CollectorRegistry()
-    context = make_context(telemetry=spans.telemetry(metrics=registry))
+    context = make_context(telemetry=spans.telemetry(metrics=registry), history_versions=2)
     other = make_context(context.session_id, telemetry=spans.telemetry())
     with caplog.at_level(logging.DEBUG, logger="sharedctx"):
         _every_call(context, other)
     recorded = _recorded(spans, caplog, registry)
     assert len(spans.finished()) > 40
+    assert {"history", "get_at", "snapshot", "fork"} <= {span.name for span in spans.finished()}
     assert any("subscriber" in record.getMessage() for record in caplog.records)
     for secret in (*SECRETS, "canary-source"):
         assert secret not in recorded
@@ -471,7 +536,7 @@ def test_record_keys_records_keys_patterns_and_tags_escaped_and_never_a_value(
 ) -> None:
     registry = CollectorRegistry()
     telemetry = spans.telemetry(record_keys=True, metrics=registry)
-    context = make_context(telemetry=telemetry)
+    context = make_context(telemetry=telemetry, history_versions=2)
     other = make_context(context.session_id, telemetry=telemetry)
     with caplog.at_level(logging.DEBUG, logger="sharedctx"):
         _every_call(context, other)
@@ -483,6 +548,9 @@ def test_record_keys_records_keys_patterns_and_tags_escaped_and_never_a_value(
     assert spans.one("set_multiple").attributes["sharedctx.keys"] == (escaped + "2",)
     assert spans.one("import_records").attributes["sharedctx.keys"] == (escaped + "3",)
     assert spans.finished("wait_for_keys")[0].attributes["sharedctx.keys"] == (escaped,)
+    assert spans.one("history").attributes["sharedctx.key"] == escaped
+    assert spans.finished("get_at")[0].attributes["sharedctx.key"] == escaped
+    assert {"snapshot", "fork"} <= {span.name for span in spans.finished()}
     log = "\n".join(record.getMessage() for record in caplog.records)
     assert f"'{escaped}'" in log  # the failing subscriber's record names the key
     assert "\x1b" not in recorded

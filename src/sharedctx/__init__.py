@@ -24,6 +24,7 @@ from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
     ContextError,
+    HistoryCompactedError,
     IntegrityError,
     InvalidArgumentError,
     InvalidKeyError,
@@ -44,6 +45,7 @@ from sharedctx._events import Watch
 from sharedctx._printable import printable
 from sharedctx._sealed import KeyProvider, KeyRing
 from sharedctx._sessions import ContextManager, context_manager
+from sharedctx._snapshot import Snapshot
 from sharedctx._typed import BoundKey, OnInvalid, Schema, TypedEvent, TypedKey, TypedWatch
 from sharedctx._types import KEEP_TTL, ContextEntry, ContextEvent, ContextStats, EntryMetadata
 from sharedctx.backends import Backend, Eviction, MemoryBackend
@@ -145,6 +147,7 @@ __all__ = [
     "ContextEvent",
     "ContextStats",
     "EntryMetadata",
+    "HistoryCompactedError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidPatternError",
@@ -155,6 +158,7 @@ __all__ = [
     "SessionExistsError",
     "SessionLostError",
     "SharedContext",
+    "Snapshot",
     "ValueTooLargeError",
     "VersionConflictError",
     "WaitTimeoutError",

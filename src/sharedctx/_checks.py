@@ -16,8 +16,12 @@ from sharedctx._errors import ContextError, InvalidArgumentError, InvalidKeyErro
 from sharedctx._types import KEEP_TTL, KeepTTL
 
 __all__ = [
+    "MAX_HISTORY_VERSIONS",
     "MAX_KEY_LENGTH",
     "MAX_TTL",
+    "check_history_retention",
+    "check_history_versions",
+    "check_revision",
     "check_version",
     "check_key",
     "check_keys",
@@ -126,6 +130,45 @@ def check_version(value: Any, key: str | None = None) -> int:
     """A version number for ``if_version``: an int >= 0."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidArgumentError(f"{_of('if_version', key)} must be an int >= 0, not {value!r}")
+    return value
+
+
+MAX_HISTORY_VERSIONS = 10_000
+"""The most past versions of a key a session keeps (``history_versions``)."""
+
+
+def check_history_versions(value: Any) -> int:
+    """How many past versions of each key to keep: an int from 0 (none) to
+    :data:`MAX_HISTORY_VERSIONS`."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_HISTORY_VERSIONS
+    ):
+        raise InvalidArgumentError(
+            f"history_versions must be an int from 0 (keep no past version) to "
+            f"{MAX_HISTORY_VERSIONS}, not {value!r}"
+        )
+    return value
+
+
+def check_history_retention(value: Any) -> float:
+    """Seconds a past version is kept: as a TTL (a number > 0 or a ``timedelta``), not
+    None."""
+    if value is None:
+        raise InvalidTTLError(
+            "history_retention must be seconds (int or float) or a timedelta, not None "
+            "(to keep no past version, set history_versions=0)"
+        )
+    seconds = check_ttl(value, what="history_retention")
+    assert isinstance(seconds, float)
+    return seconds
+
+
+def check_revision(value: Any, what: str = "revision") -> int:
+    """A revision: an int >= 0."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgumentError(f"{what} must be a revision (an int >= 0), not {value!r}")
     return value
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import threading
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
@@ -25,9 +24,12 @@ import msgspec
 from sharedctx import _multistep, _telemetry, steps
 from sharedctx._checks import (
     MAX_KEY_LENGTH,
+    check_history_retention,
+    check_history_versions,
     check_key,
     check_keys,
     check_positive_int,
+    check_revision,
     check_session_id,
     check_source,
     check_tags,
@@ -36,7 +38,7 @@ from sharedctx._checks import (
     check_version,
 )
 from sharedctx._closeable import Closeable
-from sharedctx._codec import MsgpackCodec, convert
+from sharedctx._codec import Codec, MsgpackCodec, convert
 from sharedctx._errors import (
     ContextClosedError,
     ContextError,
@@ -45,12 +47,12 @@ from sharedctx._errors import (
 )
 from sharedctx._events import EventHub, Subscription, Watch
 from sharedctx._glob import compile_glob
-from sharedctx._sealed import KeyProvider
+from sharedctx._sealed import KeyProvider, SealedCodec
+from sharedctx._snapshot import EXPORT_PAGE, Snapshot, page_of, record_of
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
 from sharedctx.backends import open_backend
 from sharedctx.backends.base import Backend, Eviction, Store, StoreOptions
 from sharedctx.backends.ops import (
-    ALL,
     Activity,
     Clear,
     Close,
@@ -60,9 +62,13 @@ from sharedctx.backends.ops import (
     Destroy,
     Expire,
     Find,
+    FindAt,
     FindTag,
+    Fork,
     Get,
+    GetAt,
     GetMany,
+    History,
     Keys,
     Operation,
     Page,
@@ -87,9 +93,6 @@ D = TypeVar("D")
 
 _EVICTIONS = ("lru", "oldest", "reject")
 
-EXPORT_PAGE = 500
-"""Entries read per call while exporting."""
-
 
 class _Default(enum.Enum):
     DEFAULT = "the context's default_ttl"
@@ -105,6 +108,7 @@ TTL = float | timedelta | None
 
 _COUNT, _REVISION, _TAGS, _ACTIVITY = Count(), Revision(), Tags(), Activity()
 _PURGE, _CLEAR = PurgeExpired(), Clear()
+_ALL_KEYS = compile_glob("*")
 _REKEY, _ROTATE = Rekey(), RotateDataKey()
 
 
@@ -128,6 +132,12 @@ class SharedContext(Closeable):
         eviction: ``"lru"`` (least recently read or written), ``"oldest"`` (least
             recently written) or ``"reject"`` (raise ``CapacityError``).
         notifications: False disables ``subscribe`` and ``watch``.
+        history_versions: how many past versions of each key to keep when this context
+            overwrites it (for :meth:`history`, reads at a revision, :meth:`snapshot`
+            and :meth:`fork`); 0 keeps none. None: the backend's default (0).
+        history_retention: seconds (or ``timedelta``) a past version is kept at most.
+            None: the backend's default (Redis: its ``event_retention``; memory: 60).
+            Past versions go with their key when it is deleted, evicted or expires.
         clock: a shortcut for ``backend=MemoryBackend(clock=clock)``: a monotonic
             clock for tests, which then move time instead of sleeping.
         backend: ``"memory"`` (the default: this process's one memory backend), a
@@ -166,6 +176,8 @@ class SharedContext(Closeable):
         max_entry_bytes: int = 102400,
         eviction: Eviction = "lru",
         notifications: bool = True,
+        history_versions: int | None = None,
+        history_retention: TTL = None,
         clock: Callable[[], float] | None = None,
         backend: str | Backend = "memory",
         keyring: KeyProvider | None = None,
@@ -181,6 +193,17 @@ class SharedContext(Closeable):
         if eviction not in _EVICTIONS:
             raise InvalidArgumentError(f"eviction must be one of {_EVICTIONS}, not {eviction!r}")
         self._notifications = bool(notifications)
+        self._store_options = StoreOptions(
+            self._max_entries,
+            eviction,
+            None if history_versions is None else check_history_versions(history_versions),
+            None if history_retention is None else check_history_retention(history_retention),
+        )
+        # A fork opens its context as this one was opened: from the URL again (a
+        # backend of its own), or on the very backend object; with the same key ring.
+        self._backend_spec = backend if isinstance(backend, str) and clock is None else None
+        self._keyring = keyring
+        self._telemetry = telemetry
         self._backend, self._owns_backend = open_backend(backend, clock=clock, keyring=keyring)
         self._hub = EventHub(record_keys=settings.record_keys)
         self._store: Store
@@ -189,7 +212,7 @@ class SharedContext(Closeable):
             self._store = self._backend.open(
                 self._session_id,
                 self._hub,
-                StoreOptions(self._max_entries, eviction),
+                self._store_options,
                 MsgpackCodec(self._max_entry_bytes),
             )
         except BaseException:
@@ -262,46 +285,173 @@ class SharedContext(Closeable):
     # -- reads ---------------------------------------------------------------------
 
     @overload
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str, default: Any = None, *, revision: int | None = None) -> Any: ...
     @overload
-    def get(self, key: str, default: D, *, type: type[T]) -> T | D: ...
+    def get(self, key: str, default: D, *, type: type[T], revision: int | None = None) -> T | D: ...
     @overload
-    def get(self, key: str, *, type: type[T]) -> T | None: ...
+    def get(self, key: str, *, type: type[T], revision: int | None = None) -> T | None: ...
 
-    def get(self, key: str, default: Any = None, *, type: Any = None) -> Any:
+    def get(
+        self, key: str, default: Any = None, *, type: Any = None, revision: int | None = None
+    ) -> Any:
         """The value stored under ``key`` (a new copy), or ``default`` if absent.
 
         With ``type`` (a pydantic model, dataclass, TypedDict, msgspec Struct or any
         type pydantic accepts) the value is converted into it; a value that does not
-        fit raises ``SchemaError`` naming the key and the bad field.
+        fit raises ``SchemaError`` naming the key and the bad field. With ``revision``,
+        the value as it was just after that revision (see :meth:`get_entry`).
         """
         if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
             key = check_key(key)  # the usual key needs no call to be checked
-        entry = self._get(Get(key))
+        if revision is None:
+            entry = self._get(Get(key))
+        else:
+            entry = self._execute(GetAt(key, check_revision(revision)))
         if entry is None:
             return default
         return entry.value if type is None else convert(key, entry.value, type)
 
     @overload
-    async def aget(self, key: str, default: Any = None) -> Any: ...
+    async def aget(self, key: str, default: Any = None, *, revision: int | None = None) -> Any: ...
     @overload
-    async def aget(self, key: str, default: D, *, type: type[T]) -> T | D: ...
+    async def aget(
+        self, key: str, default: D, *, type: type[T], revision: int | None = None
+    ) -> T | D: ...
     @overload
-    async def aget(self, key: str, *, type: type[T]) -> T | None: ...
+    async def aget(self, key: str, *, type: type[T], revision: int | None = None) -> T | None: ...
 
-    async def aget(self, key: str, default: Any = None, *, type: Any = None) -> Any:
+    async def aget(
+        self, key: str, default: Any = None, *, type: Any = None, revision: int | None = None
+    ) -> Any:
         """Awaitable twin of :meth:`get`."""
-        return _value(key, await self._aexecute(Get(check_key(key))), default, type)
+        return _value(key, await self._aexecute(_read(key, revision)), default, type)
 
-    def get_entry(self, key: str) -> ContextEntry | None:
-        """The entry stored under ``key`` (value and metadata), or None."""
+    def get_entry(self, key: str, *, revision: int | None = None) -> ContextEntry | None:
+        """The entry stored under ``key`` (value and metadata), or None.
+
+        With ``revision`` (a :attr:`revision` of this session), the entry as it was just
+        after that revision, or None if the key was absent then; a past version is
+        read from the session's kept history (``history_versions``). Raises
+        ``HistoryCompactedError`` naming the oldest revision still readable for the key
+        if that state is no longer kept, and ``InvalidArgumentError`` if ``revision`` is
+        after the session's last change. A read at a revision is not a read for the
+        stats or LRU.
+        """
+        if revision is not None:
+            return self._execute(GetAt(check_key(key), check_revision(revision)))
         if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
             key = check_key(key)  # as in get
         return self._get(Get(key))
 
-    async def aget_entry(self, key: str) -> ContextEntry | None:
+    async def aget_entry(self, key: str, *, revision: int | None = None) -> ContextEntry | None:
         """Awaitable twin of :meth:`get_entry`."""
-        return await self._aexecute(Get(check_key(key)))
+        return await self._aexecute(_read(key, revision))
+
+    # -- history ---------------------------------------------------------------------
+
+    def history(self, key: str, *, limit: int | None = None) -> list[ContextEntry]:
+        """The kept versions of ``key``, newest first: the live entry (if any), then
+        the past versions the session keeps (``history_versions``, for
+        ``history_retention``), each with its value, version, revision and times; at
+        most ``limit``. Empty for a key that is absent: a deleted, evicted or expired
+        key's past versions went with it. One call on every backend.
+        """
+        return self._execute(History(check_key(key), _limit(limit)))
+
+    async def ahistory(self, key: str, *, limit: int | None = None) -> list[ContextEntry]:
+        """Awaitable twin of :meth:`history`."""
+        return await self._aexecute(History(check_key(key), _limit(limit)))
+
+    def snapshot(self, revision: int | None = None) -> Snapshot:
+        """The session as it was just after ``revision`` (None: its current revision):
+        a read-only mapping of key to entry with ``find_by_pattern``, ``find_by_tag``
+        and paging, read page by page (see :class:`Snapshot`).
+
+        Each page raises ``HistoryCompactedError`` naming the oldest revision at which
+        the whole session is still readable if ``revision`` is below it (a key that
+        changed since has dropped the version it had then, or was removed since), and
+        ``InvalidArgumentError`` if ``revision`` is after the session's last change.
+        """
+        at = self.revision if revision is None else check_revision(revision)
+        return Snapshot(self._session_id, at, self._execute, self._aexecute)
+
+    async def asnapshot(self, revision: int | None = None) -> Snapshot:
+        """Awaitable twin of :meth:`snapshot`."""
+        at = await self.arevision() if revision is None else check_revision(revision)
+        return Snapshot(self._session_id, at, self._execute, self._aexecute)
+
+    def fork(self, new_session_id: str, *, revision: int | None = None) -> SharedContext:
+        """A new session on the same backend whose entries are this session's just
+        after ``revision`` (None: as it is now), and a context on it (with this
+        context's options; close it when done).
+
+        The entries keep their values, versions, sources, tags, times and expiry (the
+        TTL left runs on; an entry expired by now is not copied). The new session is
+        made in one atomic step: it holds every entry or none, and raises
+        ``SessionExistsError``, changing nothing, if ``new_session_id`` exists. It
+        starts its own revisions, and its first events (a ``set`` per entry) carry
+        ``forked_from`` and ``forked_at``; ``fork(...).export()`` equals
+        ``snapshot(revision).export()``. A past revision is read as :meth:`snapshot`
+        reads it (``HistoryCompactedError``); ``revision=None`` reads the session as it
+        is in one call, so it needs no history. On a Redis Cluster the new session is
+        in another slot: the copy is read first, then written in one call.
+        """
+        return self._run("fork", self._fork(new_session_id, revision))
+
+    async def afork(self, new_session_id: str, *, revision: int | None = None) -> SharedContext:
+        """Awaitable twin of :meth:`fork`."""
+        return await self._arun("fork", self._fork(new_session_id, revision))
+
+    def _fork(self, new_session_id: str, revision: int | None) -> steps.Steps[SharedContext]:
+        new_session_id = check_session_id(new_session_id)
+        if new_session_id == self._session_id:
+            raise InvalidArgumentError(
+                f"a fork of session {new_session_id!r} needs another session id"
+            )
+        # The entries: in one call if the session as it is now, else page by page
+        # (the state at a past revision does not change between pages).
+        if revision is None:
+            at, entries = yield FindAt(None, _ALL_KEYS)
+        else:
+            at, entries, after = check_revision(revision), [], None
+            while True:
+                _, page = yield FindAt(at, _ALL_KEYS, None, Page(after, EXPORT_PAGE))
+                entries += page
+                if len(page) < EXPORT_PAGE:
+                    break
+                after = page[-1].key
+        forked = SharedContext(
+            new_session_id,
+            default_ttl=self._default_ttl,
+            max_entries=self._max_entries,
+            max_entry_bytes=self._max_entry_bytes,
+            eviction=self._store_options.eviction,
+            notifications=self._notifications,
+            history_versions=self._store_options.history_versions,
+            history_retention=self._store_options.history_retention,
+            backend=self._backend if self._backend_spec is None else self._backend_spec,
+            keyring=None if self._backend_spec is None else self._keyring,
+            telemetry=self._telemetry,
+        )
+        try:
+            # Written by a store of the fork's own, whose codec (a sealed session's is
+            # its own) encodes the values; the context on the fork is the caller's.
+            store = self._backend.open(
+                new_session_id,
+                EventHub(),
+                self._store_options,
+                MsgpackCodec(self._max_entry_bytes),
+            )
+            try:
+                copied = tuple(_encoded_for(entry, store.codec) for entry in entries)
+                fork = Fork(copied, self._session_id, at)
+                yield steps.Twin(store.execute, store.aexecute, fork)
+            finally:
+                store.execute(Close())  # no I/O on any backend
+        except BaseException:
+            forked.close()
+            raise
+        return forked
 
     def has(self, key: str) -> bool:
         """Whether ``key`` holds a live value (does not count as a read for LRU)."""
@@ -536,7 +686,7 @@ class SharedContext(Closeable):
         after: str | None = None
         while True:
             entries = self._call("export", Find(glob, Page(after, EXPORT_PAGE)))
-            yield from map(_record, entries)
+            yield from map(record_of, entries)
             if len(entries) < EXPORT_PAGE:
                 return
             after = entries[-1].key
@@ -547,7 +697,7 @@ class SharedContext(Closeable):
         after: str | None = None
         while True:
             entries = await self._acall("export", Find(glob, Page(after, EXPORT_PAGE)))
-            for record in map(_record, entries):
+            for record in map(record_of, entries):
                 yield record
             if len(entries) < EXPORT_PAGE:
                 return
@@ -1106,25 +1256,36 @@ def _checked_expire(key: str, ttl: TTL) -> tuple[str, float | None]:
     return key, seconds
 
 
-def _record(entry: ContextEntry) -> dict[str, Any]:
-    ttl = None if entry.expires is None else max(0.001, round(entry.expires - time.time(), 3))
-    return {
-        "key": entry.key,
-        "value": msgspec.to_builtins(entry.value),
-        "source": entry.source,
-        "tags": list(entry.tags),
-        "version": entry.version,
-        "ttl": ttl,
-    }
+_page = page_of
 
 
-def _page(limit: int | None, after: str | None) -> Page:
-    if limit is None and after is None:
-        return ALL  # the usual query: no page
-    return Page(
-        None if after is None else check_key(after, "after key"),
-        check_positive_int(limit, "limit", allow_none=True),
-    )
+def _read(key: str, revision: int | None) -> Get | GetAt:
+    """The operation of a read of ``key``, now or at ``revision``."""
+    key = check_key(key)
+    return Get(key) if revision is None else GetAt(key, check_revision(revision))
+
+
+def _limit(limit: int | None) -> int | None:
+    checked: int | None = check_positive_int(limit, "limit", allow_none=True)
+    return checked
+
+
+def _encoded_for(entry: ContextEntry, codec: Codec) -> ContextEntry:
+    """``entry`` with its value in ``codec`` (the same bytes if both are msgpack's; a
+    sealed value opened and sealed again for a sealed session, as the data keys and
+    the session id it is bound to differ; else decoded and encoded again)."""
+    source = entry.codec
+    if source.__class__ is MsgpackCodec and codec.__class__ is MsgpackCodec:
+        return msgspec.structs.replace(entry, codec=codec)
+    if (
+        isinstance(source, SealedCodec)
+        and isinstance(codec, SealedCodec)
+        and source.inner == codec.inner
+        and entry.encoded is not None
+    ):
+        sealed = codec.keys.seal(entry.key, source.keys.open(entry.key, entry.encoded))
+        return msgspec.structs.replace(entry, encoded=sealed, codec=codec)
+    return msgspec.structs.replace(entry, encoded=codec.encode(entry.key, entry.value), codec=codec)
 
 
 def _since(since: int | None) -> int | None:

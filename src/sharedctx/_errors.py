@@ -19,6 +19,7 @@ wrong with it.
     ├── CapacityError
     ├── ContextClosedError
     ├── WatchOverflowError
+    ├── HistoryCompactedError
     ├── SessionExistsError
     ├── BackendUnavailableError
     │   └── OutcomeUnknownError
@@ -39,6 +40,7 @@ __all__ = [
     "CapacityError",
     "ContextClosedError",
     "ContextError",
+    "HistoryCompactedError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
@@ -136,8 +138,36 @@ class WatchOverflowError(ContextError):
     """A watch fell more than ``max_pending`` events behind and was closed."""
 
 
+class HistoryCompactedError(ContextError):
+    """A read at a revision older than what the session still keeps of its history
+    (``get(key, revision=...)``, ``snapshot(...)``, ``fork(...)``).
+
+    ``oldest`` is the oldest revision still readable (for the key, or for the whole
+    session), ``revision`` the one asked for, ``key`` the key read (None for a
+    snapshot). A session keeps past versions by its ``history_versions`` and
+    ``history_retention``, and none of a key that was deleted, evicted or expired.
+    """
+
+    def __init__(self, session_id: str, revision: int, oldest: int, key: str | None = None) -> None:
+        what = (
+            f"key {key!r} of session {session_id!r}"
+            if key is not None
+            else (f"session {session_id!r}")
+        )
+        super().__init__(
+            f"revision {revision} of {what} is no longer kept: the oldest revision still "
+            f"readable is {oldest} (past versions are kept by history_versions and "
+            "history_retention, and go with their key when it is deleted, evicted or expires)"
+        )
+        self.session_id = session_id
+        self.revision = revision
+        self.oldest = oldest
+        self.key = key
+
+
 class SessionExistsError(ContextError):
-    """``create_context`` was asked for a session that already exists."""
+    """A session that already exists was asked to be created: by ``create_context``,
+    or as the new session of ``fork``."""
 
 
 class BackendUnavailableError(ContextError):

@@ -2,12 +2,14 @@
 
 An outcome is one of a few words, the same in the ``sharedctx.outcome`` attribute of
 a span and the ``outcome`` label of ``sharedctx_operations_total``: ``ok``, ``hit``
-and ``miss`` (a ``get``), or for a call that raised ``conflict``
-(``VersionConflictError``), ``outcome_unknown`` (a write that may or may not have
-been applied), ``lost`` (the session's data was lost), ``timeout``, ``unavailable``
-(the backend was not reached), ``full`` (``CapacityError``), ``overflow``,
-``denied`` (``AccessDeniedError``: the server's ACL), ``key_unavailable`` and
-``integrity`` (a sealed session's ``KeyUnavailableError`` and ``IntegrityError``),
+and ``miss`` (a ``get``, and a ``get_at``: a read at a revision), or for a call that
+raised ``conflict`` (``VersionConflictError``), ``outcome_unknown`` (a write that may
+or may not have been applied), ``lost`` (the session's data was lost), ``timeout``,
+``unavailable`` (the backend was not reached), ``full`` (``CapacityError``),
+``overflow``, ``denied`` (``AccessDeniedError``: the server's ACL),
+``key_unavailable`` and ``integrity`` (a sealed session's ``KeyUnavailableError`` and
+``IntegrityError``), ``compacted`` (``HistoryCompactedError``: a revision no longer
+kept), ``exists`` (``SessionExistsError``: a fork onto a session that exists),
 ``cancelled`` and ``error`` (anything else). The error type is the exception's
 canonical name (``error.type`` of OpenTelemetry's conventions): ``sharedctx.`` and
 the class name for the errors that ``sharedctx`` exports.
@@ -22,15 +24,17 @@ from sharedctx._errors import (
     AccessDeniedError,
     BackendUnavailableError,
     CapacityError,
+    HistoryCompactedError,
     IntegrityError,
     KeyUnavailableError,
     OutcomeUnknownError,
+    SessionExistsError,
     SessionLostError,
     VersionConflictError,
     WaitTimeoutError,
     WatchOverflowError,
 )
-from sharedctx.backends.ops import Get, Operation
+from sharedctx.backends.ops import Get, GetAt, Operation
 
 __all__ = ["OUTCOMES", "error_type", "failure", "outcome"]
 
@@ -45,7 +49,11 @@ _FAILURES: tuple[tuple[type[BaseException], str], ...] = (
     (AccessDeniedError, "denied"),
     (KeyUnavailableError, "key_unavailable"),
     (IntegrityError, "integrity"),
+    (HistoryCompactedError, "compacted"),
+    (SessionExistsError, "exists"),
 )
+
+_READS = frozenset({Get, GetAt})
 
 OUTCOMES = ("ok", "hit", "miss", *(name for _, name in _FAILURES), "cancelled", "error")
 """Every outcome, in the order above."""
@@ -53,8 +61,8 @@ OUTCOMES = ("ok", "hit", "miss", *(name for _, name in _FAILURES), "cancelled", 
 
 def outcome(operation: Operation[Any] | None, result: object) -> str:
     """The outcome of a call that returned ``result``: ``hit`` or ``miss`` for a read
-    of one key, else ``ok``."""
-    if operation is not None and operation.__class__ is Get:
+    of one key (as it is, or at a revision), else ``ok``."""
+    if operation is not None and operation.__class__ in _READS:
         return "miss" if result is None else "hit"
     return "ok"
 

@@ -166,6 +166,11 @@ class ContextEvent(msgspec.Struct, frozen=True, gc=False):
     ``evict``) it is the removed entry's metadata without its value: a removed
     value is gone, from the events too. ``revision`` grows by 1 with every change
     in the session, so events can be ordered and resumed from.
+
+    The events of the step that made a session by ``fork`` (its first events, one
+    ``set`` per entry copied) say where it came from: ``forked_from`` is the session
+    it was forked from and ``forked_at`` that session's revision it copies; both are
+    None for every other event.
     """
 
     action: Action
@@ -177,6 +182,10 @@ class ContextEvent(msgspec.Struct, frozen=True, gc=False):
     """The W3C ``traceparent`` of the call that made a ``set`` or ``delete``, when that
     call was traced (see ``sharedctx.telemetry``), in any process; None otherwise (and
     for ``expire`` and ``evict``, which no call asked for)."""
+    forked_from: str | None = None
+    """The session this one was forked from, on the events of the fork (else None)."""
+    forked_at: int | None = None
+    """The revision of ``forked_from`` that the fork copies (else None)."""
 
 
 class ContextStats(msgspec.Struct, frozen=True):
@@ -196,3 +205,7 @@ class ContextStats(msgspec.Struct, frozen=True):
     """Active subscriptions and watches of this context object."""
     revision: int
     """The session's current revision (the last event's)."""
+    past_versions: int = 0
+    """Past versions of its keys that the session keeps (see ``history_versions``)."""
+    past_bytes: int = 0
+    """Bytes of the values of those past versions."""

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "entries_table",
+    "versions_table",
+    "version_row",
     "sessions_table",
     "summary_row",
     "entry_row",
@@ -65,6 +67,16 @@ def entry_row(entry: ContextEntry, now: datetime | None = None) -> dict[str, Any
         "tags": list(entry.metadata.tags),
         "size": entry.size,
         "ttl_left": _ttl_left(entry, now or datetime.now(UTC)),
+    }
+
+
+def version_row(entry: ContextEntry, now: datetime | None = None) -> dict[str, Any]:
+    """One version of a key as plain data: :func:`entry_row`'s fields, then revision
+    and updated (ISO time)."""
+    return {
+        **entry_row(entry, now),
+        "revision": entry.revision,
+        "updated": entry.updated_at.isoformat(timespec="seconds"),
     }
 
 
@@ -114,13 +126,42 @@ def entries_table(entries: Iterable[ContextEntry], title: str | None = None) -> 
     return table
 
 
+def versions_table(entries: Iterable[ContextEntry], title: str | None = None) -> Table:
+    """A table of the versions of a key, as ``ctx.history`` gives them (newest first):
+    revision (rev), version (v), source, tags, size, when written (updated)."""
+    rows = [version_row(entry) for entry in entries]
+    table = Table(
+        title=None if title is None else _text(title),
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+    )
+    table.add_column("rev", justify="right")
+    table.add_column("v", justify="right")
+    table.add_column("source", overflow="fold", width=_widest(rows, "source", 16))
+    table.add_column("tags", overflow="fold")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            Text(str(row["revision"])),
+            Text(str(row["version"])),
+            _text(row["source"]),
+            _text(", ".join(row["tags"])),
+            Text(f"{row['size']} B"),
+            Text(row["updated"]),
+        )
+    return table
+
+
 def summary_row(summary: SessionSummary) -> dict[str, Any]:
-    """A session as plain data: session, entries, bytes, last_write, drops_at (ISO
-    times, or None)."""
+    """A session as plain data: session, entries, bytes, past_bytes (of the past
+    versions it keeps), last_write, drops_at (ISO times, or None)."""
     return {
         "session": summary.session_id,
         "entries": summary.entries,
         "bytes": summary.bytes,
+        "past_bytes": summary.past_bytes,
         "last_write": _iso(summary.last_write),
         "drops_at": _iso(summary.drops_at),
     }
@@ -131,13 +172,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def sessions_table(summaries: Iterable[SessionSummary]) -> Table:
-    """A table of sessions: id, live entries, bytes, last write, when the server drops
-    it (``never`` without a ``session_ttl``)."""
+    """A table of sessions: id, live entries, bytes, bytes of past versions (past),
+    last write, when the server drops it (``never`` without a ``session_ttl``)."""
     rows = [summary_row(summary) for summary in summaries]
     table = Table(box=None, pad_edge=False)
     table.add_column("session", overflow="fold", width=_widest(rows, "session", 40))
     table.add_column("entries", justify="right")
     table.add_column("bytes", justify="right")
+    table.add_column("past", justify="right")
     table.add_column("last write", no_wrap=True)
     table.add_column("dropped at", no_wrap=True)
     for row in rows:
@@ -145,6 +187,7 @@ def sessions_table(summaries: Iterable[SessionSummary]) -> Table:
             _text(row["session"]),
             Text(str(row["entries"])),
             Text(str(row["bytes"])),
+            Text(str(row["past_bytes"])),
             Text(row["last_write"] or "-"),
             Text(row["drops_at"] or "never"),
         )

@@ -179,6 +179,11 @@ def test_a_closed_pipe_ends_the_demo_quietly() -> None:
         # What to do next, not only what was wrong.
         (["watch", "s", "--since", "abc"], ("--since", "give a revision", "not 'abc'")),
         (["watch", "s", "--since", "-1"], ("--since", "give a revision", "not '-1'")),
+        (["inspect", "s", "--revision", "abc"], ("--revision", "give a revision", "not 'abc'")),
+        (["inspect", "s", "--revision", "-1"], ("--revision", "give a revision", "not '-1'")),
+        (["fork", "s", "t", "--revision", "x"], ("--revision", "give a revision", "not 'x'")),
+        (["history", "s", "k", "--limit", "0"], ("--limit", "a whole number >= 1", "not '0'")),
+        (["history", "s", "k", "--limit", "x"], ("--limit", "a whole number >= 1", "not 'x'")),
         (["sessions", "--backend", "redis://127.0.0.1:1/0"], "check that the server is running"),
     ],
 )
@@ -189,6 +194,7 @@ def test_bad_input_gives_one_line_and_status_2(
     for part in (message,) if isinstance(message, str) else message:
         assert part in line
     assert "_revision" not in line  # never an internal name
+    assert "_positive" not in line
 
 
 def test_a_bad_default_backend_is_one_line_too() -> None:

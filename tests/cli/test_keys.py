@@ -47,6 +47,39 @@ def sealed_session(redis_server: RedisServer) -> Iterator[str]:
     RedisBackend(redis_server.url).drop_session(session)
 
 
+def test_the_history_commands_open_a_sealed_sessions_past_with_the_ring_only(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    session, fork_id = f"cli-sealed-{uuid.uuid4().hex[:8]}", f"cli-fork-{uuid.uuid4().hex[:8]}"
+    with SharedContext(session, backend=url, keyring=RING, history_versions=4) as ctx:
+        first = ctx.set("profile", {"name": "Ada"}).revision
+        ctx.set("profile", {"name": "Grace"})
+    keys = f"k1:{KEY}"
+    versions = json.loads(run("history", session, "profile", "--backend", url, "--json",
+                              keys=keys).stdout)  # fmt: skip
+    assert [row["value"] for row in versions] == [{"name": "Grace"}, {"name": "Ada"}]
+    locked = run("history", session, "profile", "--backend", url, "--json")
+    assert locked.returncode == 0, locked.stderr
+    assert [row["value"] for row in json.loads(locked.stdout)] == ["(sealed)", "(sealed)"]
+    assert "Ada" not in run("history", session, "profile", "--backend", url).stdout
+    at = run("inspect", session, "--revision", str(first), "--backend", url, "--json", keys=keys)
+    assert [row["value"] for row in json.loads(at.stdout)] == [{"name": "Ada"}]
+    at_locked = run("inspect", session, "--revision", str(first), "--backend", url, "--json")
+    assert [row["value"] for row in json.loads(at_locked.stdout)] == ["(sealed)"]
+    refused = run("fork", session, fork_id, "--revision", str(first), "--backend", url)
+    assert refused.returncode == 2
+    assert "key ring" in one_error_line(refused)
+    forked = run("fork", session, fork_id, "--revision", str(first), "--backend", url, keys=keys)
+    assert forked.returncode == 0, forked.stderr
+    with SharedContext(fork_id, backend=url, keyring=RING) as fork:
+        assert fork.get("profile") == {"name": "Ada"}
+    backend = RedisBackend(url)
+    for name in (session, fork_id):
+        backend.drop_session(name)
+    backend.close()
+
+
 def test_keygen_prints_a_new_key_for_a_ring() -> None:
     first, second = run("keygen"), run("keygen")
     assert first.returncode == 0

@@ -799,3 +799,27 @@ async def test_an_async_graph_uses_the_store_through_compile(ctx: SharedContext)
     graph.add_edge("report", END)
     state = await graph.compile(store=SharedContextStore(ctx)).ainvoke({})
     assert state == {"report": ["a", "b"]}
+
+
+def test_history_is_reached_through_the_stores_context(make_context: ContextFactory) -> None:
+    store = SharedContextStore(make_context(history_versions=4))
+    namespace = ("users", "ada")
+    store.put(namespace, "profile", {"v": 1})
+    before = store.context.revision
+    store.put(namespace, "profile", {"v": 2})
+    key = store.key_for(namespace, "profile")
+    items = [store.to_item(entry) for entry in store.context.history(key)]
+    assert [item.value for item in items] == [{"v": 2}, {"v": 1}]
+    assert all(item.namespace == namespace and item.key == "profile" for item in items)
+    then = store.context.get_entry(key, revision=before)
+    assert then is not None
+    assert store.to_item(then).value == {"v": 1}
+    forked = SharedContextStore(
+        store.context.fork(f"{store.context.session_id}-fork", revision=before)
+    )
+    try:
+        found = forked.get(namespace, "profile")
+        assert found is not None
+        assert found.value == {"v": 1}
+    finally:
+        forked.context.destroy()

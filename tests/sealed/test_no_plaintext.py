@@ -1,6 +1,7 @@
 """No plaintext anywhere on the server: a sealed session's canary values, set,
-overwritten, deleted, expired, watched from another process and read back, leave no
-16-byte window of themselves in any key (``DUMP``, ``HGETALL``, ``XRANGE``), in the
+overwritten (kept as past versions, read back at a revision and forked), deleted,
+expired, watched from another process and read back, leave no 16-byte window of
+themselves in any key (``DUMP``, ``HGETALL``, ``XRANGE``), in the
 RDB file after ``SAVE``, in the AOF, or in ``MONITOR``'s output. The same run on a
 plain session, with other canaries, shows that the search finds them where they are.
 Then crypto-shredding: what ``destroy()`` leaves, and a backup made before it."""
@@ -127,7 +128,7 @@ def _workload(url: str, namespace: str, keyring: KeyRing | None, canaries: list[
     session = f"canary-{uuid.uuid4().hex[:8]}"
     backend = RedisBackend(url, namespace=namespace, keyring=keyring, purge_interval=0.1)
     env = {**os.environ, "SHAREDCTX_KEYS": os.environ.get("TEST_RING", "")}
-    with SharedContext(session, backend=backend) as ctx:
+    with SharedContext(session, backend=backend, history_versions=4) as ctx:
         ctx.set("created", 0)  # the session (and its data key) exists for the watcher
         watcher = None
         if keyring is not None:
@@ -153,6 +154,15 @@ def _workload(url: str, namespace: str, keyring: KeyRing | None, canaries: list[
         assert not ctx.has("expired")
         assert ctx.get("kept") == canaries[1]
         assert ctx.get_multiple([f"many:{n}" for n in range(4, len(canaries) - 1)])
+        # The past versions of "kept", read back every way history reads, and forked.
+        first = ctx.history("kept")[1]
+        assert first.value == canaries[0]
+        assert ctx.get("kept", revision=first.revision) == canaries[0]
+        at = ctx.revision  # (a snapshot reads back to the last removal)
+        ctx.set("kept", canaries[0])
+        assert ctx.snapshot(at).value("kept") == canaries[1]
+        with ctx.fork(f"{session}-fork", revision=at) as fork:
+            assert fork.get("kept") == canaries[1]
         if watcher is not None:
             assert watcher.stdout is not None
             seen = {watcher.stdout.readline().strip() for _ in canaries}
@@ -185,6 +195,12 @@ def test_no_16_byte_window_of_a_sealed_value_reaches_the_server(
     for place in ("RDB", "AOF", "MONITOR"):
         assert found_windows(found[place], plain) > 0, place
     assert any(found_windows(data, plain) for name, data in found.items() if "DUMP" in name)
+    # ... the history's past values and the fork's among them:
+    histories = [name for name in found if name.startswith("HGETALL") and ":history'" in name]
+    assert any("plain:" in name and found_windows(found[name], plain) for name in histories)
+    assert any("sealed:" in name for name in histories)
+    assert any("-fork}" in name and "plain:" in name for name in found)
+    assert any("-fork}" in name and "sealed:" in name for name in found)
     leaks = {name: hits for name, data in found.items() if (hits := found_windows(data, sealed))}
     assert leaks == {}
 

@@ -129,6 +129,37 @@ def test_a_sealed_session_without_a_key_ring_shows_metadata_and_never_a_value(
         assert sealed.keys() == ["k"]
 
 
+def test_a_context_without_the_ring_alone_on_a_sealed_session_reads_no_value(
+    place: Place, ring: KeyRing
+) -> None:
+    """Once every context with the ring is closed, the entries a memory session keeps
+    still name their writer's codec: a context without the ring reads through its
+    own, never through that one."""
+    session = _session()
+    with SharedContext(session, backend=place.backend(ring)) as sealed:
+        sealed.set("k", {"secret": 1})
+        keep = SharedContext(session, backend=place.backend(ring))
+    with (
+        SharedContext(session, backend=place.backend()) as plain,
+        pytest.raises(KeyUnavailableError),
+    ):
+        plain.get("k")
+    keep.close()  # the session (memory) lives on by its entry alone
+    with SharedContext(session, backend=place.backend()) as plain:
+        assert plain.get_entry("k").version == 1  # type: ignore[union-attr]
+        with pytest.raises(KeyUnavailableError):
+            plain.get("k")
+        [found] = plain.find_by_pattern("*")
+        with pytest.raises(KeyUnavailableError):
+            _ = found.value
+    other = KeyRing({"other": KeyRing.generate_key()})
+    with (
+        SharedContext(session, backend=place.backend(other)) as stranger,
+        pytest.raises(KeyUnavailableError),
+    ):
+        stranger.get("k")
+
+
 def test_a_ring_without_the_sessions_key_names_the_key_it_needs(place: Place) -> None:
     session = _session()
     old = KeyRing({"old": KeyRing.generate_key()})

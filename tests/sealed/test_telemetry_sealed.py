@@ -276,10 +276,19 @@ def _every_call(context: SharedContext, other: SharedContext, plain: SharedConte
     with pytest.raises(KeyUnavailableError):
         plain.rekey()
     plain.get_entry(CANARY_KEY)  # its metadata
+    at = context.history(CANARY_KEY)[-1].revision  # its past versions: set, then update
+    plain.history(CANARY_KEY)  # their metadata
+    with pytest.raises(KeyUnavailableError):
+        plain.get(CANARY_KEY, revision=at)
     context.rekey()
     context.rotate_data_key()
     asyncio.run(context.arotate_data_key())
     context.get(CANARY_KEY)
+    assert context.get(CANARY_KEY, revision=at) == CANARY_VALUE  # sealed again, opened
+    list(context.snapshot(at).export())
+    with context.fork(context.session_id + "-fork", revision=at) as forked:
+        assert forked.get(CANARY_KEY) == CANARY_VALUE
+        forked.destroy()
     for _ in range(4):
         watch.get(timeout=5)
     context.delete(CANARY_KEY)
@@ -297,7 +306,9 @@ def test_no_span_log_record_or_metric_of_a_sealed_session_holds_a_value_or_key_m
     session = _session()
     with (
         caplog.at_level(logging.DEBUG, logger="sharedctx"),
-        SharedContext(session, backend=place.backend(witness), telemetry=telemetry) as context,
+        SharedContext(
+            session, backend=place.backend(witness), telemetry=telemetry, history_versions=2
+        ) as context,
         SharedContext(session, backend=place.backend(witness), telemetry=telemetry) as other,
         SharedContext(session, backend=place.backend(), telemetry=telemetry) as plain,
     ):
@@ -316,7 +327,8 @@ def test_no_span_log_record_or_metric_of_a_sealed_session_holds_a_value_or_key_m
     recorded = "\n".join(parts)
 
     assert len(spans.finished()) > 20
-    assert {"rekey", "rotate_data_key"} <= {span.name for span in spans.finished()}
+    names = {span.name for span in spans.finished()}
+    assert {"rekey", "rotate_data_key", "history", "get_at", "snapshot", "fork"} <= names
     assert any("subscriber" in record.getMessage() for record in caplog.records)
     assert len(witness.data_keys) >= 3  # the first, one per rotation (and openers' offers)
     key_material = [ring_key, *_forms(base64.urlsafe_b64decode(ring_key))]

@@ -126,6 +126,85 @@ def test_entries_come_in_pages_filtered_by_pattern_and_tag(site: Site) -> None:
         assert answer.json()["error"]
 
 
+def history_context(site: Site, session: str, versions: int) -> SharedContext:
+    """A context that keeps ``versions`` past versions of each key, closed (and its
+    session destroyed) after the test."""
+    site.sessions.add(session)
+    context = SharedContext(session, backend=site.backend, history_versions=versions)
+    site.contexts.append(context)
+    return context
+
+
+def test_entries_at_a_past_revision_are_the_snapshot_paged_and_filtered(site: Site) -> None:
+    session = site.new_session()
+    context = history_context(site, session, 4)
+    for n in range(6):
+        context.set(f"mind:{n}", {"round": 1}, tags=["even"] if n % 2 == 0 else ["odd"])
+    then = context.revision
+    for n in range(6):
+        context.set(f"mind:{n}", {"round": 2})
+    context.set("later", 1)
+    latest = context.revision
+    base = f"/api/sessions/{segment(session)}/entries"
+    page = api(site, f"{base}?revision={then}&limit=4")
+    assert (page["revision"], page["latest"], page["past"]) == (then, latest, True)
+    assert page["count"] is None  # (it would read the whole snapshot)
+    assert [entry["key"] for entry in page["entries"]] == [f"mind:{n}" for n in range(4)]
+    assert {entry["value"]["round"] for entry in page["entries"]} == {1}
+    assert [entry["version"] for entry in page["entries"]] == [1] * 4
+    assert page["next"] == "mind:3"
+    rest = api(site, f"{base}?revision={then}&limit=4&after=mind:3")
+    assert [entry["key"] for entry in rest["entries"]] == ["mind:4", "mind:5"]
+    assert rest["next"] is None
+    tagged = api(site, f"{base}?revision={then}&tag=even&pattern=mind:*")
+    assert [entry["key"] for entry in tagged["entries"]] == ["mind:0", "mind:2", "mind:4"]
+    # (the live page is as before: the revision now, its count, not "past")
+    live = api(site, f"{base}?pattern=mind:*")
+    assert (live["revision"], live["latest"], live["past"], live["count"]) == (
+        latest, latest, False, 7
+    )  # fmt: skip
+    assert {entry["value"]["round"] for entry in live["entries"]} == {2}
+    one = f"/api/sessions/{segment(session)}/entry"
+    whole = api(site, f"{one}?key=mind:1&full=1&revision={then}")
+    assert (whole["entry"]["value"], whole["entry"]["version"]) == ({"round": 1}, 1)
+    absent = call(site.url, f"{one}?key=later&revision={then}")
+    assert absent.status == 404
+    assert f"at revision {then}" in absent.json()["error"]
+    for bad in (f"revision={latest + 1}", "revision=-1", "revision=x"):
+        for path in (f"{base}?{bad}", f"{one}?key=mind:1&{bad}"):
+            answer = call(site.url, path)
+            assert answer.status == 400, path
+            assert "revision" in answer.json()["error"]
+
+
+def test_a_revision_no_longer_kept_is_a_410_naming_the_oldest_one_kept(site: Site) -> None:
+    session = site.new_session()
+    context = history_context(site, session, 1)
+    first = context.set("k", 1).revision
+    kept = context.set("k", 2).revision
+    context.set("k", 3)  # version 1 is dropped: `first` is no longer kept
+    latest = context.revision
+    for path in (
+        f"/api/sessions/{segment(session)}/entries?revision={first}",
+        f"/api/sessions/{segment(session)}/entry?key=k&revision={first}",
+    ):
+        answer = call(site.url, path)
+        assert answer.status == 410, path
+        body = answer.json()
+        assert body["compacted"] == {"revision": first, "oldest": kept, "latest": latest}
+        assert f"oldest revision still readable is {kept}" in body["error"]
+    shown = api(site, f"/api/sessions/{segment(session)}/entries?revision={kept}")
+    assert [entry["value"] for entry in shown["entries"]] == [2]
+    # A session that keeps no history shows its current revision only.
+    plain = site.new_session()
+    without = site.context(plain)
+    without.set("k", 1)
+    without.set("k", 2)
+    answer = call(site.url, f"/api/sessions/{segment(plain)}/entries?revision=1")
+    assert answer.status == 410
+    assert answer.json()["compacted"] == {"revision": 1, "oldest": 2, "latest": 2}
+
+
 def test_one_entry_whole_or_as_a_preview(site: Site) -> None:
     session = site.new_session()
     context = site.context(session)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from sharedctx import InvalidArgumentError, KeyRing, MemoryBackend, SharedContext
 from sharedctx.web import WebServer, create_app
@@ -98,3 +98,32 @@ def test_the_page_shows_sealed_values_with_the_key_ring_and_sealed_without(
 def test_a_key_ring_goes_with_a_url_a_backend_object_takes_its_own() -> None:
     with pytest.raises(InvalidArgumentError, match="give a Backend object its own"):
         create_app(MemoryBackend(), keyring=RING)
+
+
+def test_a_past_revision_of_a_sealed_session_is_sealed_without_the_key_ring(
+    url: str, page: Page
+) -> None:
+    """The revision slider reads past versions through the app's key ring: their values
+    with it, ``(sealed)`` without it; never the value."""
+    session = f"web-sealed-{uuid.uuid4().hex[:8]}"
+    with SharedContext(session, backend=url, keyring=RING, history_versions=2) as context:
+        then = context.set("notes", {"text": SECRET}, source="intake").revision
+        context.set("notes", {"text": "later"}, source="review")
+        path = f"/api/sessions/{quote(session, safe='')}"
+        with (
+            WebServer(create_app(url, keyring=RING), port=0) as opened,
+            WebServer(create_app(url), port=0) as locked,
+        ):
+            shown = call(opened.url, f"{path}/entries?revision={then}").json()
+            assert [entry["value"] for entry in shown["entries"]] == [{"text": SECRET}]
+            for route in (f"entries?revision={then}", f"entry?key=notes&full=1&revision={then}"):
+                answer = call(locked.url, f"{path}/{route}")
+                assert answer.status == 200, answer.body
+                assert SECRET.encode() not in answer.body
+            [entry] = call(locked.url, f"{path}/entries?revision={then}").json()["entries"]
+            assert (entry["sealed"], entry["version"], entry["source"]) == (True, 1, "intake")
+            page.goto(f"{locked.url}sessions/{quote(session, safe='')}?revision={then}")
+            expect(page.locator("#entries")).to_have_attribute("data-shown", str(then))
+            assert row(page, "notes")["value"] == "(sealed)"
+            assert SECRET not in page.content()
+        context.destroy()

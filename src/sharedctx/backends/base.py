@@ -73,6 +73,8 @@ class SessionSummary(NamedTuple):
     None if never. Reads, sweeps and expiries never move it."""
     drops_at: datetime | None
     """When the backend drops the whole session, or None: not by itself."""
+    past_bytes: int = 0
+    """Bytes of the values of the past versions it keeps (``history_versions``)."""
 
 
 class StoreOptions(NamedTuple):
@@ -81,6 +83,12 @@ class StoreOptions(NamedTuple):
     max_entries: int | None = None
     """Most live entries (None: no limit)."""
     eviction: Eviction = "lru"
+    history_versions: int | None = None
+    """Past versions of each key to keep when this context overwrites it (None: the
+    backend's default)."""
+    history_retention: float | None = None
+    """Seconds a past version (or a removed key's record) is kept (None: the backend's
+    default)."""
 
 
 class Store(Protocol):

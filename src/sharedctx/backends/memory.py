@@ -23,7 +23,14 @@ index updates (never while encoding, decoding or running callbacks):
   popped, and the heap is rebuilt if they ever pile up. Every call first removes
   the entries that are due, so no read ever sees an expired entry; one shared
   timer (``_scheduler``) does the same when nothing calls;
-- ``history``: the last changes, for watches that start from a revision.
+- ``history``: the last changes, for watches that start from a revision;
+- the past versions of keys (``ctx.history``, reads at a revision, ``fork``), kept
+  only once a context with ``history_versions`` has opened it: ``past``, key -> its
+  past versions oldest first (at most ``history_versions`` each, each until its
+  deadline); ``removed``, key -> the revision of its last removal, for as long; a
+  heap ``aging`` of their deadlines; and two floors: below ``history_floor`` a key
+  of which nothing is kept is unknown, below ``snapshot_floor`` some key is. See
+  ``docs/guides/history.md`` for the rules (they are the same on Redis).
 """
 
 from __future__ import annotations
@@ -39,17 +46,21 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 from sortedcontainers import SortedList
 
 from sharedctx import _scheduler
+from sharedctx._checks import check_history_retention, check_history_versions
 from sharedctx._codec import Codec
 from sharedctx._errors import (
     CapacityError,
     ContextClosedError,
     ContextError,
+    HistoryCompactedError,
     InvalidArgumentError,
     KeyUnavailableError,
+    SessionExistsError,
     SessionLostError,
     VersionConflictError,
     WatchOverflowError,
@@ -76,8 +87,11 @@ class MemoryBackend:
     ``time.monotonic``). With another clock, entries expire when a call notices (or
     on ``purge_expired()``), not on a timer: that is for tests, which then never
     sleep. ``history``: how many of its last changes a session keeps, for watches
-    that start from a revision (``watch(since=...)``). One backend serves any number
-    of contexts; ``close()`` drops every session it holds.
+    that start from a revision (``watch(since=...)``). ``history_versions`` and
+    ``history_retention`` are the defaults of the contexts that do not set their own:
+    how many past versions of each key to keep (0: none) and for how many seconds (of
+    ``clock``). One backend serves any number of contexts; ``close()`` drops every
+    session it holds.
 
     ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): the
     sessions it opens are sealed (see ``docs/guides/sealed.md``). A session is sealed
@@ -94,6 +108,8 @@ class MemoryBackend:
         *,
         clock: Callable[[], float] | None = None,
         history: int = 10_000,
+        history_versions: int = 0,
+        history_retention: float = 60.0,
         keyring: KeyProvider | None = None,
     ) -> None:
         if clock is not None and not callable(clock):
@@ -107,6 +123,8 @@ class MemoryBackend:
             )
         self.clock = clock
         self.history = history
+        self.history_versions = check_history_versions(history_versions)
+        self.history_retention = check_history_retention(history_retention)
         self.keyring = keyring
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
@@ -118,7 +136,13 @@ class MemoryBackend:
         memory backend. Closing it closes this backend."""
         if keyring is self.keyring:
             return self
-        view = MemoryBackend(clock=self.clock, history=self.history, keyring=keyring)
+        view = MemoryBackend(
+            clock=self.clock,
+            history=self.history,
+            history_versions=self.history_versions,
+            history_retention=self.history_retention,
+            keyring=keyring,
+        )
         view._sessions, view._lock, view._origin = self._sessions, self._lock, self._origin
         return view
 
@@ -261,25 +285,39 @@ class _Session:
         self.hubs: tuple[EventHub, ...] = ()  # the handles' hubs, replaced whole
         self.timer: _scheduler.Timer | None = None
         self.dropped = False
+        # History (see the module docstring); nothing is kept until `tracking`.
+        self.tracking = False
+        self.past: dict[str, deque[_Past]] = {}
+        self.removed: dict[str, tuple[int, float]] = {}  # key -> (revision, deadline)
+        self.aging: list[tuple[float, int, str]] = []  # heap: (deadline, revision, key)
+        self.aging_limit = 1024  # its length above which it is rebuilt without stale items
+        self.history_floor = self.snapshot_floor = 0
+        self.past_count = self.past_bytes = 0
+        self.retention = backend.history_retention  # for removals made by the timer
+        # A fork's origin: (forked_from, forked_at, revision of its last event).
+        self.origin: tuple[str, int, int] | None = None
         # Sealed sessions: the data keys, wrapped (the sealing one first); none when
         # plain. What each key provider's handles know of them, shared by those.
         self.records: tuple[bytes, ...] = ()
         self.keys: dict[int, tuple[KeyProvider, SessionKeys]] = {}
-        self.mixed = False  # the handles read values with codecs that differ
+        self.mixed = False  # each handle reads values with its own codec (see regroup)
         self.codecs: tuple[Codec, ...] = ()  # each hub's handle's codec, if mixed
 
     # -- handles (the caller holds the lock) ------------------------------------------
 
     @property
     def exists(self) -> bool:
-        """Whether the session holds data or has changed since it began."""
-        return bool(self.entries) or self.revision > 0
+        """Whether the session holds data, has changed since it began, or was forked."""
+        return bool(self.entries) or self.revision > 0 or self.origin is not None
 
     def summary(self) -> SessionSummary:
         """Its size and lifetime (the caller holds the lock)."""
         size = sum(len(key) + len(entry.encoded or b"") for key, entry in self.entries.items())
         written = None if self.written is None else datetime.fromtimestamp(self.written, UTC)
-        return SessionSummary(self.session_id, len(self.entries), size, written, None)
+        self.drop_due_history(self.clock())
+        return SessionSummary(
+            self.session_id, len(self.entries), size, written, None, self.past_bytes
+        )
 
     @property
     def unused(self) -> bool:
@@ -306,13 +344,14 @@ class _Session:
         self.regroup()
 
     def regroup(self) -> None:
-        """Note the handles' hubs, and whether their codecs differ (then each reads
-        entries through its own: a context without the keys never reads through a
-        sealed codec of another's)."""
+        """Note the handles' hubs, and whether each must read entries through its own
+        codec: when their codecs differ, and always in a sealed session, whose entries
+        keep the codec of the handle that wrote them, which may be gone (a context
+        without the keys, or with other keys, never reads through another's)."""
         handles = list(self.handles)
         self.hubs = tuple(handle.hub for handle in handles)
         self.codecs = tuple(handle.codec for handle in handles)
-        self.mixed = len(set(self.codecs)) > 1
+        self.mixed = bool(self.records) or len(set(self.codecs)) > 1
 
     # -- sealing (the caller holds the lock) ------------------------------------------
 
@@ -343,6 +382,7 @@ class _Session:
         _, proposed = keys.sealing()
         assert proposed, "a session without a data key was written by a known one"
         self.records = (proposed,)
+        self.mixed = True  # (see regroup)
         keys.settle(proposed)
         self.alert()
 
@@ -386,10 +426,20 @@ class _Session:
             (revision, action, again(entry), traceparent)
             for revision, action, entry, traceparent in self.history
         ]
+        # The past versions too (the objects of the change log, mostly: sealed once).
+        past = {
+            key: deque(_Past(again(kept.entry), kept.deadline) for kept in versions)
+            for key, versions in self.past.items()
+        }
         for key, entry in entries.items():  # (all computed first: nothing half done)
             self.entries[key] = entry
         self.history.clear()
         self.history.extend(history)
+        for key, versions in past.items():
+            self.past_bytes += sum(kept.entry.size for kept in versions) - sum(
+                kept.entry.size for kept in self.past[key]
+            )
+            self.past[key] = versions
         self.records = (record,)
         keys.learn(self.records)
         self.alert()
@@ -411,6 +461,8 @@ class _Session:
         removed = entry.without_value()
         self.history.append((revision, action, removed, traceparent))
         key = entry.key
+        if self.tracking:
+            self.forget_past(key, revision)
         for hub in self.hubs:
             if hub.active and hub.wants(key):
                 event = ContextEvent(action, key, removed, self.session_id, revision, traceparent)
@@ -431,14 +483,16 @@ class _Session:
         deadlines, entries = self.deadlines, self.entries
         purged = 0
         while deadlines and deadlines[0][0] <= now:
-            _, key = heapq.heappop(deadlines)
+            deadline, key = heapq.heappop(deadlines)
             entry = entries.get(key)
             if entry is None or entry.deadline is None:
                 continue  # stale: the key is gone or lives forever now
-            if entry.deadline <= now:
+            if entry.deadline == deadline:
                 self.remove(entry, "expire")
                 purged += 1
-            else:  # its deadline moved later: come back then
+            elif entry.deadline > deadline:
+                # Its deadline moved later: come back then, so that expiries happen in
+                # the order of their deadlines (then keys), whatever the heap held.
                 heapq.heappush(deadlines, (entry.deadline, key))
         return purged
 
@@ -452,6 +506,10 @@ class _Session:
             ]
             heapq.heapify(deadlines)
         heapq.heappush(deadlines, (deadline, key))
+        self.wake_at(deadline)
+
+    def wake_at(self, deadline: float) -> None:
+        """Have the timer come by ``deadline`` (with active expiry)."""
         if self.active_expiry and (self.timer is None or deadline < self.timer.when):
             self.schedule(deadline)
 
@@ -465,9 +523,12 @@ class _Session:
             if self.dropped:
                 return
             self.timer = None
-            self.purge_due(self.clock())
-            if self.deadlines:
-                self.schedule(self.deadlines[0][0])
+            now = self.clock()
+            self.purge_due(now)
+            self.drop_due_history(now)
+            heads = [items[0][0] for items in (self.deadlines, self.aging) if items]
+            if heads:
+                self.schedule(min(heads))
             hubs = [hub for hub in self.hubs if hub.pending]
             unused = self.unused
         for hub in hubs:  # subscribers may be slow: not on the timer thread
@@ -510,7 +571,18 @@ class _Session:
         self.history.clear()
         self.revision = self.expired = self.evicted = 0
         self.written = None
+        self.tracking = False
+        for handle in self.handles:
+            handle.keep_history(False)
+        self.past.clear()
+        self.removed.clear()
+        self.aging.clear()
+        self.aging_limit = 1024
+        self.history_floor = self.snapshot_floor = 0
+        self.past_count = self.past_bytes = 0
+        self.origin = None
         self.records = ()  # the data key goes with the data: what was sealed is shredded
+        self.mixed = len(set(self.codecs)) > 1
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -519,6 +591,137 @@ class _Session:
         """Forget the session's data and its timer for good (the backend forgets it)."""
         self.dropped = True
         self.restart()
+
+    # -- history (the caller holds the lock) --------------------------------------------
+
+    def track(self, retention: float) -> None:
+        """Keep history from now on (a context with ``history_versions`` opened the
+        session): the session as it is now is known, its earlier states are not."""
+        self.tracking = True
+        self.history_floor = self.snapshot_floor = self.revision
+        self.retention = retention
+        for handle in self.handles:
+            handle.keep_history(True)
+
+    def retire(self, old: ContextEntry, revision: int, versions: int, deadline: float) -> None:
+        """``old`` was replaced at ``revision``: keep it as a past version until
+        ``deadline``, and at most ``versions`` of the key's."""
+        key = old.key
+        past = self.past.get(key)
+        if versions:
+            if past is None:
+                past = self.past[key] = deque()
+            past.append(_Past(old, deadline))
+            self.past_count += 1
+            self.past_bytes += old.size
+            self.age(deadline, old.revision, key)
+            if len(past) <= versions:
+                return  # nothing dropped
+        if past is not None:
+            while len(past) > versions:
+                dropped = past.popleft()
+                self.past_count -= 1
+                self.past_bytes -= dropped.entry.size
+            if not past:
+                del self.past[key]
+        # The key's oldest known state moved up: a snapshot below it is unknown.
+        oldest = past[0].entry.revision if past else revision
+        if oldest > self.snapshot_floor:
+            self.snapshot_floor = oldest
+
+    def forget_past(self, key: str, revision: int) -> None:
+        """``key`` was removed at ``revision``: its past versions go with it; the
+        removal itself is remembered for the retention time (so that the key reads as
+        absent after it, and as unknown before it)."""
+        now = self.clock()
+        if self.aging and self.aging[0][0] <= now:
+            self.drop_due_history(now)  # (a record of an earlier removal may be due)
+        past = self.past.pop(key, None)
+        if past is not None:
+            for kept in past:
+                self.dropped_past(kept)
+        deadline = now + self.retention
+        self.removed[key] = (revision, deadline)
+        self.age(deadline, revision, key)
+        self.snapshot_floor = max(self.snapshot_floor, revision)
+
+    def dropped_past(self, kept: _Past) -> None:
+        self.past_count -= 1
+        self.past_bytes -= kept.entry.size
+
+    def age(self, deadline: float, revision: int, key: str) -> None:
+        aging = self.aging
+        if len(aging) > self.aging_limit:  # mostly stale items: rebuild it
+            aging[:] = [
+                (kept.deadline, kept.entry.revision, name)
+                for name, past in self.past.items()
+                for kept in past
+            ] + [(dropped, removal, name) for name, (removal, dropped) in self.removed.items()]
+            heapq.heapify(aging)
+            self.aging_limit = 2 * len(aging) + 1024
+        heapq.heappush(aging, (deadline, revision, key))
+        if self.active_expiry and (self.timer is None or deadline < self.timer.when):
+            self.schedule(deadline)
+
+    def drop_due_history(self, now: float) -> None:
+        """Drop the past versions and removal records whose time is up (a version
+        goes with every older one of its key)."""
+        aging = self.aging
+        while aging and aging[0][0] <= now:
+            _, revision, key = heapq.heappop(aging)
+            removal = self.removed.get(key)
+            if removal is not None and removal[0] == revision:
+                del self.removed[key]
+                self.history_floor = max(self.history_floor, revision)
+                continue
+            past = self.past.get(key)
+            if not past or past[0].entry.revision > revision:
+                continue  # stale: dropped already
+            while past and past[0].entry.revision <= revision:
+                self.dropped_past(past.popleft())
+            live = self.entries.get(key)  # (None: it is being removed)
+            oldest = past[0].entry.revision if past else 0 if live is None else live.revision
+            self.snapshot_floor = max(self.snapshot_floor, oldest)
+            if not past:
+                del self.past[key]
+
+    def floor_of(self, key: str) -> int:
+        """The oldest revision at which the state of ``key`` is known."""
+        if not self.tracking:
+            return self.revision
+        past = self.past.get(key)
+        oldest = past[0].entry if past else self.entries.get(key)
+        removal = self.removed.get(key)
+        floor = self.history_floor if removal is None else max(self.history_floor, removal[0])
+        if oldest is None:
+            return floor
+        if oldest.version > 1:  # its earlier versions were dropped
+            return oldest.revision
+        return min(oldest.revision, floor)  # created then: absent before, back to floor
+
+    def entry_at(self, key: str, revision: int) -> ContextEntry | None:
+        """The entry of ``key`` just after ``revision`` (known: see :meth:`floor_of`)."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.revision <= revision:
+            return entry
+        for kept in reversed(self.past.get(key, ())):
+            if kept.entry.revision <= revision:
+                return kept.entry
+        return None
+
+    def check_revision(self, revision: int) -> None:
+        if revision > self.revision:
+            raise InvalidArgumentError(
+                f"revision={revision} is after session {self.session_id!r}'s last change, "
+                f"revision {self.revision}"
+            )
+
+
+class _Past(msgspec.Struct, frozen=True, gc=False):
+    """A past version of a key, kept until ``deadline`` (of the session's clock)."""
+
+    entry: ContextEntry
+    deadline: float
 
 
 class MemoryStore(InProcessStore):
@@ -544,7 +747,11 @@ class MemoryStore(InProcessStore):
         # value sealed before the data key changed.
         self._guard = provider is not None or bool(session.records)
         self.handlers = self.bind_handlers()
-        max_entries, eviction = options
+        max_entries, eviction = options.max_entries, options.eviction
+        backend = session.backend
+        versions, retention = options.history_versions, options.history_retention
+        self._history_versions = backend.history_versions if versions is None else versions
+        self._history_retention = backend.history_retention if retention is None else retention
         self._max_entries = max_entries
         self._reject = eviction == "reject"
         bounded = max_entries is not None
@@ -564,6 +771,10 @@ class MemoryStore(InProcessStore):
         self._hits = self._misses = 0
         self._calls = 0  # every call that reads or writes; for idle detection
         session.attach(self)  # the backend holds the session's lock
+        if session.tracking:
+            self.keep_history(True)
+        elif self._history_versions:
+            session.track(self._history_retention)
 
     def _codec_now(self) -> Codec:
         """The codec of this handle on the session as it is (the caller holds the lock)."""
@@ -739,7 +950,7 @@ class MemoryStore(InProcessStore):
     def _stats(self, operation: ops.Stats) -> ContextStats:
         session = self._session
         with self._lock:
-            self._begin()
+            session.drop_due_history(self._begin())
             stats = ContextStats(
                 entries=len(self._entries),
                 hits=self._hits,
@@ -748,6 +959,8 @@ class MemoryStore(InProcessStore):
                 evicted=session.evicted,
                 subscriptions=operation.subscriptions,
                 revision=session.revision,
+                past_versions=session.past_count,
+                past_bytes=session.past_bytes,
             )
         session.deliver()
         return stats
@@ -936,7 +1149,9 @@ class MemoryStore(InProcessStore):
             if self._alert:
                 self._check()
             self._calls += 1
-            purged = self._session.purge_due(self._clock())
+            now = self._clock()
+            purged = self._session.purge_due(now)
+            self._session.drop_due_history(now)
         self._session.deliver()
         return purged
 
@@ -945,7 +1160,8 @@ class MemoryStore(InProcessStore):
         session = self._session
         with self._lock:
             self._begin()
-            removed = list(self._entries.values())
+            entries = self._entries
+            removed = [entries[key] for key in session.index]  # in key order, as on Redis
             for entry in removed:
                 session.changed("delete", entry, operation.traceparent)
             session.reset()
@@ -962,6 +1178,148 @@ class MemoryStore(InProcessStore):
     def _release(self, operation: ops.Release) -> None:
         with self._lock:
             self._begin()
+
+    # -- history -------------------------------------------------------------------
+
+    def keep_history(self, keeping: bool) -> None:
+        """Make this handle's writes keep what they replace, or not: the session
+        starts or stops keeping history (it holds the lock). The handle becomes a
+        :class:`_KeepingStore`, whose ``_put`` does; so a write in a session without
+        history costs what it did before history existed."""
+        self.__class__ = _KeepingStore if keeping else MemoryStore
+
+    def _retire(self, old: ContextEntry, revision: int, now: float) -> None:
+        session = self._session
+        if session.aging and session.aging[0][0] <= now:
+            session.drop_due_history(now)
+        session.retention = self._history_retention
+        session.retire(old, revision, self._history_versions, now + self._history_retention)
+
+    @handles(ops.History)
+    def _history(self, operation: ops.History) -> list[ContextEntry]:
+        key, session = operation.key, self._session
+        with self._lock:
+            session.drop_due_history(self._begin())
+            live = self._entries.get(key)
+            found = [] if live is None else [live]
+            found += [kept.entry for kept in reversed(session.past.get(key, ()))]
+            found = found[: operation.limit]
+            if session.mixed:
+                found = [self._own(entry) for entry in found]
+        session.deliver()
+        return found
+
+    @handles(ops.GetAt)
+    def _get_at(self, operation: ops.GetAt) -> ContextEntry | None:
+        key, revision, session = operation.key, operation.revision, self._session
+        with self._lock:
+            session.drop_due_history(self._begin())
+            session.check_revision(revision)
+            floor = session.floor_of(key)
+            if revision < floor:
+                raise HistoryCompactedError(self.session_id, revision, floor, key)
+            entry = session.entry_at(key, revision)
+            if entry is not None and session.mixed:
+                entry = self._own(entry)
+        session.deliver()
+        return entry
+
+    @handles(ops.FindAt)
+    def _find_at(self, operation: ops.FindAt) -> tuple[int, list[ContextEntry]]:
+        session, tag, limit = self._session, operation.tag, operation.page.limit
+        with self._lock:
+            session.drop_due_history(self._begin())
+            revision = session.revision if operation.revision is None else operation.revision
+            session.check_revision(revision)
+            floor = session.snapshot_floor if session.tracking else session.revision
+            if revision < floor:
+                raise HistoryCompactedError(self.session_id, revision, floor)
+            found: list[ContextEntry] = []
+            # Every key of the session then is live now: a removal since would have
+            # raised the floor above `revision`.
+            for key in self._matching(operation.glob, operation.page.after):
+                entry = session.entry_at(key, revision)
+                if entry is None or (tag is not None and tag not in entry.tags):
+                    continue
+                found.append(entry)
+                if len(found) == limit:
+                    break
+            if session.mixed:
+                found = [self._own(entry) for entry in found]
+        session.deliver()
+        return revision, found
+
+    @handles(ops.Fork)
+    def _fork(self, operation: ops.Fork) -> int:
+        session = self._session
+        with self._lock:
+            now = self._begin()
+            if session.exists:
+                raise SessionExistsError(
+                    f"session {self.session_id!r} already exists: a fork needs a new id"
+                )
+            wall = _wall()
+            entries = [
+                entry
+                for entry in operation.entries
+                if entry.expires is None or entry.expires > wall
+            ]
+            if self._max_entries is not None and len(entries) > self._max_entries:
+                raise CapacityError(
+                    f"context {self.session_id!r} holds at most {self._max_entries} entries: "
+                    f"no room for the {len(entries)} of the fork"
+                )
+            if entries and self._guard:
+                entries = self._sealed_fork(entries)
+            origin = operation.forked_from, operation.forked_at
+            for given in entries:
+                self._put_forked(given, now, wall, origin)
+            session.origin = (*origin, session.revision)
+            session.written = wall
+        session.deliver()
+        return session.revision
+
+    def _sealed_fork(self, entries: list[ContextEntry]) -> list[ContextEntry]:
+        """The entries of a fork into a sealed session, sealed by the data key its
+        handle proposes, which the new session takes with them (as a first write's)."""
+        keys = self._sealing_keys
+        assert keys is not None, "a session that does not exist has no data key to guard"
+        sealing = keys.sealing()[0]
+        sealed = []
+        for entry in entries:
+            assert entry.encoded is not None
+            data = keys.reseal(entry.key, entry.encoded, sealing)
+            sealed.append(entry if data is entry.encoded else replace(entry, encoded=data))
+        self._session.adopt(keys)
+        return sealed
+
+    def _put_forked(
+        self, given: ContextEntry, now: float, wall: float, origin: tuple[str, int]
+    ) -> None:
+        session = self._session
+        session.revision = revision = session.revision + 1
+        key = given.key
+        deadline = None if given.expires is None else now + (given.expires - wall)
+        entry = replace(given, revision=revision, deadline=deadline, codec=self.codec)
+        self._entries[key] = entry
+        session.index.add(key)
+        session.tags.add(key, entry.tags)
+        if deadline is not None:
+            session.add_deadline(deadline, key)
+        session.history.append((revision, "set", entry, None))
+        forked_from, forked_at = origin
+        for hub in session.hubs:
+            if hub.active and hub.wants(key):
+                event = ContextEvent(
+                    "set",
+                    key,
+                    entry,
+                    self.session_id,
+                    revision,
+                    forked_from=forked_from,
+                    forked_at=forked_at,
+                )
+                hub.enqueue(event)
 
     # -- sealed sessions ---------------------------------------------------------
 
@@ -1025,11 +1383,26 @@ class MemoryStore(InProcessStore):
                 entry = entry.without_value()
             elif session.mixed:
                 entry = self._own(entry)
-            replayed.append(
-                ContextEvent(action, entry.key, entry, self.session_id, revision, traceparent)
-            )
+            replayed.append(self._replayed(action, entry, revision, traceparent))
         for event in reversed(replayed):
             self.hub.enqueue(event, only=subscription)
+
+    def _replayed(
+        self, action: Action, entry: ContextEntry, revision: int, traceparent: str | None
+    ) -> ContextEvent:
+        origin = self._session.origin
+        if origin is not None and revision <= origin[2]:  # an event of the fork
+            return ContextEvent(
+                action,
+                entry.key,
+                entry,
+                self.session_id,
+                revision,
+                traceparent,
+                forked_from=origin[0],
+                forked_at=origin[1],
+            )
+        return ContextEvent(action, entry.key, entry, self.session_id, revision, traceparent)
 
     @handles(ops.Unsubscribe)
     def _unsubscribe(self, operation: ops.Unsubscribe) -> bool:
@@ -1064,6 +1437,9 @@ class MemoryStore(InProcessStore):
         """Another handle destroyed the session: tell this one's subscriptions, and
         make its next call raise ``SessionLostError`` (once; it goes on empty)."""
         error = self._lost_error()
+        with self._lock:  # it goes on with the session empty: and keeps its history
+            if self._history_versions and not self._session.tracking:
+                self._session.track(self._history_retention)
         self._lost = self._alert = True
         self.hub.restart()
         self.hub.fail_all(error)
@@ -1103,6 +1479,22 @@ class MemoryStore(InProcessStore):
         if deadlines and deadlines[0][0] <= now:
             self._session.purge_due(now)
         return now
+
+
+class _KeepingStore(MemoryStore):
+    """A handle on a session that keeps history (see :meth:`MemoryStore.keep_history`)."""
+
+    def _put(
+        self,
+        write: ops.Write,
+        old: ContextEntry | None,
+        now: float,
+        wall: float,
+        traced: str | None = None,
+    ) -> ContextEntry:
+        if old is not None:  # it becomes a past version, before the entry replaces it
+            self._retire(old, self._session.revision + 1, now)
+        return super()._put(write, old, now, wall, traced)
 
 
 _SHARED = MemoryBackend()

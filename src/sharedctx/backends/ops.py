@@ -37,9 +37,13 @@ __all__ = [
     "Destroy",
     "Expire",
     "Find",
+    "FindAt",
     "FindTag",
+    "Fork",
     "Get",
+    "GetAt",
     "GetMany",
+    "History",
     "Keys",
     "Lease",
     "Operation",
@@ -160,6 +164,66 @@ class Tags(Operation["dict[str, int]"], frozen=True):
     """Each tag that live entries carry, with how many carry it, sorted by tag."""
 
     name = "tags"
+
+
+# -- history ---------------------------------------------------------------------------
+
+
+class History(Operation["list[ContextEntry]"], frozen=True):
+    """The kept versions of ``key``, newest first: the live entry (if any), then its
+    past versions; at most ``limit`` (None: all). Not a read (no stats, no recency)."""
+
+    name = "history"
+    key: str
+    limit: int | None = None
+
+
+class GetAt(Operation["ContextEntry | None"], frozen=True):
+    """The entry of ``key`` as it was just after ``revision`` (None: absent then).
+
+    Raises ``InvalidArgumentError`` if ``revision`` is after the session's last
+    change, and ``HistoryCompactedError`` (with the oldest revision still readable for
+    the key) if the key's state then is no longer kept. Not a read (no stats).
+    """
+
+    name = "get_at"
+    key: str
+    revision: int
+
+
+class FindAt(Operation["tuple[int, list[ContextEntry]]"], frozen=True):
+    """The entries of the session as it was just after ``revision`` (None: now),
+    whose key matches ``glob`` and, if ``tag`` is given, that carried ``tag``; sorted
+    by key and paged by ``page``. Returns the revision read and the entries.
+
+    Raises as :class:`GetAt` does, for the session as a whole (``key`` None in the
+    ``HistoryCompactedError``): the oldest revision at which every key is readable.
+    """
+
+    name = "snapshot"
+    revision: int | None
+    glob: Glob
+    tag: str | None = None
+    page: Page = ALL
+
+
+class Fork(Operation[int], frozen=True):
+    """Make this store's session, which must not exist yet, hold ``entries`` (as
+    another session held them at its revision ``forked_at``), in one atomic step.
+
+    Each entry keeps its key, value (``encoded``, already in this store's codec),
+    version, source, tags, times and expiry; an entry expired by now is not copied.
+    Each gets the session's next revision, with a ``set`` event that carries
+    ``forked_from`` and ``forked_at``. Raises ``SessionExistsError`` (changing
+    nothing) if the session holds data or has changed, and ``CapacityError`` if the
+    entries are more than its ``max_entries``. Returns the session's revision.
+    """
+
+    name = "fork"
+    writes = True
+    entries: tuple[ContextEntry, ...]
+    forked_from: str
+    forked_at: int
 
 
 class Count(Operation[int], frozen=True):
@@ -363,9 +427,10 @@ class RotateDataKey(Operation[int], frozen=True):
 
 OPERATIONS: frozenset[type[Operation[Any]]] = frozenset(
     {
-        Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindTag,
-        Get, GetMany, Keys, PurgeExpired, ReadWithRevision, Rekey, Release, Revision,
-        RotateDataKey, Stats, Subscribe, Tags, TakeLease, Unsubscribe, Write, WriteMany,
+        Activity, Clear, Close, Contains, Count, Delete, Destroy, Expire, Find, FindAt,
+        FindTag, Fork, Get, GetAt, GetMany, History, Keys, PurgeExpired, ReadWithRevision,
+        Rekey, Release, Revision, RotateDataKey, Stats, Subscribe, Tags, TakeLease,
+        Unsubscribe, Write, WriteMany,
     }
 )  # fmt: skip
 """Every operation a context makes: what a complete backend handles."""

@@ -6,6 +6,9 @@
     sharedctx delete SESSION --backend URL [--yes]
     sharedctx prune --backend URL [--yes]
     sharedctx inspect SESSION [PATTERN] --backend URL [--json] [--schema MODULE:CLASS]
+                      [--revision REV]
+    sharedctx history SESSION KEY --backend URL [--limit N] [--json]
+    sharedctx fork SESSION NEW --backend URL [--revision REV]
     sharedctx watch SESSION [PATTERN] --backend URL [--json] [--since REV]
     sharedctx export SESSION [PATTERN] --backend URL > run.jsonl
     sharedctx import SESSION --backend URL [--overwrite] < run.jsonl
@@ -50,6 +53,7 @@ from sharedctx import (
     printable,
 )
 from sharedctx.backends import Backend, open_backend
+from sharedctx.cli import _history as history
 from sharedctx.cli import _keys
 from sharedctx.cli._serve import add_serve_command
 
@@ -191,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE:CLASS",
         help="report the entries that do not fit the typed keys of this Schema subclass",
     )
+    history.register(commands, inspect, _existing_session, _backend_option)
     watch = _session_command(commands, "watch", "tail a session's events until Ctrl-C", _watch)
     watch.add_argument("--json", action="store_true", help="print one JSON object per event")
     watch.add_argument(

@@ -16,8 +16,9 @@ runs one test mixin over every cache::
 
 Every test then runs against it: reads and writes, values and snapshots, versions,
 TTLs, queries and pages, capacity and eviction, events, watches and waits (also
-from a revision), export and import, the asyncio twins, concurrency, and a
-hypothesis state machine that compares the store with a dict model. The tests use
+from a revision), export and import, the asyncio twins, concurrency, history (past
+versions, reads at a revision, snapshots, forks), and hypothesis state machines that
+compare the store with a dict model and with a model of every version. The tests use
 only sharedctx's public API through ``SharedContext(..., backend=backend)``. It
 needs pytest, pytest-asyncio and hypothesis (``pip install 'sharedctx[testing]'``).
 sharedctx runs it on its own backends (memory, Redis, Redis Cluster and a third one
@@ -33,6 +34,7 @@ from sharedctx.testing._context import ContextTests
 from sharedctx.testing._events import EventTests
 from sharedctx.testing._expiry import ExpiryTests
 from sharedctx.testing._export import ExportTests
+from sharedctx.testing._history import HistoryMachine, HistoryTests
 from sharedctx.testing._model import ModelTests, StoreMachine
 from sharedctx.testing._revisions import RevisionTests
 from sharedctx.testing._values import ValueTests
@@ -48,6 +50,8 @@ __all__ = [
     "ExpiryTests",
     "ExportTests",
     "FakeClock",
+    "HistoryMachine",
+    "HistoryTests",
     "ModelTests",
     "RevisionTests",
     "StoreMachine",
@@ -68,5 +72,6 @@ class BackendSuite(
     AsyncTests,
     ConcurrencyTests,
     ModelTests,
+    HistoryTests,
 ):
     """Every suite of the kit: subclass it and give it a ``backend`` fixture."""

@@ -78,9 +78,13 @@ class StoreMachine(RuleBasedStateMachine):
 
     def purge(self) -> int:
         due = [key for key, item in self.model.items() if _due(item, self.clock.now)]
-        for key in due:
-            del self.model[key]
+        for key in sorted(due, key=lambda key: (self.model[key].deadline, key)):
+            self.removed(key, "expire")  # in the order of their deadlines, then keys
         return len(due)
+
+    def removed(self, key: str, action: str) -> None:
+        """``key`` was removed (``"delete"``, ``"expire"`` or ``"evict"``)."""
+        del self.model[key]
 
     def touch(self, key: str) -> None:
         self.model.move_to_end(key)
@@ -100,7 +104,7 @@ class StoreMachine(RuleBasedStateMachine):
             return False
         victims = [key for key in self.model if key not in batch][: max(overflow, 0)]
         for key in victims:
-            del self.model[key]
+            self.removed(key, "evict")
         return True
 
     # -- rules -----------------------------------------------------------------------
@@ -150,7 +154,10 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(key=KEYS)
     def delete(self, key: str) -> None:
         self.purge()
-        assert self.ctx.delete(key) is (self.model.pop(key, None) is not None)
+        found = key in self.model
+        assert self.ctx.delete(key) is found
+        if found:
+            self.removed(key, "delete")
 
     @rule(key=KEYS, ttl=TTLS)
     def expire(self, key: str, ttl: int | None) -> None:
@@ -220,7 +227,8 @@ class StoreMachine(RuleBasedStateMachine):
     def clear(self) -> None:
         self.purge()
         assert self.ctx.clear() == len(self.model)
-        self.model.clear()
+        for key in sorted(self.model):  # in key order
+            self.removed(key, "delete")
 
     @invariant()
     def same_live_keys(self) -> None:

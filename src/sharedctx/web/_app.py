@@ -8,8 +8,12 @@ raw path, so that an id holding ``/``, ``?``, ``%`` or any other character is it
 - ``GET /api/config``: what the page needs to know (writes allowed, CSRF token)
 - ``GET /api/sessions``: every session, with its revision and its rate of changes
 - ``GET /api/sessions/{id}``: one session
-- ``GET /api/sessions/{id}/entries?pattern=&tag=&limit=&after=``: a page of entries
-- ``GET /api/sessions/{id}/entry?key=K[&full=1]``: one entry (its whole value with full)
+- ``GET /api/sessions/{id}/entries?pattern=&tag=&limit=&after=[&revision=REV]``: a
+  page of entries (with ``revision``: as the session was just after REV, read from its
+  history by ``snapshot``; a revision it no longer keeps is a 410 naming the oldest
+  one it does, a revision after its last a 400)
+- ``GET /api/sessions/{id}/entry?key=K[&full=1][&revision=REV]``: one entry (its whole
+  value with full; as it was at REV with revision)
 - ``GET /api/sessions/{id}/tags``: the tags of the live entries, with their counts
 - ``GET /api/sessions/{id}/events?since=REV[&follow=0]``: the changes, as SSE
 - ``PUT /api/sessions/{id}/entry?key=K`` (only with ``allow_writes``): set a value
@@ -43,7 +47,9 @@ from starlette.types import Receive, Scope, Send
 from sharedctx import (
     KEEP_TTL,
     BackendUnavailableError,
+    ContextEntry,
     ContextError,
+    HistoryCompactedError,
     InvalidArgumentError,
     KeyProvider,
     SharedContext,
@@ -284,33 +290,41 @@ class _View:
         tag = query.get("tag") or None
         after = query.get("after") or None
         limit = _integer(query.get("limit"), "limit", DEFAULT_LIMIT, least=1, most=MAX_LIMIT)
+        at = _integer(query.get("revision"), "revision", None, least=0)
         try:
             glob = compile_glob(pattern)
         except ContextError as exc:
             raise BadRequest(str(exc)) from None
         async with self._context(session_id) as context:
-            revision = await context.arevision()
+            latest = await context.arevision()
+            # The session as it is, or as it was at `at` (a snapshot: the same queries).
+            source: Any = context if at is None else await context.asnapshot(at)
             try:
                 if tag is None:
-                    found = await context.afind_by_pattern(pattern, limit=limit + 1, after=after)
+                    found = await source.afind_by_pattern(pattern, limit=limit + 1, after=after)
                 else:
                     found = []
                     cursor = after
                     while len(found) <= limit:
-                        page = await context.afind_by_tag(tag, limit=limit + 1, after=cursor)
+                        page = await source.afind_by_tag(tag, limit=limit + 1, after=cursor)
                         found += [entry for entry in page if glob.match(entry.key)]
                         if len(page) <= limit:
                             break
                         cursor = page[-1].key
+            except HistoryCompactedError as exc:
+                return _compacted(exc, latest)
             except ContextError as exc:
                 raise BadRequest(str(exc)) from None
-            count = await context.acount()
+            # (A past revision's count would read the whole snapshot: not per page.)
+            count = await context.acount() if at is None else None
         more = len(found) > limit
         found = found[:limit]
         return JSONResponse(
             {
                 "session": session_id,
-                "revision": revision,
+                "revision": latest if at is None else at,
+                "latest": latest,
+                "past": at is not None,
                 "count": count,
                 "now": _now(),
                 "entries": [entry_row(entry) for entry in found],
@@ -321,10 +335,21 @@ class _View:
     async def entry(self, request: Request, session_id: str) -> Response:
         key = _key(request)
         full = request.query_params.get("full") in ("1", "true", "yes")
+        at = _integer(request.query_params.get("revision"), "revision", None, least=0)
+        found: ContextEntry | None
         async with self._context(session_id) as context:
-            found = await context.aget_entry(key)
+            if at is None:
+                found = await context.aget_entry(key)
+            else:
+                try:
+                    found = await context.aget_entry(key, revision=at)
+                except HistoryCompactedError as exc:
+                    return _compacted(exc, await context.arevision())
+                except InvalidArgumentError as exc:
+                    raise BadRequest(str(exc)) from None
         if found is None:
-            raise NotFound(f"no entry {key!r} in session {session_id!r}")
+            when = "" if at is None else f" at revision {at}"
+            raise NotFound(f"no entry {key!r} in session {session_id!r}{when}")
         return JSONResponse({"now": _now(), "entry": entry_row(found, full=full)})
 
     async def tags(self, request: Request, session_id: str) -> Response:
@@ -424,6 +449,18 @@ class _Streaming(Response):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.stream(scope, receive, send)
+
+
+def _compacted(error: HistoryCompactedError, latest: int) -> Response:
+    """A revision the session no longer keeps: 410, with the oldest one it does (the
+    page offers to show that one instead)."""
+    return JSONResponse(
+        {
+            "error": str(error),
+            "compacted": {"revision": error.revision, "oldest": error.oldest, "latest": latest},
+        },
+        status_code=410,
+    )
 
 
 def _conflict(key: str, if_version: int, current: Any) -> Response:

@@ -134,6 +134,28 @@ def test_an_overwritten_value_stays_only_for_the_event_retention(
     backend.close()
 
 
+@pytest.mark.parametrize("first", ["open", "delete"])
+def test_an_overwritten_value_of_an_abandoned_session_goes_after_the_event_retention(
+    server: RedisServer, admin: redis.Redis, first: str
+) -> None:
+    """Without any sweep: the stream and its values expire on the server, even when
+    they were made after the session's keys last had their expiry moved (the open, or
+    a first change without a value, just before)."""
+    secret = secret_value()
+    backend = RedisBackend(server.url, event_retention=0.3, purge_interval=3600)
+    ctx = SharedContext(new_session(), backend=backend)
+    if first == "delete":
+        ctx.set("gone", 1)
+        ctx.delete("gone")  # the values hash is emptied, so gone, in between
+    ctx.set("k", secret)
+    ctx.set("k", "public")
+    assert holds(admin, secret)
+    time.sleep(0.45)
+    assert not holds(admin, secret)
+    ctx.destroy()
+    backend.close()
+
+
 def test_every_value_a_key_held_goes_with_it_and_no_other(
     server: RedisServer, admin: redis.Redis
 ) -> None:

@@ -57,7 +57,7 @@ def test_other_keys_are_not_taken_for_sessions(key: bytes) -> None:
 
 
 def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> None:
-    settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0)
+    settings = protocol.Settings(100, None, "lru", 30.0, 60.0, 120.0, 8, 90.0)
     names = keys.session_keys("ns", "s")
     prefix = protocol.prefix(b"lib", names, settings)
     write = protocol.Write(Write("k", b"\x01", 2.5, None, ("a", "b"), 3, "h"), None, "s")
@@ -78,7 +78,7 @@ def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> No
         "a",
         "b",
     ]
-    settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000"]
+    settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000", b"8", b"90000"]
     expected = protocol.pack(b"FCALL", b"lib", len(names), *names, *settings_args, *plain)
     assert prefix.command(argv) == expected
     assert prefix.route == names[0]

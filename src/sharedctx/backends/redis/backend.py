@@ -19,6 +19,7 @@ import redis
 import redis.asyncio
 
 from sharedctx import steps
+from sharedctx._checks import check_history_retention, check_history_versions
 from sharedctx._codec import MSGPACK, Codec
 from sharedctx._errors import BackendUnavailableError, ContextError, InvalidArgumentError
 from sharedctx._events import EventHub
@@ -57,6 +58,10 @@ class RedisBackend:
       what must not be kept.
     - ``lease_ttl``: how long a ``get_or_set`` lease lives without renewal (another
       process takes over a dead holder's work after it).
+    - ``history_versions`` and ``history_retention``: the defaults of the contexts
+      that do not set their own: how many past versions of each key to keep (0: none)
+      and for how many seconds (None: ``event_retention``). See
+      ``docs/guides/history.md``.
     - ``keyring``: a :class:`~sharedctx.KeyRing` (or another ``KeyProvider``): every
       session it opens is sealed, its values encrypted in this process before they
       are sent (see ``docs/guides/sealed.md``).
@@ -76,6 +81,8 @@ class RedisBackend:
         purge_interval: float = 0.5,
         lease_ttl: float = 10.0,
         durability: str = "primary",
+        history_versions: int = 0,
+        history_retention: float | None = None,
         keyring: KeyProvider | None = None,
         **client_options: Any,
     ) -> None:
@@ -98,6 +105,12 @@ class RedisBackend:
         self.session_ttl = None if session_ttl is None else _positive(session_ttl, "session_ttl")
         self.purge_interval = _positive(purge_interval, "purge_interval")
         self.lease_ttl = _positive(lease_ttl, "lease_ttl")
+        self.history_versions = check_history_versions(history_versions)
+        self.history_retention = (
+            self.event_retention
+            if history_retention is None
+            else check_history_retention(history_retention)
+        )
         if durability not in ("primary", "replicated"):
             raise InvalidArgumentError(
                 f"durability must be 'primary' or 'replicated', not {durability!r}"
@@ -145,6 +158,8 @@ class RedisBackend:
             session_ttl=self.session_ttl,
             request_window=self.request_window,
             lease_ttl=self.lease_ttl,
+            history_versions=self.history_versions,
+            history_retention=self.history_retention,
         )
         self.registry = Sessions(self.caller, settings, self.purge_interval, keyring)
         self._admin_prefix = settings.for_store(StoreOptions())
@@ -204,7 +219,7 @@ class RedisBackend:
             pipe.time()
             pipe.exists(meta)
             pipe.hlen(entries)
-            pipe.hmget(meta, "bytes", "written")
+            pipe.hmget(meta, "bytes", "written", "hbytes")
             pipe.pttl(meta)
             pipe.zcount(deadlines, "-inf", "+inf")
             replies: list[Any] = pipe.execute()
@@ -217,7 +232,7 @@ class RedisBackend:
         replies = self.caller.command(summarize, meta)
         if not replies[1]:
             return None
-        (seconds, micros), _, stored, (size, written), pttl, _, expired = replies
+        (seconds, micros), _, stored, (size, written, past), pttl, _, expired = replies
         now_ms = seconds * 1000 + micros // 1000
         return SessionSummary(
             session_id,
@@ -225,6 +240,7 @@ class RedisBackend:
             int(size or 0),
             _time(int(written)) if written is not None else None,
             _time(now_ms + pttl) if pttl >= 0 else None,
+            int(past or 0),
         )
 
     def session_summaries(self) -> list[SessionSummary]:

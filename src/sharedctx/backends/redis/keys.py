@@ -13,7 +13,7 @@ __all__ = ["SUFFIXES", "meta_pattern", "session_keys", "session_of_meta_key"]
 
 SUFFIXES = (
     "meta", "entries", "index", "deadlines", "recency", "tags", "events", "values",
-    "requests", "leases", "channel",
+    "requests", "leases", "history", "aging", "channel",
 )  # fmt: skip
 """The last parts of a session's keys, in the order the script takes them; the last
 one names the session's sharded pub/sub channel (not a key)."""

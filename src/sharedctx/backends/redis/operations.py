@@ -20,7 +20,13 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 
 from sharedctx._codec import Codec
-from sharedctx._errors import CapacityError, VersionConflictError
+from sharedctx._errors import (
+    CapacityError,
+    HistoryCompactedError,
+    InvalidArgumentError,
+    SessionExistsError,
+    VersionConflictError,
+)
 from sharedctx._glob import Glob
 from sharedctx._sealed import SessionKeys, sealed_key_id
 from sharedctx._types import ContextEntry, ContextEvent, ContextStats, KeepTTL
@@ -39,6 +45,7 @@ __all__ = [
     "changes_of_message",
     "event_of",
     "find",
+    "find_at",
     "find_with_revision",
     "matching_keys",
     "pack",
@@ -73,9 +80,11 @@ class Settings(NamedTuple):
     session_ttl: float | None
     event_retention: float
     request_window: float
+    history_versions: int = 0
+    history_retention: float = 60.0
 
     def arguments(self) -> list[bytes]:
-        """Arguments 1 to 6 of every call."""
+        """Arguments 1 to 8 of every call."""
         return [
             b"%d" % self.stream_max_len,
             b"%d" % (-1 if self.max_entries is None else self.max_entries),
@@ -83,6 +92,8 @@ class Settings(NamedTuple):
             b"%d" % (-1 if self.session_ttl is None else _ms(self.session_ttl)),
             b"%d" % _ms(self.event_retention),
             b"%d" % _ms(self.request_window),
+            b"%d" % self.history_versions,
+            b"%d" % _ms(self.history_retention),
         ]
 
 
@@ -140,9 +151,10 @@ def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
 def arguments(
     operation: Operation[Any], epoch: str, since: int, request: bytes, key_id: bytes = b""
 ) -> list[Any]:
-    """The arguments of one call after the store's prefix (7 on in ``ARGV``): a traced
-    write's request id is followed by a space and its traceparent; ``key_id``: the data
-    key the client seals with (b"": none)."""
+    """The arguments of one call after the store's prefix (9 on in ``ARGV``: the
+    operation, the epoch, ``since``, the request id, the data key, then the operation's
+    own, from 14 on): a traced write's request id is followed by a space and its
+    traceparent; ``key_id``: the data key the client seals with (b"": none)."""
     traceparent = operation.traceparent
     if traceparent is not None:
         request += b" " + traceparent.encode()
@@ -275,12 +287,34 @@ def change_of_reply(event: list[bytes]) -> Change:
     return int(revision), action, key, packed, value, traceparent.decode()
 
 
+_FORKED = 0x9A
+"""The first byte of a fork's event metadata: a msgpack array of 10 (the entry's 8,
+then the session forked from and its revision)."""
+
+
 def event_of(session_id: str, change: Change, codec: Codec) -> ContextEvent:
     """The event of a change."""
     revision, action, raw_key, packed, value, traceparent = change
     key = raw_key.decode()
+    if packed[0] == _FORKED:
+        meta = _decode_meta(packed)
+        entry = entry_of(key, value, msgspec.msgpack.encode(meta[:8]), codec)
+        return ContextEvent(
+            action.decode(),  # type: ignore[arg-type]
+            key,
+            entry,
+            session_id,
+            revision,
+            traceparent,
+            forked_from=_text(meta[8]),
+            forked_at=int(meta[9]),
+        )
     entry = entry_of(key, value, packed, codec)
     return ContextEvent(action.decode(), key, entry, session_id, revision, traceparent)  # type: ignore[arg-type]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 # -- operations ---------------------------------------------------------------------------------
@@ -561,9 +595,19 @@ class Stats(Operation[ContextStats]):
 
     def parse(self, reply: Reply, reader: Reader) -> ContextStats:
         count, counters = reply.result
-        expired, evicted, revision = (int(value or 0) for value in counters)
+        expired, evicted, revision, past_versions, past_bytes = (
+            int(value or 0) for value in counters
+        )
         return ContextStats(
-            count, reader.hits, reader.misses, expired, evicted, self.subscriptions, revision
+            count,
+            reader.hits,
+            reader.misses,
+            expired,
+            evicted,
+            self.subscriptions,
+            revision,
+            past_versions,
+            past_bytes,
         )
 
 
@@ -670,6 +714,160 @@ class Release(Operation[None]):
 
     def parse(self, reply: Reply, reader: Reader) -> None:
         return None
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+def _check_history(reply: Reply, session_id: str, revision: int, key: str | None) -> None:
+    """Raise what a read at ``revision`` was answered, if it was refused."""
+    if reply.status == b"future":
+        raise InvalidArgumentError(
+            f"revision={revision} is after session {session_id!r}'s last change, "
+            f"revision {int(reply.result[0])}"
+        )
+    if reply.status == b"compacted":
+        raise HistoryCompactedError(session_id, revision, int(reply.result[0]), key)
+
+
+class GetAt(Operation[ContextEntry | None]):
+    """The entry of ``key`` just after ``revision`` (None: absent then)."""
+
+    name = b"get_at"
+
+    def __init__(self, key: str, revision: int, session_id: str) -> None:
+        self.key, self.revision, self.session_id = key, revision, session_id
+
+    def arguments(self) -> list[Any]:
+        return [self.key, self.revision]
+
+    def parse(self, reply: Reply, reader: Reader) -> ContextEntry | None:
+        assert self.key is not None
+        _check_history(reply, self.session_id, self.revision, self.key)
+        blob = reply.result[0]
+        return entry_of_blob(self.key, blob, reader.codec) if blob else None
+
+
+class History(Operation[list[ContextEntry]]):
+    """The kept versions of ``key``, newest first (at most ``limit``)."""
+
+    name = b"history"
+
+    def __init__(self, key: str, limit: int | None) -> None:
+        self.key, self.limit = key, limit
+
+    def arguments(self) -> list[Any]:
+        return [self.key, -1 if self.limit is None else self.limit]
+
+    def parse(self, reply: Reply, reader: Reader) -> list[ContextEntry]:
+        assert self.key is not None
+        return [entry_of_blob(self.key, blob, reader.codec) for blob in reply.result[0]]
+
+
+class FindAt(Operation[tuple[int, list[ContextEntry], bytes]]):
+    """The entries just after ``revision`` (None: now) of the keys in the index range
+    ``[lo, hi]``, at most ``limit``: the revision read, the entries, and the last key
+    looked at (empty if the range was read to its end)."""
+
+    name = b"find_at"
+
+    def __init__(
+        self, revision: int | None, lo: bytes, hi: bytes, limit: int | None, session_id: str
+    ) -> None:
+        self.revision, self.lo, self.hi, self.limit = revision, lo, hi, limit
+        self.session_id = session_id
+
+    def arguments(self) -> list[Any]:
+        revision = b"" if self.revision is None else self.revision
+        return [revision, self.lo, self.hi, -1 if self.limit is None else self.limit]
+
+    def parse(self, reply: Reply, reader: Reader) -> tuple[int, list[ContextEntry], bytes]:
+        if reply.status != b"ok":
+            assert self.revision is not None  # "now" is always readable
+            _check_history(reply, self.session_id, self.revision, None)
+        revision, flat, last = reply.result
+        return int(revision), entries_of(flat, reader.codec), last
+
+
+def find_at(
+    revision: int | None, glob: Glob, tag: str | None, page: Page, session_id: str
+) -> Generator[Operation[Any], Any, tuple[int, list[ContextEntry]]]:
+    """The entries of the session just after ``revision`` (None: now) whose key
+    matches ``glob`` and, with ``tag``, that carried it then; as operations to run in
+    turn: one call if the pattern's prefix decides, else batches of the prefix's range
+    filtered here (the state at a revision does not change between them)."""
+    lo, hi = page_range(glob, page)
+    if tag is None and (glob.is_literal or glob.selects_prefix):
+        at, found, _ = yield FindAt(revision, lo, hi, page.limit, session_id)
+        return at, found
+    batch = None if page.limit is None else max(page.limit, KEYS_BATCH)
+    matched: list[ContextEntry] = []
+    while True:
+        at, entries, last = yield FindAt(revision, lo, hi, batch, session_id)
+        revision = at  # the later batches read the revision of the first
+        matched += [
+            entry
+            for entry in entries
+            if glob.match(entry.key) and (tag is None or tag in entry.tags)
+        ]
+        if page.limit is not None and len(matched) >= page.limit:
+            return at, matched[: page.limit]
+        if not last:
+            return at, matched
+        lo = b"(" + last
+
+
+class Fork(Operation[int]):
+    """Make the session a fork holding ``entries``; the session's revision."""
+
+    name = b"fork"
+    writes = True
+
+    def __init__(
+        self,
+        entries: Sequence[ContextEntry],
+        forked_from: str,
+        forked_at: int,
+        max_entries: int | None,
+        session_id: str,
+    ) -> None:
+        self.max_entries, self.session_id = max_entries, session_id
+        self.values = bool(entries)  # a sealed fork's, sealed by the data key it takes
+        self._arguments: list[Any] = [forked_from, forked_at]
+        for entry in entries:
+            meta = [
+                entry.version,
+                0,
+                round(entry.created * 1000),
+                round(entry.updated * 1000),
+                -1 if entry.ttl is None else _ms(entry.ttl),
+                -1 if entry.expires is None else round(entry.expires * 1000),
+                entry.source,
+                list(entry.tags),
+            ]
+            self._arguments += [entry.key, entry.encoded or b"", msgspec.msgpack.encode(meta)]
+
+    def reseal(self, keys: SessionKeys, data_key_id: bytes) -> None:
+        arguments = self._arguments
+        for at in range(2, len(arguments), 3):
+            key, data = arguments[at], arguments[at + 1]
+            if sealed_key_id(data) != data_key_id:
+                arguments[at + 1] = keys.reseal(key, data, data_key_id)
+
+    def arguments(self) -> list[Any]:
+        return self._arguments
+
+    def parse(self, reply: Reply, reader: Reader) -> int:
+        if reply.status == b"exists":
+            raise SessionExistsError(
+                f"session {self.session_id!r} already exists: a fork needs a new id"
+            )
+        if reply.status == b"full":
+            raise CapacityError(
+                f"context {self.session_id!r} holds at most {self.max_entries} entries: no "
+                f"room for the {int(reply.result[0])} of the fork"
+            )
+        return int(reply.result[0])
 
 
 # -- finding by pattern ------------------------------------------------------------------------
@@ -834,8 +1032,9 @@ class Rotate(Operation[bytes | None]):
 
 
 class SealedUnder(Operation[tuple[bytes, list[tuple[bytes, str, bytes]]]]):
-    """A page of the values of a hash (``entries`` or ``values``) sealed by data key
-    ``key_id``: the next cursor, and (field, key, value) of each."""
+    """A page of the values of a hash (``entries``, ``values`` or ``history``: the past
+    versions) sealed by data key ``key_id``: the next cursor, and (field, key, value)
+    of each."""
 
     name = b"sealed_under"
 
@@ -898,7 +1097,7 @@ def reseal_all(keys: SessionKeys, old: bytes) -> Generator[Operation[Any], Any, 
     """Seal again by the current data key every value sealed by data key ``old``; how
     many entries were."""
     count = 0
-    for hash_name in (b"entries", b"values"):
+    for hash_name in (b"entries", b"values", b"history"):
         cursor = b"0"
         while True:
             cursor, found = yield SealedUnder(hash_name, old, cursor)

@@ -33,34 +33,44 @@
 --   9 requests  hash: request id -> outcome of a write: cmsgpack {ms, status, result...}
 --               (no value), forgotten by the sweeps after the window
 --  10 leases    hash: key -> holder .. " " .. expiry ms (get_or_set across processes)
---  11 channel   (not a key) the sharded pub/sub channel of the session: the changes of
+--  11 history   hash: the past versions of keys and the records of removed keys (see
+--               "History" below), once a store with history versions has written
+--  12 aging     zset: key -> the earliest ms at which something of its history goes
+--  13 channel   (not a key) the sharded pub/sub channel of the session: the changes of
 --               each call are published there, with their values, to the processes
 --               listening now: one message, a msgpack array of [revision, action,
 --               key, metadata, value] (and a traced set's or delete's traceparent)
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
---   5 event retention ms, 6 how long a request id is remembered (ms); then the call's:
---   7 operation, 8 the client's epoch ("" if it has none), 9 the revision after which
---   the caller wants the events back (-1: none), 10 request id of a write ("" for a
---   read; a traced write's is followed by a space and its W3C traceparent), 11 the
---   data key the client seals with: its 8-byte id; or, from a client with a key ring
---   that knows of none for the session, the record of a new one it proposes (the
---   session takes it with its first write, in that call: of two clients that start a
---   sealed session at once, the second is told the first's key; a read or a refused
---   write leaves nothing); "" from a client without a key ring. 12.. the operation's
---   arguments.
+--   5 event retention ms, 6 how long a request id is remembered (ms), 7 history
+--   versions (past versions of a key to keep), 8 history retention ms; then the
+--   call's: 9 operation, 10 the client's epoch ("" if it has none), 11 the revision
+--   after which the caller wants the events back (-1: none), 12 request id of a write
+--   ("" for a read; a traced write's is followed by a space and its W3C
+--   traceparent), 13 the data key the client seals with: its 8-byte id; or, from a
+--   client with a key ring that knows of none for the session, the record of a new
+--   one it proposes (the session takes it with its first write, in that call: of two
+--   clients that start a sealed session at once, the second is told the first's key;
+--   a read or a refused write leaves nothing); "" from a client without a key ring.
+--   14.. the operation's arguments. (operations.py builds them: Settings.arguments
+--   1 to 8, arguments() 9 on.)
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
 -- session's data is gone since the client last saw it: nothing was done), "keys"
 -- (the session's data key is not the one the client named: nothing was done; the
 -- result is the records dk and dk0), "plain" (a key ring's client met a session that
 -- holds values written without one: nothing was done), "conflict", "full", "changed",
 -- "wait", "lead". Metadata is cmsgpack {version, revision, created_ms, updated_ms,
--- ttl_ms, expires_ms, source, tags}, -1 for "none".
+-- ttl_ms, expires_ms, source, tags}, -1 for "none"; the events of a fork carry two
+-- more: the session forked from, and its revision.
 
 local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
-  CHANNEL
+  HISTORY, AGING, CHANNEL
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
+local hversions, hretention  -- the store's history settings
+local tracking, hfloor, hsnap, hbytes, hcount, hrefreshed  -- the session's history (META)
+local hchecked  -- whether this call made sure the history is there
+local HISTORY_OPS  -- operation -> its function (see "History's operations")
 local op, client_epoch, since, request
 local trace  -- the traceparent of a traced write, or nil
 local time, now, epoch
@@ -74,10 +84,10 @@ local fresh  -- whether the session did not exist: it comes to exist if this cal
 local leased  -- whether this call took a lease (which a session must hold too)
 local proposal  -- the record of a data key for a sealed session that has none, or nil:
                 -- it becomes the session's if this call writes (see reply)
-local DATA = 10  -- KEYS[1..DATA] are the session's keys; the rest is not
+local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
 local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
-local FIRST = 12  -- the operation's first argument
+local FIRST = 14  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
 
 local function blob_meta(blob)
@@ -112,6 +122,14 @@ end
 
 -- Forget the values of the events from revision `first` through `last`, just trimmed
 -- from the stream: a watcher behind them has lost events.
+-- Values were deleted: if none is left, the hash is gone, and the next one starts
+-- it again without an expiry; have the session's keys' expiry moved then.
+local function values_forgotten()
+  if redis.call("EXISTS", VALUES) == 0 then
+    refreshed = 0
+  end
+end
+
 local function forget_events(first, last)
   local fields = {}
   for trimmed = first, last do
@@ -119,6 +137,7 @@ local function forget_events(first, last)
     fields[#fields + 1] = "p" .. trimmed
   end
   send("HDEL", VALUES, fields)
+  values_forgotten()
   floor_rev = math.max(floor_rev, last)
 end
 
@@ -218,8 +237,216 @@ local function forget_values(meta)
     fields[#fields + 1] = "p" .. set_rev
     set_rev = tonumber(previous)
   end
-  send("HDEL", VALUES, fields)
+  if #fields > 0 then
+    send("HDEL", VALUES, fields)
+    values_forgotten()
+  end
 end
+
+-- == History ============================================================================
+-- Kept once a store with history versions has called (`tracking`, with META's
+-- hfloor, hsnap, hbytes, hcount). HISTORY holds, for each key of which something is
+-- kept, a header: field "k" .. key -> cmsgpack {removed, removed_until, rev, until,
+-- size, version, rev, until, size, version...}: the revision of the key's last
+-- removal (0: none) and the ms until which that record is kept, then its past
+-- versions, oldest first, each with the ms until which it is kept, its value's size
+-- and its version; the past version of revision r is "v" .. r (its value) and "m" ..
+-- r (its metadata). Field "s" says history is kept: without it (HISTORY expired, as
+-- nobody swept for the retention time), nothing earlier is known. AGING: key -> the
+-- earliest ms at which something of its header goes. hfloor: below it, a key of which
+-- nothing is kept is unknown; hsnap: below it, some key is (the floor of snapshots);
+-- hbytes, hcount: the size and number of the past versions kept.
+-- A past version goes when its time is up (with every older one of its key), when
+-- its key has more than the writer's history versions, and with its key.
+
+local function track()
+  tracking, hfloor, hsnap, hbytes, hcount, hrefreshed = true, rev, rev, 0, 0, 0
+  hchecked = true
+  redis.call("HSET", HISTORY, "s", 1)
+  redis.call("ZADD", AGING, "+inf", "")  -- (so that the key is there from now on)
+  changed = true
+end
+
+-- Is the history still there? Asked once per call, before the history is used (a plain
+-- read does not): if it expired (nobody swept for the retention time), nothing earlier
+-- is known, and it starts again.
+local function check_history()
+  if not hchecked then
+    hchecked = true
+    if redis.call("HEXISTS", HISTORY, "s") == 0 then
+      track()
+    end
+  end
+end
+
+local function header(key)
+  check_history()
+  local packed = redis.call("HGET", HISTORY, "k" .. key)
+  return packed and cmsgpack.unpack(packed) or {0, 0}
+end
+
+-- The earliest deadline in header h (nil: none).
+local function earliest(h)
+  local found = h[1] ~= 0 and h[2] or nil
+  for i = 4, #h, 4 do
+    if not found or h[i] < found then
+      found = h[i]
+    end
+  end
+  return found
+end
+
+-- Forget the past versions h[3..last] of header h, their fields added to `gone` (to
+-- be deleted); the rest of it.
+local function drop_past(h, last, gone)
+  local kept = {h[1], h[2]}
+  for i = 3, last, 4 do
+    gone[#gone + 1] = "v" .. h[i]
+    gone[#gone + 1] = "m" .. h[i]
+    hcount, hbytes = hcount - 1, hbytes - h[i + 2]
+  end
+  for i = last + 1, #h do
+    kept[#kept + 1] = h[i]
+  end
+  return kept
+end
+
+-- Store header h of key, with more `fields` to set, and delete the fields `gone`.
+-- AGING scores each key no later than its earliest deadline (earlier is harmless: a
+-- sweep then finds nothing due, and scores it again): `score` is a deadline to score
+-- it by if it is earlier (LT), or true to score it exactly.
+local function save_header(key, h, fields, gone, score)
+  if #h == 2 and h[1] == 0 then
+    gone[#gone + 1] = "k" .. key
+    redis.call("ZREM", AGING, key)
+  else
+    fields[#fields + 1] = "k" .. key
+    fields[#fields + 1] = cmsgpack.pack(h)
+    if score == true then
+      redis.call("ZADD", AGING, earliest(h), key)
+    elseif score then
+      redis.call("ZADD", AGING, "LT", score, key)
+    end
+  end
+  send("HDEL", HISTORY, gone)
+  send("HSET", HISTORY, fields)
+  changed = true
+end
+
+local function live_revision(key)  -- (0: it is being removed)
+  local blob = redis.call("HGET", ENTRIES, key)
+  return blob and blob_meta(blob)[2] or 0
+end
+
+-- Drop what is due in header h of key (their fields added to `gone`); the header,
+-- and whether it changed.
+local function age(key, h, gone)
+  local changed_h, last = false, 0
+  if h[1] ~= 0 and h[2] <= now then
+    hfloor, h[1], h[2], changed_h = math.max(hfloor, h[1]), 0, 0, true
+  end
+  for i = 3, #h, 4 do
+    if h[i + 1] <= now then
+      last = i + 3
+    end
+  end
+  if last > 0 then
+    h = drop_past(h, last, gone)
+    hsnap = math.max(hsnap, #h > 2 and h[3] or live_revision(key))
+    changed_h = true
+  end
+  return h, changed_h
+end
+
+-- Drop whatever of the session's history is due.
+local function drop_due_history()
+  if not tracking then
+    return
+  end
+  check_history()
+  for _, key in ipairs(redis.call("ZRANGEBYSCORE", AGING, "-inf", now)) do
+    local gone = {}
+    save_header(key, (age(key, header(key), gone)), {}, gone, true)
+  end
+end
+
+-- The live version `old` of key (stored as `old_blob`) was replaced at revision `at`:
+-- one read of its header and one write (two, with a version to drop), as a rule.
+local function retire(key, old_blob, old, at)
+  local gone, fields = {}, {}
+  local h, changed_h = age(key, header(key), gone)
+  local before = earliest(h)
+  local until_ms = now + hretention
+  local dropped = hversions == 0
+  if not dropped then
+    local size = tonumber(string.sub(old_blob, 1, 8))
+    local value = string.sub(old_blob, 9 + size)
+    fields = {"v" .. old[2], value, "m" .. old[2], string.sub(old_blob, 9, 8 + size)}
+    for _, field in ipairs({old[2], until_ms, #value, old[1]}) do
+      h[#h + 1] = field
+    end
+    hcount, hbytes, changed_h = hcount + 1, hbytes + #value, true
+  end
+  local over = (#h - 2) / 4 - hversions
+  if over > 0 then
+    h, dropped, changed_h = drop_past(h, 2 + 4 * over, gone), true, true
+  end
+  if dropped then
+    hsnap = math.max(hsnap, #h > 2 and h[3] or at)
+  end
+  if changed_h then
+    save_header(key, h, fields, gone, (not before or until_ms < before) and until_ms)
+  end
+end
+
+-- Key was removed at revision `at`: its past versions go, the removal is recorded.
+local function forget_history(key, at)
+  local gone = {}
+  local h = age(key, header(key), gone)  -- (a record of an earlier removal may be due)
+  local before = earliest(h)
+  h = drop_past(h, #h, gone)
+  h[1], h[2] = at, now + hretention
+  hsnap = math.max(hsnap, at)
+  save_header(key, h, {}, gone, (not before or h[2] < before) and h[2])
+end
+
+-- The oldest revision at which the state of key is known (`meta`: its live
+-- metadata, or nil; h: its header).
+local function floor_of(meta, h)
+  if not tracking then
+    return rev
+  end
+  local floor = math.max(hfloor, h[1])
+  local oldest_rev, oldest_version
+  if #h > 2 then
+    oldest_rev, oldest_version = h[3], h[6]
+  elseif meta then
+    oldest_rev, oldest_version = meta[2], meta[1]
+  else
+    return floor
+  end
+  if oldest_version > 1 then
+    return oldest_rev  -- its earlier versions were dropped
+  end
+  return math.min(oldest_rev, floor)  -- created then: absent before it, back to floor
+end
+
+-- The blob of key just after revision r (nil: absent then), from its live blob and
+-- metadata (or nil) and header h.
+local function blob_at(r, blob, meta, h)
+  if meta and meta[2] <= r then
+    return blob
+  end
+  for i = #h - 3, 3, -4 do
+    if h[i] <= r then
+      local found = redis.call("HMGET", HISTORY, "m" .. h[i], "v" .. h[i])
+      return blob_of(found[1], found[2])
+    end
+  end
+  return nil
+end
+
+-- == Removal =============================================================================
 
 local function remove(key, blob, meta, action)
   redis.call("HDEL", ENTRIES, key)
@@ -234,7 +461,10 @@ local function remove(key, blob, meta, action)
     redis.call("HINCRBY", META, action == "expire" and "expired" or "evicted", 1)
   end
   forget_values(meta)
-  emit(action, key, cmsgpack.pack(meta), "")
+  local at = emit(action, key, cmsgpack.pack(meta), "")
+  if tracking then
+    forget_history(key, at)
+  end
 end
 
 -- The blob and metadata of key stored as `blob` (false if none), or nil if it is
@@ -386,7 +616,10 @@ local function put(key, value, old_blob, old, ttl, source, tags)
   buffer(pending.entries, key, blob)
   bytes = bytes + #blob
   touch(key)
-  emit("set", key, packed, value, old and old[2] or 0)
+  local at = emit("set", key, packed, value, old and old[2] or 0)
+  if old and tracking then
+    retire(key, old_blob, old, at)
+  end
   return packed
 end
 
@@ -543,8 +776,11 @@ local function session_lives()
     end
     redis.call("PEXPIREAT", EVENTS, at)
     redis.call("PEXPIREAT", VALUES, at)
-    redis.call("HSET", META, "refreshed", now)
+    -- (Not while one of them is still to be made: it would be made without expiry.)
+    local made = redis.call("EXISTS", EVENTS, VALUES) == 2
+    redis.call("HSET", META, "refreshed", made and now or 0)
   end
+  return ends
 end
 
 -- The changes after revision `since`, as {revision, action, key, metadata, value,
@@ -567,13 +803,32 @@ local function floor()
   return since >= 0 and floor_rev or 0
 end
 
+-- The session's history changed: it is kept (with the session) for the retention time
+-- after this change at most; the sweeps drop what is due before then.
+local function history_lives(ends)  -- (ends: the session's, from session_lives)
+  local ttl = session_ttl >= 0 and math.min(hretention, session_ttl) or hretention
+  if session_ttl >= 0 or now - hrefreshed >= ttl / 8 then  -- (as the events' expiry)
+    local at = now + ttl
+    if ends >= 0 and ends < at then
+      at = ends
+    end
+    redis.call("PEXPIREAT", HISTORY, at)
+    redis.call("PEXPIREAT", AGING, at)
+    redis.call("HSET", META, "hrefreshed", now)
+  end
+end
+
 local function reply(status, ...)
   flush()
   local result = {...}
   if fresh then
     if not (wrote or leased) then
       -- A read, a sweep or a refused write of a session that does not exist leaves
-      -- none behind (nor its outcome: answered again, it answers the same).
+      -- none behind (nor its outcome: answered again, it answers the same), nor
+      -- the history that track() began for it.
+      if tracking then
+        redis.call("DEL", HISTORY, AGING)
+      end
       return {status, "", {}, 0, unpack(result)}
     end
     redis.call("HSET", META, "epoch", epoch)
@@ -586,12 +841,22 @@ local function reply(status, ...)
     redis.call("HSET", REQUESTS, request, cmsgpack.pack({now, status, ...}))
     changed = true
   end
-  if wrote then
-    redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
-    session_lives()
-  elseif changed then
-    redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes)
-    session_lives()
+  if wrote or changed then
+    local fields = {"rev", rev, "floor", floor_rev, "bytes", bytes}
+    if wrote then
+      fields[#fields + 1], fields[#fields + 2] = "written", now
+    end
+    if tracking then
+      for _, field in ipairs({"hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes,
+          "hcount", hcount}) do
+        fields[#fields + 1] = field
+      end
+    end
+    redis.call("HSET", META, unpack(fields))
+    local ends = session_lives()
+    if tracking then
+      history_lives(ends)
+    end
   elseif touched and session_ttl >= 0 then
     -- A read created or changed the recency zset: it expires with the session.
     local at = redis.call("PEXPIRETIME", META)
@@ -600,6 +865,148 @@ local function reply(status, ...)
     end
   end
   return {status, epoch, events_since(), floor(), unpack(result)}
+end
+
+-- == History's operations ===============================================================
+
+-- The state of the session's history, from META's fields (`state`, as load read
+-- them) and the store's settings, at the start of a call.
+local function history_begin(state)
+  hfloor = tonumber(state[7])
+  tracking = hfloor ~= nil
+  hsnap, hbytes, hcount, hrefreshed = 0, 0, 0, 0  -- (the previous call's is another's)
+  if tracking then
+    hsnap, hbytes, hcount = tonumber(state[8]), tonumber(state[9]), tonumber(state[10])
+    hrefreshed = tonumber(state[11]) or 0
+    hchecked = false
+  elseif hversions > 0 then
+    track()  -- a store that keeps history versions: from now on
+  end
+end
+
+-- How many past versions are kept, and their bytes (after dropping what is due).
+local function history_counts()
+  drop_due_history()
+  return hcount, hbytes
+end
+
+HISTORY_OPS = {}
+
+-- Make the session a fork: store an entry as given (its version, times and expiry),
+-- with an event that says where it comes from.
+local function fork_put(key, value, meta, origin, at)
+  buffer(pending.index, 0, key)
+  for _, tag in ipairs(meta[8]) do
+    redis.call("ZADD", TAGS, 0, tag_member(tag, key))
+  end
+  if meta[6] >= 0 then
+    buffer(pending.deadlines, meta[6], key)
+  end
+  meta[2] = rev + 1
+  local blob = blob_of(cmsgpack.pack(meta), value)
+  buffer(pending.entries, key, blob)
+  bytes = bytes + #blob
+  touch(key)
+  meta[9], meta[10] = origin, at
+  emit("set", key, cmsgpack.pack(meta), value, 0)
+end
+
+
+HISTORY_OPS.get_at = function(a, at)  -- key, revision: the key's entry then
+  local key, r = a[at], tonumber(a[at + 1])
+  drop_due_history()
+  local blob, meta = live(key)
+  if r > rev then
+    return reply("future", rev)
+  end
+  local h = tracking and header(key) or {0, 0}
+  local floor = floor_of(meta, h)
+  if r < floor then
+    return reply("compacted", floor)
+  end
+  return reply("ok", blob_at(r, blob, meta, h) or "")
+end
+
+HISTORY_OPS.history = function(a, at)  -- key, limit (-1: all): kept versions, newest first
+  local key, limit = a[at], tonumber(a[at + 1])
+  drop_due_history()
+  local blob = live(key)
+  local found = {blob}
+  if blob and tracking then
+    local h = header(key)
+    for i = #h - 3, 3, -4 do
+      if #found == limit then
+        break
+      end
+      local past = redis.call("HMGET", HISTORY, "m" .. h[i], "v" .. h[i])
+      found[#found + 1] = blob_of(past[1], past[2])
+    end
+  end
+  return reply("ok", found)
+end
+
+-- revision ("": now), lo, hi, limit: the entries then of the keys in the index range,
+-- the revision, and the last key looked at ("": the range was read to its end).
+HISTORY_OPS.find_at = function(a, at)
+  purge_due(-1)
+  drop_due_history()
+  local r = a[at] == "" and rev or tonumber(a[at])
+  local lo, hi, limit = a[at + 1], a[at + 2], tonumber(a[at + 3])
+  if r > rev then
+    return reply("future", rev)
+  end
+  local floor = tracking and hsnap or rev
+  if r < floor then
+    return reply("compacted", floor)
+  end
+  -- Every key of the session then is live now (a removal since would have raised
+  -- hsnap above r), so the index holds them all.
+  local found, batch = {}, limit < 0 and CHUNK or limit
+  while true do
+    local keys = redis.call("ZRANGEBYLEX", INDEX, lo, hi, "LIMIT", 0, batch)
+    for _, key in ipairs(keys) do
+      local blob = redis.call("HGET", ENTRIES, key)
+      local meta = blob_meta(blob)
+      if meta[2] > r then
+        blob = blob_at(r, blob, meta, header(key))
+      end
+      if blob then
+        found[#found + 1] = key
+        found[#found + 1] = blob
+        if #found == 2 * limit then
+          return reply("ok", tostring(r), found, key)
+        end
+      end
+    end
+    if #keys < batch then
+      return reply("ok", tostring(r), found, "")
+    end
+    lo = "(" .. keys[#keys]
+  end
+end
+
+-- from, at, then each entry's key, value and packed metadata: make the new session a
+-- fork of session `from` at its revision `at`, unless it exists.
+HISTORY_OPS.fork = function(a, at)  -- (exists() was asked before the data key)
+  local origin, forked_at, kept = a[at], tonumber(a[at + 1]), {}
+  for i = at + 2, #a, 3 do
+    local meta = cmsgpack.unpack(a[i + 2])
+    if meta[6] < 0 or meta[6] > now then
+      kept[#kept + 1] = {a[i], a[i + 1], meta}
+    end
+  end
+  if max_entries >= 0 and #kept > max_entries then
+    return reply("full", #kept)
+  end
+  if #kept == 0 then
+    proposal = nil  -- no sealed value: no data key (as a write of nothing takes none)
+  end
+  for _, entry in ipairs(kept) do
+    fork_put(entry[1], entry[2], entry[3], origin, forked_at)
+  end
+  redis.call("HSET", META, "origin", origin, "origin_at", forked_at)
+  changed, wrote = true, true  -- (a fork of nothing makes its session too)
+  return reply("ok", rev)
 end
 
 -- The calls that read or replace a sealed session's data keys without the session's
@@ -622,7 +1029,7 @@ local function data_key_admin(a)
   return {"ok", "", {}, 0}
 end
 
--- The data key the client named (ARGV 11) against the session's (its id, "" if it
+-- The data key the client named (ARGV 13) against the session's (its id, "" if it
 -- has none): the reply that tells the client the session's keys, or nil if the call
 -- goes on. A client's proposed key (a record) is taken by a session that has none
 -- and holds no plain value, with this call's write if it writes (see reply): so
@@ -661,13 +1068,27 @@ local function data_key_op(a, at)
     redis.call("HSET", META, "dkid", a[at], "dk", a[at + 1], "dk0", found[1])
     changed = true
     return reply("ok", found[1])
-  elseif op == "sealed_under" then  -- hash ("entries", "values"), data key id, cursor
-    local hash, old = a[at] == "entries" and ENTRIES or VALUES, a[at + 1]
+  elseif op == "sealed_under" then  -- hash ("entries", "values", "history"), data key
+    -- id, cursor: a page of the values sealed by that key, as field, key, value
+    local name, old = a[at], a[at + 1]
+    local hash = name == "entries" and ENTRIES or name == "values" and VALUES or HISTORY
     local found = redis.call("HSCAN", hash, a[at + 2], "COUNT", 200)
     local out = {}
     for i = 1, #found[2], 2 do
       local field, value, key = found[2][i], found[2][i + 1], nil
-      if hash == ENTRIES then
+      if hash == HISTORY then
+        if string.sub(field, 1, 1) == "k" then  -- a key's header: its past values
+          key = string.sub(field, 2)
+          local h = cmsgpack.unpack(value)
+          for n = 3, #h, 4 do
+            local past = redis.call("HGET", HISTORY, "v" .. h[n])
+            if past and string.sub(past, 3, 10) == old then
+              out[#out + 1], out[#out + 2], out[#out + 3] = "v" .. h[n], key, past
+            end
+          end
+        end
+        key = nil
+      elseif hash == ENTRIES then
         value, key = string.sub(value, 9 + tonumber(string.sub(value, 1, 8))), field
       elseif string.sub(field, 1, 1) ~= "p" then
         local event = redis.call("XRANGE", EVENTS, field .. "-0", field .. "-0")[1]
@@ -691,6 +1112,12 @@ local function data_key_op(a, at)
           changed = true
           count = count + 1
         end
+      elseif a[at] == "history" then  -- (a past version the session still keeps)
+        if redis.call("HGET", HISTORY, field) == old then
+          redis.call("HSET", HISTORY, field, new)
+          hbytes = hbytes + #new - #old
+          changed = true
+        end
       elseif redis.call("HGET", VALUES, field) == old then
         redis.call("HSET", VALUES, field, new)
       end
@@ -698,17 +1125,18 @@ local function data_key_op(a, at)
     return reply("ok", count)
   elseif op == "rotated" then  -- old data key id: forget it if no value needs it
     local old = a[at]
-    for _, hash in ipairs({ENTRIES, VALUES}) do
+    for _, hash in ipairs({ENTRIES, VALUES, HISTORY}) do
       local cursor = "0"
       repeat
         local found = redis.call("HSCAN", hash, cursor, "COUNT", 1000)
         cursor = found[1]
         for i = 1, #found[2], 2 do
           local field, value = found[2][i], found[2][i + 1]
+          local first = string.sub(field, 1, 1)
           if hash == ENTRIES then
             value = string.sub(value, 9 + tonumber(string.sub(value, 1, 8)))
-          elseif string.sub(field, 1, 1) == "p" then
-            value = ""
+          elseif (hash == VALUES and first == "p") or (hash == HISTORY and first ~= "v") then
+            value = ""  -- (not a value: a chain link; a header, metadata)
           end
           if string.sub(value, 3, 10) == old then
             return reply("unfinished")
@@ -730,10 +1158,12 @@ end
 local function start(keys, args)
   KEYS, ARGV = keys, args
   META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, LEASES,
-    CHANNEL = unpack(keys)
+    HISTORY, AGING = unpack(keys, 1, DATA)
+  CHANNEL = keys[DATA + 1]
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
-  op, client_epoch, since, request = args[7], args[8], tonumber(args[9]), args[10]
+  hversions, hretention = tonumber(args[7]), tonumber(args[8])
+  op, client_epoch, since, request = args[9], args[10], tonumber(args[11]), args[12]
   trace = nil
   if #request > 32 then  -- a request id (32 hex digits), a space, a traceparent
     request, trace = string.sub(request, 1, 32), string.sub(request, 34)
@@ -741,14 +1171,15 @@ local function start(keys, args)
 end
 
 -- The session's state (META) for a call on it; returns the id of its data key ("":
--- none).
+-- none), and the fields read (for history_begin).
 local function load()
   time = redis.call("TIME")
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   changed, wrote, touched, leased, stream_length = false, false, false, false, nil
   empty_buffers()  -- a call that failed half-way may have left some
 
-  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed", "dkid")
+  local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed", "dkid",
+    "hfloor", "hsnap", "hbytes", "hcount", "hrefreshed")
   epoch = state[1]
   fresh = not epoch
   if fresh then
@@ -762,7 +1193,7 @@ local function load()
   end
   rev, floor_rev = tonumber(state[2]) or 0, tonumber(state[3]) or 0
   bytes, refreshed = tonumber(state[4]) or 0, tonumber(state[5]) or 0
-  return state[6] or ""
+  return state[6] or "", state
 end
 
 local function call(keys, args)
@@ -774,16 +1205,22 @@ local function call(keys, args)
     return data_key_admin(ARGV)
   end
 
-  local session_key = load()
+  local session_key, state = load()
   if client_epoch ~= "" and client_epoch ~= epoch then
     return {"lost", fresh and "" or epoch, {}, 0}
   end
+  -- A fork needs a session that does not exist, whatever its data key.
+  if op == "fork" and (rev > 0 or redis.call("HLEN", ENTRIES) > 0
+      or redis.call("HEXISTS", META, "origin") == 1) then
+    return {"exists", epoch, {}, 0}
+  end
   -- A client that seals with another data key than the session's (or that does not
   -- know the session is sealed) learns the session's first.
-  local refused = check_key(args[11], session_key)
+  local refused = check_key(args[13], session_key)
   if refused then
     return refused
   end
+  history_begin(state)
 
   -- A write sent again (its reply was lost): answer what it answered the first time.
   if request ~= "" then
@@ -798,6 +1235,10 @@ local function call(keys, args)
   end
 
   local a, at = ARGV, FIRST
+  local history_op = HISTORY_OPS[op]
+  if history_op then
+    return history_op(a, at)
+  end
 
   if op == "get" then
     return reply("ok", read(a[at]) or "")
@@ -907,6 +1348,7 @@ local function call(keys, args)
     local purged = purge_due(-1)
     drop_old_events()
     forget_requests()
+    history_counts()
     return reply("ok", purged)
   elseif op == "clear" then
     local removed = 0
@@ -939,7 +1381,8 @@ local function call(keys, args)
     return reply("ok", flat)
   elseif op == "stats" then
     local counters = redis.call("HMGET", META, "expired", "evicted")
-    return reply("ok", count(), {counters[1], counters[2], rev})
+    local past_count, past_bytes = history_counts()
+    return reply("ok", count(), {counters[1], counters[2], rev, past_count, past_bytes})
   elseif op == "lease" then  -- key, holder, lease ms
     local key, holder, length = a[at], a[at + 1], tonumber(a[at + 2])
     local blob = read(key)

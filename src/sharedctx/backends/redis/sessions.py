@@ -38,8 +38,12 @@ class SessionSettings:
         session_ttl: float | None,
         request_window: float,
         lease_ttl: float,
+        history_versions: int = 0,
+        history_retention: float | None = None,
     ) -> None:
         self.namespace = namespace
+        self.history_versions = history_versions
+        self.history_retention = event_retention if history_retention is None else history_retention
         self.stream_max_len = stream_max_len
         self.event_retention = event_retention
         self.session_ttl = session_ttl
@@ -54,6 +58,10 @@ class SessionSettings:
             self.session_ttl,
             self.event_retention,
             self.request_window,
+            self.history_versions if options.history_versions is None else options.history_versions,
+            self.history_retention
+            if options.history_retention is None
+            else options.history_retention,
         )
 
 

@@ -184,7 +184,7 @@ class RedisStore(Handlers):
     # -- sealed sessions -----------------------------------------------------------------
 
     def _sealing(self, operation: Operation[Any]) -> bytes:
-        """The data key a call names to the server (see script.lua, ARGV 11), and its
+        """The data key a call names to the server (see script.lua, ARGV 13), and its
         values sealed by it: a sealed store's current one (or the record of the one
         it proposes for a session that has none), a plain store's b"" (or the key of
         the sealed session it met, where it may not write)."""
@@ -537,6 +537,33 @@ class RedisStore(Handlers):
     def _release(self, operation: ops.Release) -> Steps[None]:
         self.unleased(operation.key, operation.holder)
         yield from protocol.Release(operation.key, operation.holder)
+
+    @handles(ops.History)
+    def _history(self, operation: ops.History) -> Steps[list[ContextEntry]]:
+        return (yield from protocol.History(operation.key, operation.limit))
+
+    @handles(ops.GetAt)
+    def _get_at(self, operation: ops.GetAt) -> Steps[ContextEntry | None]:
+        return (yield from protocol.GetAt(operation.key, operation.revision, self.session_id))
+
+    @handles(ops.FindAt)
+    def _find_at(self, operation: ops.FindAt) -> Steps[tuple[int, list[ContextEntry]]]:
+        return (
+            yield from protocol.find_at(
+                operation.revision, operation.glob, operation.tag, operation.page, self.session_id
+            )
+        )
+
+    @handles(ops.Fork)
+    def _fork(self, operation: ops.Fork) -> Steps[int]:
+        fork = protocol.Fork(
+            operation.entries,
+            operation.forked_from,
+            operation.forked_at,
+            self.max_entries,
+            self.session_id,
+        )
+        return (yield from fork)
 
     @handles(ops.Rekey)
     def _rekey(self, operation: ops.Rekey) -> Steps[bool]:

@@ -57,6 +57,16 @@ class SharedContextStore(Closeable, BaseStore):
     gives the :class:`~sharedctx.SharedContext` itself, to ``wait_for`` or ``watch``
     other nodes' items (:meth:`pattern_for` gives a namespace's key pattern).
 
+    History is not part of LangGraph's ``BaseStore`` (its ``get`` takes no revision),
+    so it is reached through ``context``, with :meth:`key_for` and :meth:`to_item`:
+    ``store.context.history(store.key_for(namespace, key))`` gives an item's kept
+    versions, ``store.context.get_entry(store.key_for(namespace, key),
+    revision=REV)`` the item as it was at a revision, ``store.context.snapshot(REV)``
+    the whole session then, and ``SharedContextStore(store.context.fork(new_id,
+    revision=REV))`` a store on a fork of it. Versions are kept when the context has
+    ``history_versions`` (give the store such a ``SharedContext``); see
+    ``docs/guides/history.md``.
+
     Args:
         context_or_session: a ``SharedContext`` (the caller keeps it and closes it),
             or a session id, for which the store opens ``SharedContext(session,

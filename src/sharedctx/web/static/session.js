@@ -1,5 +1,8 @@
 // A session's page: its entries (paged, filtered, live), a timeline of its changes
-// by source, and the feed of its events, all from the server's event stream.
+// by source, and the feed of its events, all from the server's event stream. The
+// revision slider shows the entries as they were at a past revision instead (read
+// from the session's history: `entries?revision=REV`, paged the same way); the feed
+// and the timeline go on live meanwhile.
 //
 // The stream sends each change with `id: <revision>`. The browser's EventSource
 // sends the last one back (Last-Event-ID) when it reconnects, and the server replays
@@ -25,6 +28,13 @@ const status = document.getElementById("status");
 const tbody = document.querySelector("#entries tbody");
 const feed = document.getElementById("feed");
 const tooltip = document.getElementById("tooltip");
+const slider = document.getElementById("revision-slider");
+const revisionNumber = document.getElementById("revision-number");
+const liveButton = document.getElementById("revision-live");
+const revisionNote = document.getElementById("revision-note");
+const revisionMessage = document.getElementById("revision-message");
+const LIVE_NOTE = "live: the entries as they are now";
+const SLIDE_MS = 150; // a slider being dragged reads the entries once it rests this long
 
 const state = {
   config: { allow_writes: false, csrf_token: null },
@@ -42,11 +52,18 @@ const state = {
   timelineDirty: true,
   editing: null,
   summarySoon: null,
+  viewRevision: null, // the past revision the table shows (null: live)
+  latest: 0, // the session's last revision, as far as the page knows
+  loads: 0, // entries requests made: an answer to an older one is dropped
+  slideSoon: null,
+  sliding: false, // the slider's thumb is held
 };
 
 // For the tests and the benchmarks: every revision received, in order (before any
 // check), the gaps and losses shown, and how often the stream (re)opened.
-const log = { received: [], gaps: [], lost: [], opened: 0, loaded: 0, firstRender: null };
+const log = {
+  received: [], gaps: [], lost: [], opened: 0, loaded: 0, firstRender: null, compacted: [],
+};
 window.sharedctxPage = log;
 
 // -- entries ------------------------------------------------------------------
@@ -67,6 +84,7 @@ function ttlText(entry) {
 
 function valueCell(entry) {
   const cell = el("td", { cls: "value" });
+  const revision = state.viewRevision; // (the whole value of the revision shown)
   if (entry.sealed) {
     // A sealed session's value, and the server has not its key ring.
     cell.append(el("span", { cls: "muted sealed", text: SEALED, title: SEALED_HELP }));
@@ -81,7 +99,7 @@ function valueCell(entry) {
     const more = el("button", { cls: "more", text: `all ${formatBytes(entry.size)}`, attrs: { type: "button" } });
     more.addEventListener("click", async () => {
       try {
-        const answer = await api(`${base}/entry?${query({ key: entry.key, full: 1 })}`);
+        const answer = await api(`${base}/entry?${query({ key: entry.key, full: 1, revision })}`);
         cell.replaceChildren(jsonView(answer.entry.value, 1));
       } catch (error) {
         more.replaceWith(el("span", { cls: "error", text: error.message }));
@@ -105,7 +123,9 @@ function rowFor(entry) {
     el("td", { cls: "num ttl", text: ttlText(entry) }),
     valueCell(entry),
   );
-  if (state.config.allow_writes && entry.sealed) {
+  if (state.config.allow_writes && state.viewRevision !== null) {
+    tr.append(el("td")); // a past revision is read-only
+  } else if (state.config.allow_writes && entry.sealed) {
     tr.append(el("td", {}, el("button", { cls: "edit", text: "set…", title: SEALED_HELP, attrs: { type: "button", disabled: "" } })));
   } else if (state.config.allow_writes) {
     tr.append(el("td", {}, el("button", { cls: "edit", text: "set…", attrs: { type: "button" }, on: { click: () => openEditor(entry.key) } })));
@@ -163,15 +183,40 @@ function onShownPage(key) {
 }
 
 function showCount() {
-  document.getElementById("count").textContent = `${state.count} live · revision ${state.lastRevision ?? state.tableRevision}`;
+  const count = document.getElementById("count");
+  if (state.viewRevision === null) {
+    count.textContent = `${state.count} live · revision ${state.lastRevision ?? state.tableRevision}`;
+  } else if (revisionMessage.hidden) {
+    const more = state.next === null ? "" : " on this page";
+    count.textContent = `at revision ${state.viewRevision} · ${state.order.length} shown${more} · now at ${latestRevision()}`;
+  }
 }
 
 async function loadEntries() {
   const { pattern, tag } = state.filter;
-  const answer = await api(`${base}/entries?${query({ pattern, tag, limit: PAGE_SIZE, after: state.after })}`);
+  const revision = state.viewRevision;
+  const ticket = ++state.loads;
+  const table = document.getElementById("entries");
+  table.setAttribute("data-shown", "loading"); // (then the revision shown, or "live")
+  let answer;
+  try {
+    answer = await api(`${base}/entries?${query({ pattern, tag, limit: PAGE_SIZE, after: state.after, revision })}`);
+  } catch (error) {
+    if (ticket !== state.loads) return;
+    if (revision !== null && error instanceof ApiError && error.status === 410) {
+      showCompacted(error.body);
+      return;
+    }
+    throw error;
+  }
+  if (ticket !== state.loads) return; // the page asked for something else since
   syncClock(answer.now);
-  state.tableRevision = answer.revision;
-  state.count = answer.count;
+  state.latest = Math.max(state.latest, answer.latest);
+  if (!answer.past) {
+    state.tableRevision = answer.revision;
+    state.count = answer.count;
+  }
+  revisionMessage.hidden = true;
   state.next = answer.next;
   state.rows.clear();
   state.order = [];
@@ -179,6 +224,8 @@ async function loadEntries() {
   for (const entry of answer.entries) showRow(entry);
   document.getElementById("next").hidden = answer.next === null;
   document.getElementById("first").hidden = state.after === null;
+  table.setAttribute("data-shown", revision === null ? "live" : String(revision));
+  showSliderRange();
   showCount();
   log.loaded += 1;
   if (log.firstRender === null) log.firstRender = performance.now();
@@ -199,6 +246,7 @@ async function loadTags() {
 
 /** A change, on the table of entries (if it is newer than what the table shows). */
 function applyToTable(event) {
+  if (state.viewRevision !== null) return; // a past revision does not change
   if (event.revision <= state.tableRevision) return;
   if (event.action === "set" && event.version === 1) state.count += 1;
   if (event.action !== "set") state.count = Math.max(0, state.count - 1);
@@ -310,6 +358,100 @@ function onHover(event) {
   tooltip.style.top = `${event.pageY + 12}px`;
 }
 
+// -- the revision slider ------------------------------------------------------
+
+function latestRevision() {
+  return Math.max(state.latest, state.lastRevision ?? 0, state.tableRevision);
+}
+
+/** The slider spans revisions 0 to the last; live, it follows the last (but not
+ *  under the hand of someone moving it, or typing a revision). */
+function showSliderRange() {
+  const latest = latestRevision();
+  slider.max = String(latest);
+  revisionNumber.max = String(latest);
+  if (state.viewRevision === null) {
+    if (!state.sliding) slider.value = String(latest);
+    if (document.activeElement !== revisionNumber) revisionNumber.value = String(latest);
+  }
+}
+
+function updateLocation() {
+  const search = query({ ...state.filter, revision: state.viewRevision });
+  history.replaceState(null, "", search ? `${location.pathname}?${search}` : location.pathname);
+}
+
+/** Show the entries as they were just after `revision` (the last one: live). */
+async function showRevision(revision) {
+  const latest = latestRevision();
+  const target = Math.max(0, Math.min(Math.floor(Number(revision) || 0), latest));
+  if (target >= latest) {
+    await goLive();
+    return;
+  }
+  slider.value = String(target);
+  revisionNumber.value = String(target);
+  if (target === state.viewRevision && revisionMessage.hidden) return; // shown already
+  state.viewRevision = target;
+  state.after = null;
+  document.body.classList.add("past");
+  if (state.editing !== null) closeEditor();
+  liveButton.disabled = false;
+  revisionNote.textContent = `the entries as they were just after revision ${target}: read-only`;
+  updateLocation();
+  await reload();
+}
+
+async function goLive() {
+  const was = state.viewRevision;
+  state.viewRevision = null;
+  liveButton.disabled = true;
+  revisionNote.textContent = LIVE_NOTE;
+  revisionMessage.hidden = true;
+  document.body.classList.remove("past");
+  showSliderRange();
+  if (was === null) return;
+  state.after = null;
+  updateLocation();
+  await reload(); // the entries now, and the changes after them as they come
+}
+
+/** A revision the session no longer keeps: say so, with the oldest one it does. */
+function showCompacted(body) {
+  const { revision, oldest, latest } = body.compacted;
+  log.compacted.push({ revision, oldest });
+  state.latest = Math.max(state.latest, latest);
+  state.rows.clear();
+  state.order = [];
+  state.next = null;
+  tbody.replaceChildren();
+  document.getElementById("next").hidden = true;
+  document.getElementById("first").hidden = true;
+  const text = oldest >= latest
+    ? `Revision ${revision} is no longer kept: this session keeps no state before its current revision ${latest} (its writers keep past versions with history_versions, for history_retention).`
+    : `Revision ${revision} is no longer kept: the oldest revision this session can still show is ${oldest}. (Past versions are kept by history_versions and history_retention, and go with their key when it is deleted, evicted or expires.)`;
+  revisionMessage.replaceChildren(el("span", { cls: "compacted", text, title: body.error }));
+  if (oldest < latest) {
+    revisionMessage.append(
+      el("button", { text: `show revision ${oldest}`, attrs: { type: "button", id: "revision-oldest" }, on: { click: () => showRevision(oldest) } }),
+    );
+  }
+  revisionMessage.hidden = false;
+  document.getElementById("count").textContent = `revision ${revision} · no longer kept`;
+  document.getElementById("entries").setAttribute("data-shown", "none");
+}
+
+function onSlide() {
+  revisionNumber.value = slider.value;
+  clearTimeout(state.slideSoon);
+  state.slideSoon = setTimeout(() => showRevision(slider.value), SLIDE_MS);
+}
+
+function onSlid() {
+  clearTimeout(state.slideSoon);
+  showRevision(slider.value);
+}
+
 // -- the event stream ---------------------------------------------------------
 
 function onChange(message) {
@@ -317,6 +459,8 @@ function onChange(message) {
   log.received.push(revision);
   if (state.lastRevision !== null && revision <= state.lastRevision) return; // never twice
   state.lastRevision = revision;
+  state.latest = Math.max(state.latest, revision);
+  showSliderRange();
   const event = JSON.parse(message.data);
   addToFeed(event);
   addMark(event);
@@ -342,7 +486,9 @@ async function onLost(message) {
   const lost = JSON.parse(message.data);
   log.lost.push(lost);
   addNote("lost", lost.message);
-  await reload();
+  state.latest = 0; // its revisions start again
+  if (state.viewRevision !== null) await goLive();
+  else await reload();
 }
 
 async function reload() {
@@ -473,12 +619,14 @@ function readFilter() {
   state.filter = { pattern: params.get("pattern") || "*", tag: params.get("tag") || "" };
   const form = document.getElementById("filter");
   form.elements.pattern.value = state.filter.pattern;
+  const revision = params.get("revision");
+  return revision !== null && /^\d+$/.test(revision) ? Number(revision) : null;
 }
 
 async function start() {
   document.getElementById("session-id").textContent = printable(sessionId);
   document.title = `sharedctx: ${printable(sessionId)}`;
-  readFilter();
+  const asked = readFilter();
   try {
     state.config = await api("/api/config");
     await loadEntries();
@@ -486,6 +634,7 @@ async function start() {
     setStatus(status, error.message, "error");
     return;
   }
+  if (asked !== null) await showRevision(asked); // an address with ?revision=REV
   if (state.config.allow_writes) {
     document.querySelector("#entries thead tr").append(el("th", {}));
   }
@@ -498,7 +647,7 @@ async function start() {
     const form = submitted.target;
     state.filter = { pattern: form.elements.pattern.value || "*", tag: form.elements.tag.value };
     state.after = null;
-    history.replaceState(null, "", `${location.pathname}?${query(state.filter)}`);
+    updateLocation();
     const last = state.lastRevision ?? state.tableRevision;
     try {
       await loadEntries();
@@ -514,6 +663,25 @@ async function start() {
   document.getElementById("first").addEventListener("click", () => {
     state.after = null;
     reload();
+  });
+  slider.addEventListener("input", onSlide);
+  slider.addEventListener("change", onSlid);
+  slider.addEventListener("pointerdown", () => {
+    state.sliding = true;
+  });
+  document.addEventListener("pointerup", () => {
+    state.sliding = false;
+  });
+  revisionNumber.addEventListener("change", () => showRevision(revisionNumber.value));
+  document.getElementById("revision").addEventListener("submit", (submitted) => {
+    submitted.preventDefault(); // (Enter in the number)
+    showRevision(revisionNumber.value);
+  });
+  liveButton.addEventListener("click", () => goLive());
+  document.getElementById("timeline").addEventListener("click", (clicked) => {
+    // A mark on the timeline: the session just after that change.
+    const target = clicked.target.closest ? clicked.target.closest(".mark") : null;
+    if (target) showRevision(Number(target.getAttribute("data-revision")));
   });
   document.getElementById("timeline").addEventListener("mouseover", onHover);
   document.getElementById("timeline").addEventListener("mouseleave", () => {
