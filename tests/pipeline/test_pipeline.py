@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import threading
 from collections.abc import Callable
@@ -395,8 +396,10 @@ def test_wait_for_mind_results_returns_when_every_mind_delivered(
         pipeline.set_mind_result("b*", mind("b*"))  # glob characters in an id
         pipeline.set_mind_result("c", mind("c"))
 
-    threading.Timer(0.05, deliver).start()
+    timer = threading.Timer(0.05, deliver)
+    timer.start()
     results = pipeline.wait_for_mind_results(["a", "b*", "c"], timeout=10)
+    timer.join()  # the wait may end on hearing "c" before the writer's set returns
     assert sorted(results) == ["a", "b*", "c"]
     assert results["b*"] == mind("b*")
 
@@ -412,8 +415,10 @@ def test_wait_for_mind_results_timeout_names_the_missing_minds(
 
 
 async def test_await_for_mind_results(pipeline: PipelineContext) -> None:
-    threading.Timer(0.05, lambda: pipeline.set_mind_result("late", mind("late"))).start()
+    timer = threading.Timer(0.05, lambda: pipeline.set_mind_result("late", mind("late")))
+    timer.start()
     results = await pipeline.await_for_mind_results(["late"], timeout=10)
+    await asyncio.to_thread(timer.join)  # as above
     assert results == {"late": mind("late")}
 
 
