@@ -45,9 +45,9 @@ from sharedctx.integrations.langgraph._matching import (
     check_conditions,
     check_filter,
     check_namespace,
+    filter_matcher,
     literal_head,
     matches_conditions,
-    matches_filter,
 )
 from sharedctx.steps import Steps, Twin, arun, run
 
@@ -344,13 +344,14 @@ def _first_matching(
     come early stops early.
     """
     size = count if filter is None else max(count, SEARCH_PAGE)
+    matches = None if filter is None else filter_matcher(filter)
     found: list[tuple[ContextEntry, Any]] = []
     after: str | None = None
     while True:
         entries = yield Twin(_find, _afind, context, pattern, size, after)
         for entry in entries:
             value = entry.value
-            if filter is None or matches_filter(value, filter):
+            if matches is None or matches(value):
                 found.append((entry, value))
                 if len(found) == count:
                     return found
