@@ -10,6 +10,7 @@ import msgspec
 from cluster_workloads import ClusterResults, FailoverResults
 from import_time import ImportResults
 from load_workloads import LoadResults
+from peer_workloads import PeerResults
 from redis_workloads import RedisResults
 from telemetry_workloads import TelemetryResults
 from web_workloads import WebResults
@@ -94,6 +95,8 @@ class Results:
     import_time: ImportResults | None = None
     """Milliseconds of ``import sharedctx`` and of the reference's, per fresh interpreter."""
     telemetry: TelemetryResults | None = None
+    peers: PeerResults | None = None
+    """sharedctx's LangGraph store against InMemoryStore and PostgresStore."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)
