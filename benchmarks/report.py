@@ -109,7 +109,7 @@ def _peer_tables(peers: PeerResults | None) -> Iterator[Table]:
         yield Table(
             f"LangGraph stores in process, the same random sequence ({work}): µs per call",
             ["call", "InMemoryStore p50", "p99", "mean", "SharedContextStore p50", "p99",
-             "mean", "ratio p50", "ratio mean"],
+             "mean", "x InMemoryStore (p50)", "x InMemoryStore (mean)"],
             [
                 [
                     kind,
@@ -128,7 +128,7 @@ def _peer_tables(peers: PeerResults | None) -> Iterator[Table]:
     yield Table(
         f"LangGraph stores shared by client processes, each its own random sequence: "
         f"SharedContextStore on Redis against PostgresStore ({peers.servers}): ops/s",
-        ["client processes", "SharedContextStore", "PostgresStore", "ratio"],
+        ["client processes", "SharedContextStore", "PostgresStore", "x PostgresStore"],
         [
             [str(count), f"{mine_ops[count]:,.0f}", f"{theirs_ops[count]:,.0f}",
              f"{mine_ops[count] / theirs_ops[count]:.2f}"]
