@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: demo test lint docs bench redis-server chromium screenshots clean
+.PHONY: demo test lint docs bench redis-server chromium postgresql screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ docs: $(VENV)/.installed
 test: lint redis-server chromium
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed redis-server chromium
+bench: $(VENV)/.installed redis-server chromium postgresql
 	$(BIN)/python benchmarks/run.py --publish
 
 # The Redis tests start their own redis-server; install it when it is missing and
@@ -58,6 +58,20 @@ chromium:
 	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
 	  echo "warning: could not install chromium; the browser tests will be skipped"
+
+# The peer comparison of `make bench` runs LangGraph's PostgresStore on a PostgreSQL that
+# it starts itself (initdb into a temporary directory, a free loopback port): only the
+# server's programs are needed. The drop-in below, read by Debian's postgresql-common,
+# keeps the package from creating and starting a cluster of its own (port 5432).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  ! command -v apt-get >/dev/null 2>&1 || \
+	  { $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
+	    echo 'create_main_cluster = false' | \
+	      $(SUDO) tee /etc/postgresql-common/createcluster.d/sharedctx-bench.conf >/dev/null && \
+	    { $(SUDO) apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	      { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q postgresql >/dev/null; }; }; } || \
+	  echo "warning: could not install postgresql; the PostgresStore comparison will be skipped"
 
 # The docs' screenshots of the web view (docs/guides/images/), taken during a demo run.
 screenshots: $(VENV)/.installed chromium

@@ -18,6 +18,9 @@ stderr is the parent's. The roles:
   "received"}``: the writer's and its own ``time.monotonic_ns()``.
 - ``writer``: sets ``w:<n>`` to ``n`` for n = 0, 1, 2... until a line arrives on its
   stdin, then answers with every acknowledged ``n`` and when it was acknowledged.
+- ``peers``: holds LangGraph stores open (``SharedContextStore`` on Redis,
+  ``PostgresStore``) and runs a random sequence of calls through one of them on each
+  command, timing every call (``peer_workloads.run_worker``).
 
 ``time.monotonic_ns`` reads ``CLOCK_MONOTONIC``, which on Linux is one clock for the
 whole machine: a time taken in one process can be subtracted from one taken in
@@ -289,10 +292,18 @@ def run_writer(config: Message) -> None:
     _answer({"acked": acked, "acked_at": acked_at, "attempts": written, "failed": failed})
 
 
+def run_peers(config: Message) -> None:
+    """The ``peers`` role (see the module docstring)."""
+    from peer_workloads import run_worker
+
+    run_worker(config, _answer, _commands())
+
+
 ROLES: dict[str, Callable[[Message], None]] = {
     "clients": run_clients,
     "listener": run_listener,
     "writer": run_writer,
+    "peers": run_peers,
 }
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from harness import Latency
+from peer_sequence import MEMORIES, USERS, WEIGHTS
+from peer_workloads import ALL, IN_PROCESS, SHARED, PeerResults
 from redis_workloads import NOTIFIED_BY, OPERATIONS
 from results import Results
 from workloads import MATCHES, PATTERN, TAG
@@ -93,7 +95,60 @@ def tables(results: Results) -> list[Table]:
         *_history_tables(results),
         *_web_tables(results),
         *_telemetry_tables(results),
+        *_peer_tables(results.peers),
     ]
+
+
+def _peer_tables(peers: PeerResults | None) -> Iterator[Table]:
+    if peers is None:
+        return
+    mix = ", ".join(f"{share}% {kind}" for kind, share in WEIGHTS.items())
+    work = f"{USERS * (MEMORIES + 1):,} items of {USERS} users; calls: {mix}"
+    kinds = [ALL, *WEIGHTS]
+    if peers.in_process:
+        mine, theirs = (peers.in_process[system] for system in reversed(IN_PROCESS))
+        yield Table(
+            f"LangGraph stores in process, the same random sequence ({work}): µs per call",
+            ["call", "InMemoryStore p50", "p99", "mean", "SharedContextStore p50", "p99",
+             "mean", "x InMemoryStore (p50)", "x InMemoryStore (mean)"],
+            [
+                [
+                    kind,
+                    *(number(getattr(theirs[kind], name)) for name in ("p50", "p99", "mean")),
+                    *(number(getattr(mine[kind], name)) for name in ("p50", "p99", "mean")),
+                    f"{mine[kind].p50 / theirs[kind].p50:.2f}",
+                    f"{mine[kind].mean / theirs[kind].mean:.2f}",
+                ]
+                for kind in kinds
+                if kind in mine and kind in theirs
+            ],
+        )  # fmt: skip
+    if not peers.shared_ops_per_s:
+        return
+    mine_ops, theirs_ops = (peers.shared_ops_per_s[system] for system in SHARED)
+    yield Table(
+        f"LangGraph stores shared by client processes, each its own random sequence: "
+        f"SharedContextStore on Redis against PostgresStore ({peers.servers}): ops/s",
+        ["client processes", "SharedContextStore", "PostgresStore", "x PostgresStore"],
+        [
+            [str(count), f"{mine_ops[count]:,.0f}", f"{theirs_ops[count]:,.0f}",
+             f"{mine_ops[count] / theirs_ops[count]:.2f}"]
+            for count in sorted(mine_ops)
+        ],
+    )  # fmt: skip
+    mine_calls, theirs_calls = (peers.shared[system] for system in SHARED)
+    yield Table(
+        "LangGraph stores shared: µs per call (p50, p99) by client processes",
+        ["call", "processes", "SharedContextStore p50", "p99", "PostgresStore p50", "p99"],
+        [
+            [kind, str(count),
+             number(mine_calls[count][kind].p50), number(mine_calls[count][kind].p99),
+             number(theirs_calls[count][kind].p50), number(theirs_calls[count][kind].p99)]
+            for kind in kinds
+            for count in sorted(mine_calls)
+            if kind in mine_calls[count] and kind in theirs_calls[count]
+        ],
+    )  # fmt: skip
 
 
 def _telemetry_tables(results: Results) -> Iterator[Table]:

@@ -11,6 +11,7 @@ from cluster_workloads import ClusterResults, FailoverResults
 from history_workloads import HistoryResults
 from import_time import ImportResults
 from load_workloads import LoadResults
+from peer_workloads import PeerResults
 from redis_workloads import RedisResults
 from sealed_workloads import SealedResults
 from telemetry_workloads import TelemetryResults
@@ -100,6 +101,8 @@ class Results:
     telemetry: TelemetryResults | None = None
     history: HistoryResults | None = None
     """Writes with history on and off, and reads at a revision (in process, Redis)."""
+    peers: PeerResults | None = None
+    """sharedctx's LangGraph store against InMemoryStore and PostgresStore."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Workload -> why it was not measured."""
     targets: list[Target] = field(default_factory=list)

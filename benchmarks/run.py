@@ -36,6 +36,7 @@ from harness import CallSettings, Log, Settings, cpu_share, cpu_snapshot, machin
 from history_workloads import run_history
 from import_time import run_import
 from load_workloads import run_load
+from peer_workloads import PeerSettings, run_peers
 from publish import publish, source_revision
 from redis_workloads import (
     NotificationSettings,
@@ -87,6 +88,7 @@ WORKLOADS = (
     "threads",
     *REDIS_WORKLOADS,
     *CLUSTER_WORKLOADS,
+    "peers",
     "round1",
 )
 
@@ -117,6 +119,8 @@ class Mode:
     """Fresh interpreters that import sharedctx (and the reference), each."""
     telemetry: Settings
     """For the telemetry workload: samples per configuration of each case."""
+    peers: PeerSettings
+    """For the LangGraph stores: calls in process, seconds with client processes."""
 
 
 FULL = Mode(
@@ -137,6 +141,9 @@ FULL = Mode(
     web=WebSettings(loads=7, seconds=10.0),
     import_rounds=21,
     telemetry=Settings(rounds=31, sample_ns=20_000_000),
+    peers=PeerSettings(
+        CallSettings(rounds=15, calls=1000, warmup=200), ThroughputSettings(rounds=3, seconds=3.0)
+    ),
 )
 QUICK = Mode(
     "quick",
@@ -156,6 +163,9 @@ QUICK = Mode(
     web=WebSettings(loads=3, seconds=3.0),
     import_rounds=5,
     telemetry=Settings(rounds=5, sample_ns=10_000_000),
+    peers=PeerSettings(
+        CallSettings(rounds=3, calls=300, warmup=100), ThroughputSettings(rounds=1, seconds=1.0)
+    ),
 )
 
 
@@ -229,6 +239,9 @@ def _measure(mode: Mode, selected: set[str], results: Results, log: Log) -> None
         _measure_redis(mode, selected, results, log)
     if selected.intersection(CLUSTER_WORKLOADS):
         _measure_cluster(mode, selected, results, log)
+    if "peers" in selected:  # its own servers: a redis-server and a PostgreSQL
+        with timed("peers"):
+            results.peers = run_peers(mode.peers, log)
 
 
 def _measure_redis(mode: Mode, selected: set[str], results: Results, log: Log) -> None:
@@ -322,6 +335,8 @@ def _config(mode: Mode, source: str) -> dict[str, object]:
         "notifications": mode.notifications.samples,
         "throughput_s": f"{mode.throughput.rounds} x {mode.throughput.seconds:g}",
         "failover_runs": mode.failover.runs,
+        "peer_calls": f"{mode.peers.calls.rounds} x {mode.peers.calls.calls}",
+        "peer_throughput_s": f"{mode.peers.throughput.rounds} x {mode.peers.throughput.seconds:g}",
         "value": VALUE,
         "ttl_s": TTL,
         "pattern": PATTERN,

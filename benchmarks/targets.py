@@ -32,6 +32,8 @@ from typing import Any
 
 from cluster_workloads import FailoverRun
 from harness import Latency, summarize
+from peer_sequence import WEIGHTS
+from peer_workloads import ALL, IN_PROCESS, PROCESS_COUNTS, SHARED
 from redis_workloads import BATCH, CLIENT_COUNTS, OPERATIONS
 from report import number, size_label
 from results import Regression, Results, Target
@@ -47,6 +49,11 @@ IMPORT_MS = 100.0
 """The most ``import sharedctx`` may take (median), in milliseconds."""
 TELEMETRY = "Telemetry"
 TELEMETRY_SLACK = 1.02
+PERFORMANCE3 = "Performance 3"
+PEERS_IN_PROCESS = 1.2
+"""The most SharedContextStore may cost per op, in process, in InMemoryStore's times."""
+PEERS_SHARED = 3.0
+"""The fewest times PostgresStore's ops/s SharedContextStore on Redis must make."""
 """Without a provider, get and set within 2% of the code before telemetry."""
 TARGET_SIZE = 100_000
 """The size of the in-memory get and set targets."""
@@ -79,7 +86,49 @@ def targets(results: Results) -> list[Target]:
         *_web(results),
         *_first_hour(results),
         *_telemetry(results),
+        *_peers(results),
     ]
+
+
+def _peers(results: Results) -> Iterator[Target]:
+    """In process, per op: the sequence as a whole (its mean cost per call), and each
+    kind of call (p50). Shared: ops/s with each number of client processes."""
+    peers = results.peers
+    if peers is None:
+        return
+    if peers.in_process:
+        theirs, mine = (peers.in_process[system] for system in IN_PROCESS)
+        goal = f"at most {PEERS_IN_PROCESS}x InMemoryStore"
+        yield _judge(
+            PERFORMANCE3,
+            f"LangGraph store in process, the peer sequence: µs per op (mean) {goal}",
+            mine[ALL].mean / theirs[ALL].mean,
+            PEERS_IN_PROCESS,
+        )
+        for kind in WEIGHTS:
+            if kind in mine and kind in theirs:
+                yield _judge(
+                    PERFORMANCE3,
+                    f"LangGraph store in process, {kind} of the peer sequence: p50 {goal}",
+                    mine[kind].p50 / theirs[kind].p50,
+                    PEERS_IN_PROCESS,
+                )
+    if peers.skipped:
+        goal = f"LangGraph store on Redis: at least {PEERS_SHARED:g}x PostgresStore's ops/s"
+        yield Target(PERFORMANCE3, goal, f"- ({peers.skipped})", "skipped")
+        return
+    mine_ops, theirs_ops = (peers.shared_ops_per_s[system] for system in SHARED)
+    for count in PROCESS_COUNTS:
+        if count in mine_ops and count in theirs_ops:
+            processes = "1 client process" if count == 1 else f"{count} client processes"
+            yield _judge(
+                PERFORMANCE3,
+                f"LangGraph store on Redis, {processes}: at least {PEERS_SHARED:g}x "
+                "PostgresStore's ops/s",
+                mine_ops[count] / theirs_ops[count],
+                PEERS_SHARED,
+                at_least=True,
+            )
 
 
 def _telemetry(results: Results) -> Iterator[Target]:

@@ -34,6 +34,7 @@ from sharedctx import Backend, InvalidArgumentError, MemoryBackend, SharedContex
 from sharedctx._glob import compile_glob
 from sharedctx.backends import open_backend
 from sharedctx.integrations.langgraph import SharedContextStore
+from sharedctx.integrations.langgraph import _encoding as encoding_module
 from sharedctx.integrations.langgraph import _store as store_module
 
 from ..conftest import ContextFactory
@@ -217,9 +218,16 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "SEARCH_PAGE", 1)
 
 
+@pytest.fixture
+def small_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store keeps 3 namespaces encoded and 3 decoded (4096 by default), so that
+    the few namespaces of an example are kept, dropped and worked out again."""
+    monkeypatch.setattr(encoding_module, "CACHE_SIZE", 3)
+
+
 @DIFFERENTIAL
 @given(steps=steps)
-@pytest.mark.usefixtures("small_pages")
+@pytest.mark.usefixtures("small_pages", "small_caches")
 def test_every_op_gives_what_in_memory_store_gives(
     ctx: SharedContext, steps: list[list[Op]]
 ) -> None:
@@ -547,6 +555,62 @@ def test_list_namespaces_as_the_interface_documents_it(ctx: SharedContext) -> No
     assert store.list_namespaces(prefix=("never",)) == []
 
 
+def test_namespaces_kept_encoded_are_shared_safely_by_threads(
+    ctx: SharedContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four threads, each with namespaces of its own, more of them than the store keeps
+    # (so the kept ones are dropped while other threads read them): every item is
+    # written, read back and listed where it belongs.
+    monkeypatch.setattr(encoding_module, "CACHE_SIZE", 5)
+    store = SharedContextStore(ctx)
+    errors: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        try:
+            for round_ in range(40):
+                namespace = ("t", str(thread), str(round_ % 13))
+                store.put(namespace, f"k{round_}", {"thread": thread, "round": round_})
+                item = store.get(namespace, f"k{round_}")
+                assert item is not None
+                assert (item.namespace, item.key, item.value["round"]) == (
+                    namespace, f"k{round_}", round_
+                )  # fmt: skip
+                found = store.search(namespace[:2], filter={"round": round_})
+                assert [(i.namespace, i.key) for i in found] == [(namespace, f"k{round_}")]
+        except BaseException as error:  # reported on the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    expected = [("t", str(n), str(r)) for n in range(4) for r in range(13)]
+    assert store.list_namespaces(prefix=("t",)) == sorted(expected)
+    assert store.list_namespaces(prefix=("t",), max_depth=2) == [("t", str(n)) for n in range(4)]
+
+
+def test_a_listing_cut_to_a_depth_skips_only_what_is_below_each_namespace(
+    ctx: SharedContext,
+) -> None:
+    # A listing with max_depth skips the keys below each namespace of that depth at
+    # once; labels that sort just before and after the separator "/" ("-", ":", "0")
+    # and "%" (encoded "%25") sit right beside the skipped range, and must be listed.
+    store, oracle = SharedContextStore(ctx), InMemoryStore()
+    labels = ["b", "b-", "b:", "b0", "b/", "b%", "%"]
+    namespaces = [("a",), ("a-",), ("a:",), *[("a", label) for label in labels]]
+    namespaces += [("a", label, "c") for label in labels] + [("a", "b", "c", "d"), ("a0",)]
+    for each in (store, oracle):
+        for namespace in namespaces:
+            each.put(namespace, "k", {})
+            each.put(namespace, "z", {})
+    for prefix in [(), ("a",), ("a", "b"), ("a", "*")]:
+        for depth in [1, 2, 3, None]:
+            options: dict[str, Any] = {"prefix": prefix, "max_depth": depth, "limit": 100}
+            assert store.list_namespaces(**options) == oracle.list_namespaces(**options), options
+
+
 # -- batches -----------------------------------------------------------------------------
 
 
@@ -606,6 +670,8 @@ def test_a_bad_namespace_raises_naming_the_problem(
     ctx: SharedContext, namespace: Any, problem: str
 ) -> None:
     store = SharedContextStore(ctx)
+    store.put(("users",), "k", {})  # a good namespace, now kept encoded, lets no bad one by
+    store.put(("users", "1"), "k", {})
     for op in [
         GetOp(namespace, "k"),
         PutOp(namespace, "k", {}),
@@ -614,6 +680,8 @@ def test_a_bad_namespace_raises_naming_the_problem(
     ]:
         with pytest.raises(InvalidNamespaceError, match=problem):
             store.batch([op])
+        with pytest.raises(InvalidNamespaceError, match=problem):
+            store.batch([op, op])
     with pytest.raises(InvalidNamespaceError):
         store.key_for(namespace, "k")
 
@@ -647,6 +715,9 @@ def test_a_bad_op_raises_before_any_op_of_its_batch_runs(
     with pytest.raises(ValueError, match=problem):
         store.batch([PutOp(("n",), "first", {}), op])
     assert store.get(("n",), "first") is None
+    with pytest.raises(ValueError, match=problem):
+        store.batch([op])  # alone: a get or a put skips the trampoline, not the checks
+    assert store.list_namespaces() == []
 
 
 def test_bad_store_options_raise(ctx: SharedContext) -> None:

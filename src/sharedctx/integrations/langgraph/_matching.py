@@ -29,9 +29,9 @@ __all__ = [
     "check_conditions",
     "check_filter",
     "check_namespace",
+    "filter_matcher",
     "literal_head",
     "matches_conditions",
-    "matches_filter",
 ]
 
 _ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
@@ -110,38 +110,56 @@ def _check_expected(field: str, expected: Any) -> None:
             _check_expected(field, value)
 
 
-def matches_filter(value: Any, filter: Mapping[str, Any]) -> bool:
-    """Whether an item's value matches a checked filter."""
-    return isinstance(value, dict) and all(
-        _matches(value.get(field), expected) for field, expected in filter.items()
-    )
+def filter_matcher(filter: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """Whether an item's value matches a checked filter, as a function of the value.
+
+    The filter is worked out once, into one small function per field, operator and
+    element, so that a search that reads many items does not interpret it again for
+    each of them.
+    """
+    fields = [(field, _matcher(expected)) for field, expected in filter.items()]
+
+    def matches(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for field, matcher in fields:  # noqa: SIM110 - all() would make a generator per value
+            if not matcher(value.get(field)):
+                return False
+        return True
+
+    return matches
 
 
-def _matches(actual: Any, expected: Any) -> bool:
+def _matcher(expected: Any) -> Callable[[Any], bool]:
+    """Whether a field's value (None: missing) matches ``expected``."""
     if isinstance(expected, Mapping):
         if any(name.startswith("$") for name in expected):
-            return all(_apply(actual, name, operand) for name, operand in expected.items())
-        return isinstance(actual, dict) and all(
-            _matches(actual.get(name), value) for name, value in expected.items()
-        )
+            operators = [_operator(name, operand) for name, operand in expected.items()]
+            return lambda actual: all(operator(actual) for operator in operators)
+        return filter_matcher(expected)  # a dict holding at least these entries
     if isinstance(expected, list | tuple):
-        return (
-            isinstance(actual, list | tuple)
-            and len(actual) == len(expected)
-            and all(_matches(a, e) for a, e in zip(actual, expected, strict=True))
-        )
-    return bool(actual == expected)
+        elements = [_matcher(element) for element in expected]
+
+        def matches_list(actual: Any) -> bool:
+            return (
+                isinstance(actual, list | tuple)
+                and len(actual) == len(elements)
+                and all(match(each) for match, each in zip(elements, actual, strict=True))
+            )
+
+        return matches_list
+    return lambda actual: bool(actual == expected)
 
 
-def _apply(actual: Any, name: str, operand: Any) -> bool:
+def _operator(name: str, operand: Any) -> Callable[[Any], bool]:
     if name == "$eq":
-        return bool(actual == operand)
+        return lambda actual: bool(actual == operand)
     if name == "$ne":
-        return bool(actual != operand)
-    comparable = (_is_number(actual) and _is_number(operand)) or (
-        isinstance(actual, str) and isinstance(operand, str)
-    )
-    return comparable and _ORDERINGS[name](actual, operand)
+        return lambda actual: bool(actual != operand)
+    ordering = _ORDERINGS[name]
+    if _is_number(operand):
+        return lambda actual: _is_number(actual) and ordering(actual, operand)
+    return lambda actual: isinstance(actual, str) and ordering(actual, operand)
 
 
 def _is_number(value: Any) -> bool:

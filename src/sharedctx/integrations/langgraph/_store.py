@@ -3,11 +3,16 @@
 Each op is written once, as a generator that yields the context calls it needs as
 ``sharedctx.steps.Twin`` steps (a context method and its ``a``-prefixed twin, with
 the same arguments); ``batch`` runs them with ``steps.run``, ``abatch`` awaits them
-with ``steps.arun``. So the two differ only in how a call is made.
+with ``steps.arun``. So the two differ only in how a call is made. One exception: a
+``batch`` of a single get or put (what ``store.get``, ``store.put`` and ``store.delete``
+send) makes its context calls directly (``_get_now``, ``_put_now``, a few lines beside
+``_get`` and ``_put``), because the generator and its trampoline would cost a get as
+much as the rest of it.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +21,7 @@ from langgraph.store.base import (
     GetOp,
     Item,
     ListNamespacesOp,
+    MatchCondition,
     Op,
     PutOp,
     Result,
@@ -40,9 +46,9 @@ from sharedctx.integrations.langgraph._matching import (
     check_conditions,
     check_filter,
     check_namespace,
+    filter_matcher,
     literal_head,
     matches_conditions,
-    matches_filter,
 )
 from sharedctx.steps import Steps, Twin, arun, run
 
@@ -115,7 +121,7 @@ class SharedContextStore(Closeable, BaseStore):
         keyring: KeyRing | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self._keys = KeyEncoding(key_prefix)
+        self._keys = KeyEncoding(key_prefix, check_namespace)
         self.ttl_config = _check_ttl_config(ttl)
         if not isinstance(source, str) or not source:
             raise InvalidArgumentError(f"source must be a non-empty str, not {source!r}")
@@ -186,6 +192,13 @@ class SharedContextStore(Closeable, BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run ``ops`` in order; their results, in the same order."""
+        if type(ops) is list and len(ops) == 1:  # store.get, store.put...: no trampoline
+            op = ops[0]
+            if type(op) is GetOp:
+                return [self._get_now(op, _checked_key(op, self._keys))]
+            if type(op) is PutOp:
+                self._put_now(op, _checked_key(op, self._keys))
+                return [None]
         return run(self._execute(ops), _no_operation)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
@@ -212,22 +225,36 @@ class SharedContextStore(Closeable, BaseStore):
     def _get(self, op: GetOp) -> Steps[Item | None]:
         context = self._context
         key = self._keys.key(op.namespace, op.key)
-        entry = yield from Twin(context.get_entry, context.aget_entry, key)
-        if entry is None:
-            return None
-        if op.refresh_ttl:
-            yield from _refresh(context, [entry])
-        return Item(value=entry.value, **self._fields(entry))
+        entry = yield Twin(context.get_entry, context.aget_entry, key)
+        if entry is not None and op.refresh_ttl and entry.ttl is not None:
+            yield Twin(context.expire, context.aexpire, key, entry.ttl)
+        return _item(op, entry)
 
     def _put(self, op: PutOp) -> Steps[None]:
         context = self._context
         key = self._keys.key(op.namespace, op.key)
         if op.value is None:
-            yield from Twin(context.delete, context.adelete, key)
+            yield Twin(context.delete, context.adelete, key)
         else:
-            ttl = None if op.ttl is None else op.ttl * 60
-            value, source = dict(op.value), self._source
-            yield Twin(_set, _aset, context, key, value, ttl, source)
+            yield Twin(_set, _aset, context, key, *_written(op), self._source)
+
+    def _get_now(self, op: GetOp, key: str) -> Item | None:
+        """:meth:`_get` with its context calls made at once, for a batch of that one op
+        (``store.get``): without a generator and its trampoline, which cost a get as
+        much as the rest of it."""
+        context = self._context
+        entry = context.get_entry(key)
+        if entry is not None and op.refresh_ttl and entry.ttl is not None:
+            context.expire(key, entry.ttl)
+        return _item(op, entry)
+
+    def _put_now(self, op: PutOp, key: str) -> None:
+        """:meth:`_put` with its context call made at once (``store.put``,
+        ``store.delete``), as :meth:`_get_now`."""
+        if op.value is None:
+            self._context.delete(key)
+        else:
+            _set(self._context, key, *_written(op), self._source)
 
     def _search(self, op: SearchOp) -> Steps[list[SearchItem]]:
         if op.limit == 0:
@@ -238,17 +265,19 @@ class SharedContextStore(Closeable, BaseStore):
         page = found[op.offset :]
         if op.refresh_ttl:
             yield from _refresh(self._context, (entry for entry, _ in page))
-        return [SearchItem(value=value, **self._fields(entry)) for entry, value in page]
+        decode = self._keys.decode
+        items = []
+        for entry, value in page:
+            namespace, key = decode(entry.key)  # type: ignore[misc]  # found under the prefix
+            items.append(SearchItem(namespace, key, value, entry.created_at, entry.updated_at))
+        return items
 
     def _list_namespaces(self, op: ListNamespacesOp) -> Steps[list[tuple[str, ...]]]:
         conditions = check_conditions(op.match_conditions)
         context = self._context
         pattern = self._keys.pattern(literal_head(conditions))
-        keys = yield from Twin(context.keys, context.akeys, pattern)
-        namespaces = {decoded[0] for decoded in map(self._keys.decode, keys) if decoded}
-        found = [ns for ns in namespaces if matches_conditions(ns, conditions)]
-        if op.max_depth is not None:
-            found = list({namespace[: op.max_depth] for namespace in found})
+        keys = yield Twin(context.keys, context.akeys, pattern)
+        found = _namespaces(keys, self._keys, conditions, op.max_depth)
         return sorted(found)[op.offset : op.offset + op.limit]
 
     def _fields(self, entry: ContextEntry) -> dict[str, Any]:
@@ -294,6 +323,29 @@ async def _ano_operation(step: object) -> Any:
     raise TypeError(f"not a step of the store: {step!r}")
 
 
+def _item(op: GetOp, entry: ContextEntry | None) -> Item | None:
+    """The answer to ``op`` given the entry of its key: the op's namespace and key are
+    the entry's (its key is theirs encoded), so none is decoded."""
+    if entry is None:
+        return None
+    created_at = entry.created_at
+    return Item(
+        value=entry.value,
+        key=op.key,
+        namespace=op.namespace,
+        created_at=created_at,
+        updated_at=created_at if entry.updated == entry.created else entry.updated_at,
+    )
+
+
+def _written(op: PutOp) -> tuple[dict[str, Any], float | None]:
+    """The value and the TTL in seconds that a put (not a delete) writes."""
+    value: Any = op.value
+    if type(value) is not dict:  # a Mapping of another kind (checked)
+        value = dict(value)
+    return value, None if op.ttl is None else op.ttl * 60
+
+
 def _set(context: SharedContext, key: str, value: Any, ttl: float | None, source: str) -> Any:
     return context.set(key, value, ttl=ttl, source=source)
 
@@ -316,13 +368,14 @@ def _first_matching(
     come early stops early.
     """
     size = count if filter is None else max(count, SEARCH_PAGE)
+    matches = None if filter is None else filter_matcher(filter)
     found: list[tuple[ContextEntry, Any]] = []
     after: str | None = None
     while True:
         entries = yield Twin(_find, _afind, context, pattern, size, after)
         for entry in entries:
             value = entry.value
-            if filter is None or matches_filter(value, filter):
+            if matches is None or matches(value):
                 found.append((entry, value))
                 if len(found) == count:
                     return found
@@ -343,7 +396,83 @@ def _refresh(context: SharedContext, entries: Iterable[ContextEntry]) -> Steps[N
     """Restart the TTL of the entries that have one (no new version, no event)."""
     for entry in entries:
         if entry.ttl is not None:
-            yield from Twin(context.expire, context.aexpire, entry.key, entry.ttl)
+            yield Twin(context.expire, context.aexpire, entry.key, entry.ttl)
+
+
+def _namespaces(
+    keys: list[str],
+    encoding: KeyEncoding,
+    conditions: tuple[MatchCondition, ...],
+    max_depth: int | None,
+) -> set[tuple[str, ...]]:
+    """The namespaces of the items whose keys are ``keys`` (sorted, all under the
+    prefix of ``literal_head(conditions)``) that meet ``conditions``, cut to
+    ``max_depth`` labels.
+
+    Each namespace's prefix is decoded once. With ``max_depth`` and only prefix
+    conditions no longer than it (``list_namespaces(prefix=..., max_depth=...)``), the
+    keys below a namespace of ``max_depth`` labels are skipped by bisection: they all
+    cut to it, so such a listing costs a step per namespace listed, not per item.
+    """
+    head = literal_head(conditions)
+    implied = all(  # every key read meets the conditions: none to check
+        match_type == "prefix" and path == head[: len(path)] for match_type, path in conditions
+    )
+    if max_depth is not None and all(
+        match_type == "prefix" and len(path) <= max_depth for match_type, path in conditions
+    ):
+        return _cut_namespaces(keys, encoding, () if implied else conditions, max_depth)
+    found: set[tuple[str, ...]] = set()
+    seen: set[str] = set()
+    start = len(encoding.key_prefix)
+    for key in keys:
+        cut = key.rfind(_SEPARATOR) + 1
+        prefix = key[:cut] if cut > start else encoding.key_prefix  # else: no namespace
+        if prefix in seen:
+            continue
+        seen.add(prefix)
+        namespace = encoding.namespace(prefix)
+        if implied or matches_conditions(namespace, conditions):
+            found.add(namespace if max_depth is None else namespace[:max_depth])
+    return found
+
+
+def _cut_namespaces(
+    keys: list[str],
+    encoding: KeyEncoding,
+    conditions: tuple[MatchCondition, ...],
+    max_depth: int,
+) -> set[tuple[str, ...]]:
+    """:func:`_namespaces` where a namespace cut to ``max_depth`` labels meets the
+    (prefix) ``conditions`` as the namespace does."""
+    found: set[tuple[str, ...]] = set()
+    start = len(encoding.key_prefix)
+    index, count = 0, len(keys)
+    while index < count:
+        key = keys[index]
+        end, depth = start, 0
+        while depth < max_depth:
+            separator = key.find(_SEPARATOR, end)
+            if separator < 0:
+                break
+            end, depth = separator + 1, depth + 1
+        if depth == max_depth:  # every key that starts as this one cuts to its namespace
+            prefix = key[:end]
+            index = bisect_left(keys, prefix[:-1] + _AFTER_SEPARATOR, index + 1)
+        else:  # an item of a shallower namespace
+            cut = key.rfind(_SEPARATOR) + 1
+            prefix = key[:cut] if cut > start else encoding.key_prefix
+            index += 1
+        namespace = encoding.namespace(prefix)
+        if not conditions or matches_conditions(namespace, conditions):
+            found.add(namespace)
+    return found
+
+
+_SEPARATOR = "/"
+_AFTER_SEPARATOR = chr(ord(_SEPARATOR) + 1)
+"""The character after ``/``: the keys that start with ``p/`` are those from ``p/`` up
+to (without) ``p0``."""
 
 
 MAX_KEY_LENGTH = 1024
@@ -356,19 +485,7 @@ MAX_TTL_MINUTES = 10 * 365.25 * 24 * 60
 
 def _check_op(op: object, keys: KeyEncoding) -> None:
     if isinstance(op, GetOp | PutOp):
-        full = keys.key(check_namespace(op.namespace), _check_key(op.key))
-        if len(full) > MAX_KEY_LENGTH:
-            raise InvalidKeyError(
-                f"item {op.key[:40]!r} of namespace {op.namespace!r} has a key of "
-                f"{len(full)} characters once encoded; at most {MAX_KEY_LENGTH}"
-            )
-        if isinstance(op, PutOp) and op.value is not None:  # not a delete
-            if not isinstance(op.value, Mapping):
-                raise InvalidArgumentError(
-                    f"the value of a PutOp must be a dict (or None to delete), not "
-                    f"{type(op.value).__name__}"
-                )
-            _check_minutes(op.ttl, "PutOp.ttl")
+        _checked_key(op, keys)
     elif isinstance(op, SearchOp):
         check_namespace(op.namespace_prefix, "namespace prefix")
         if op.query:
@@ -387,6 +504,27 @@ def _check_op(op: object, keys: KeyEncoding) -> None:
         _check_count(op.offset, "offset")
     else:
         raise InvalidArgumentError(f"not a LangGraph store op: {op!r}")
+
+
+def _checked_key(op: GetOp | PutOp, keys: KeyEncoding) -> str:
+    """Check a get or a put (or a delete); the key it reads or writes."""
+    if type(op.key) is not str:
+        keys.prefix(op.namespace)  # a bad namespace raises first
+        _check_key(op.key)
+    full = keys.key(op.namespace, op.key)  # checks the namespace (once: it is kept)
+    if len(full) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(
+            f"item {op.key[:40]!r} of namespace {op.namespace!r} has a key of "
+            f"{len(full)} characters once encoded; at most {MAX_KEY_LENGTH}"
+        )
+    if type(op) is not GetOp and isinstance(op, PutOp) and op.value is not None:  # a put
+        if type(op.value) is not dict and not isinstance(op.value, Mapping):
+            raise InvalidArgumentError(
+                f"the value of a PutOp must be a dict (or None to delete), not "
+                f"{type(op.value).__name__}"
+            )
+        _check_minutes(op.ttl, "PutOp.ttl")
+    return full
 
 
 def _check_key(key: Any) -> str:
