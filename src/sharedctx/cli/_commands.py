@@ -200,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true", help="print one JSON object per event")
     watch.add_argument(
         "--since",
-        type=_revision,
+        type=history.parse_revision,
         metavar="REV",
         help="first replay the kept changes after revision REV",
     )
@@ -217,20 +217,6 @@ def _parser() -> argparse.ArgumentParser:
     _keys.add_commands(commands, _backend_option, _shared_backend)
     add_serve_command(commands, _backend_option)
     return parser
-
-
-def _revision(text: str) -> int:
-    """A revision: an int >= 0 (a usage error otherwise, saying what to give)."""
-    try:
-        revision = int(text)
-    except ValueError:
-        revision = -1
-    if revision < 0:
-        raise argparse.ArgumentTypeError(
-            f"give a revision, a whole number >= 0 (the 'revision' of an event that "
-            f"watch --json printed), not {text!r}"
-        )
-    return revision
 
 
 def _session_command(

@@ -27,7 +27,7 @@ from sharedctx.cli import _keys
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["register"]
+__all__ = ["parse_revision", "register"]
 
 OpenSession = Callable[[str, str], AbstractContextManager[SharedContext]]
 """Opens an existing session of a ``--backend``: ``open_session(backend, session)``."""
@@ -54,11 +54,13 @@ def register(
     fork.add_argument("session")
     fork.add_argument("new", help="the new session's id (it must not exist)")
     backend_option(fork)
-    fork.add_argument("--revision", type=_revision, metavar="REV", help="as it was at revision REV")
+    fork.add_argument(
+        "--revision", type=parse_revision, metavar="REV", help="as it was at revision REV"
+    )
     fork.set_defaults(run=lambda args, console: _fork(args, open_session))
 
     inspect.add_argument(
-        "--revision", type=_revision, metavar="REV", help="the entries as they were at REV"
+        "--revision", type=parse_revision, metavar="REV", help="the entries as they were at REV"
     )
     current = inspect.get_default("run")
 
@@ -87,16 +89,17 @@ def _positive(text: str) -> int:
     return number
 
 
-def _revision(text: str) -> int:
-    """A revision: an int >= 0 (a usage error otherwise, saying what to give)."""
+def parse_revision(text: str) -> int:
+    """A revision given on the command line (``--revision``, ``--since``): an int >= 0,
+    else a usage error saying what to give. Used by every command that takes one."""
     try:
         revision = int(text)
     except ValueError:
         revision = -1
     if revision < 0:
         raise argparse.ArgumentTypeError(
-            f"give a revision, a whole number >= 0 (the 'revision' of a version that "
-            f"sharedctx history printed, or of an event of watch --json), not {text!r}"
+            f"give a revision, a whole number >= 0 (the 'revision' of an event that watch "
+            f"--json printed, or of a version that sharedctx history printed), not {text!r}"
         )
     return revision
 
