@@ -165,7 +165,7 @@ def _telemetry_tables(results: Results) -> Iterator[Table]:
     ratios = [f"{mode} / before" for mode in modes if mode != "before" and "before" in modes]
     yield Table(
         f"Telemetry: µs per call (median), each configuration in a process of its own; "
-        f"before = {measured.before_source}",
+        f"before = {measured.before_source.removeprefix('commit ')}",
         ["call", *modes, *ratios],
         rows,
     )

@@ -133,7 +133,7 @@ def _before(directory: Path, log: Log) -> tuple[str | None, str]:
         return None, f"git archive {BEFORE_COMMIT} failed"
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(directory, filter="data")
-    return str(directory / "src"), f"commit {BEFORE_COMMIT}"
+    return str(directory / "src"), f"the code before telemetry ({BEFORE_COMMIT})"
 
 
 def run_telemetry(redis_url: str | None, settings: Settings, log: Log) -> TelemetryResults:
