@@ -46,15 +46,18 @@ _ring: KeyRing | None = None
 # What a sharedctx user needs on Redis, found by running (tests/backends/redis/
 # test_acl.py runs the data path, the watches and the per-session admin calls as a
 # user with only these): the function and the commands it calls, the sharded
-# channels, and EXISTS, PTTL, DEL (has_session, session_summary, delete). Not SCAN:
+# channels (and how many listen to one: a user without PUBSUB SHARDNUMSUB still works,
+# its changes always published), and EXISTS, PTTL, DEL (has_session,
+# session_summary, delete). Not SCAN:
 # it would list every namespace's keys, so `sessions` and `prune` are an admin's.
 # Nor FUNCTION LOAD: the library is loaded by an admin (a user who may load one may
 # replace what every user runs).
 ACL_COMMANDS = (
-    "+fcall", "+ssubscribe", "+sunsubscribe", "+ping", "+exists", "+pttl", "+del",
-    "+hdel", "+hget", "+hincrby", "+hlen", "+hmget", "+hscan", "+hset", "+pexpireat",
-    "+pexpiretime", "+spublish", "+time", "+xadd", "+xlen", "+xrange", "+xtrim", "+zadd",
-    "+zcard", "+zcount", "+zrange", "+zrangebylex", "+zrangebyscore", "+zrem", "+zscore",
+    "+fcall", "+ssubscribe", "+sunsubscribe", "+ping", "+exists", "+pttl", "+del", "+hdel",
+    "+hget", "+hincrby", "+hlen", "+hmget", "+hscan", "+hset", "+pexpireat", "+pexpiretime",
+    "+pubsub|shardnumsub", "+spublish", "+time", "+xadd", "+xlen", "+xrange", "+xtrim",
+    "+zadd", "+zcard", "+zcount", "+zrange", "+zrangebylex", "+zrangebyscore", "+zrem",
+    "+zscore",
 )  # fmt: skip
 """The commands of ``sharedctx acl``; a cluster client needs ``CLUSTER_COMMANDS`` too
 (redis-py reads the slot map and the commands table), found the same way."""

@@ -78,7 +78,7 @@ def test_every_call_sends_the_store_prefix_then_the_operations_arguments() -> No
         "a",
         "b",
     ]
-    settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000", b"8", b"90000"]
+    settings_args = [b"100", b"-1", b"lru", b"30000", b"60000", b"120000", b"8", b"90000", b"0"]
     expected = protocol.pack(b"FCALL", b"lib", len(names), *names, *settings_args, *plain)
     assert prefix.command(argv) == expected
     assert prefix.route == names[0]

@@ -160,6 +160,7 @@ class RedisBackend:
             lease_ttl=self.lease_ttl,
             history_versions=self.history_versions,
             history_retention=self.history_retention,
+            listeners_counted=self.kind == "redis",
         )
         self.registry = Sessions(self.caller, settings, self.purge_interval, keyring)
         self._admin_prefix = settings.for_store(StoreOptions())

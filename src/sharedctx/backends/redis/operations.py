@@ -82,9 +82,14 @@ class Settings(NamedTuple):
     request_window: float
     history_versions: int = 0
     history_retention: float = 60.0
+    listeners_counted: bool = False
+    """Whether the server counts every process that listens to a session: a single
+    server does; a cluster's node does not count those on the replicas of its slots.
+    Where it does, a change is published only when a process listens (one that starts
+    to listen reads what it missed from the stream)."""
 
     def arguments(self) -> list[bytes]:
-        """Arguments 1 to 8 of every call."""
+        """Arguments 1 to 9 of every call."""
         return [
             b"%d" % self.stream_max_len,
             b"%d" % (-1 if self.max_entries is None else self.max_entries),
@@ -94,6 +99,7 @@ class Settings(NamedTuple):
             b"%d" % _ms(self.request_window),
             b"%d" % self.history_versions,
             b"%d" % _ms(self.history_retention),
+            b"1" if self.listeners_counted else b"0",
         ]
 
 
@@ -151,9 +157,9 @@ def prefix(function: bytes, keys: list[bytes], settings: Settings) -> Prefix:
 def arguments(
     operation: Operation[Any], epoch: str, since: int, request: bytes, key_id: bytes = b""
 ) -> list[Any]:
-    """The arguments of one call after the store's prefix (9 on in ``ARGV``: the
+    """The arguments of one call after the store's prefix (10 on in ``ARGV``: the
     operation, the epoch, ``since``, the request id, the data key, then the operation's
-    own, from 14 on): a traced write's request id is followed by a space and its
+    own, from 15 on): a traced write's request id is followed by a space and its
     traceparent; ``key_id``: the data key the client seals with (b"": none)."""
     traceparent = operation.traceparent
     if traceparent is not None:

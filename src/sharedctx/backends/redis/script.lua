@@ -43,17 +43,19 @@
 -- ARGV: the store's settings, the same on every call: 1 stream cap, 2 max entries
 --   (-1: none), 3 eviction ("lru", "oldest", "reject"), 4 session ttl ms (-1: none),
 --   5 event retention ms, 6 how long a request id is remembered (ms), 7 history
---   versions (past versions of a key to keep), 8 history retention ms; then the
---   call's: 9 operation, 10 the client's epoch ("" if it has none), 11 the revision
---   after which the caller wants the events back (-1: none), 12 request id of a write
+--   versions (past versions of a key to keep), 8 history retention ms, 9 "1" if the
+--   server counts every process that listens to a session (a single server: then a
+--   change is published only if one listens; see listened), else "0"; then the
+--   call's: 10 operation, 11 the client's epoch ("" if it has none), 12 the revision
+--   after which the caller wants the events back (-1: none), 13 request id of a write
 --   ("" for a read; a traced write's is followed by a space and its W3C
---   traceparent), 13 the data key the client seals with: its 8-byte id; or, from a
+--   traceparent), 14 the data key the client seals with: its 8-byte id; or, from a
 --   client with a key ring that knows of none for the session, the record of a new
 --   one it proposes (the session takes it with its first write, in that call: of two
 --   clients that start a sealed session at once, the second is told the first's key;
 --   a read or a refused write leaves nothing); "" from a client without a key ring.
---   14.. the operation's arguments. (operations.py builds them: Settings.arguments
---   1 to 8, arguments() 9 on.)
+--   15.. the operation's arguments. (operations.py builds them: Settings.arguments
+--   1 to 9, arguments() 10 on.)
 -- Reply: {status, epoch, events, floor, result...}. status: "ok", "lost" (the
 -- session's data is gone since the client last saw it: nothing was done), "keys"
 -- (the session's data key is not the one the client named: nothing was done; the
@@ -67,6 +69,7 @@ local META, ENTRIES, INDEX, DEADLINES, RECENCY, TAGS, EVENTS, VALUES, REQUESTS, 
   HISTORY, AGING, CHANNEL
 local KEYS, ARGV  -- the call's keys and arguments
 local cap, max_entries, eviction, session_ttl, retention, window
+local counted  -- whether the server counts every process that listens (ARGV 9)
 local hversions, hretention  -- the store's history settings
 local tracking, hfloor, hsnap, hbytes, hcount, hrefreshed  -- the session's history (META)
 local hchecked  -- whether this call made sure the history is there
@@ -87,7 +90,7 @@ local proposal  -- the record of a data key for a sealed session that has none, 
 local DATA = 12  -- KEYS[1..DATA] are the session's keys; the rest is not
 local CHUNK = 1000  -- most arguments a buffered command is flushed with at once
 local KEEP = "\0keep"  -- source or tags not given: keep the entry's own
-local FIRST = 14  -- the operation's first argument
+local FIRST = 15  -- the operation's first argument
 local EVENT_BATCH = 1000  -- most events returned by one call
 
 local function blob_meta(blob)
@@ -147,6 +150,7 @@ end
 -- runs before anything reads those keys again, and before the reply.
 local pending = {entries = {}, values = {}, index = {}, deadlines = {}}
 local published = {}  -- {revision, action, key, metadata, value} of each change
+local listening  -- whether a process may listen to the session now (nil: not asked yet)
 local buffered = false
 
 local function buffer(list, first, second)
@@ -163,6 +167,19 @@ local function empty_buffers()
   end
   published = {}
   buffered = false
+end
+
+-- Whether a process may listen to the session's channel now. A process that starts
+-- listening later reads what it missed from the stream once it listens (the follower
+-- subscribes, then catches up), so nothing is published when nobody listens, where the
+-- server counts every listener (`counted`: a single server; a cluster's node does not
+-- count those that a replica of its slots serves).
+local function listened()
+  if not counted then
+    return true
+  end
+  local found = redis.pcall("PUBSUB", "SHARDNUMSUB", CHANNEL)
+  return found.err ~= nil or found[2] > 0  -- (a user who may not ask: publish)
 end
 
 local function flush()
@@ -208,7 +225,12 @@ local function emit(action, key, packed, value, previous)
     buffer(pending.values, rev, value)
     buffer(pending.values, "p" .. rev, previous)
   end
-  published[#published + 1] = {rev, action, key, packed, value, context}
+  if listening == nil then
+    listening = listened()
+  end
+  if listening then
+    published[#published + 1] = {rev, action, key, packed, value, context}
+  end
   buffered = true
   local over = stream_length - cap
   if over > 0 and over >= math.max(1, math.floor(cap / 16)) then
@@ -489,17 +511,21 @@ end
 -- The live blobs and metadata of keys (false for none), read together.
 local function live_many(keys)
   flush()
-  local blobs, metas, seen = {}, {}, {}
+  if #keys == 1 then
+    local blob, meta = live(keys[1])
+    return {blob or false}, {meta or false}
+  end
+  local blobs, metas, seen_blob, seen_meta = {}, {}, {}, {}
   for first = 1, #keys, CHUNK do
     local last = math.min(first + CHUNK - 1, #keys)
     local stored = redis.call("HMGET", ENTRIES, unpack(keys, first, last))
     for n = first, last do
-      local key, blob, meta = keys[n], false, false
-      if not seen[key] then  -- a key that comes again may have been removed since
-        blob, meta = alive(key, stored[n - first + 1])
-        seen[key] = {blob or false, meta or false}
+      local key = keys[n]
+      if seen_blob[key] == nil then  -- a key that comes again may have been removed since
+        local blob, meta = alive(key, stored[n - first + 1])
+        seen_blob[key], seen_meta[key] = blob or false, meta or false
       end
-      blobs[n], metas[n] = seen[key][1], seen[key][2]
+      blobs[n], metas[n] = seen_blob[key], seen_meta[key]
     end
   end
   return blobs, metas
@@ -842,17 +868,18 @@ local function reply(status, ...)
     changed = true
   end
   if wrote or changed then
-    local fields = {"rev", rev, "floor", floor_rev, "bytes", bytes}
-    if wrote then
-      fields[#fields + 1], fields[#fields + 2] = "written", now
-    end
     if tracking then
-      for _, field in ipairs({"hfloor", hfloor, "hsnap", hsnap, "hbytes", hbytes,
-          "hcount", hcount}) do
-        fields[#fields + 1] = field
+      local fields = {"rev", rev, "floor", floor_rev, "bytes", bytes, "hfloor", hfloor, "hsnap",
+        hsnap, "hbytes", hbytes, "hcount", hcount}
+      if wrote then
+        fields[#fields + 1], fields[#fields + 2] = "written", now
       end
+      redis.call("HSET", META, unpack(fields))
+    elseif wrote then  -- (the common case, without a list of fields)
+      redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes, "written", now)
+    else
+      redis.call("HSET", META, "rev", rev, "floor", floor_rev, "bytes", bytes)
     end
-    redis.call("HSET", META, unpack(fields))
     local ends = session_lives()
     if tracking then
       history_lives(ends)
@@ -1029,7 +1056,7 @@ local function data_key_admin(a)
   return {"ok", "", {}, 0}
 end
 
--- The data key the client named (ARGV 13) against the session's (its id, "" if it
+-- The data key the client named (ARGV 14) against the session's (its id, "" if it
 -- has none): the reply that tells the client the session's keys, or nil if the call
 -- goes on. A client's proposed key (a record) is taken by a session that has none
 -- and holds no plain value, with this call's write if it writes (see reply): so
@@ -1162,8 +1189,8 @@ local function start(keys, args)
   CHANNEL = keys[DATA + 1]
   cap, max_entries, eviction = tonumber(args[1]), tonumber(args[2]), args[3]
   session_ttl, retention, window = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
-  hversions, hretention = tonumber(args[7]), tonumber(args[8])
-  op, client_epoch, since, request = args[9], args[10], tonumber(args[11]), args[12]
+  hversions, hretention, counted = tonumber(args[7]), tonumber(args[8]), args[9] == "1"
+  op, client_epoch, since, request = args[10], args[11], tonumber(args[12]), args[13]
   trace = nil
   if #request > 32 then  -- a request id (32 hex digits), a space, a traceparent
     request, trace = string.sub(request, 1, 32), string.sub(request, 34)
@@ -1175,11 +1202,15 @@ end
 local function load()
   time = redis.call("TIME")
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  changed, wrote, touched, leased, stream_length = false, false, false, false, nil
+  changed, wrote, touched, leased, stream_length, listening = false, false, false, false, nil, nil
   empty_buffers()  -- a call that failed half-way may have left some
 
   local state = redis.call("HMGET", META, "epoch", "rev", "floor", "bytes", "refreshed", "dkid",
-    "hfloor", "hsnap", "hbytes", "hcount", "hrefreshed")
+    "hfloor")
+  if state[7] then  -- (a session that keeps history: its counters too)
+    local more = redis.call("HMGET", META, "hsnap", "hbytes", "hcount", "hrefreshed")
+    state[8], state[9], state[10], state[11] = more[1], more[2], more[3], more[4]
+  end
   epoch = state[1]
   fresh = not epoch
   if fresh then
@@ -1216,7 +1247,7 @@ local function call(keys, args)
   end
   -- A client that seals with another data key than the session's (or that does not
   -- know the session is sealed) learns the session's first.
-  local refused = check_key(args[13], session_key)
+  local refused = check_key(args[14], session_key)
   if refused then
     return refused
   end
@@ -1255,13 +1286,14 @@ local function call(keys, args)
     local writes, keys, i = {}, {}, at
     while i <= #a do
       local write = {key = a[i], value = a[i + 1], ttl = tonumber(a[i + 2]),
-        if_version = tonumber(a[i + 3]), source = a[i + 4], holder = a[i + 5]}
+        if_version = tonumber(a[i + 3]), source = a[i + 4], holder = a[i + 5], tags = false,
+        blob = false, old = false}  -- (every field made at once: none added later)
       write.tags, i = read_tags(i + 6)
       writes[#writes + 1] = write
       keys[#keys + 1] = write.key
     end
     local blobs, metas = live_many(keys)
-    local keep, fresh = {}, 0
+    local keep, fresh = max_entries >= 0 and {}, 0  -- (keep: for make_room only)
     for n, write in ipairs(writes) do
       write.blob, write.old = blobs[n], metas[n]
       local version = write.old and write.old[1] or 0
@@ -1274,7 +1306,9 @@ local function call(keys, args)
       if not write.old then
         fresh = fresh + 1
       end
-      keep[write.key] = true
+      if keep then
+        keep[write.key] = true
+      end
     end
     if not make_room(fresh, keep, #writes) then
       return reply("full", redis.call("HLEN", ENTRIES))

@@ -40,8 +40,10 @@ class SessionSettings:
         lease_ttl: float,
         history_versions: int = 0,
         history_retention: float | None = None,
+        listeners_counted: bool = False,
     ) -> None:
         self.namespace = namespace
+        self.listeners_counted = listeners_counted
         self.history_versions = history_versions
         self.history_retention = event_retention if history_retention is None else history_retention
         self.stream_max_len = stream_max_len
@@ -62,6 +64,7 @@ class SessionSettings:
             self.history_retention
             if options.history_retention is None
             else options.history_retention,
+            self.listeners_counted,
         )
 
 

@@ -184,7 +184,7 @@ class RedisStore(Handlers):
     # -- sealed sessions -----------------------------------------------------------------
 
     def _sealing(self, operation: Operation[Any]) -> bytes:
-        """The data key a call names to the server (see script.lua, ARGV 13), and its
+        """The data key a call names to the server (see script.lua, ARGV 14), and its
         values sealed by it: a sealed store's current one (or the record of the one
         it proposes for a session that has none), a plain store's b"" (or the key of
         the sealed session it met, where it may not write)."""
