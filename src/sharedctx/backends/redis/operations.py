@@ -972,13 +972,14 @@ def _matching_keys(
     batch = None if limit is None else max(limit, KEYS_BATCH)
     matched: list[str] = []
     first: bytes | None = None
+    everyone = glob.is_literal or glob.selects_prefix  # (the range is the pattern)
     while True:
         keys, revision = yield Keys(lo, hi, batch)
         if first is None:
             first = revision
         elif revision != first:
             return matched, b""  # changed between batches: FindKeys will say so
-        matched += [key for key in keys if glob.match(key)]
+        matched += keys if everyone else [key for key in keys if glob.match(key)]
         if limit is not None and len(matched) >= limit:
             return matched[:limit], first
         if batch is None or len(keys) < batch:

@@ -678,7 +678,9 @@ end
 
 -- Up to `limit` (-1: all) live members of the lexicographic range [lo, hi] of zset
 -- `set`, as `name(member)` gives them; expired keys met on the way are removed.
-local function live_range(set, lo, hi, limit, name)
+-- `is_live`: whether a key is live (by default live(), which reads its entry).
+local function live_range(set, lo, hi, limit, name, is_live)
+  is_live = is_live or live
   local found = {}
   local batch = limit < 0 and -1 or limit
   while true do
@@ -690,7 +692,7 @@ local function live_range(set, lo, hi, limit, name)
     end
     for _, member in ipairs(members) do
       local key = name(member)
-      if live(key) then
+      if is_live(key) then
         found[#found + 1] = key
         if #found == limit then
           return found
@@ -706,6 +708,24 @@ end
 
 local function same(member)
   return member
+end
+
+-- A test of liveness that reads no entry: a key is live unless the deadlines hold it
+-- as due now (every entry with an expiry is there, by its expiry); a due one is
+-- removed when met, as live() does. Nil (read each entry) when many are due: the
+-- sweeps had no time to remove them.
+local function not_due()
+  local due = redis.call("ZRANGEBYSCORE", DEADLINES, "-inf", now, "LIMIT", 0, CHUNK + 1)
+  if #due > CHUNK then
+    return nil
+  end
+  local set = {}
+  for _, key in ipairs(due) do
+    set[key] = true
+  end
+  return function(key)
+    return not set[key] or live(key) ~= nil
+  end
 end
 
 local function count()
@@ -1352,10 +1372,10 @@ local function call(keys, args)
     changed, wrote = true, true
     return reply("ok", 1)
   elseif op == "keys" then  -- lo, hi, limit: live keys of an index range, and the revision
-    local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
+    local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same, not_due())
     return reply("ok", keys, tostring(rev))
   elseif op == "find_range" then  -- lo, hi, limit
-    local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same)
+    local keys = live_range(INDEX, a[at], a[at + 1], tonumber(a[at + 2]), same, not_due())
     return reply("ok", entries(keys, false))
   elseif op == "find_keys" then  -- rev, keys...: entries if nothing changed since rev
     if tostring(rev) ~= a[at] then
@@ -1372,7 +1392,8 @@ local function call(keys, args)
     local function untagged(member)
       return string.sub(member, #prefix + 1)
     end
-    local keys = live_range(TAGS, lo, "[" .. prefix .. "\255", tonumber(a[at + 2]), untagged)
+    local keys = live_range(TAGS, lo, "[" .. prefix .. "\255", tonumber(a[at + 2]), untagged,
+      not_due())
     return reply("ok", entries(keys, false))
   elseif op == "count" then
     return reply("ok", count())
