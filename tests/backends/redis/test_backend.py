@@ -705,3 +705,26 @@ def test_changes_keep_arriving_by_channel_over_many_starts_of_listening(
                     time.sleep(0.001)
         ctx.destroy()
     listening.close()
+
+
+@pytest.mark.parametrize("due", [3, 1005], ids=["few-due", "many-due"])
+def test_a_range_read_leaves_out_and_removes_what_expired(url: str, due: int) -> None:
+    """Keys, pattern and tag reads judge a key of their range by the deadlines (or, with
+    more than 1000 due, by its entry): an expired one is left out and removed, once."""
+    backend = RedisBackend(url, purge_interval=3600)  # no sweep in between
+    with SharedContext(new_session(), backend=backend) as ctx:
+        ctx.set_multiple({f"p:{i:04d}": i for i in range(due)}, ttl=0.05, tags=["t"])
+        ctx.set_multiple({"p:live": 1, "p:later": 2}, tags=["t"])
+        ctx.expire("p:later", 3600)
+        events: list[ContextEvent] = []
+        ctx.subscribe("*", events.append)
+        time.sleep(0.15)
+        assert ctx.keys("p:*") == ["p:later", "p:live"]
+        assert [e.key for e in ctx.find_by_pattern("p:*")] == ["p:later", "p:live"]
+        assert [e.key for e in ctx.find_by_tag("t")] == ["p:later", "p:live"]
+        assert sorted(e.key for e in events if e.action == "expire") == [
+            f"p:{i:04d}" for i in range(due)
+        ]
+        assert ctx.stats().entries == 2
+        ctx.destroy()
+    backend.close()
