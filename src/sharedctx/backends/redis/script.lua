@@ -676,10 +676,24 @@ local function entries(keys, reading)
   return found
 end
 
+local function same(member)
+  return member
+end
+
+local function every()
+  return true
+end
+
 -- Up to `limit` (-1: all) live members of the lexicographic range [lo, hi] of zset
 -- `set`, as `name(member)` gives them; expired keys met on the way are removed.
 -- `is_live`: whether a key is live (by default live(), which reads its entry).
 local function live_range(set, lo, hi, limit, name, is_live)
+  if is_live == every and name == same then  -- nothing is due: the range as it is
+    if limit < 0 then
+      return redis.call("ZRANGEBYLEX", set, lo, hi)
+    end
+    return redis.call("ZRANGEBYLEX", set, lo, hi, "LIMIT", 0, limit)
+  end
   is_live = is_live or live
   local found = {}
   local batch = limit < 0 and -1 or limit
@@ -706,18 +720,18 @@ local function live_range(set, lo, hi, limit, name, is_live)
   end
 end
 
-local function same(member)
-  return member
-end
-
 -- A test of liveness that reads no entry: a key is live unless the deadlines hold it
 -- as due now (every entry with an expiry is there, by its expiry); a due one is
--- removed when met, as live() does. Nil (read each entry) when many are due: the
--- sweeps had no time to remove them.
+-- removed when met, as live() does. `every` when none is due (live_range then answers
+-- with the range as it is); nil (read each entry) when many are due: the sweeps had no
+-- time to remove them.
 local function not_due()
   local due = redis.call("ZRANGEBYSCORE", DEADLINES, "-inf", now, "LIMIT", 0, CHUNK + 1)
   if #due > CHUNK then
     return nil
+  end
+  if #due == 0 then
+    return every
   end
   local set = {}
   for _, key in ipairs(due) do
