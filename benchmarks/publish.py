@@ -11,7 +11,9 @@ always come from one run and nobody edits figures by hand. The text around the m
     python benchmarks/publish.py --when "2026-11-30 15:05 UTC"
 
 writes the page's figures again from the published ``docs/benchmark-results.json``
-(after a change of the tables' layout), without running anything.
+(after a change of the tables' layout), without running anything; with
+``--judge-again`` it first judges the targets again on that run's own numbers (after a
+target was added) and writes them into the results file.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from report import (
     tables,
     target_table,
 )
-from results import Results, read_json
-from targets import REGRESSION_GOAL
+from results import Results, read_json, write_json
+from targets import REGRESSION_GOAL, targets
 
 __all__ = ["END", "START", "page_block", "publish", "source_revision", "write_page"]
 
@@ -141,8 +143,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Write the benchmarks page's figures again.")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "benchmark-results.json")
     parser.add_argument("--when", help="when the run ended (default: its results' own record)")
+    parser.add_argument(
+        "--judge-again",
+        action="store_true",
+        help="judge the targets again on the run's numbers and write them into --results",
+    )
     options = parser.parse_args()
     results = read_json(options.results)
+    if options.judge_again:
+        results.targets = targets(results)
+        write_json(results, options.results)
     when = options.when or results.config.get("when")
     if not when:
         parser.error(f"{options.results} does not say when the run was: give --when")

@@ -54,6 +54,9 @@ PEERS_IN_PROCESS = 1.2
 """The most SharedContextStore may cost per op, in process, in InMemoryStore's times."""
 PEERS_SHARED = 3.0
 """The fewest times PostgresStore's ops/s SharedContextStore on Redis must make."""
+SET_SERVER_US_BEFORE = 48.5
+"""The server's time per Redis ``set`` in the last full run before Performance 3 (µs);
+its goal is a third of that."""
 """Without a provider, get and set within 2% of the code before telemetry."""
 TARGET_SIZE = 100_000
 """The size of the in-memory get and set targets."""
@@ -86,8 +89,42 @@ def targets(results: Results) -> list[Target]:
         *_web(results),
         *_first_hour(results),
         *_telemetry(results),
+        *_performance3_redis(results),
         *_peers(results),
     ]
+
+
+def _performance3_redis(results: Results) -> Iterator[Target]:
+    """The write path's goals; its in-process and notification goals are Performance
+    2's, judged there."""
+    redis = results.redis
+    if redis is None or "set" not in redis.latency:
+        return
+    server = redis.server_us.get("set", {}).get("sharedctx")
+    if server is not None:
+        goal = SET_SERVER_US_BEFORE / 3
+        yield Target(
+            PERFORMANCE3,
+            f"Redis set: server time at most a third of {SET_SERVER_US_BEFORE:g} µs",
+            f"{number(server)} µs (goal {number(goal)} µs)",
+            "met" if server <= goal else "missed",
+        )
+    mine, raw = redis.latency["set"]["sharedctx"], redis.latency["set"]["redis-py"]
+    p50, p99 = mine.p50 / raw.p50, mine.p99 / raw.p99
+    yield Target(
+        PERFORMANCE3,
+        "Redis set <= 1.2x redis-py SET at p50 and at p99",
+        f"{number(p50)}x at p50, {number(p99)}x at p99",
+        "met" if max(p50, p99) <= 1.2 else "missed",
+    )
+    batch = f"set_multiple({BATCH})"
+    if batch in redis.latency:
+        yield _p50_target(
+            PERFORMANCE3,
+            f"Redis set_multiple({BATCH}) <= 1.3x redis-py MULTI/EXEC of {BATCH} SETs",
+            redis.latency[batch],
+            1.3,
+        )
 
 
 def _peers(results: Results) -> Iterator[Target]:
