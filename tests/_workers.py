@@ -16,11 +16,13 @@ def increment(url: str, session: str, times: int) -> None:
             ctx.update("counter", lambda value: value + 1, default=0)
 
 
-def write_keys(url: str, session: str, prefix: str, count: int) -> None:
-    """Write `count` keys under `prefix`."""
+def write_keys(url: str, session: str, prefix: str, count: int, pause: float = 0.0) -> None:
+    """Write `count` keys under `prefix` (`pause` seconds after each)."""
     with SharedContext(session, backend=url) as ctx:
         for n in range(count):
             ctx.set(f"{prefix}{n}", n)
+            if pause:
+                time.sleep(pause)
 
 
 def hold_open(url: str, session: str, seconds: float) -> None:

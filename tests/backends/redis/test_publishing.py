@@ -5,8 +5,11 @@ listeners a replica serves, every change is published."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -67,6 +70,50 @@ def test_nothing_is_published_while_nobody_listens(redis_server: RedisServer) ->
         writer.close()
         reader.close()
         client.close()
+
+
+def test_watchers_that_start_while_another_process_writes_miss_and_repeat_nothing(
+    redis_server: RedisServer,
+) -> None:
+    """The race the skipped publishing opens: a change made just before a watcher's
+    subscription counts is not published, and must come from the stream. Watchers of
+    their own (each its own listener) start one after another while a writer process
+    sets w0, w1, ... (about 2 ms apart, so that most changes come while they listen);
+    each gets every change after its revision once, in order."""
+    session, total = f"pub-{uuid.uuid4().hex[:8]}", 600
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from tests._workers import write_keys; write_keys({redis_server.url!r}, "
+         f"{session!r}, 'w', {total}, 0.002)"],
+        cwd=Path(__file__).parents[3],
+    )  # fmt: skip
+    # No sweep in the test's time, so no sweep's catching up hides a change missed.
+    backends = [RedisBackend(redis_server.url, purge_interval=3600) for _ in range(3)]
+    try:
+        with SharedContext(session, backend=backends[0]) as probe:
+            started = []
+            for backend, at in zip(backends, (20, 150, 300), strict=True):
+                deadline = time.monotonic() + 30
+                while probe.revision < at:
+                    assert time.monotonic() < deadline, "the writer did not get that far"
+                    time.sleep(0.002)
+                since = probe.revision
+                context = SharedContext(session, backend=backend)
+                started.append((since, context, context.watch("w*", since=since)))
+            for since, context, watch in started:
+                with context, watch:
+                    events = [watch.get(timeout=10) for _ in range(total - since)]
+                assert [event.revision for event in events] == list(range(since + 1, total + 1))
+                assert [(event.key, event.entry.value) for event in events] == [
+                    (f"w{n}", n) for n in range(since, total)
+                ]
+        assert writer.wait(30) == 0
+        with SharedContext(session, backend=backends[0]) as ctx:
+            ctx.destroy()
+    finally:
+        writer.kill()
+        for backend in backends:
+            backend.close()
 
 
 def test_a_raw_subscriber_counts_as_a_listener(redis_server: RedisServer) -> None:
