@@ -10,6 +10,9 @@ network.
 - :meth:`FaultProxy.stall` holds every byte, both ways, for N seconds: the server
   gets the request late and the client's reply comes late (or, past its timeout,
   never), as with a server paused or a network partition that heals.
+- :meth:`FaultProxy.hold_reply` holds the reply of the next matching request until
+  :meth:`FaultProxy.release`: the server applied the call, its reply comes late, after
+  the replies of calls made since on other connections.
 - :meth:`FaultProxy.reset` closes every connection at once.
 """
 
@@ -29,6 +32,8 @@ class _Link:
         self.client = client
         self.server = server
         self.drop_reply = False  # the reply to the request just forwarded is dropped
+        self.held: bytearray | None = None  # replies held back (None: none are)
+        self.sending = threading.Lock()  # the pump's and release()'s writes to the client
         self.closed = False
 
     def close(self) -> None:
@@ -59,6 +64,7 @@ class FaultProxy:
         self._every = 0  # drop the reply of every n-th matching request (0: next only)
         self._seen = 0
         self._left = 0  # replies still to drop
+        self._hold: bytes | None = None  # hold the reply of the next request with this
         self.dropped = 0
         self._stalled_until = 0.0
         self._closed = False
@@ -77,6 +83,28 @@ class FaultProxy:
         connections."""
         with self._lock:
             self._match, self._left, self._every, self._seen = match, count, every, 0
+
+    def hold_reply(self, match: bytes) -> None:
+        """Hold the reply of the next request containing ``match`` (and what follows
+        it on that connection) until :meth:`release`."""
+        with self._lock:
+            self._hold = match
+
+    @property
+    def holding(self) -> bool:
+        """Whether a held reply has come from the server."""
+        with self._lock:
+            return any(link.held for link in self._links)
+
+    def release(self) -> None:
+        """Send the held replies on, and hold nothing more."""
+        with self._lock:
+            self._hold, links = None, list(self._links)
+        for link in links:
+            with link.sending:
+                held, link.held = link.held, None
+                if held:
+                    link.client.sendall(held)
 
     def stall(self, seconds: float) -> None:
         """Hold all traffic, both ways, for ``seconds`` from now."""
@@ -143,12 +171,18 @@ class FaultProxy:
                         link.close()  # the reply is lost, the connection reset
                         return
                     else:
-                        link.client.sendall(data)
+                        with link.sending:
+                            if link.held is not None:
+                                link.held += data
+                            else:
+                                link.client.sendall(data)
         except (OSError, ValueError):
             link.close()
 
     def _to_server(self, link: _Link, data: bytes) -> None:
         with self._lock:
+            if self._hold is not None and self._hold in data:
+                self._hold, link.held = None, bytearray()
             if self._match is not None and self._match in data:
                 self._seen += 1
                 if self._every:

@@ -13,19 +13,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from sharedctx import (
     BackendUnavailableError,
     OutcomeUnknownError,
     RedisBackend,
+    SessionLostError,
     SharedContext,
     VersionConflictError,
 )
+from sharedctx.backends.redis.keys import session_keys
 
 from ... import _workers
 from ..._proxy import FaultProxy
@@ -181,6 +186,63 @@ def test_processes_updating_while_one_reply_in_ten_is_lost_end_at_exactly_n_time
     assert fault_proxy.dropped >= processes * times // 10
     assert direct.get("counter") == processes * times
     assert direct.get_entry("counter").version == processes * times  # type: ignore[union-attr]
+
+
+# -- a lost session, told by a reply that comes late ------------------------------------
+
+
+@pytest.mark.parametrize("answered", ["after the loss", "before the loss"])
+def test_a_lost_session_is_reported_once_when_a_call_sent_before_answers_last(
+    fault_proxy: FaultProxy, redis_server: RedisServer, answered: str
+) -> None:
+    """A call sent before the loss was handled, whose reply comes after the session
+    was written again, tells nothing new. If the server answered it after the loss
+    (the session is gone), it is sent again; if before, its answer stands, and the
+    epoch it carries, the lost session's, is not taken back. Either way neither the
+    caller nor the watchers are told of the loss a second time."""
+    session = new_session()
+    admin = redis.Redis(port=redis_server.port)
+    with through(fault_proxy, session, purge_interval=3600) as ctx, ctx.watch() as watch:
+        ctx.set("k", "precious")
+        assert watch.get(timeout=5).key == "k"
+        data = session_keys("sharedctx", session)[:-1]
+        if answered == "after the loss":
+            admin.delete(*data)  # the data gone, as a flush
+        fault_proxy.hold_reply(b"held-key")
+        late: list[object] = []
+        caller = threading.Thread(target=lambda: late.append(_outcome(ctx.get, "held-key")))
+        caller.start()
+        deadline = time.monotonic() + 5
+        while not fault_proxy.holding:  # the server has answered
+            assert time.monotonic() < deadline, "the call never reached the server"
+            time.sleep(0.01)
+        if answered == "before the loss":
+            admin.delete(*data)
+        with pytest.raises(SessionLostError):
+            ctx.get("k")
+        ctx.set("k", "fresh")  # the session again
+        fault_proxy.release()
+        caller.join(10)
+        assert late == [None]  # no such key, and no second loss
+        entry = ctx.get_entry("k")
+        assert entry is not None
+        assert (entry.value, entry.version) == ("fresh", 1)
+        with pytest.raises(SessionLostError):
+            watch.get(timeout=5)
+        event = watch.get(timeout=5)
+        assert (event.action, event.key, event.entry.value) == ("set", "k", "fresh")
+        ctx.set("k", "again")
+        assert watch.get(timeout=5).entry.value == "again"  # no second loss in between
+        ctx.destroy()
+    admin.close()
+
+
+def _outcome(call: Callable[..., object], *args: object) -> object:
+    """What ``call(*args)`` returned, or the exception it raised."""
+    try:
+        return call(*args)
+    except Exception as error:
+        return error
 
 
 # -- one factory run per session, across processes -------------------------------------------

@@ -379,7 +379,7 @@ def test_a_reply_without_epoch_that_comes_late_does_not_hide_a_loss(server: Redi
             known = store._epoch
             assert known
             late = [b"ok", b"", [], 0, *early]  # the early call's reply, processed now
-            store._settle(late, False, protocol.Revision())
+            store._settle(late, False, protocol.Revision(), b"", "")  # sent without an epoch
             assert store._epoch == known
             writer.destroy()
         with pytest.raises(SessionLostError):

@@ -151,11 +151,12 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(user)
-            key = self._sealing(operation)
-            argv = self._argv(operation, request, events, key)
+            key, epoch = self._sealing(operation), self._epoch
+            argv = self._argv(operation, request, events, key, epoch)
             raw = self._caller.call(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, user, operation, key), self.reader)
+                reply = self._settle(raw, user, operation, key, epoch)
+                return operation.parse(reply, self.reader)
             except _Retry:
                 continue
 
@@ -164,22 +165,23 @@ class RedisStore(Handlers):
         request = protocol.new_request_id() if operation.writes else b""
         while True:
             self._begin(True)
-            key = self._sealing(operation)
-            argv = self._argv(operation, request, True, key)
+            key, epoch = self._sealing(operation), self._epoch
+            argv = self._argv(operation, request, True, key, epoch)
             raw = await self._caller.acall(operation, self._prefix, argv)
             try:
-                return operation.parse(self._settle(raw, True, operation, key), self.reader)
+                reply = self._settle(raw, True, operation, key, epoch)
+                return operation.parse(reply, self.reader)
             except _Retry:
                 continue
 
     def _argv(
-        self, operation: Operation[Any], request: bytes, events: bool, key: bytes
+        self, operation: Operation[Any], request: bytes, events: bool, key: bytes, epoch: str
     ) -> list[Any]:
         if operation.since is not None:
             since = operation.since
         else:
             since = self._delivered if events and len(self._hub) else -1
-        return protocol.arguments(operation, self._epoch, since, request, key)
+        return protocol.arguments(operation, epoch, since, request, key)
 
     # -- sealed sessions -----------------------------------------------------------------
 
@@ -235,9 +237,10 @@ class RedisStore(Handlers):
                 raise self._lost_error()
 
     def _settle(
-        self, raw: list[Any], user: bool, operation: Operation[Any], key: bytes = b""
+        self, raw: list[Any], user: bool, operation: Operation[Any], key: bytes, sent: str
     ) -> protocol.Reply:
-        """The reply of a call that named data key ``key`` (see :meth:`_sealing`)."""
+        """The reply of a call that named data key ``key`` (see :meth:`_sealing`) and
+        epoch ``sent``."""
         reply = protocol.reply_of(raw)
         if reply.status == b"keys":
             self._rekeyed([bytes(record) for record in reply.result[:2] if record])
@@ -252,7 +255,10 @@ class RedisStore(Handlers):
             self.keys.settle(key)  # a proposed data key, taken with this write
         if reply.status == b"lost":
             with self._epoch_lock:
-                known = reply.epoch == self._epoch  # another call of ours met it first
+                # Known if another call of ours met it first: its reply told us the
+                # epoch, or a loss was handled since this call was sent (a call of the
+                # follower's, sent before, may be answered after the user's next call).
+                known = reply.epoch == self._epoch or sent != self._epoch
                 if not known:
                     self._on_lost(reply.epoch)
             if known:
@@ -261,10 +267,11 @@ class RedisStore(Handlers):
                 raise self._lost_error()
             self._lost = True  # the next call of the context's user raises it
             raise _Retry
-        if reply.epoch:
+        if reply.epoch and (not sent or sent == self._epoch):
             # No epoch: the session did not exist when that call ran, which may have
             # been before a call whose reply came first and told us the epoch: keep
-            # it (if the session was lost since, the next call is told so).
+            # it (if the session was lost since, the next call is told so). Nor is the
+            # epoch of a call sent before a loss we handled since taken back.
             self._epoch = reply.epoch
         if operation.since is None and (reply.events or reply.floor):
             changes = [protocol.change_of_reply(event) for event in reply.events]
